@@ -1,0 +1,107 @@
+/**
+ * The last steps of an upgrade, shared by the echo server and the hub
+ * server: answering with an HTTP error (never a 101) or with the 101 that
+ * hands the socket to a Connection. Also the http.Server settings that bound
+ * how long and how large an upgrade request may be.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
+import {
+  acceptResponse,
+  parseSubprotocols,
+  rejectionBody,
+  rejectionResponse,
+  type Rejection,
+} from './protocol/handshake.ts';
+
+/** Picks one of the offered subprotocols, or undefined for none. */
+export type ProtocolSelector = (offered: string[], request: IncomingMessage) => string | undefined;
+
+/** Bound on the time from connect to a complete upgrade request, in ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+/** Bound on the size of the request line plus headers, in bytes. */
+export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+
+/**
+ * Options for `http.createServer` that bound the upgrade request: its
+ * headers must arrive within `handshakeTimeout` ms (else 408) and fit in
+ * `maxHeaderSize` bytes (else 431). Node checks the timeout every
+ * `connectionsCheckingInterval` ms, so that is set to a fraction of it.
+ */
+export function boundedServerOptions(
+  handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT,
+  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
+): {
+  headersTimeout: number;
+  requestTimeout: number;
+  maxHeaderSize: number;
+  connectionsCheckingInterval: number;
+} {
+  return {
+    headersTimeout: handshakeTimeout,
+    requestTimeout: handshakeTimeout,
+    maxHeaderSize,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(handshakeTimeout / 4))),
+  };
+}
+
+/**
+ * The protocol the selector picked, provided the client offered it: a
+ * selector can never make the server answer with a protocol nobody asked for.
+ */
+export function selectProtocol(
+  request: IncomingMessage,
+  selector: ProtocolSelector | undefined,
+): string | undefined {
+  if (selector === undefined) return undefined;
+  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
+  if (offered.length === 0) return undefined;
+  const chosen = selector(offered, request);
+  return chosen !== undefined && offered.includes(chosen) ? chosen : undefined;
+}
+
+/** Where a rejection is written: the raw socket of an upgrade, or a normal response. */
+export type Responder = { socket: Duplex } | { response: ServerResponse };
+
+/** Sends an HTTP error for a refused upgrade and closes the connection. */
+export function reject(target: Responder, r: Rejection): void {
+  if ('response' in target) {
+    const body = rejectionBody(r);
+    target.response.writeHead(r.status, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
+      ...r.headers,
+    });
+    target.response.end(body);
+    return;
+  }
+  const socket = target.socket;
+  if (socket.destroyed) return;
+  socket.end(rejectionResponse(r));
+  // A peer that never reads would keep the socket half-written forever.
+  setTimeout(destroyDuplex, 2_000, socket).unref();
+}
+
+function destroyDuplex(socket: Duplex): void {
+  socket.destroy();
+}
+
+/**
+ * Writes the 101 and hands the socket to a new Connection. Returns null when
+ * the socket died during the upgrade.
+ */
+export function completeUpgrade(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  protocol: string | undefined,
+  options: ConnectionOptions,
+  handlers: ConnectionHandlers,
+): Connection | null {
+  if (socket.destroyed || !socket.writable) return null;
+  const key = request.headers['sec-websocket-key'] as string;
+  socket.write(acceptResponse(key, protocol));
+  return new Connection(socket as Socket, options, handlers, protocol, head);
+}

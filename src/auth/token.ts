@@ -1,0 +1,204 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import { CompactSign, compactVerify, errors as joseErrors } from 'jose';
+import { InvalidTokenError, type InvalidTokenReason } from './errors.ts';
+import { strongSecret } from './secret.ts';
+import { userInfoFromClaims, type UserInfo } from './user.ts';
+
+/** Turns a bearer token into a user, or rejects with InvalidTokenError. */
+export interface TokenAuthenticator {
+  authenticate(token: string): Promise<UserInfo>;
+}
+
+/** Optional checks of the HS256 authenticator. */
+export interface HS256Options {
+  /** Clock skew tolerated for `exp` and `nbf`, in seconds (default 0). */
+  leewaySeconds?: number;
+  /** When set, the `iss` claim must equal this value or one of these values. */
+  issuer?: string | string[];
+  /** When set, the `aud` claim (string or array) must contain one of these values. */
+  audience?: string | string[];
+  /** When true, tokens without `exp` are rejected (default false, as in the seed). */
+  requireExp?: boolean;
+  /** Current time in milliseconds; only tests need to replace it. */
+  now?: () => number;
+}
+
+/** Tokens longer than this are rejected before any parsing (Node's header limit is 16 KiB anyway). */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+
+const BASE64URL_PART = /^[A-Za-z0-9_-]*$/;
+const ALGORITHM = 'HS256';
+
+/**
+ * HS256 (HMAC-SHA256) JWT authenticator. Takes a secret of at least 32 bytes
+ * (copied; throws WeakSecretError otherwise) and optional claim checks.
+ * `authenticate` resolves to the token's UserInfo or rejects with InvalidTokenError.
+ */
+export class HS256TokenAuthenticator implements TokenAuthenticator {
+  readonly #key: KeyObject;
+  readonly #leeway: number;
+  readonly #issuers: readonly string[] | undefined;
+  readonly #audiences: readonly string[] | undefined;
+  readonly #requireExp: boolean;
+  readonly #now: () => number;
+
+  constructor(secret: Uint8Array | string, options: HS256Options = {}) {
+    // A KeyObject holds its own copy of the bytes, so the caller's buffer is not referenced.
+    this.#key = createSecretKey(strongSecret(secret));
+    const leeway = options.leewaySeconds ?? 0;
+    if (!Number.isFinite(leeway) || leeway < 0) {
+      throw new RangeError('leewaySeconds must be a finite number >= 0');
+    }
+    this.#leeway = leeway;
+    this.#issuers = optionList(options.issuer, 'issuer');
+    this.#audiences = optionList(options.audience, 'audience');
+    this.#requireExp = options.requireExp ?? false;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Verifies `token` (format, algorithm, signature, then claims) and returns its user. */
+  async authenticate(token: string): Promise<UserInfo> {
+    checkFormat(token);
+    let payload: Uint8Array;
+    try {
+      ({ payload } = await compactVerify(token, this.#key, { algorithms: [ALGORITHM] }));
+    } catch (err) {
+      throw fromJoseError(err);
+    }
+    const claims = parseClaims(payload);
+    this.#checkClaims(claims);
+    return userInfoFromClaims(claims);
+  }
+
+  #checkClaims(claims: Record<string, unknown>): void {
+    const nowSeconds = Math.floor(this.#now() / 1000);
+    const exp = numericDateClaim(claims, 'exp');
+    if (exp === undefined && this.#requireExp) {
+      throw new InvalidTokenError('token has no "exp" claim', 'claims');
+    }
+    // The seed's rule: expired only once now is past exp (a token is valid during its exp second).
+    if (exp !== undefined && nowSeconds > exp + this.#leeway) {
+      throw new InvalidTokenError('token has expired', 'expired');
+    }
+    const nbf = numericDateClaim(claims, 'nbf');
+    if (nbf !== undefined && nowSeconds + this.#leeway < nbf) {
+      throw new InvalidTokenError('token is not valid yet', 'not_before');
+    }
+    if (this.#issuers !== undefined) {
+      if (typeof claims.iss !== 'string' || !this.#issuers.includes(claims.iss)) {
+        throw new InvalidTokenError('unexpected "iss" claim', 'claims');
+      }
+    }
+    const audiences = this.#audiences;
+    if (audiences !== undefined) {
+      const aud = claims.aud;
+      const values = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? (aud as unknown[]) : [];
+      if (!values.some((v) => typeof v === 'string' && audiences.includes(v))) {
+        throw new InvalidTokenError('unexpected "aud" claim', 'claims');
+      }
+    }
+  }
+}
+
+/**
+ * Signs `claims` as an HS256 JWT. Takes the claims, a secret of at least 32 bytes
+ * and optionally a lifetime that sets `exp` (now + seconds, whole seconds);
+ * returns the compact token. Claims are written as given, without validation,
+ * so tests can also produce tokens with unusual claims.
+ */
+export async function signHS256(
+  claims: Record<string, unknown>,
+  secret: Uint8Array | string,
+  options: { expiresInSeconds?: number } = {},
+): Promise<string> {
+  const key = createSecretKey(strongSecret(secret));
+  const body: Record<string, unknown> = { ...claims };
+  if (options.expiresInSeconds !== undefined) {
+    if (!Number.isFinite(options.expiresInSeconds)) {
+      throw new RangeError('expiresInSeconds must be a finite number');
+    }
+    body.exp = Math.floor(Date.now() / 1000) + Math.floor(options.expiresInSeconds);
+  }
+  const payload = new TextEncoder().encode(JSON.stringify(body));
+  return new CompactSign(payload).setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' }).sign(key);
+}
+
+/**
+ * Returns when the user's token expires, in milliseconds since the epoch, or
+ * undefined when its claims carry no valid `exp`. Used to close live connections
+ * whose token runs out.
+ */
+export function tokenExpiry(user: UserInfo): number | undefined {
+  const exp = user.claims.exp;
+  return isNumericDate(exp) ? exp * 1000 : undefined;
+}
+
+function optionList(value: string | string[] | undefined, name: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = typeof value === 'string' ? [value] : [...value];
+  if (list.length === 0 || list.some((v) => typeof v !== 'string')) {
+    throw new TypeError(`${name} must be a string or a non-empty array of strings`);
+  }
+  return list;
+}
+
+// jose tolerates some inputs we want to refuse outright (padding, stray
+// characters), and a clear 'malformed' beats whatever the decoder would say.
+function checkFormat(token: unknown): asserts token is string {
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new InvalidTokenError('token is empty', 'malformed');
+  }
+  if (token.length > MAX_TOKEN_LENGTH) {
+    throw new InvalidTokenError('token is too long', 'malformed');
+  }
+  const parts = token.split('.');
+  if (parts.length !== 3) {
+    throw new InvalidTokenError('token must have exactly three parts', 'malformed');
+  }
+  for (const [i, part] of parts.entries()) {
+    // The signature may be empty here so that alg "none" is reported as an algorithm problem.
+    if ((i < 2 && part.length === 0) || !BASE64URL_PART.test(part) || part.length % 4 === 1) {
+      throw new InvalidTokenError('token part is not base64url', 'malformed');
+    }
+  }
+}
+
+function fromJoseError(err: unknown): InvalidTokenError {
+  let reason: InvalidTokenReason = 'malformed';
+  let message = 'token is malformed';
+  if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
+    reason = 'algorithm';
+    message = `token algorithm is not ${ALGORITHM}`;
+  } else if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+    reason = 'signature';
+    message = 'token signature is invalid';
+  }
+  return new InvalidTokenError(message, reason);
+}
+
+function parseClaims(payload: Uint8Array): Record<string, unknown> {
+  let claims: unknown;
+  try {
+    claims = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch {
+    throw new InvalidTokenError('token payload is not JSON', 'malformed');
+  }
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+    throw new InvalidTokenError('token payload is not a JSON object', 'claims');
+  }
+  return claims as Record<string, unknown>;
+}
+
+function isNumericDate(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+// jose accepts any number; the seed (and wshub) require whole, non-negative seconds.
+function numericDateClaim(claims: Record<string, unknown>, name: 'exp' | 'nbf'): number | undefined {
+  const value = claims[name];
+  if (value === undefined) return undefined;
+  if (!isNumericDate(value)) {
+    throw new InvalidTokenError(`"${name}" claim must be a non-negative integer`, 'claims');
+  }
+  return value;
+}

@@ -1,0 +1,83 @@
+/**
+ * `wshub echo`: a WebSocket echo server on any path, the target of the
+ * conformance and interop suites and a debugging aid. It selects the first
+ * subprotocol a client offers and applies no application-level validation
+ * (RFC 6455 rules, UTF-8 included, still hold).
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { boundedServerOptions, completeUpgrade, reject, selectProtocol } from '../accept.ts';
+import { Connection, defaultConnectionOptions, type ConnectionHandlers } from '../connection.ts';
+import { Opcode } from '../protocol/frame.ts';
+import { checkHandshake } from '../protocol/handshake.ts';
+import { intFlag, parseFlags } from './args.ts';
+
+/** Sends every message back with its own opcode; a full queue makes the echo wait like any sender. */
+function echo(conn: Connection, data: Buffer, binary: boolean): void {
+  conn.send(binary ? Opcode.BINARY : Opcode.TEXT, data).catch(() => {});
+}
+
+/** Creates (without starting) an echo server. */
+export function createEchoServer(): { server: Server; connections: Set<Connection> } {
+  const connections = new Set<Connection>();
+  const options = defaultConnectionOptions();
+  const server = createServer(boundedServerOptions(), (request, response) => {
+    reject(
+      { response },
+      checkHandshake(request) ?? {
+        status: 426,
+        code: 'WEBSOCKET_BAD_UPGRADE',
+        message: 'upgrade required',
+        category: 'validation',
+      },
+    );
+  });
+  const tracked: ConnectionHandlers = {
+    message: echo,
+    close(conn) {
+      connections.delete(conn);
+    },
+  };
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const rejection = checkHandshake(request);
+    if (rejection !== null) {
+      reject({ socket }, rejection);
+      return;
+    }
+    const protocol = selectProtocol(request, (offered) => offered[0]);
+    const conn = completeUpgrade(request, socket, head, protocol, options, tracked);
+    if (conn !== null && conn.readyState !== 'closed') connections.add(conn);
+  });
+  return { server, connections };
+}
+
+/** Runs `wshub echo [--host H] [--port N]` until SIGINT/SIGTERM. */
+export async function echoCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '8080' },
+  });
+  const port = intFlag('port', flags.port, 8080, 0, 65535);
+  const { server, connections } = createEchoServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, flags.host, () => resolve());
+  });
+  const address = server.address();
+  const realPort = typeof address === 'object' && address !== null ? address.port : port;
+  const host = flags.host.includes(':') ? `[${flags.host}]` : flags.host;
+  process.stdout.write(`listening on http://${host}:${realPort}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  server.close();
+  for (const conn of connections) conn.close(1001, 'server shutting down');
+  await Promise.race([
+    Promise.all([...connections].map((c) => c.closed())),
+    new Promise((r) => setTimeout(r, 2_000).unref()),
+  ]);
+  for (const conn of connections) conn.terminate();
+  return 0;
+}

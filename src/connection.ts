@@ -1,0 +1,630 @@
+/**
+ * One WebSocket connection over an upgraded `net.Socket`: the frame parser,
+ * the bounded send queue, the heartbeat and the close handshake.
+ *
+ * Memory matters here (tens of thousands of idle connections): socket
+ * listeners are shared functions that find the connection through a symbol
+ * on the socket, the parser and queue are created on first use, and the
+ * heartbeat is a shared sweep rather than a timer per connection.
+ */
+import type { Socket } from 'node:net';
+import type { UserInfo } from './auth/user.ts';
+import { CloseError, ConnectionClosedError, QueueFullError, SendTimeoutError } from './errors.ts';
+import { joinSweep } from './heartbeat.ts';
+import { CloseCode, ProtocolError } from './protocol/close.ts';
+import {
+  EMPTY_PING,
+  Opcode,
+  closePayload,
+  encodeFrame,
+  encodeMessage,
+  randomMask,
+  type DataOpcode,
+} from './protocol/frame.ts';
+import { FrameParser, type ParserHandlers } from './protocol/parser.ts';
+
+/** What to do with a message when the connection's send queue is full. */
+export type SendBehavior = 'block' | 'drop' | 'close';
+
+/** Close code used when a slow consumer is disconnected under `sendBehavior: 'close'`. */
+export const SLOW_CONSUMER_CLOSE_CODE = CloseCode.POLICY_VIOLATION;
+
+export interface ConnectionOptions {
+  /** Largest incoming message in bytes (across fragments). */
+  readLimit: number;
+  /** Outgoing messages that may wait in the send queue. */
+  sendQueueSize: number;
+  /** Outgoing bytes that may wait in the send queue. */
+  sendQueueBytes: number;
+  sendBehavior: SendBehavior;
+  /** How long a "block" send waits for room in the queue (ms). */
+  sendTimeout: number;
+  /** How long the socket may stay unable to take more data before it is dropped (ms, 0 = no bound). */
+  writeTimeout: number;
+  /** Interval between pings (ms, 0 = never ping). */
+  pingPeriod: number;
+  /** How long to wait for the pong (ms). */
+  pongWait: number;
+  /** How long to wait for the peer's close frame after sending ours (ms). */
+  closeTimeout: number;
+  /** Messages larger than this are sent as several frames (0 = never fragment). */
+  fragmentSize: number;
+}
+
+/** Defaults for a connection (SPEC §5). */
+export function defaultConnectionOptions(): ConnectionOptions {
+  return {
+    readLimit: 16 * 1024 * 1024,
+    sendQueueSize: 256,
+    sendQueueBytes: 16 * 1024 * 1024,
+    sendBehavior: 'block',
+    sendTimeout: 200,
+    writeTimeout: 10_000,
+    pingPeriod: 20_000,
+    pongWait: 30_000,
+    closeTimeout: 5_000,
+    fragmentSize: 0,
+  };
+}
+
+/** Hard upper bound for `readLimit`. */
+export const MAX_READ_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * Callbacks shared by many connections (one object, not one per connection).
+ * `message` may return a promise; a thrown or rejected CloseError closes the
+ * connection with its code, any other error with 1011.
+ */
+export interface ConnectionHandlers {
+  message?(conn: Connection, data: Buffer, binary: boolean): void | Promise<void>;
+  /** Called once, after the TCP connection is gone. */
+  close?(conn: Connection, code: number, reason: string): void;
+  /** Protocol errors, handler errors and socket errors, for logging. */
+  error?(conn: Connection, error: Error): void;
+}
+
+/** Result of a non-blocking send. */
+export const SendStatus = {
+  QUEUED: 0,
+  /** Queue full: the message was not queued (and under "close" the connection is closing). */
+  FULL: 1,
+  /** The connection is closing or closed. */
+  CLOSED: 2,
+} as const;
+export type SendStatus = (typeof SendStatus)[keyof typeof SendStatus];
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** Connection state as seen from outside. */
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+const CONN = Symbol('wshub.connection');
+type ConnSocket = Socket & { [CONN]?: Connection };
+
+/** A block-mode send waiting for room in the queue. */
+interface Waiter {
+  frame: Buffer;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+let nextId = 1;
+const EMPTY = Buffer.alloc(0);
+
+export class Connection implements ParserHandlers {
+  /** Process-unique id. */
+  readonly id = nextId++;
+  /** The user the connection authenticated as, if any. */
+  user: UserInfo | undefined = undefined;
+  /** The room the hub put this connection in, if any. */
+  room: string | undefined = undefined;
+  /** Messages not queued because the queue was full. */
+  dropped = 0;
+
+  private state = OPEN;
+  private parser: FrameParser | null = null;
+  private queue: Buffer[] | null = null;
+  private queuedBytes = 0;
+  private waiters: Waiter[] | null = null;
+  private flushScheduled = false;
+  private stalledSince = 0;
+  private nextPingAt: number;
+  private pongDeadline = 0;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private sentCloseCode: number | undefined = undefined;
+  private receivedClose = false;
+  private closeCode: number = CloseCode.ABNORMAL;
+  private closeReason = '';
+  private leaveSweep: () => void;
+  private meta: Map<string, unknown> | null = null;
+  private closedWaiters: Array<(info: { code: number; reason: string }) => void> | null = null;
+
+  /**
+   * Takes over an upgraded socket. `head` is any data that arrived after the
+   * handshake request; `protocol` the selected subprotocol.
+   */
+  constructor(
+    readonly socket: Socket,
+    readonly options: ConnectionOptions,
+    readonly handlers: ConnectionHandlers,
+    readonly protocol: string | undefined = undefined,
+    head?: Buffer,
+    /** A client masks every frame it sends and expects unmasked frames. */
+    readonly role: 'server' | 'client' = 'server',
+  ) {
+    const s = socket as ConnSocket;
+    s[CONN] = this;
+    socket.setTimeout(0);
+    socket.setNoDelay(true);
+    socket.on('data', onSocketData);
+    socket.on('drain', onSocketDrain);
+    socket.on('error', onSocketError);
+    socket.on('end', onSocketEnd);
+    socket.on('close', onSocketClose);
+    this.nextPingAt = performance.now() + options.pingPeriod;
+    this.leaveSweep = joinSweep(this, options);
+    if (head !== undefined && head.length > 0) this.receive(head);
+  }
+
+  /** Free-form per-connection data for the application. */
+  get metadata(): Map<string, unknown> {
+    return (this.meta ??= new Map());
+  }
+
+  get readyState(): ConnectionState {
+    return this.state === OPEN ? 'open' : this.state === CLOSING ? 'closing' : 'closed';
+  }
+
+  get isOpen(): boolean {
+    return this.state === OPEN;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  /** Messages waiting in the send queue (not yet handed to the socket). */
+  get queuedMessages(): number {
+    return this.queue?.length ?? 0;
+  }
+
+  /** Bytes waiting in the send queue plus bytes buffered by the socket. */
+  get bufferedBytes(): number {
+    return this.queuedBytes + this.socket.writableLength;
+  }
+
+  // ---- sending -----------------------------------------------------------
+
+  /** Sends a text message. Resolves once queued; see `sendBehavior` for a full queue. */
+  sendText(text: string): Promise<void> {
+    return this.sendEncoded(this.encode(Opcode.TEXT, text));
+  }
+
+  /** Sends a binary message (the bytes are copied; the caller may reuse its buffer). */
+  sendBinary(data: Uint8Array): Promise<void> {
+    return this.sendEncoded(this.encode(Opcode.BINARY, data));
+  }
+
+  /** Sends `value` as JSON text. */
+  sendJSON(value: unknown): Promise<void> {
+    return this.sendText(JSON.stringify(value));
+  }
+
+  /** Sends a message with the given opcode. */
+  send(opcode: DataOpcode, data: Uint8Array | string): Promise<void> {
+    return this.sendEncoded(this.encode(opcode, data));
+  }
+
+  /** Encodes a message for this side of the connection (clients mask every frame). */
+  private encode(opcode: DataOpcode, data: Uint8Array | string): Buffer {
+    return encodeMessage(
+      opcode,
+      data,
+      this.options.fragmentSize,
+      this.role === 'client' ? randomMask : undefined,
+    );
+  }
+
+  /** Encodes a control frame for this side of the connection. */
+  private control(opcode: number, payload: Uint8Array): Buffer {
+    return this.role === 'client'
+      ? encodeFrame(opcode, payload, { mask: randomMask() })
+      : encodeFrame(opcode, payload);
+  }
+
+  /** Queues an encoded frame, applying the send behaviour as a promise. */
+  private sendEncoded(frame: Buffer): Promise<void> {
+    const status = this.sendFrame(frame);
+    if (status === SendStatus.QUEUED) return Promise.resolve();
+    if (status === SendStatus.CLOSED) return Promise.reject(new ConnectionClosedError());
+    if (this.options.sendBehavior === 'block') return this.waitAndSend(frame, this.options.sendTimeout);
+    return Promise.reject(this.state === OPEN ? new QueueFullError() : new ConnectionClosedError());
+  }
+
+  /**
+   * Queues an already encoded frame without copying it; the same Buffer may
+   * be passed to many connections and must not be modified afterwards.
+   * Never waits: under "block" a full queue returns FULL and the caller may
+   * `waitAndSend`; under "drop" the message is counted as dropped; under
+   * "close" the connection is closed with SLOW_CONSUMER_CLOSE_CODE.
+   */
+  sendFrame(frame: Buffer): SendStatus {
+    if (this.state !== OPEN) return SendStatus.CLOSED;
+    const socket = this.socket;
+    if (this.queue === null || this.queue.length === 0) {
+      if (!socket.writableNeedDrain) {
+        this.cork();
+        if (!socket.write(frame)) this.stalledSince = performance.now();
+        return SendStatus.QUEUED;
+      }
+    }
+    if (this.hasRoom(frame.length) && (this.waiters === null || this.waiters.length === 0)) {
+      (this.queue ??= []).push(frame);
+      this.queuedBytes += frame.length;
+      return SendStatus.QUEUED;
+    }
+    return this.full();
+  }
+
+  private hasRoom(length: number): boolean {
+    const queue = this.queue;
+    if (queue === null || queue.length === 0) return true;
+    return (
+      queue.length < this.options.sendQueueSize && this.queuedBytes + length <= this.options.sendQueueBytes
+    );
+  }
+
+  private full(): SendStatus {
+    switch (this.options.sendBehavior) {
+      case 'drop':
+        this.dropped++;
+        break;
+      case 'close':
+        this.dropped++;
+        this.discardQueue();
+        this.close(SLOW_CONSUMER_CLOSE_CODE, 'send queue full');
+        break;
+      case 'block':
+        break;
+    }
+    return SendStatus.FULL;
+  }
+
+  /**
+   * Waits up to `timeoutMs` for room in the queue, then queues `frame`.
+   * Waiting sends keep their order. Rejects with SendTimeoutError (counted as
+   * dropped), QueueFullError when too many sends already wait, or
+   * ConnectionClosedError.
+   */
+  waitAndSend(frame: Buffer, timeoutMs: number): Promise<void> {
+    if (this.state !== OPEN) return Promise.reject(new ConnectionClosedError());
+    const waiters = (this.waiters ??= []);
+    if (waiters.length >= this.options.sendQueueSize) {
+      this.dropped++;
+      return Promise.reject(new QueueFullError());
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        frame,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const index = waiters.indexOf(waiter);
+          if (index >= 0) waiters.splice(index, 1);
+          this.dropped++;
+          reject(new SendTimeoutError(timeoutMs));
+        }, timeoutMs),
+      };
+      waiters.push(waiter);
+    });
+  }
+
+  /** Moves waiting block-mode sends into the queue while there is room. */
+  private admitWaiters(): void {
+    const waiters = this.waiters;
+    if (waiters === null) return;
+    while (waiters.length > 0 && this.hasRoom(waiters[0]!.frame.length)) {
+      const waiter = waiters.shift()!;
+      clearTimeout(waiter.timer);
+      (this.queue ??= []).push(waiter.frame);
+      this.queuedBytes += waiter.frame.length;
+      waiter.resolve();
+    }
+  }
+
+  /** Batches every write of this tick into one syscall. */
+  private cork(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.socket.cork();
+    process.nextTick(uncork, this);
+  }
+
+  /** @internal Ends the tick's batch. */
+  uncork(): void {
+    this.flushScheduled = false;
+    this.socket.uncork();
+  }
+
+  /** Hands queued frames to the socket until it asks us to wait for 'drain'. */
+  private flush(): void {
+    this.stalledSince = 0;
+    const queue = this.queue;
+    if (queue !== null && queue.length > 0) {
+      const socket = this.socket;
+      this.cork();
+      let i = 0;
+      while (i < queue.length) {
+        const frame = queue[i++]!;
+        this.queuedBytes -= frame.length;
+        if (!socket.write(frame)) {
+          this.stalledSince = performance.now();
+          break;
+        }
+      }
+      queue.splice(0, i);
+    }
+    this.admitWaiters();
+    if (this.state === CLOSING && this.queuedMessages === 0 && this.pendingCloseFrame !== null) {
+      const frame = this.pendingCloseFrame;
+      this.pendingCloseFrame = null;
+      this.writeNow(frame);
+    }
+  }
+
+  /** @internal Socket drained. */
+  drained(): void {
+    if (this.state !== CLOSED) this.flush();
+  }
+
+  /** Writes a control frame ahead of the send queue. */
+  private writeNow(frame: Buffer): void {
+    if (this.socket.destroyed) return;
+    this.cork();
+    if (!this.socket.write(frame) && this.stalledSince === 0) this.stalledSince = performance.now();
+  }
+
+  private discardQueue(): void {
+    if (this.queue !== null) {
+      this.dropped += this.queue.length;
+      this.queue = null;
+    }
+    this.queuedBytes = 0;
+    this.rejectWaiters();
+  }
+
+  private rejectWaiters(): void {
+    const waiters = this.waiters;
+    if (waiters === null) return;
+    this.waiters = null;
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new ConnectionClosedError());
+    }
+  }
+
+  /** Sends a ping (payload ≤ 125 bytes). */
+  ping(payload: Uint8Array = Buffer.alloc(0)): void {
+    if (this.state !== OPEN) return;
+    this.writeNow(
+      payload.length === 0 && this.role === 'server' ? EMPTY_PING : this.control(Opcode.PING, payload),
+    );
+  }
+
+  // ---- closing -----------------------------------------------------------
+
+  private pendingCloseFrame: Buffer | null = null;
+
+  /**
+   * Starts the close handshake: queued messages are sent first, then a close
+   * frame; the TCP connection ends when the peer answers or after
+   * `closeTimeout`. Throws RangeError for an invalid code or a reason over 123 bytes.
+   */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    const payload = closePayload(code, reason);
+    if (this.state !== OPEN) return;
+    this.startClosing(code, this.control(Opcode.CLOSE, payload));
+  }
+
+  /** Resolves with the close code and reason once the connection is closed. */
+  closed(): Promise<{ code: number; reason: string }> {
+    if (this.state === CLOSED) return Promise.resolve({ code: this.closeCode, reason: this.closeReason });
+    return new Promise((resolve) => (this.closedWaiters ??= []).push(resolve));
+  }
+
+  /** Destroys the TCP connection at once, without a close handshake. */
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  private startClosing(code: number | undefined, frame: Buffer): void {
+    this.state = CLOSING;
+    this.sentCloseCode = code;
+    this.rejectWaiters();
+    if (this.queuedMessages > 0) this.pendingCloseFrame = frame;
+    else this.writeNow(frame);
+    if (this.receivedClose) {
+      this.socket.end();
+    }
+    this.armCloseTimer();
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer !== null || this.socket.destroyed) return;
+    this.closeTimer = setTimeout(destroySocket, this.options.closeTimeout, this.socket);
+    this.closeTimer.unref();
+  }
+
+  /** Fails the connection: close frame with `code`, then end TCP without waiting for the peer. */
+  private fail(code: number, reason: string): void {
+    if (this.state === CLOSED) return;
+    if (this.state === OPEN) {
+      this.discardQueue();
+      this.state = CLOSING;
+      this.sentCloseCode = code;
+      this.writeNow(this.control(Opcode.CLOSE, closePayload(code, truncateReason(reason))));
+    }
+    this.socket.end();
+    this.armCloseTimer();
+  }
+
+  // ---- receiving ---------------------------------------------------------
+
+  /** @internal Feeds socket data to the parser. */
+  receive(chunk: Buffer): void {
+    const parser = (this.parser ??= new FrameParser(this, {
+      maxMessageSize: this.options.readLimit,
+      expectMasked: this.role === 'server',
+    }));
+    parser.push(chunk);
+  }
+
+  /** @internal ParserHandlers */
+  onMessage(opcode: DataOpcode, data: Buffer): void {
+    const handlers = this.handlers;
+    if (handlers.message === undefined || this.state === CLOSED) return;
+    try {
+      const result = handlers.message(this, data, opcode === Opcode.BINARY);
+      if (result !== undefined) result.catch((error: unknown) => this.handlerFailed(error));
+    } catch (error) {
+      this.handlerFailed(error);
+    }
+  }
+
+  private handlerFailed(error: unknown): void {
+    if (error instanceof CloseError) {
+      this.closeWith(error.closeCode, error.reason);
+      return;
+    }
+    this.handlers.error?.(this, error instanceof Error ? error : new Error(String(error)));
+    this.closeWith(CloseCode.INTERNAL_ERROR, 'internal error');
+  }
+
+  /** Closes with a code from application code, falling back to 1011 for an invalid one. */
+  private closeWith(code: number, reason: string): void {
+    try {
+      this.close(code, truncateReason(reason));
+    } catch {
+      this.close(CloseCode.INTERNAL_ERROR, '');
+    }
+  }
+
+  /** @internal */
+  onPing(payload: Buffer): void {
+    if (this.state === OPEN) this.writeNow(this.control(Opcode.PONG, payload));
+  }
+
+  /** @internal */
+  onPong(_payload: Buffer): void {
+    this.pongDeadline = 0;
+  }
+
+  /** @internal The peer's close frame. */
+  onClose(code: number | undefined, reason: string): void {
+    this.receivedClose = true;
+    this.closeCode = code ?? CloseCode.NO_STATUS;
+    this.closeReason = reason;
+    if (this.state === OPEN) {
+      // Echo the peer's code and reason (an empty close is answered with an empty close).
+      this.discardQueue();
+      this.startClosing(code, this.control(Opcode.CLOSE, closePayload(code, reason)));
+    } else {
+      this.socket.end();
+    }
+  }
+
+  /** @internal */
+  onError(error: ProtocolError): void {
+    this.handlers.error?.(this, error);
+    this.fail(error.closeCode, error.message);
+  }
+
+  // ---- heartbeat ---------------------------------------------------------
+
+  /** @internal Called by the shared sweep. */
+  sweep(now: number): void {
+    const { pingPeriod, pongWait, writeTimeout } = this.options;
+    if (writeTimeout > 0 && this.stalledSince > 0 && now - this.stalledSince > writeTimeout) {
+      this.handlers.error?.(this, new Error(`write timed out after ${writeTimeout} ms`));
+      this.socket.destroy();
+      return;
+    }
+    if (pingPeriod <= 0 || this.state !== OPEN) return;
+    if (this.pongDeadline > 0) {
+      if (now > this.pongDeadline) {
+        this.handlers.error?.(this, new Error(`no pong within ${pongWait} ms`));
+        this.socket.destroy();
+      }
+      return;
+    }
+    if (now >= this.nextPingAt) {
+      this.nextPingAt = now + pingPeriod;
+      this.pongDeadline = now + pongWait;
+      this.writeNow(this.role === 'server' ? EMPTY_PING : this.control(Opcode.PING, EMPTY));
+    }
+  }
+
+  // ---- socket events -----------------------------------------------------
+
+  /** @internal The socket is gone: settle everything exactly once. */
+  socketClosed(): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.leaveSweep();
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    this.discardQueue();
+    this.parser = null;
+    if (!this.receivedClose && this.sentCloseCode !== undefined && this.closeCode === CloseCode.ABNORMAL) {
+      this.closeCode = this.sentCloseCode;
+    }
+    const waiters = this.closedWaiters;
+    this.closedWaiters = null;
+    const info = { code: this.closeCode, reason: this.closeReason };
+    this.handlers.close?.(this, info.code, info.reason);
+    if (waiters !== null) for (const resolve of waiters) resolve(info);
+  }
+}
+
+function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = reason.slice(0, 123);
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}
+
+// Shared socket listeners: `this` is the socket; no closure per connection.
+
+function onSocketData(this: ConnSocket, chunk: Buffer): void {
+  this[CONN]?.receive(chunk);
+}
+
+function onSocketDrain(this: ConnSocket): void {
+  this[CONN]?.drained();
+}
+
+function onSocketError(this: ConnSocket, error: Error): void {
+  const conn = this[CONN];
+  if (conn !== undefined) conn.handlers.error?.(conn, error);
+  this.destroy();
+}
+
+function onSocketEnd(this: ConnSocket): void {
+  // The peer half-closed: finish our side too.
+  this.end();
+}
+
+function onSocketClose(this: ConnSocket): void {
+  this[CONN]?.socketClosed();
+}
+
+function uncork(conn: Connection): void {
+  conn.uncork();
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}

@@ -1,0 +1,160 @@
+/**
+ * The opening handshake (RFC 6455 §4.2): request checks, the accept value,
+ * subprotocol parsing and the raw HTTP responses written on the socket.
+ */
+import { createHash } from 'node:crypto';
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+
+/** The GUID appended to the client's key (RFC 6455 §1.3). */
+export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Why an upgrade was refused: an HTTP status plus a stable error code. */
+export interface Rejection {
+  status: number;
+  code: string;
+  message: string;
+  /** Coarse class of the error, for clients that branch on it. */
+  category: 'forbidden' | 'validation' | 'auth' | 'capacity' | 'unavailable' | 'not_found' | 'method';
+  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` on a version mismatch. */
+  headers?: Record<string, string>;
+}
+
+/** Builds a rejection; a small helper so every step reads as one line. */
+export function rejection(
+  status: number,
+  code: string,
+  message: string,
+  category: Rejection['category'],
+  headers?: Record<string, string>,
+): Rejection {
+  return headers ? { status, code, message, category, headers } : { status, code, message, category };
+}
+
+/** base64(SHA-1(key + GUID)), the value of `Sec-WebSocket-Accept`. */
+export function acceptKey(key: string): string {
+  return createHash('sha1')
+    .update(key + WEBSOCKET_GUID)
+    .digest('base64');
+}
+
+const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
+
+/** Whether `key` is the base64 encoding of exactly 16 bytes. */
+export function isValidKey(key: string | undefined): boolean {
+  // 16 bytes encode to 22 significant characters plus "==". The last
+  // significant character carries 2 bits, so its low 4 bits must be zero.
+  if (key === undefined || !KEY_PATTERN.test(key)) return false;
+  return Buffer.from(key, 'base64').length === 16 && Buffer.from(key, 'base64').toString('base64') === key;
+}
+
+/** Whether a comma-separated header (possibly repeated) contains `token`, case-insensitively. */
+export function headerHasToken(value: string | string[] | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  const values = Array.isArray(value) ? value : [value];
+  const wanted = token.toLowerCase();
+  for (const v of values) {
+    for (const part of v.split(',')) {
+      if (part.trim().toLowerCase() === wanted) return true;
+    }
+  }
+  return false;
+}
+
+/** A token as RFC 7230 defines it (subprotocol names must be tokens). */
+const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The subprotocols a client offered, in its order of preference. Invalid entries are dropped. */
+export function parseSubprotocols(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  const out: string[] = [];
+  for (const part of joined.split(',')) {
+    const name = part.trim();
+    if (name !== '' && TOKEN_PATTERN.test(name) && !out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+/** What the handshake checks look at: a request's method and headers. */
+export interface HandshakeRequest {
+  method?: string | undefined;
+  headers: IncomingHttpHeaders;
+}
+
+/**
+ * Steps 2–5 of the upgrade pipeline: method, upgrade headers, version and
+ * key. Returns the first rejection, or null when the request is a valid
+ * WebSocket upgrade.
+ */
+export function checkHandshake(req: HandshakeRequest): Rejection | null {
+  return checkMethod(req) ?? checkUpgradeHeaders(req) ?? checkVersion(req) ?? checkKey(req);
+}
+
+export function checkMethod(req: HandshakeRequest): Rejection | null {
+  return req.method === 'GET'
+    ? null
+    : rejection(405, 'METHOD_NOT_ALLOWED', 'WebSocket upgrades must use GET', 'method', { Allow: 'GET' });
+}
+
+export function checkUpgradeHeaders(req: HandshakeRequest): Rejection | null {
+  if (
+    !headerHasToken(req.headers.connection, 'upgrade') ||
+    !headerHasToken(req.headers.upgrade, 'websocket')
+  ) {
+    return rejection(
+      400,
+      'WEBSOCKET_BAD_UPGRADE',
+      'expected "Connection: Upgrade" and "Upgrade: websocket"',
+      'validation',
+    );
+  }
+  return null;
+}
+
+export function checkVersion(req: HandshakeRequest): Rejection | null {
+  return req.headers['sec-websocket-version'] === '13'
+    ? null
+    : rejection(400, 'WEBSOCKET_BAD_VERSION', 'Sec-WebSocket-Version must be 13', 'validation', {
+        'Sec-WebSocket-Version': '13',
+      });
+}
+
+export function checkKey(req: HandshakeRequest): Rejection | null {
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || key === '') {
+    return rejection(400, 'WEBSOCKET_KEY_MISSING', 'Sec-WebSocket-Key is required', 'validation');
+  }
+  return isValidKey(key)
+    ? null
+    : rejection(400, 'WEBSOCKET_KEY_INVALID', 'Sec-WebSocket-Key must be base64 of 16 bytes', 'validation');
+}
+
+/** The JSON error body every rejection carries. */
+export function rejectionBody(r: Rejection): string {
+  return JSON.stringify({ error: { code: r.code, message: r.message, category: r.category } });
+}
+
+/** A complete HTTP/1.1 error response for a rejected upgrade, written straight to the socket. */
+export function rejectionResponse(r: Rejection): string {
+  const body = rejectionBody(r);
+  let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? 'Error'}\r\n`;
+  head += 'Content-Type: application/json\r\n';
+  head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
+  head += 'Connection: close\r\n';
+  for (const [name, value] of Object.entries(r.headers ?? {})) head += `${name}: ${value}\r\n`;
+  return `${head}\r\n${body}`;
+}
+
+/** The 101 response completing the handshake. */
+export function acceptResponse(
+  key: string,
+  protocol?: string,
+  extraHeaders: Record<string, string> = {},
+): string {
+  let head =
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n`;
+  if (protocol !== undefined) head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  for (const [name, value] of Object.entries(extraHeaders)) head += `${name}: ${value}\r\n`;
+  return `${head}\r\n`;
+}

@@ -1,0 +1,296 @@
+/**
+ * Incremental frame parser (RFC 6455 §5). Bytes go in through `push` in
+ * chunks of any size; complete messages and control frames come out through
+ * the handlers. Every protocol violation is reported once through `onError`
+ * with its close code, at the byte where it is detected, and the parser then
+ * ignores all further input. So does a received close frame.
+ *
+ * States: HEADER → PAYLOAD → HEADER … → DONE.
+ */
+import { CloseCode, ProtocolError, isValidCloseCode } from './close.ts';
+import { MAX_CONTROL_PAYLOAD, Opcode, applyMask, type DataOpcode } from './frame.ts';
+import { Utf8Validator } from './utf8.ts';
+
+export interface ParserHandlers {
+  /** A complete text (valid UTF-8) or binary message. */
+  onMessage(opcode: DataOpcode, data: Buffer): void;
+  onPing(payload: Buffer): void;
+  onPong(payload: Buffer): void;
+  /** A valid close frame; `code` is undefined when the frame had no payload. */
+  onClose(code: number | undefined, reason: string): void;
+  /** A protocol violation; the connection must be failed with `error.closeCode`. */
+  onError(error: ProtocolError): void;
+}
+
+export interface ParserOptions {
+  /** Largest message in bytes, summed over its fragments (0 = no limit). */
+  maxMessageSize: number;
+  /** Server side: every frame must be masked. Client side: none may be. */
+  expectMasked: boolean;
+  /** Whether RSV1 was negotiated by an extension (first frame of a data message only). */
+  allowRsv1?: boolean;
+}
+
+const HEADER = 0;
+const PAYLOAD = 1;
+const DONE = 2;
+
+/** Longest possible frame header: 2 + 8 (length) + 4 (mask). */
+const MAX_HEADER = 14;
+
+const EMPTY = Buffer.alloc(0);
+
+export class FrameParser {
+  private state = HEADER;
+  /** Header bytes left over from the previous chunk (< MAX_HEADER). */
+  private pending: Buffer | null = null;
+
+  // The frame being read.
+  private fin = false;
+  private opcode = 0;
+  private rsv1 = false;
+  private readonly mask = Buffer.alloc(4);
+  private masked = false;
+  private remaining = 0;
+  private frameOffset = 0;
+  private controlPieces: Buffer[] = [];
+
+  // The data message being assembled.
+  private messageOpcode: DataOpcode | 0 = 0;
+  private messageBytes = 0;
+  private fragments: Buffer[] = [];
+  private compressed = false;
+  private readonly utf8 = new Utf8Validator();
+
+  constructor(
+    private readonly handlers: ParserHandlers,
+    private readonly options: ParserOptions,
+  ) {}
+
+  /** True once a close frame arrived or a protocol error was reported. */
+  get finished(): boolean {
+    return this.state === DONE;
+  }
+
+  /** Whether the current message had RSV1 set on its first frame. */
+  get messageCompressed(): boolean {
+    return this.compressed;
+  }
+
+  /** Feeds the next chunk of bytes from the peer. */
+  push(chunk: Buffer): void {
+    let data = chunk;
+    let pos = 0;
+    if (this.pending !== null) {
+      const joined = Buffer.concat([this.pending, chunk.subarray(0, MAX_HEADER)]);
+      const used = this.readHeader(joined, 0);
+      if (used === 0) {
+        this.pending = joined;
+        return;
+      }
+      pos = used - this.pending.length;
+      this.pending = null;
+      if (used < 0) return;
+      data = chunk;
+      if (this.remaining === 0 && !this.frameDone()) return;
+    }
+    while (pos < data.length && this.state !== DONE) {
+      if (this.state === PAYLOAD) {
+        const take = Math.min(this.remaining, data.length - pos);
+        if (!this.payload(data, pos, pos + take)) return;
+        pos += take;
+        if (this.remaining === 0 && !this.frameDone()) return;
+        continue;
+      }
+      const used = this.readHeader(data, pos);
+      if (used < 0) return;
+      if (used === 0) {
+        this.pending = Buffer.from(data.subarray(pos));
+        return;
+      }
+      pos += used;
+      if (this.remaining === 0 && !this.frameDone()) return;
+    }
+  }
+
+  /**
+   * Parses a frame header at `buf[pos]`. Returns the header length, 0 when
+   * more bytes are needed, or -1 after reporting a protocol error.
+   */
+  private readHeader(buf: Buffer, pos: number): number {
+    const available = buf.length - pos;
+    if (available < 2) return 0;
+    const b0 = buf[pos]!;
+    const b1 = buf[pos + 1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv1 = (b0 & 0x40) !== 0;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    let length = b1 & 0x7f;
+    const size = 2 + (length === 126 ? 2 : length === 127 ? 8 : 0) + (masked ? 4 : 0);
+    if (available < size) return 0;
+
+    if ((b0 & 0x30) !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV2/RSV3 set without an extension');
+    if (masked !== this.options.expectMasked) {
+      return this.fail(
+        CloseCode.PROTOCOL_ERROR,
+        this.options.expectMasked ? 'client frames must be masked' : 'server frames must not be masked',
+      );
+    }
+    const control = opcode >= 0x8;
+    if (control) {
+      if (opcode > Opcode.PONG) return this.fail(CloseCode.PROTOCOL_ERROR, `reserved opcode ${opcode}`);
+      if (!fin) return this.fail(CloseCode.PROTOCOL_ERROR, 'fragmented control frame');
+      if (length > MAX_CONTROL_PAYLOAD)
+        return this.fail(CloseCode.PROTOCOL_ERROR, 'control frame over 125 bytes');
+      if (rsv1) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set on a control frame');
+    } else if (opcode === Opcode.CONTINUATION) {
+      if (this.messageOpcode === 0)
+        return this.fail(CloseCode.PROTOCOL_ERROR, 'continuation without a message');
+      if (rsv1) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set on a continuation frame');
+    } else if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) {
+      if (this.messageOpcode !== 0)
+        return this.fail(CloseCode.PROTOCOL_ERROR, 'new message inside a fragmented one');
+      if (rsv1 && this.options.allowRsv1 !== true)
+        return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set without an extension');
+    } else {
+      return this.fail(CloseCode.PROTOCOL_ERROR, `reserved opcode ${opcode}`);
+    }
+
+    let offset = pos + 2;
+    if (length === 126) {
+      length = buf.readUInt16BE(offset);
+      offset += 2;
+      if (length < 126) return this.fail(CloseCode.PROTOCOL_ERROR, 'non-minimal 16-bit length');
+    } else if (length === 127) {
+      const high = buf.readUInt32BE(offset);
+      const low = buf.readUInt32BE(offset + 4);
+      offset += 8;
+      if (high >= 0x80000000)
+        return this.fail(CloseCode.PROTOCOL_ERROR, '64-bit length with the top bit set');
+      if (high === 0 && low < 65536) return this.fail(CloseCode.PROTOCOL_ERROR, 'non-minimal 64-bit length');
+      // Lengths past 2^53 cannot be represented; they exceed any read limit anyway.
+      length = high > 0x1fffff ? Number.MAX_SAFE_INTEGER : high * 0x100000000 + low;
+    }
+    if (!control) {
+      const limit = this.options.maxMessageSize;
+      if (limit > 0 && this.messageBytes + length > limit) {
+        return this.fail(CloseCode.MESSAGE_TOO_BIG, `message exceeds ${limit} bytes`);
+      }
+      if (opcode !== Opcode.CONTINUATION) {
+        this.messageOpcode = opcode as DataOpcode;
+        this.compressed = rsv1;
+        this.utf8.reset();
+      }
+    }
+    if (masked) {
+      this.mask[0] = buf[offset]!;
+      this.mask[1] = buf[offset + 1]!;
+      this.mask[2] = buf[offset + 2]!;
+      this.mask[3] = buf[offset + 3]!;
+    }
+    this.fin = fin;
+    this.opcode = opcode;
+    this.rsv1 = rsv1;
+    this.masked = masked;
+    this.remaining = length;
+    this.frameOffset = 0;
+    this.state = PAYLOAD;
+    return size;
+  }
+
+  /** Takes `data[start, end)` as the next payload bytes of the current frame. */
+  private payload(data: Buffer, start: number, end: number): boolean {
+    if (this.masked) applyMask(data, this.mask, start, end, this.frameOffset);
+    const piece = data.subarray(start, end);
+    this.frameOffset += end - start;
+    this.remaining -= end - start;
+    if (this.opcode >= 0x8) {
+      this.controlPieces.push(piece);
+      return true;
+    }
+    // Text is validated as it arrives so that invalid UTF-8 fails fast;
+    // compressed text can only be checked after inflation.
+    if (this.messageOpcode === Opcode.TEXT && !this.compressed && !this.utf8.push(piece)) {
+      this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in text message');
+      return false;
+    }
+    this.fragments.push(piece);
+    this.messageBytes += piece.length;
+    return true;
+  }
+
+  /** Called when the current frame's payload is complete; false when parsing must stop. */
+  private frameDone(): boolean {
+    this.state = HEADER;
+    if (this.opcode >= 0x8) return this.controlDone();
+    if (!this.fin) return true;
+    const opcode = this.messageOpcode as DataOpcode;
+    if (opcode === Opcode.TEXT && !this.compressed && !this.utf8.complete) {
+      this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
+      return false;
+    }
+    const fragments = this.fragments;
+    const data =
+      fragments.length === 1
+        ? fragments[0]!
+        : fragments.length === 0
+          ? EMPTY
+          : Buffer.concat(fragments, this.messageBytes);
+    this.fragments = [];
+    this.messageBytes = 0;
+    this.messageOpcode = 0;
+    this.handlers.onMessage(opcode, data);
+    return this.state !== DONE;
+  }
+
+  private controlDone(): boolean {
+    const pieces = this.controlPieces;
+    const payload = pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces);
+    this.controlPieces = [];
+    switch (this.opcode) {
+      case Opcode.PING:
+        this.handlers.onPing(payload);
+        return this.state !== DONE;
+      case Opcode.PONG:
+        this.handlers.onPong(payload);
+        return this.state !== DONE;
+      default:
+        return this.closeFrame(payload);
+    }
+  }
+
+  private closeFrame(payload: Buffer): boolean {
+    if (payload.length === 1) {
+      this.fail(CloseCode.PROTOCOL_ERROR, 'close payload of 1 byte');
+      return false;
+    }
+    let code: number | undefined;
+    let reason = '';
+    if (payload.length >= 2) {
+      code = payload.readUInt16BE(0);
+      if (!isValidCloseCode(code)) {
+        this.fail(CloseCode.PROTOCOL_ERROR, `invalid close code ${code}`);
+        return false;
+      }
+      const reasonBytes = payload.subarray(2);
+      if (!Utf8Validator.validate(reasonBytes)) {
+        this.fail(CloseCode.INVALID_PAYLOAD, 'close reason is not valid UTF-8');
+        return false;
+      }
+      reason = reasonBytes.toString('utf8');
+    }
+    this.state = DONE;
+    this.handlers.onClose(code, reason);
+    return false;
+  }
+
+  /** Reports a protocol error and stops parsing; returns -1 for readHeader. */
+  private fail(closeCode: number, message: string): -1 {
+    this.state = DONE;
+    this.fragments = [];
+    this.controlPieces = [];
+    this.handlers.onError(new ProtocolError(closeCode, message));
+    return -1;
+  }
+}

@@ -56,7 +56,10 @@ export function selectProtocol(
   selector: ProtocolSelector | undefined,
 ): string | undefined {
   if (selector === undefined) return undefined;
-  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
+  // Token-carrying entries of the browser auth path are never candidates.
+  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']).filter(
+    (p) => !p.startsWith('wshub.bearer.'),
+  );
   if (offered.length === 0) return undefined;
   const chosen = selector(offered, request);
   return chosen !== undefined && offered.includes(chosen) ? chosen : undefined;

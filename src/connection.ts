@@ -435,6 +435,22 @@ export class Connection implements ParserHandlers {
     return new Promise((resolve) => (this.closedWaiters ??= []).push(resolve));
   }
 
+  /**
+   * Gives the socket back untouched (used when a join fails after the
+   * Connection was created but before the 101 was written).
+   */
+  detach(): void {
+    const socket = this.socket as ConnSocket;
+    socket.off('data', onSocketData);
+    socket.off('drain', onSocketDrain);
+    socket.off('error', onSocketError);
+    socket.off('end', onSocketEnd);
+    socket.off('close', onSocketClose);
+    delete socket[CONN];
+    this.state = CLOSED;
+    this.leaveSweep();
+  }
+
   /** Destroys the TCP connection at once, without a close handshake. */
   terminate(): void {
     this.socket.destroy();

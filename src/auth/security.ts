@@ -1,3 +1,4 @@
+import { isValidKey } from '../protocol/handshake.ts';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SecretReuseError, WeakSecretError } from './errors.ts';
 import { MAX_ROOM_PASSWORD_BYTES } from './room-password.ts';
@@ -61,15 +62,13 @@ export function validateSecurityConfig(cfg: SecurityConfig): void {
   }
 }
 
-const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
-
 /**
  * Returns whether `key` is a valid Sec-WebSocket-Key: the base64 encoding of
  * exactly 16 bytes, i.e. 24 characters of the standard alphabet ending in `==`.
  * Like common servers, it does not insist that the unused low bits are zero.
  */
 export function validateWebSocketKey(key: string): boolean {
-  return typeof key === 'string' && WEBSOCKET_KEY.test(key);
+  return isValidKey(key);
 }
 
 /**

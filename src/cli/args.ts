@@ -10,9 +10,12 @@ export class UsageError extends Error {
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+type FlagConfig<T extends Options> = { args: string[]; options: T; strict: true; allowPositionals: false };
+/** The parsed flag values for an options table. */
+export type Flags<T extends Options> = ReturnType<typeof parseArgs<FlagConfig<T>>>['values'];
 
 /** Parses `argv` against `options`, throwing UsageError on unknown or malformed flags. */
-export function parseFlags<T extends Options>(argv: string[], options: T) {
+export function parseFlags<T extends Options>(argv: string[], options: T): Flags<T> {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (error) {

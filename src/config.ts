@@ -1,0 +1,191 @@
+/**
+ * Server configuration: every option with its default in one place
+ * (SPEC §1), and the validation the constructor runs. Defaults never read
+ * environment variables.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ProtocolSelector } from './accept.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from './accept.ts';
+import type { RoomAuthorizer } from './auth/room-password.ts';
+import type { TokenAuthenticator } from './auth/token.ts';
+import { validateSecurityConfig } from './auth/security.ts';
+import { MAX_READ_LIMIT, type Connection, type SendBehavior } from './connection.ts';
+import { ConfigError } from './errors.ts';
+import type { RoomValidator, TextValidationOptions } from './validation.ts';
+
+/** Handles a message from a client instead of the built-in room fan-out. */
+export type MessageHandler = (conn: Connection, data: Buffer, binary: boolean) => void | Promise<void>;
+
+export interface WshubConfig {
+  // -- broadcast jobs (see docs/CONFIG.md for their meaning in Node) --
+  workerCount: number;
+  jobQueueSize: number;
+  // -- per-connection sending --
+  sendQueueSize: number;
+  sendQueueBytes: number;
+  sendTimeout: number;
+  writeTimeout: number;
+  sendBehavior: SendBehavior;
+  // -- routes --
+  wsRoutePath: string;
+  broadcastPath: string;
+  broadcastEnabled: boolean;
+  broadcastMaxBytes: number;
+  // -- origins and auth --
+  allowedOrigins: string[];
+  allowAllOrigins: boolean;
+  allowUnauthenticated: boolean;
+  allowQueryToken: boolean;
+  /** HS256 secret (≥ 32 bytes) unless tokenAuthenticator is given or allowUnauthenticated. */
+  secret?: Uint8Array | string | undefined;
+  /** Admin broadcast secret (≥ 32 bytes, different from secret) unless broadcastAuthorizer is given. */
+  broadcastSecret?: Uint8Array | string | undefined;
+  tokenAuthenticator?: TokenAuthenticator | undefined;
+  broadcastAuthorizer?: ((request: IncomingMessage) => boolean | Promise<boolean>) | undefined;
+  roomAuthorizer?: RoomAuthorizer | undefined;
+  /** Close a connection (code 4001) when its token's `exp` passes. */
+  closeOnTokenExpiry: boolean;
+  // -- limits --
+  maxRoomRegistrations: number;
+  maxRoomConnections: number;
+  maxConnectionRate: number;
+  roomValidator?: RoomValidator | undefined;
+  // -- protocol --
+  readLimit: number;
+  pingPeriod: number;
+  pongWait: number;
+  closeTimeout: number;
+  handshakeTimeout: number;
+  maxHeaderSize: number;
+  fragmentSize: number;
+  selectProtocol?: ProtocolSelector | undefined;
+  // -- messages --
+  /** Text message validation (the seed's defaults), or false to switch it off. */
+  messageValidation: Partial<TextValidationOptions> | false;
+  onMessage?: MessageHandler | undefined;
+  onConnect?: ((conn: Connection, request: IncomingMessage) => void) | undefined;
+  onClose?: ((conn: Connection, code: number, reason: string) => void) | undefined;
+}
+
+/** The seed's defaults. Reads no environment variables. */
+export function defaultConfig(): WshubConfig {
+  return {
+    workerCount: 16,
+    jobQueueSize: 4096,
+    sendQueueSize: 256,
+    sendQueueBytes: 16 * 1024 * 1024,
+    sendTimeout: 200,
+    writeTimeout: 10_000,
+    sendBehavior: 'block',
+    wsRoutePath: '/ws',
+    broadcastPath: '/_admin/broadcast',
+    broadcastEnabled: false,
+    broadcastMaxBytes: 1024 * 1024,
+    allowedOrigins: [],
+    allowAllOrigins: false,
+    allowUnauthenticated: false,
+    allowQueryToken: false,
+    closeOnTokenExpiry: true,
+    maxRoomRegistrations: 0,
+    maxRoomConnections: 0,
+    maxConnectionRate: 0,
+    readLimit: 16 * 1024 * 1024,
+    pingPeriod: 20_000,
+    pongWait: 30_000,
+    closeTimeout: 5_000,
+    handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT,
+    maxHeaderSize: DEFAULT_MAX_HEADER_SIZE,
+    fragmentSize: 0,
+    messageValidation: {},
+  };
+}
+
+const NUMERIC_OPTIONS = [
+  'workerCount',
+  'jobQueueSize',
+  'sendQueueSize',
+  'sendQueueBytes',
+  'sendTimeout',
+  'writeTimeout',
+  'broadcastMaxBytes',
+  'maxRoomRegistrations',
+  'maxRoomConnections',
+  'maxConnectionRate',
+  'readLimit',
+  'pingPeriod',
+  'pongWait',
+  'closeTimeout',
+  'handshakeTimeout',
+  'maxHeaderSize',
+  'fragmentSize',
+] as const satisfies ReadonlyArray<keyof WshubConfig>;
+
+/** Every option name, for the CLI's config file check. */
+export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = Object.keys(defaultConfig()).concat([
+  'secret',
+  'broadcastSecret',
+  'tokenAuthenticator',
+  'broadcastAuthorizer',
+  'roomAuthorizer',
+  'roomValidator',
+  'selectProtocol',
+  'onMessage',
+  'onConnect',
+  'onClose',
+]) as Array<keyof WshubConfig>;
+
+/**
+ * Merges `input` over the defaults and validates the result. Secrets are
+ * copied. Throws ConfigError, WeakSecretError or SecretReuseError.
+ */
+export function resolveConfig(input: Partial<WshubConfig>): WshubConfig {
+  const config: WshubConfig = { ...defaultConfig() };
+  for (const [key, value] of Object.entries(input)) {
+    if (value !== undefined) (config as unknown as Record<string, unknown>)[key] = value;
+  }
+  for (const key of NUMERIC_OPTIONS) {
+    const value = config[key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new ConfigError(key, `must be a non-negative number, got ${String(value)}`);
+    }
+  }
+  if (config.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
+  if (config.sendQueueSize < 1) throw new ConfigError('sendQueueSize', 'must be at least 1');
+  if (config.readLimit < 1 || config.readLimit > MAX_READ_LIMIT) {
+    throw new ConfigError('readLimit', `must be between 1 and ${MAX_READ_LIMIT}`);
+  }
+  if (!['block', 'drop', 'close'].includes(config.sendBehavior)) {
+    throw new ConfigError('sendBehavior', 'must be "block", "drop" or "close"');
+  }
+  checkPath('wsRoutePath', config.wsRoutePath);
+  checkPath('broadcastPath', config.broadcastPath);
+  if (config.broadcastEnabled && config.broadcastPath === config.wsRoutePath) {
+    throw new ConfigError('broadcastPath', 'must differ from wsRoutePath');
+  }
+  if (!Array.isArray(config.allowedOrigins) || config.allowedOrigins.some((o) => typeof o !== 'string')) {
+    throw new ConfigError('allowedOrigins', 'must be an array of strings');
+  }
+  validateSecurityConfig({
+    secret: config.secret,
+    broadcastSecret: config.broadcastSecret,
+    broadcastEnabled: config.broadcastEnabled,
+    allowUnauthenticated: config.allowUnauthenticated,
+    hasTokenAuthenticator: config.tokenAuthenticator !== undefined,
+    hasBroadcastAuthorizer: config.broadcastAuthorizer !== undefined,
+  });
+  config.secret = copySecret(config.secret);
+  config.broadcastSecret = copySecret(config.broadcastSecret);
+  config.allowedOrigins = [...config.allowedOrigins];
+  return config;
+}
+
+function checkPath(option: string, path: unknown): void {
+  if (typeof path !== 'string' || path === '' || !path.startsWith('/')) {
+    throw new ConfigError(option, 'must be a non-empty path starting with "/"');
+  }
+}
+
+function copySecret(secret: Uint8Array | string | undefined): Buffer | undefined {
+  if (secret === undefined) return undefined;
+  return typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
+}

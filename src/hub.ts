@@ -1,0 +1,457 @@
+/**
+ * The hub: named rooms of connections, capacity limits, broadcast and
+ * shutdown. Every broadcast encodes its frame once and hands the same Buffer
+ * to each recipient; nothing is allocated per recipient on the fast path.
+ */
+import { Connection, SendStatus } from './connection.ts';
+import { ConfigError } from './errors.ts';
+import { CloseCode } from './protocol/close.ts';
+import { Opcode, encodeMessage, type DataOpcode } from './protocol/frame.ts';
+import { TokenBucket } from './rate-limit.ts';
+import { isValidRoomName, type RoomValidator } from './validation.ts';
+
+export interface HubOptions {
+  /**
+   * Broadcast jobs that may wait at once for room in slow recipients' queues
+   * (under sendBehavior "block"). In Go these are goroutines; here waiting
+   * costs no thread, so the number only bounds memory, together with
+   * `jobQueueSize`: at most `workerCount + jobQueueSize` broadcasts are held
+   * waiting; beyond that a blocked recipient's copy is dropped and counted.
+   */
+  workerCount: number;
+  jobQueueSize: number;
+  /** Hub-wide limit on room registrations (0 = unlimited). */
+  maxRoomRegistrations: number;
+  /** Limit on connections in one room (0 = unlimited). */
+  maxRoomConnections: number;
+  /** New joins per second, hub-wide, with bursts of twice that (0 = unlimited). */
+  maxConnectionRate: number;
+  /** Replaces the default room name policy. */
+  roomValidator?: RoomValidator;
+  /** Broadcast messages larger than this are framed as fragments (0 = never). */
+  fragmentSize: number;
+  /** How long a broadcast waits for a blocked recipient (ms); usually the send timeout. */
+  sendTimeout: number;
+  /** How long shutdown waits for connections to answer the close frame (ms). */
+  closeTimeout: number;
+}
+
+/** The seed's hub defaults (SPEC §1). */
+export function defaultHubOptions(): HubOptions {
+  return {
+    workerCount: 16,
+    jobQueueSize: 4096,
+    maxRoomRegistrations: 0,
+    maxRoomConnections: 0,
+    maxConnectionRate: 0,
+    fragmentSize: 0,
+    sendTimeout: 200,
+    closeTimeout: 5_000,
+  };
+}
+
+/** Why a join was refused. */
+export type JoinDenial =
+  'stopped' | 'invalid_room' | 'invalid_connection' | 'rate_limited' | 'hub_full' | 'room_full';
+
+export type JoinResult = { ok: true; alreadyMember: boolean } | { ok: false; reason: JoinDenial };
+
+/** What a broadcast did (SPEC §4). */
+export interface BroadcastResult {
+  /** Recipients considered. */
+  attempted: number;
+  /** Recipients whose queue took the message (or who wait for room under "block"). */
+  enqueued: number;
+  /** Recipients already closing or closed. */
+  skipped: number;
+  /** Recipients whose queue was full (or the job queue was). */
+  dropped: number;
+  /** The room name or opcode was invalid. */
+  invalid: boolean;
+  /** The hub is stopped. */
+  stopped: boolean;
+}
+
+/** Rejected = invalid, stopped, or nobody took the message although someone was there. */
+export function isRejected(result: BroadcastResult): boolean {
+  return result.invalid || result.stopped || (result.attempted > 0 && result.enqueued === 0);
+}
+
+export interface HubMetrics {
+  active_connections: number;
+  room_registrations: number;
+  rooms: number;
+  accepted_total: number;
+  rejected_total: number;
+  max_room_registrations: number;
+  max_room_connections: number;
+  broadcast_attempted: number;
+  broadcast_enqueued: number;
+  broadcast_skipped: number;
+  broadcast_dropped: number;
+  /** Broadcast jobs currently waiting for blocked recipients. */
+  broadcast_jobs_waiting: number;
+}
+
+export interface ShutdownOptions {
+  /** Give up waiting after this many ms (default: the hub's closeTimeout). */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+function emptyResult(): BroadcastResult {
+  return { attempted: 0, enqueued: 0, skipped: 0, dropped: 0, invalid: false, stopped: false };
+}
+
+export class Hub {
+  readonly options: HubOptions;
+  private readonly rooms = new Map<string, Set<Connection>>();
+  private readonly memberships = new Map<Connection, Set<string>>();
+  private registrations = 0;
+  private readonly rate: TokenBucket | null;
+  private stopped = false;
+  private shutdownPromise: Promise<void> | null = null;
+  /** Broadcasts with recipients still waiting for queue room. */
+  private waitingJobs = 0;
+  private drainWaiters: Array<() => void> = [];
+  private readonly counters = {
+    accepted: 0,
+    rejected: 0,
+    attempted: 0,
+    enqueued: 0,
+    skipped: 0,
+    dropped: 0,
+  };
+
+  constructor(options: Partial<HubOptions> = {}) {
+    const merged = { ...defaultHubOptions(), ...stripUndefined(options) };
+    for (const key of [
+      'workerCount',
+      'jobQueueSize',
+      'maxRoomRegistrations',
+      'maxRoomConnections',
+      'maxConnectionRate',
+      'fragmentSize',
+      'sendTimeout',
+      'closeTimeout',
+    ] as const) {
+      const value = merged[key];
+      if (!Number.isFinite(value) || value < 0)
+        throw new ConfigError(key, `must be a non-negative number, got ${value}`);
+    }
+    if (merged.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
+    this.options = merged;
+    this.rate = merged.maxConnectionRate > 0 ? new TokenBucket(merged.maxConnectionRate) : null;
+  }
+
+  /** Whether `room` passes the room policy (custom validator or the default). */
+  isValidRoom(room: string): boolean {
+    return typeof room === 'string' && (this.options.roomValidator ?? isValidRoomName)(room);
+  }
+
+  // ---- joining -----------------------------------------------------------
+
+  /**
+   * Checks a join without changing anything (the capacity pre-check of the
+   * upgrade pipeline): stopped, invalid room, rate limit, hub full, room full.
+   */
+  checkJoin(room: string): JoinResult {
+    return this.admission(room, null, false);
+  }
+
+  /**
+   * Adds `conn` to `room`. Checks, in order: stopped, invalid room, missing
+   * connection, already a member (succeeds, bypassing limits), rate limit,
+   * hub full, room full.
+   */
+  tryJoin(room: string, conn: Connection): JoinResult {
+    const result = this.admission(room, conn, true);
+    if (result.ok) {
+      if (!result.alreadyMember) this.add(room, conn);
+      this.counters.accepted++;
+    } else {
+      this.counters.rejected++;
+    }
+    return result;
+  }
+
+  private admission(room: string, conn: Connection | null | undefined, consume: boolean): JoinResult {
+    if (this.stopped) return { ok: false, reason: 'stopped' };
+    if (!this.isValidRoom(room)) return { ok: false, reason: 'invalid_room' };
+    if (consume && (conn === null || conn === undefined)) return { ok: false, reason: 'invalid_connection' };
+    const members = this.rooms.get(room);
+    if (conn && members?.has(conn)) return { ok: true, alreadyMember: true };
+    if (this.rate !== null && !(consume ? this.rate.tryTake() : this.rate.available() >= 1)) {
+      return { ok: false, reason: 'rate_limited' };
+    }
+    const { maxRoomRegistrations, maxRoomConnections } = this.options;
+    if (maxRoomRegistrations > 0 && this.registrations >= maxRoomRegistrations)
+      return { ok: false, reason: 'hub_full' };
+    if (maxRoomConnections > 0 && (members?.size ?? 0) >= maxRoomConnections)
+      return { ok: false, reason: 'room_full' };
+    return { ok: true, alreadyMember: false };
+  }
+
+  private add(room: string, conn: Connection): void {
+    let members = this.rooms.get(room);
+    if (members === undefined) this.rooms.set(room, (members = new Set()));
+    members.add(conn);
+    let joined = this.memberships.get(conn);
+    if (joined === undefined) this.memberships.set(conn, (joined = new Set()));
+    joined.add(room);
+    conn.room ??= room;
+    this.registrations++;
+  }
+
+  /** Removes `conn` from `room`; returns whether it was a member. */
+  leave(room: string, conn: Connection): boolean {
+    const members = this.rooms.get(room);
+    if (members === undefined || !members.delete(conn)) return false;
+    if (members.size === 0) this.rooms.delete(room);
+    this.registrations--;
+    const joined = this.memberships.get(conn);
+    joined?.delete(room);
+    if (joined?.size === 0) this.memberships.delete(conn);
+    if (conn.room === room) conn.room = joined?.values().next().value;
+    return true;
+  }
+
+  /** Removes `conn` from every room (called when it closes). */
+  removeConn(conn: Connection): void {
+    const joined = this.memberships.get(conn);
+    if (joined === undefined) return;
+    for (const room of [...joined]) this.leave(room, conn);
+  }
+
+  /** Calls `fn` for each member of `room`, over a snapshot (fn may join/leave). */
+  rangeConns(room: string, fn: (conn: Connection) => void): void {
+    const members = this.rooms.get(room);
+    if (members === undefined) return;
+    for (const conn of [...members]) fn(conn);
+  }
+
+  // ---- queries -----------------------------------------------------------
+
+  getRoomCount(room: string): number {
+    return this.rooms.get(room)?.size ?? 0;
+  }
+
+  getRoomRegistrationCount(): number {
+    return this.registrations;
+  }
+
+  getActiveConnectionCount(): number {
+    return this.memberships.size;
+  }
+
+  getRooms(): string[] {
+    return [...this.rooms.keys()];
+  }
+
+  /** Rooms `conn` is in. */
+  roomsOf(conn: Connection): string[] {
+    return [...(this.memberships.get(conn) ?? [])];
+  }
+
+  /** Every connection in at least one room. */
+  connections(): Connection[] {
+    return [...this.memberships.keys()];
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  metrics(): HubMetrics {
+    const c = this.counters;
+    return {
+      active_connections: this.memberships.size,
+      room_registrations: this.registrations,
+      rooms: this.rooms.size,
+      accepted_total: c.accepted,
+      rejected_total: c.rejected,
+      max_room_registrations: this.options.maxRoomRegistrations,
+      max_room_connections: this.options.maxRoomConnections,
+      broadcast_attempted: c.attempted,
+      broadcast_enqueued: c.enqueued,
+      broadcast_skipped: c.skipped,
+      broadcast_dropped: c.dropped,
+      broadcast_jobs_waiting: this.waitingJobs,
+    };
+  }
+
+  // ---- broadcast ---------------------------------------------------------
+
+  /** Sends a message to every member of `room`. */
+  broadcastRoom(room: string, opcode: DataOpcode, data: Uint8Array | string): void {
+    this.tryBroadcastRoom(room, opcode, data);
+  }
+
+  /** Sends a message to every connection, once each even if it is in several rooms. */
+  broadcastAll(opcode: DataOpcode, data: Uint8Array | string): void {
+    this.tryBroadcastAll(opcode, data);
+  }
+
+  /** Like broadcastRoom, and reports what happened. */
+  tryBroadcastRoom(room: string, opcode: DataOpcode, data: Uint8Array | string): BroadcastResult {
+    const result = emptyResult();
+    if (this.stopped) return ((result.stopped = true), result);
+    if (!isDataOpcode(opcode) || !this.isValidRoom(room)) return ((result.invalid = true), result);
+    const members = this.rooms.get(room);
+    if (members === undefined || members.size === 0) return result;
+    return this.deliver(members, this.encode(opcode, data), result);
+  }
+
+  /** Like broadcastAll, and reports what happened. */
+  tryBroadcastAll(opcode: DataOpcode, data: Uint8Array | string): BroadcastResult {
+    const result = emptyResult();
+    if (this.stopped) return ((result.stopped = true), result);
+    if (!isDataOpcode(opcode)) return ((result.invalid = true), result);
+    if (this.memberships.size === 0) return result;
+    return this.deliver(this.memberships.keys(), this.encode(opcode, data), result);
+  }
+
+  /**
+   * Sends an already encoded frame to every member of `room` (used for the
+   * built-in fan-out, which encodes on receipt).
+   */
+  broadcastFrame(room: string, frame: Buffer): BroadcastResult {
+    const result = emptyResult();
+    if (this.stopped) return ((result.stopped = true), result);
+    const members = this.rooms.get(room);
+    if (members === undefined) return result;
+    return this.deliver(members, frame, result);
+  }
+
+  /** Encodes a message once for all recipients. */
+  encode(opcode: DataOpcode, data: Uint8Array | string): Buffer {
+    return encodeMessage(opcode, data, this.options.fragmentSize);
+  }
+
+  /** The fan-out loop: one shared frame, no per-recipient allocation unless a recipient blocks. */
+  private deliver(recipients: Iterable<Connection>, frame: Buffer, result: BroadcastResult): BroadcastResult {
+    let blocked: Connection[] | null = null;
+    for (const conn of recipients) {
+      result.attempted++;
+      const status = conn.sendFrame(frame);
+      if (status === SendStatus.QUEUED) result.enqueued++;
+      else if (status === SendStatus.CLOSED) result.skipped++;
+      else if (conn.options.sendBehavior === 'block') (blocked ??= []).push(conn);
+      else result.dropped++;
+    }
+    if (blocked !== null) {
+      if (this.waitingJobs < this.options.workerCount + this.options.jobQueueSize) {
+        result.enqueued += blocked.length;
+        this.waitFor(blocked, frame);
+      } else {
+        result.dropped += blocked.length;
+      }
+    }
+    const c = this.counters;
+    c.attempted += result.attempted;
+    c.enqueued += result.enqueued;
+    c.skipped += result.skipped;
+    c.dropped += result.dropped;
+    return result;
+  }
+
+  /** A broadcast job waiting for blocked recipients; copies that time out are counted as dropped. */
+  private waitFor(blocked: Connection[], frame: Buffer): void {
+    this.waitingJobs++;
+    const timeout = this.options.sendTimeout;
+    let pending = blocked.length;
+    const settle = (ok: boolean) => {
+      if (!ok) {
+        this.counters.dropped++;
+        this.counters.enqueued--;
+      }
+      if (--pending === 0) {
+        this.waitingJobs--;
+        if (this.waitingJobs === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
+      }
+    };
+    for (const conn of blocked) {
+      conn.waitAndSend(frame, timeout).then(
+        () => settle(true),
+        () => settle(false),
+      );
+    }
+  }
+
+  /** Resolves when no broadcast is waiting for blocked recipients. */
+  private drained(): Promise<void> {
+    if (this.waitingJobs === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  // ---- stopping ----------------------------------------------------------
+
+  /**
+   * Stops the hub: new joins and broadcasts are refused, waiting broadcasts
+   * are drained (bounded by the send timeout), and every connection leaves
+   * its rooms. Connections stay open. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (!this.stopped) this.stopped = true;
+    await withTimeout(this.drained(), this.options.sendTimeout + 50);
+    for (const conn of [...this.memberships.keys()]) this.removeConn(conn);
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, drain waiting broadcasts, send every
+   * connection a close frame (1001) and wait for the handshakes, then
+   * destroy whatever is left. Ends early when `timeout` ms pass or `signal`
+   * aborts. Safe to call more than once (later calls share the first one's work).
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<void> {
+    this.shutdownPromise ??= this.runShutdown(options);
+    return this.shutdownPromise;
+  }
+
+  private async runShutdown({ timeout = this.options.closeTimeout, signal }: ShutdownOptions): Promise<void> {
+    const deadline = performance.now() + timeout;
+    const conns = [...this.memberships.keys()];
+    this.stopped = true;
+    const remaining = () => Math.max(0, deadline - performance.now());
+    await withTimeout(this.drained(), Math.min(remaining(), this.options.sendTimeout + 50), signal);
+    for (const conn of conns) {
+      if (conn.isOpen) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+    }
+    await withTimeout(Promise.all(conns.map((conn) => conn.closed())), remaining(), signal);
+    for (const conn of conns) {
+      if (conn.readyState !== 'closed') conn.terminate();
+      this.removeConn(conn);
+    }
+  }
+}
+
+function isDataOpcode(opcode: number): opcode is DataOpcode {
+  return opcode === Opcode.TEXT || opcode === Opcode.BINARY;
+}
+
+/** Waits for `promise`, at most `ms` milliseconds, or until `signal` aborts. Never rejects. */
+async function withTimeout(promise: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  await Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      if (signal !== undefined) {
+        onAbort = resolve;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }),
+  ]);
+  clearTimeout(timer);
+  if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+}
+
+/** Drops keys whose value is undefined, so they do not override defaults. */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,304 @@
+/**
+ * WshubServer: configuration, the hub, the upgrade pipeline and the admin
+ * broadcast endpoint, mounted on a node:http or node:https server.
+ */
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { boundedServerOptions, reject } from './accept.ts';
+import { handleAdminBroadcast } from './admin-broadcast.ts';
+import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
+import { resolveConfig, type WshubConfig } from './config.ts';
+import { CloseError, ConfigError } from './errors.ts';
+import type { Connection, ConnectionHandlers, ConnectionOptions } from './connection.ts';
+import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
+import { Opcode } from './protocol/frame.ts';
+import { checkMethod, checkUpgradeHeaders, rejection, type Rejection } from './protocol/handshake.ts';
+import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from './upgrade.ts';
+import { validateTextMessage, type TextValidationOptions } from './validation.ts';
+
+/** Close code for a connection whose token expired while it was open. */
+export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
+
+/** One structured log event (never contains secrets or message bodies). */
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  event: string;
+  [field: string]: unknown;
+}
+
+export interface ServerMetrics extends HubMetrics, UpgradeMetrics {}
+
+export interface Health {
+  status: 'healthy' | 'unhealthy';
+  stopped: boolean;
+  active_connections: number;
+  rooms: number;
+}
+
+export class WshubServer {
+  readonly config: WshubConfig;
+  readonly hub: Hub;
+  /** Receives structured log events; replace to route them to your logger. */
+  log: (entry: LogEntry) => void = () => {};
+  private readonly upgradeMetrics: UpgradeMetrics = {
+    security_rejections: 0,
+    invalid_ws_keys: 0,
+    successful_auths: 0,
+  };
+  private readonly pipeline: UpgradeConfig;
+  private readonly attached = new WeakSet<Server>();
+  private readonly textValidation: Partial<TextValidationOptions> | null;
+  private readonly expiryTimers = new Map<Connection, NodeJS.Timeout>();
+
+  /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
+  constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
+    this.config = resolveConfig(config);
+    const c = this.config;
+    this.hub =
+      hub ??
+      new Hub({
+        workerCount: c.workerCount,
+        jobQueueSize: c.jobQueueSize,
+        maxRoomRegistrations: c.maxRoomRegistrations,
+        maxRoomConnections: c.maxRoomConnections,
+        maxConnectionRate: c.maxConnectionRate,
+        roomValidator: c.roomValidator,
+        fragmentSize: c.fragmentSize,
+        sendTimeout: c.sendTimeout,
+        closeTimeout: c.closeTimeout,
+      });
+    this.textValidation = c.messageValidation === false ? null : c.messageValidation;
+    const tokenAuthenticator: TokenAuthenticator | undefined =
+      c.tokenAuthenticator ?? (c.secret !== undefined ? new HS256TokenAuthenticator(c.secret) : undefined);
+    const connection: ConnectionOptions = {
+      readLimit: c.readLimit,
+      sendQueueSize: c.sendQueueSize,
+      sendQueueBytes: c.sendQueueBytes,
+      sendBehavior: c.sendBehavior,
+      sendTimeout: c.sendTimeout,
+      writeTimeout: c.writeTimeout,
+      pingPeriod: c.pingPeriod,
+      pongWait: c.pongWait,
+      closeTimeout: c.closeTimeout,
+      fragmentSize: c.fragmentSize,
+    };
+    this.pipeline = {
+      hub: this.hub,
+      connection,
+      handlers: this.handlers(),
+      allowedOrigins: c.allowedOrigins,
+      allowAllOrigins: c.allowAllOrigins,
+      allowUnauthenticated: c.allowUnauthenticated,
+      allowQueryToken: c.allowQueryToken,
+      tokenAuthenticator,
+      roomAuthorizer: c.roomAuthorizer,
+      selectProtocol: c.selectProtocol,
+      metrics: this.upgradeMetrics,
+      onReject: (request, r) =>
+        this.log({
+          level: 'info',
+          event: 'upgrade_rejected',
+          status: r.status,
+          code: r.code,
+          remote: request.socket.remoteAddress,
+        }),
+      onConnect: (conn, request) => this.connected(conn, request),
+    };
+  }
+
+  // ---- wiring --------------------------------------------------------------
+
+  /** The callbacks every connection of this server shares. */
+  private handlers(): ConnectionHandlers {
+    return {
+      message: (conn, data, binary) => this.message(conn, data, binary),
+      close: (conn, code, reason) => this.closed(conn, code, reason),
+      error: (conn, error) =>
+        this.log({ level: 'debug', event: 'connection_error', id: conn.id, error: error.message }),
+    };
+  }
+
+  /** A client message: validate text, then the custom handler or the built-in room fan-out. */
+  private message(conn: Connection, data: Buffer, binary: boolean): void | Promise<void> {
+    if (!binary && this.textValidation !== null) {
+      const verdict = validateTextMessage(data, this.textValidation);
+      if (!verdict.ok) throw new CloseError(verdict.closeCode, verdict.reason);
+    }
+    const onMessage = this.config.onMessage;
+    if (onMessage !== undefined) return onMessage(conn, data, binary);
+    if (conn.room !== undefined)
+      this.hub.broadcastFrame(conn.room, this.hub.encode(binary ? Opcode.BINARY : Opcode.TEXT, data));
+  }
+
+  private connected(conn: Connection, request: IncomingMessage): void {
+    this.log({ level: 'debug', event: 'connected', id: conn.id, room: conn.room });
+    const exp =
+      this.config.closeOnTokenExpiry && conn.user !== undefined ? tokenExpiry(conn.user) : undefined;
+    if (exp !== undefined) {
+      const timer = setTimeout(
+        () => conn.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired'),
+        Math.max(0, exp - Date.now()),
+      );
+      timer.unref();
+      this.expiryTimers.set(conn, timer);
+    }
+    this.config.onConnect?.(conn, request);
+  }
+
+  private closed(conn: Connection, code: number, reason: string): void {
+    this.hub.removeConn(conn);
+    const timer = this.expiryTimers.get(conn);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.expiryTimers.delete(conn);
+    }
+    this.log({ level: 'debug', event: 'closed', id: conn.id, code });
+    this.config.onClose?.(conn, code, reason);
+  }
+
+  // ---- mounting --------------------------------------------------------------
+
+  /**
+   * Handles an 'upgrade' event if it targets `wsRoutePath`; returns false
+   * (touching nothing) otherwise.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (pathOf(request) !== this.config.wsRoutePath) return false;
+    socket.on('error', ignore);
+    handleUpgrade(request, socket, head, this.pipeline).catch((error: unknown) => {
+      this.log({ level: 'error', event: 'upgrade_failed', error: String(error) });
+      reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
+    });
+    return true;
+  }
+
+  /**
+   * Handles a plain HTTP request if it targets this server's paths (the
+   * admin broadcast endpoint, or a non-upgrade request to `wsRoutePath`);
+   * returns false otherwise.
+   */
+  handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    const path = pathOf(request);
+    const c = this.config;
+    if (c.broadcastEnabled && path === c.broadcastPath) {
+      handleAdminBroadcast(request, response, {
+        hub: this.hub,
+        maxBytes: c.broadcastMaxBytes,
+        secret: c.broadcastSecret as Buffer | undefined,
+        authorizer: c.broadcastAuthorizer,
+      }).catch((error: unknown) => {
+        this.log({ level: 'error', event: 'broadcast_failed', error: String(error) });
+        if (!response.headersSent) response.writeHead(500).end();
+      });
+      return true;
+    }
+    if (path === c.wsRoutePath) {
+      // Not an upgrade (Node routes those to 'upgrade'): answer with the pipeline's rejection.
+      const r: Rejection =
+        checkOrigin(request, { ...this.pipeline }) ??
+        checkMethod(request) ??
+        checkUpgradeHeaders(request) ??
+        rejection(426, 'WEBSOCKET_BAD_UPGRADE', 'upgrade required', 'validation');
+      this.pipeline.onReject?.(request, r);
+      reject({ response }, r);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Mounts on an http(s) server: upgrades to `wsRoutePath`, the admin
+   * broadcast endpoint, and a 404 for upgrades to other paths when no other
+   * upgrade handler exists. Existing request listeners keep serving every
+   * other request. Throws ConfigError when attached twice.
+   */
+  attach(server: Server): this {
+    if (this.attached.has(server))
+      throw new ConfigError('server', 'this WshubServer is already attached to that server');
+    this.attached.add(server);
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.handleUpgrade(request, socket, head)) return;
+      if (server.listenerCount('upgrade') === 1) {
+        reject({ socket }, rejection(404, 'NOT_FOUND', 'no WebSocket endpoint at this path', 'not_found'));
+      }
+    });
+    const previous = server.listeners('request') as Array<
+      (req: IncomingMessage, res: ServerResponse) => void
+    >;
+    server.removeAllListeners('request');
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      if (this.handleRequest(request, response)) return;
+      if (previous.length === 0) {
+        response.writeHead(404, { 'Content-Type': 'application/json' });
+        response.end(
+          JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found', category: 'not_found' } }),
+        );
+        return;
+      }
+      for (const listener of previous) listener.call(server, request, response);
+    });
+    return this;
+  }
+
+  /**
+   * Creates an http server (https when `tls` is given) with the handshake
+   * bounds applied, attached to this hub. `fallback` serves other requests.
+   */
+  createServer(
+    fallback?: (request: IncomingMessage, response: ServerResponse) => void,
+    tls?: HttpsOptions,
+  ): Server {
+    const bounds = boundedServerOptions(this.config.handshakeTimeout, this.config.maxHeaderSize);
+    const server = tls ? createHttpsServer({ ...bounds, ...tls }) : createHttpServer(bounds);
+    if (fallback !== undefined) server.on('request', fallback);
+    this.attach(server);
+    return server;
+  }
+
+  // ---- state -----------------------------------------------------------------
+
+  metrics(): ServerMetrics {
+    return { ...this.hub.metrics(), ...this.upgradeMetrics };
+  }
+
+  health(): Health {
+    const stopped = this.hub.isStopped;
+    return {
+      status: stopped ? 'unhealthy' : 'healthy',
+      stopped,
+      active_connections: this.hub.getActiveConnectionCount(),
+      rooms: this.hub.getRooms().length,
+    };
+  }
+
+  /** Stops the hub (no new joins or broadcasts); connections stay open. */
+  stop(): Promise<void> {
+    return this.hub.stop();
+  }
+
+  /** Graceful shutdown (see Hub.shutdown). Safe to call twice. */
+  async shutdown(options: ShutdownOptions = {}): Promise<void> {
+    await this.hub.shutdown(options);
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
+  }
+}
+
+/** Creates a WshubServer (the seed's `websocket.New`). */
+export function createWshub(config: Partial<WshubConfig> = {}): WshubServer {
+  return new WshubServer(config);
+}
+
+function pathOf(request: IncomingMessage): string {
+  const url = request.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+function ignore(): void {}

@@ -1,0 +1,285 @@
+/**
+ * The upgrade pipeline, in the seed's order:
+ *
+ *   origin → method → upgrade headers → version → key → room → token
+ *   → room authorization → capacity pre-check → join → 101
+ *
+ * Each step is a small function returning a Rejection (HTTP status + JSON
+ * error code) or nothing. The join happens before the 101 is written, in the
+ * same synchronous block, so two upgrades racing for the last slot cannot
+ * both succeed.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { reject, selectProtocol, type ProtocolSelector } from './accept.ts';
+import type { RoomAuthorizer } from './auth/room-password.ts';
+import type { TokenAuthenticator } from './auth/token.ts';
+import type { UserInfo } from './auth/user.ts';
+import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
+import type { Hub, JoinResult } from './hub.ts';
+import {
+  acceptResponse,
+  checkKey,
+  checkMethod,
+  checkUpgradeHeaders,
+  checkVersion,
+  parseSubprotocols,
+  rejection,
+  type Rejection,
+} from './protocol/handshake.ts';
+
+/** Subprotocol prefix under which a browser may present its bearer token. */
+export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';
+/** The subprotocol a browser offers next to its token, and the one the server selects. */
+export const BROWSER_PROTOCOL = 'wshub';
+
+/** Counters the pipeline keeps (part of the server's metrics). */
+export interface UpgradeMetrics {
+  security_rejections: number;
+  invalid_ws_keys: number;
+  successful_auths: number;
+}
+
+export interface UpgradeConfig {
+  hub: Hub;
+  connection: ConnectionOptions;
+  handlers: ConnectionHandlers;
+  allowedOrigins: readonly string[];
+  allowAllOrigins: boolean;
+  allowUnauthenticated: boolean;
+  allowQueryToken: boolean;
+  tokenAuthenticator?: TokenAuthenticator | undefined;
+  roomAuthorizer?: RoomAuthorizer | undefined;
+  selectProtocol?: ProtocolSelector | undefined;
+  metrics: UpgradeMetrics;
+  /** Called for every refused upgrade (for logs). */
+  onReject?: ((request: IncomingMessage, rejection: Rejection) => void) | undefined;
+  /** Called with every new connection, after it joined its room. */
+  onConnect?: ((conn: Connection, request: IncomingMessage) => void) | undefined;
+}
+
+/** The outcome of the token step. */
+interface Identity {
+  user: UserInfo | undefined;
+  /** Whether the token came in a subprotocol (the browser path). */
+  viaProtocol: boolean;
+}
+
+/**
+ * Runs the pipeline for one upgrade request. Resolves with the new
+ * Connection, or null when the request was refused (the refusal has been
+ * written to the socket).
+ */
+export async function handleUpgrade(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  config: UpgradeConfig,
+): Promise<Connection | null> {
+  const refuse = (r: Rejection): null => {
+    config.onReject?.(request, r);
+    reject({ socket }, r);
+    return null;
+  };
+
+  const early =
+    checkOrigin(request, config) ??
+    checkMethod(request) ??
+    checkUpgradeHeaders(request) ??
+    checkVersion(request) ??
+    countInvalidKey(checkKey(request), config.metrics);
+  if (early !== null) return refuse(early);
+
+  const room = readRoom(request);
+  const badRoom = checkRoom(room, config);
+  if (badRoom !== null) return refuse(badRoom);
+
+  const identity = await authenticate(request, config);
+  if ('status' in identity) return refuse(identity);
+
+  const denied = await authorizeRoom(request, room, identity.user, config);
+  if (denied !== null) return refuse(denied);
+
+  const full = capacityRejection(config.hub.checkJoin(room));
+  if (full !== null) return refuse(full);
+
+  if (socket.destroyed) return null;
+  return (
+    join(request, socket, head, room, identity, config) ??
+    refuse(capacityRejection(config.hub.checkJoin(room))!)
+  );
+}
+
+// ---- step 1: origin --------------------------------------------------------
+
+/** Browsers send Origin; other clients usually do not, and are allowed. `*` is not a wildcard. */
+export function checkOrigin(
+  request: IncomingMessage,
+  config: Pick<UpgradeConfig, 'allowedOrigins' | 'allowAllOrigins' | 'metrics'>,
+): Rejection | null {
+  const origin = request.headers.origin;
+  if (origin === undefined || origin === '' || config.allowAllOrigins) return null;
+  if (config.allowedOrigins.includes(origin)) return null;
+  config.metrics.security_rejections++;
+  return rejection(403, 'WEBSOCKET_FORBIDDEN_ORIGIN', 'origin not allowed', 'forbidden');
+}
+
+// ---- step 5 bookkeeping ------------------------------------------------------
+
+function countInvalidKey(r: Rejection | null, metrics: UpgradeMetrics): Rejection | null {
+  if (r !== null) metrics.invalid_ws_keys++;
+  return r;
+}
+
+// ---- step 6: room ------------------------------------------------------------
+
+/** The `room` query parameter, `default` when absent. */
+export function readRoom(request: IncomingMessage): string {
+  return queryParam(request, 'room') ?? 'default';
+}
+
+function checkRoom(room: string, config: UpgradeConfig): Rejection | null {
+  return config.hub.isValidRoom(room)
+    ? null
+    : rejection(400, 'WEBSOCKET_INVALID_ROOM', 'invalid room name', 'validation');
+}
+
+function queryParam(request: IncomingMessage, name: string): string | undefined {
+  const url = request.url ?? '/';
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  return new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined;
+}
+
+// ---- step 7: token -----------------------------------------------------------
+
+/**
+ * Finds the token: `Authorization: Bearer` first, then the browser
+ * subprotocol, then `?token=` when allowed. A token that is present but
+ * invalid is refused (no anonymous fallback).
+ */
+async function authenticate(request: IncomingMessage, config: UpgradeConfig): Promise<Identity | Rejection> {
+  const found = findToken(request, config.allowQueryToken);
+  if (found === undefined) {
+    if (config.allowUnauthenticated) return { user: undefined, viaProtocol: false };
+    config.metrics.security_rejections++;
+    return rejection(401, 'WEBSOCKET_TOKEN_REQUIRED', 'a bearer token is required', 'auth');
+  }
+  const invalid = () => {
+    config.metrics.security_rejections++;
+    return rejection(403, 'WEBSOCKET_INVALID_TOKEN', 'invalid token', 'auth');
+  };
+  if (config.tokenAuthenticator === undefined) return invalid();
+  try {
+    const user = await config.tokenAuthenticator.authenticate(found.token);
+    config.metrics.successful_auths++;
+    return { user, viaProtocol: found.viaProtocol };
+  } catch {
+    return invalid();
+  }
+}
+
+function findToken(
+  request: IncomingMessage,
+  allowQuery: boolean,
+): { token: string; viaProtocol: boolean } | undefined {
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const match = /^bearer\s+(\S+)\s*$/i.exec(header);
+    // A malformed Authorization header is a present-but-invalid token.
+    return { token: match?.[1] ?? '', viaProtocol: false };
+  }
+  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
+  const carried = offered.find((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
+  if (carried !== undefined)
+    return { token: carried.slice(BEARER_PROTOCOL_PREFIX.length), viaProtocol: true };
+  if (allowQuery) {
+    const token = queryParam(request, 'token');
+    if (token !== undefined) return { token, viaProtocol: false };
+  }
+  return undefined;
+}
+
+// ---- step 8: room authorization ----------------------------------------------
+
+async function authorizeRoom(
+  request: IncomingMessage,
+  room: string,
+  user: UserInfo | undefined,
+  config: UpgradeConfig,
+): Promise<Rejection | null> {
+  if (config.roomAuthorizer === undefined) return null;
+  const header = request.headers['x-websocket-room-password'];
+  const password = Array.isArray(header) ? header[0] : header;
+  let allowed: boolean;
+  try {
+    allowed = await config.roomAuthorizer.authorize({ request, room, password, user, claims: user?.claims });
+  } catch {
+    allowed = false;
+  }
+  if (allowed) return null;
+  config.metrics.security_rejections++;
+  return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
+}
+
+/**
+ * The browser path selects BROWSER_PROTOCOL when the client offered it, and
+ * never echoes the token-carrying entry.
+ */
+function browserProtocol(request: IncomingMessage): string | undefined {
+  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
+  return offered.includes(BROWSER_PROTOCOL) ? BROWSER_PROTOCOL : undefined;
+}
+
+// ---- steps 9 and 10: capacity and join -----------------------------------------
+
+/** Maps a refused join to its HTTP answer: 429 for a full room, 503 otherwise. */
+export function capacityRejection(result: JoinResult): Rejection | null {
+  if (result.ok) return null;
+  switch (result.reason) {
+    case 'room_full':
+      return rejection(429, 'WEBSOCKET_JOIN_DENIED', 'room is full', 'capacity');
+    case 'hub_full':
+      return rejection(503, 'WEBSOCKET_JOIN_DENIED', 'server is full', 'capacity');
+    case 'rate_limited':
+      return rejection(503, 'WEBSOCKET_JOIN_DENIED', 'too many new connections, retry later', 'capacity', {
+        'Retry-After': '1',
+      });
+    case 'stopped':
+      return rejection(503, 'WEBSOCKET_JOIN_DENIED', 'server is shutting down', 'unavailable');
+    default:
+      return rejection(400, 'WEBSOCKET_INVALID_ROOM', 'invalid room name', 'validation');
+  }
+}
+
+/**
+ * Joins the room and writes the 101, synchronously. Returns null (nothing
+ * written) when the join is refused.
+ */
+function join(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  room: string,
+  identity: Identity,
+  config: UpgradeConfig,
+): Connection | null {
+  const admitted = config.hub.checkJoin(room);
+  if (!admitted.ok) return null;
+  const protocol = identity.viaProtocol
+    ? browserProtocol(request)
+    : selectProtocol(request, config.selectProtocol);
+  const key = request.headers['sec-websocket-key'] as string;
+  const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
+  const joined = config.hub.tryJoin(room, conn);
+  if (!joined.ok) {
+    conn.detach();
+    return null;
+  }
+  conn.user = identity.user;
+  socket.write(acceptResponse(key, protocol));
+  config.onConnect?.(conn, request);
+  if (head.length > 0) conn.receive(head);
+  return conn;
+}

@@ -12,15 +12,28 @@ import { Opcode } from '../protocol/frame.ts';
 import { checkHandshake } from '../protocol/handshake.ts';
 import { intFlag, parseFlags } from './args.ts';
 
-/** Sends every message back with its own opcode; a full queue makes the echo wait like any sender. */
+/** Past this many unsent bytes the echo stops reading until the client has read its replies. */
+const ECHO_HIGH_WATER = 1024 * 1024;
+
+/**
+ * Sends every message back with its own opcode. A client that sends faster
+ * than it reads is throttled by pausing the socket (TCP backpressure), so
+ * no echo is ever dropped; the queue is sized for the most messages one
+ * TCP read can carry.
+ */
 function echo(conn: Connection, data: Buffer, binary: boolean): void {
   conn.send(binary ? Opcode.BINARY : Opcode.TEXT, data).catch(() => {});
+  const socket = conn.socket;
+  if (conn.bufferedBytes > ECHO_HIGH_WATER && !socket.isPaused()) {
+    socket.pause();
+    socket.once('drain', () => socket.resume());
+  }
 }
 
 /** Creates (without starting) an echo server. */
 export function createEchoServer(): { server: Server; connections: Set<Connection> } {
   const connections = new Set<Connection>();
-  const options = defaultConnectionOptions();
+  const options = { ...defaultConnectionOptions(), sendQueueSize: 65_536, sendQueueBytes: 64 * 1024 * 1024 };
   const server = createServer(boundedServerOptions(), (request, response) => {
     reject(
       { response },

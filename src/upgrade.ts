@@ -107,7 +107,10 @@ export async function handleUpgrade(
   if (socket.destroyed) return null;
   return (
     join(request, socket, head, room, identity, config) ??
-    refuse(capacityRejection(config.hub.checkJoin(room))!)
+    refuse(
+      capacityRejection(config.hub.checkJoin(room)) ??
+        rejection(503, 'WEBSOCKET_JOIN_DENIED', 'join failed', 'unavailable'),
+    )
   );
 }
 

@@ -241,7 +241,7 @@ export class Connection implements ParserHandlers {
     if (status === SendStatus.QUEUED) return Promise.resolve();
     if (status === SendStatus.CLOSED) return Promise.reject(new ConnectionClosedError());
     if (this.options.sendBehavior === 'block') return this.waitAndSend(frame, this.options.sendTimeout);
-    return Promise.reject(this.state === OPEN ? new QueueFullError() : new ConnectionClosedError());
+    return Promise.reject(new QueueFullError());
   }
 
   /**
@@ -283,8 +283,8 @@ export class Connection implements ParserHandlers {
         this.dropped++;
         break;
       case 'close':
+        // Messages already accepted still go out, ahead of the close frame.
         this.dropped++;
-        this.discardQueue();
         this.close(SLOW_CONSUMER_CLOSE_CODE, 'send queue full');
         break;
       case 'block':

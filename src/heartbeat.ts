@@ -55,7 +55,9 @@ const sweepers = new Map<string, Sweeper>();
 
 /** The tick: a quarter of the shortest active timeout, so deadlines are met within 25%. */
 export function tickFor(timings: SweepTimings): number {
-  const active = [timings.pingPeriod, timings.pongWait, timings.writeTimeout].filter((t) => t > 0);
+  // pongWait only matters when pings are sent.
+  const pong = timings.pingPeriod > 0 ? timings.pongWait : 0;
+  const active = [timings.pingPeriod, pong, timings.writeTimeout].filter((t) => t > 0);
   if (active.length === 0) return 0;
   return Math.max(MIN_TICK_MS, Math.floor(Math.min(...active) / 4));
 }

@@ -1,10 +1,14 @@
 // Runs node's built-in test runner (through tsx) over every *.test.ts file
-// under the given folders (default: test/).
+// under the given folders or files (default: test/).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function collect(dir, out) {
+  if (!statSync(dir).isDirectory()) {
+    out.push(dir);
+    return out;
+  }
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) collect(path, out);

@@ -107,6 +107,8 @@ export class Hub {
   readonly options: HubOptions;
   private readonly rooms = new Map<string, Set<Connection>>();
   private readonly memberships = new Map<Connection, Set<string>>();
+  /** Every connection that joined and is not yet removed (it may have left all rooms after stop()). */
+  private readonly known = new Set<Connection>();
   private registrations = 0;
   private readonly rate: TokenBucket | null;
   private stopped = false;
@@ -199,6 +201,7 @@ export class Hub {
     let joined = this.memberships.get(conn);
     if (joined === undefined) this.memberships.set(conn, (joined = new Set()));
     joined.add(room);
+    this.known.add(conn);
     conn.room ??= room;
     this.registrations++;
   }
@@ -218,6 +221,11 @@ export class Hub {
 
   /** Removes `conn` from every room (called when it closes). */
   removeConn(conn: Connection): void {
+    this.known.delete(conn);
+    this.leaveAll(conn);
+  }
+
+  private leaveAll(conn: Connection): void {
     const joined = this.memberships.get(conn);
     if (joined === undefined) return;
     for (const room of [...joined]) this.leave(room, conn);
@@ -394,7 +402,7 @@ export class Hub {
   async stop(): Promise<void> {
     if (!this.stopped) this.stopped = true;
     await withTimeout(this.drained(), this.options.sendTimeout + 50);
-    for (const conn of [...this.memberships.keys()]) this.removeConn(conn);
+    for (const conn of [...this.memberships.keys()]) this.leaveAll(conn);
   }
 
   /**
@@ -410,7 +418,7 @@ export class Hub {
 
   private async runShutdown({ timeout = this.options.closeTimeout, signal }: ShutdownOptions): Promise<void> {
     const deadline = performance.now() + timeout;
-    const conns = [...this.memberships.keys()];
+    const conns = [...this.known];
     this.stopped = true;
     const remaining = () => Math.max(0, deadline - performance.now());
     await withTimeout(this.drained(), Math.min(remaining(), this.options.sendTimeout + 50), signal);

@@ -44,3 +44,11 @@ export {
 } from './validation.ts';
 export type { RoomValidator, TextValidationOptions, TextValidationResult } from './validation.ts';
 export * from './auth/index.ts';
+export {
+  dial,
+  DialError,
+  MessageQueue,
+  messageQueue,
+  type DialOptions,
+  type ReceivedMessage,
+} from './client/index.ts';

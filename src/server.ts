@@ -52,7 +52,6 @@ export class WshubServer {
     successful_auths: 0,
   };
   private readonly pipeline: UpgradeConfig;
-  private readonly attached = new WeakSet<Server>();
   private readonly textValidation: Partial<TextValidationOptions> | null;
   private readonly expiryTimers = new Map<Connection, NodeJS.Timeout>();
 
@@ -219,30 +218,7 @@ export class WshubServer {
    * other request. Throws ConfigError when attached twice.
    */
   attach(server: Server): this {
-    if (this.attached.has(server))
-      throw new ConfigError('server', 'this WshubServer is already attached to that server');
-    this.attached.add(server);
-    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.handleUpgrade(request, socket, head)) return;
-      if (server.listenerCount('upgrade') === 1) {
-        reject({ socket }, rejection(404, 'NOT_FOUND', 'no WebSocket endpoint at this path', 'not_found'));
-      }
-    });
-    const previous = server.listeners('request') as Array<
-      (req: IncomingMessage, res: ServerResponse) => void
-    >;
-    server.removeAllListeners('request');
-    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-      if (this.handleRequest(request, response)) return;
-      if (previous.length === 0) {
-        response.writeHead(404, { 'Content-Type': 'application/json' });
-        response.end(
-          JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found', category: 'not_found' } }),
-        );
-        return;
-      }
-      for (const listener of previous) listener.call(server, request, response);
-    });
+    mountOn(server).add(this);
     return this;
   }
 
@@ -288,6 +264,65 @@ export class WshubServer {
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
   }
+}
+
+/**
+ * Everything attached to one http server: a single 'upgrade' and a single
+ * 'request' listener try each WshubServer in turn, so several hubs can share
+ * a server, and an upgrade nobody serves still gets its 404.
+ */
+class Mount {
+  private readonly hubs: WshubServer[] = [];
+
+  constructor(private readonly server: Server) {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      for (const hub of this.hubs) if (hub.handleUpgrade(request, socket, head)) return;
+      // Another upgrade handler (registered by the application) may serve this path.
+      if (server.listenerCount('upgrade') === 1) {
+        reject({ socket }, rejection(404, 'NOT_FOUND', 'no WebSocket endpoint at this path', 'not_found'));
+      }
+    });
+    const previous = server.listeners('request') as Array<
+      (req: IncomingMessage, res: ServerResponse) => void
+    >;
+    server.removeAllListeners('request');
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      for (const hub of this.hubs) if (hub.handleRequest(request, response)) return;
+      if (previous.length === 0) {
+        response.writeHead(404, { 'Content-Type': 'application/json' });
+        response.end(
+          JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found', category: 'not_found' } }),
+        );
+        return;
+      }
+      for (const listener of previous) listener.call(server, request, response);
+    });
+  }
+
+  /** Adds a hub; throws ConfigError when it is already here or one of its paths is taken. */
+  add(hub: WshubServer): void {
+    if (this.hubs.includes(hub))
+      throw new ConfigError('server', 'this WshubServer is already attached to that server');
+    const taken = new Set(this.hubs.flatMap(paths));
+    for (const path of paths(hub)) {
+      if (taken.has(path))
+        throw new ConfigError('wsRoutePath', `path ${path} is already served on that server`);
+    }
+    this.hubs.push(hub);
+  }
+}
+
+function paths(hub: WshubServer): string[] {
+  const c = hub.config;
+  return c.broadcastEnabled ? [c.wsRoutePath, c.broadcastPath] : [c.wsRoutePath];
+}
+
+const mounts = new WeakMap<Server, Mount>();
+
+function mountOn(server: Server): Mount {
+  let mount = mounts.get(server);
+  if (mount === undefined) mounts.set(server, (mount = new Mount(server)));
+  return mount;
 }
 
 /** Creates a WshubServer (the seed's `websocket.New`). */

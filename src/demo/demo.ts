@@ -1,0 +1,127 @@
+/**
+ * The demo chat: a page (web/), a token endpoint, and the hooks that turn a
+ * WshubServer into a chat server with presence counts. `wshub serve --dev`
+ * wires it up; see createDemo for the order.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RoomAuthContext, RoomPasswords } from '../auth/room-password.ts';
+import type { WshubConfig } from '../config.ts';
+import type { Connection } from '../connection.ts';
+import type { Hub } from '../hub.ts';
+import { Opcode } from '../protocol/frame.ts';
+import type { WshubServer } from '../server.ts';
+import { parseClientMessage, type ChatMessage, type PresenceMessage } from './chat.ts';
+import { isStaticPath, serveStatic } from './static-files.ts';
+import { handleTokenRequest } from './token-endpoint.ts';
+
+/** Where the page asks for its token. */
+export const DEMO_TOKEN_PATH = '/demo/token';
+/** Token lifetime unless configured otherwise, in seconds. */
+export const DEFAULT_DEMO_TOKEN_TTL_SECONDS = 3600;
+
+export interface DemoOptions {
+  /** HS256 secret (≥ 32 bytes) the demo's token endpoint signs with; the same secret the server verifies with. */
+  secret: Uint8Array;
+  /** Room passwords (already set); protected rooms need the password to get a token for that room. */
+  roomPasswords: RoomPasswords;
+  /** Token lifetime in seconds (default 3600). */
+  tokenTtlSeconds?: number;
+}
+
+export interface Demo {
+  /** Options to merge into the server config: onConnect, onClose, onMessage and roomAuthorizer (which accepts a room when the token's claims grant it, or when the room is open). */
+  config: Partial<WshubConfig>;
+  /** Serves GET / (the chat page from web/), its static assets, and POST /demo/token. Returns false for any other request. */
+  handleRequest(request: IncomingMessage, response: ServerResponse): boolean;
+  /** Must be called once the WshubServer exists (the demo broadcasts presence counts through its hub). */
+  bind(server: WshubServer): void;
+}
+
+/**
+ * Creates the demo. Takes the signing secret, the room passwords and an
+ * optional token lifetime; returns the config to merge into createWshub's,
+ * the HTTP handler for the page and token endpoint, and `bind`.
+ *
+ * Usage: `const demo = createDemo(opts); const ws = createWshub({ ...config,
+ * secret, ...demo.config }); demo.bind(ws); ws.createServer((req, res) => {
+ * if (!demo.handleRequest(req, res)) notFound(res) })`.
+ *
+ * Before `bind`, joins and leaves send no presence and messages are dropped.
+ */
+export function createDemo(options: DemoOptions): Demo {
+  const tokenTtlSeconds = options.tokenTtlSeconds ?? DEFAULT_DEMO_TOKEN_TTL_SECONDS;
+  if (!Number.isFinite(tokenTtlSeconds) || tokenTtlSeconds <= 0) {
+    throw new RangeError('tokenTtlSeconds must be a positive number');
+  }
+  const endpoint = { secret: options.secret, roomPasswords: options.roomPasswords, tokenTtlSeconds };
+  const { roomPasswords } = options;
+  let hub: Hub | undefined;
+  // The hub clears conn.room when a connection leaves, before onClose runs,
+  // so the room is remembered here to announce the new count.
+  const roomOf = new WeakMap<Connection, string>();
+
+  const sendToRoom = (room: string, value: ChatMessage | PresenceMessage): void => {
+    hub?.broadcastRoom(room, Opcode.TEXT, JSON.stringify(value));
+  };
+  const announcePresence = (room: string): void => {
+    if (hub === undefined) return;
+    sendToRoom(room, { type: 'presence', room, count: hub.getRoomCount(room) });
+  };
+
+  const config: Partial<WshubConfig> = {
+    roomAuthorizer: {
+      async authorize(ctx: RoomAuthContext): Promise<boolean> {
+        if (!roomPasswords.hasRoomPassword(ctx.room)) return true;
+        const granted = ctx.claims?.rooms;
+        if (Array.isArray(granted) && granted.includes(ctx.room)) return true;
+        return roomPasswords.verify(ctx.room, ctx.password);
+      },
+    },
+    onConnect(conn) {
+      if (conn.room === undefined) return;
+      roomOf.set(conn, conn.room);
+      announcePresence(conn.room);
+    },
+    onClose(conn) {
+      const room = roomOf.get(conn);
+      if (room === undefined) return;
+      roomOf.delete(conn);
+      announcePresence(room);
+    },
+    onMessage(conn, data, binary) {
+      const text = parseClientMessage(data, binary);
+      const room = roomOf.get(conn);
+      if (text === null || room === undefined) return;
+      // The name comes from the verified token, never from the message.
+      const from = conn.user?.name ?? 'anonymous';
+      sendToRoom(room, { type: 'message', from, text, at: Date.now() });
+    },
+  };
+
+  return {
+    config,
+    handleRequest(request, response) {
+      const path = pathOf(request);
+      if (path === DEMO_TOKEN_PATH) {
+        void handleTokenRequest(request, response, endpoint);
+        return true;
+      }
+      if (isStaticPath(path)) {
+        serveStatic(path, request, response).catch(() => {
+          if (!response.headersSent) response.writeHead(500).end();
+        });
+        return true;
+      }
+      return false;
+    },
+    bind(server) {
+      hub = server.hub;
+    },
+  };
+}
+
+function pathOf(request: IncomingMessage): string {
+  const url = request.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}

@@ -1,0 +1,182 @@
+/**
+ * `POST /demo/token`: trades a display name, a room and (for protected rooms)
+ * the room password for a short-lived HS256 token. Browsers cannot send the
+ * room password header on a WebSocket upgrade, so the password is checked
+ * here and the grant travels inside the token (`rooms` claim).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RoomPasswords } from '../auth/room-password.ts';
+import { signHS256 } from '../auth/token.ts';
+import { isValidRoomName } from '../validation.ts';
+import { securityHeaders } from './static-files.ts';
+
+/** Largest accepted request body, in bytes. */
+export const MAX_TOKEN_REQUEST_BYTES = 4096;
+/** Longest display name, in characters (code points). */
+export const MAX_NAME_CHARS = 32;
+
+/** What the token endpoint needs. */
+export interface TokenEndpointOptions {
+  secret: Uint8Array;
+  roomPasswords: RoomPasswords;
+  tokenTtlSeconds: number;
+}
+
+/** A refused token request: HTTP status and a stable error code. */
+export class TokenRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TokenRequestError';
+  }
+}
+
+/** A validated token request. */
+export interface TokenRequest {
+  name: string;
+  room: string;
+  password: string | undefined;
+}
+
+/**
+ * Validates a parsed JSON body. Returns the request, or throws
+ * TokenRequestError (400) naming the first bad field.
+ */
+export function parseTokenRequest(body: unknown): TokenRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new TokenRequestError(400, 'INVALID_REQUEST', 'body must be a JSON object');
+  }
+  const { name, room, password } = body as Record<string, unknown>;
+  if (typeof name !== 'string') throw new TokenRequestError(400, 'INVALID_NAME', 'name must be a string');
+  const trimmed = name.trim();
+  const chars = [...trimmed].length;
+  // Control characters would be refused later by the message validation of
+  // anyone who echoes the name, and have no place in a display name anyway.
+  // eslint-disable-next-line no-control-regex
+  if (chars < 1 || chars > MAX_NAME_CHARS || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(trimmed)) {
+    throw new TokenRequestError(
+      400,
+      'INVALID_NAME',
+      `name must be 1 to ${MAX_NAME_CHARS} printable characters`,
+    );
+  }
+  if (typeof room !== 'string' || !isValidRoomName(room)) {
+    throw new TokenRequestError(
+      400,
+      'INVALID_ROOM',
+      'room must be 1 to 128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"',
+    );
+  }
+  if (password !== undefined && password !== null && typeof password !== 'string') {
+    throw new TokenRequestError(400, 'INVALID_PASSWORD', 'password must be a string');
+  }
+  return { name: trimmed, room, password: typeof password === 'string' ? password : undefined };
+}
+
+/**
+ * Checks the room password (when the room has one) and signs the token.
+ * Resolves with `{ token, room }`, or rejects with TokenRequestError 403
+ * `ROOM_PASSWORD_REQUIRED` (no password given) or `ROOM_PASSWORD_INVALID`.
+ */
+export async function issueToken(
+  request: TokenRequest,
+  options: TokenEndpointOptions,
+): Promise<{ token: string; room: string }> {
+  const claims: Record<string, unknown> = { sub: randomUUID(), name: request.name };
+  if (options.roomPasswords.hasRoomPassword(request.room)) {
+    if (request.password === undefined || request.password === '') {
+      throw new TokenRequestError(403, 'ROOM_PASSWORD_REQUIRED', 'this room needs a password');
+    }
+    if (!(await options.roomPasswords.verify(request.room, request.password))) {
+      throw new TokenRequestError(403, 'ROOM_PASSWORD_INVALID', 'wrong room password');
+    }
+    claims.rooms = [request.room];
+  }
+  const token = await signHS256(claims, options.secret, { expiresInSeconds: options.tokenTtlSeconds });
+  return { token, room: request.room };
+}
+
+/** Handles one request to the token endpoint, writing a JSON answer. */
+export async function handleTokenRequest(
+  request: IncomingMessage,
+  response: ServerResponse,
+  options: TokenEndpointOptions,
+): Promise<void> {
+  try {
+    if (request.method !== 'POST') {
+      throw new TokenRequestError(405, 'METHOD_NOT_ALLOWED', 'use POST');
+    }
+    const type = request.headers['content-type'] ?? '';
+    // Requiring JSON keeps cross-site HTML forms (which cannot send it) out.
+    if (!/^application\/json\s*(;|$)/i.test(type)) {
+      throw new TokenRequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send application/json');
+    }
+    const raw = await readBody(request, MAX_TOKEN_REQUEST_BYTES);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new TokenRequestError(400, 'INVALID_JSON', 'body is not valid JSON');
+    }
+    sendJson(response, 200, await issueToken(parseTokenRequest(body), options));
+  } catch (error) {
+    if (error instanceof TokenRequestError) {
+      const extra: Record<string, string> = {};
+      if (error.status === 405) extra.Allow = 'POST';
+      // An over-long body is left unread; closing the connection spares us draining it.
+      if (error.status === 413) extra.Connection = 'close';
+      sendJson(response, error.status, { error: { code: error.code, message: error.message } }, extra);
+      return;
+    }
+    sendJson(response, 500, { error: { code: 'INTERNAL_ERROR', message: 'could not issue a token' } });
+  }
+}
+
+/** Reads the whole body, rejecting with TokenRequestError 413 past `limit` bytes. */
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(
+      new TokenRequestError(413, 'BODY_TOO_LARGE', `body must be at most ${limit} bytes`),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        request.off('data', onData);
+        request.pause();
+        reject(new TokenRequestError(413, 'BODY_TOO_LARGE', `body must be at most ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    request.on('data', onData);
+    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}
+
+function sendJson(
+  response: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (response.headersSent) return;
+  const body = JSON.stringify(value);
+  response.writeHead(status, {
+    ...securityHeaders(),
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+  });
+  response.end(body);
+}

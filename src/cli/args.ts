@@ -19,7 +19,9 @@ export function parseFlags<T extends Options>(argv: string[], options: T): Flags
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message.split('\n')[0]! : String(error));
+    // node:util sometimes explains over several lines; the CLI promises one line.
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(message.replace(/\s*\n\s*/g, ' ').trim());
   }
 }
 

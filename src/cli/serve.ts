@@ -1,0 +1,423 @@
+/**
+ * `wshub serve`: runs a WshubServer over http or https with its
+ * configuration taken from flags, an optional JSON config file and
+ * secrets from the environment or secret files. Adds GET /healthz,
+ * JSON-lines logs on stderr, graceful shutdown on SIGINT/SIGTERM and, with
+ * `--dev`, the demo chat page.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { ServerOptions as HttpsOptions } from 'node:https';
+import { SecretReuseError, WeakSecretError } from '../auth/errors.ts';
+import type { RoomPasswords } from '../auth/room-password.ts';
+import { generateSecureSecret, validateRoomPassword } from '../auth/security.ts';
+import type { WshubConfig } from '../config.ts';
+import { MAX_READ_LIMIT } from '../connection.ts';
+import { createDemo, type Demo } from '../demo/demo.ts';
+import { ConfigError } from '../errors.ts';
+import { createWshub, type WshubServer } from '../server.ts';
+import { parseFlags, UsageError, type Flags } from './args.ts';
+import {
+  buildRoomPasswords,
+  loadConfigFile,
+  loadRoomPasswordFile,
+  loadSecret,
+  readBinaryFile,
+} from './config-file.ts';
+import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.ts';
+
+/** Help text of `wshub serve`. */
+export const SERVE_USAGE = `usage: wshub serve [flags]
+
+Runs a WebSocket hub. Clients connect to ws://HOST:PORT/ws?room=NAME.
+Secrets come only from the environment or from files:
+  WS_SECRET              HS256 token secret (at least 32 bytes)
+  WS_BROADCAST_SECRET    admin broadcast secret (at least 32 bytes, with --broadcast)
+
+flags:
+  --host HOST                    address to listen on (default 127.0.0.1)
+  --port N                       port (default 8080; 0 picks a free port)
+  --path PATH                    WebSocket endpoint path (default /ws)
+  --config FILE                  JSON object of server options (camelCase names, plus
+                                 "roomPasswords": {"ROOM": "PASSWORD"}); flags override it
+  --secret-file FILE             read the token secret from FILE instead of WS_SECRET
+  --broadcast-secret-file FILE   read the broadcast secret from FILE instead of WS_BROADCAST_SECRET
+  --room-passwords FILE          JSON object {"ROOM": "PASSWORD"} of password-protected rooms
+  --allow-unauthenticated        accept clients without a token (a token, if sent, is still checked)
+  --allow-query-token            accept the token in ?token= as well as in headers
+  --allow-origin ORIGIN          allow browser pages from ORIGIN (repeatable; replaces
+                                 the config file's allowedOrigins)
+  --allow-all-origins            allow every origin
+  --broadcast                    enable the admin broadcast endpoint (needs the broadcast secret)
+  --broadcast-path PATH          admin broadcast path (default /_admin/broadcast)
+  --max-room-connections N       connections per room (0 = unlimited)
+  --max-room-registrations N     room memberships in the whole hub (0 = unlimited)
+  --max-connection-rate N        new joins per second, hub-wide (0 = unlimited)
+  --send-behavior MODE           full send queue: block, drop or close (default block)
+  --send-queue N                 messages queued per connection (default 256)
+  --send-timeout MS              how long a blocked send waits (default 200)
+  --read-limit BYTES             largest message accepted (default 16777216)
+  --message-validation MODE      text message checks: strict or off (default strict)
+  --tls-cert FILE --tls-key FILE serve https and wss with this PEM certificate and key
+  --log-level LEVEL              debug, info, warn or error (default info)
+  --dev                          development mode: the demo chat page at /, a random
+                                 per-run secret when WS_SECRET is unset; not for production
+  -h, --help                     show this help
+
+GET /healthz answers with the health report as JSON (200 healthy, 503 otherwise).
+SIGINT or SIGTERM shuts down gracefully (close code 1001); a second signal exits at once.
+`;
+
+const SERVE_FLAGS = {
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '8080' },
+  path: { type: 'string' },
+  config: { type: 'string' },
+  'secret-file': { type: 'string' },
+  'broadcast-secret-file': { type: 'string' },
+  'room-passwords': { type: 'string' },
+  'allow-unauthenticated': { type: 'boolean' },
+  'allow-query-token': { type: 'boolean' },
+  'allow-origin': { type: 'string', multiple: true },
+  'allow-all-origins': { type: 'boolean' },
+  broadcast: { type: 'boolean' },
+  'broadcast-path': { type: 'string' },
+  'max-room-connections': { type: 'string' },
+  'max-room-registrations': { type: 'string' },
+  'max-connection-rate': { type: 'string' },
+  'send-behavior': { type: 'string' },
+  'send-queue': { type: 'string' },
+  'send-timeout': { type: 'string' },
+  'read-limit': { type: 'string' },
+  'message-validation': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  dev: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type ServeFlags = Flags<typeof SERVE_FLAGS>;
+
+/** Upper bound on the whole graceful shutdown; past it the process exits with code 1. */
+export const SHUTDOWN_BOUND_MS = 10_000;
+/** Longest the hub waits for clients to answer the close frame during shutdown. */
+const SHUTDOWN_CLOSE_WAIT_MS = 5_000;
+
+/** Everything `serve` decided before starting: the server options and how to run them. */
+export interface ServePlan {
+  config: Partial<WshubConfig>;
+  host: string;
+  port: number;
+  tls: HttpsOptions | undefined;
+  logger: Logger;
+  roomPasswords: RoomPasswords;
+  dev: boolean;
+  /** True when --dev generated the secret because WS_SECRET was unset. */
+  randomSecret: boolean;
+}
+
+/** Parses an optional whole-number flag within [min, max]; undefined when absent. */
+function optionalInt(name: string, value: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER) {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]) {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
+/**
+ * Turns the flags (and `env`) into a ServePlan: config file first, flags
+ * over it, then secrets and room passwords. Throws UsageError for every
+ * bad input, before anything listens.
+ */
+export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): Promise<ServePlan> {
+  const logLevel = flags['log-level'];
+  if (!isLogLevel(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const port = optionalInt('port', flags.port, 0, 65535)!;
+  const host = flags.host;
+  if (host === '') throw new UsageError('--host must not be empty');
+
+  // Flags are checked before any file is read, so a typo is reported first.
+  const fromFlags: Partial<WshubConfig> = {
+    wsRoutePath: flags.path,
+    broadcastPath: flags['broadcast-path'],
+    maxRoomConnections: optionalInt('max-room-connections', flags['max-room-connections']),
+    maxRoomRegistrations: optionalInt('max-room-registrations', flags['max-room-registrations']),
+    maxConnectionRate: optionalInt('max-connection-rate', flags['max-connection-rate']),
+    sendBehavior: oneOf('send-behavior', flags['send-behavior'], ['block', 'drop', 'close'] as const),
+    sendQueueSize: optionalInt('send-queue', flags['send-queue'], 1),
+    sendTimeout: optionalInt('send-timeout', flags['send-timeout']),
+    readLimit: optionalInt('read-limit', flags['read-limit'], 1, MAX_READ_LIMIT),
+  };
+  const validation = oneOf('message-validation', flags['message-validation'], ['strict', 'off'] as const);
+  if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};
+  if (flags['allow-unauthenticated']) fromFlags.allowUnauthenticated = true;
+  if (flags['allow-query-token']) fromFlags.allowQueryToken = true;
+  if (flags['allow-all-origins']) fromFlags.allowAllOrigins = true;
+  if (flags.broadcast) fromFlags.broadcastEnabled = true;
+  for (const path of [flags.path, flags['broadcast-path']]) {
+    if (path !== undefined && !path.startsWith('/')) {
+      throw new UsageError(`paths must start with "/", got "${path}"`);
+    }
+  }
+  if ((flags['tls-cert'] === undefined) !== (flags['tls-key'] === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key must be given together');
+  }
+
+  const file = flags.config !== undefined ? await loadConfigFile(flags.config) : undefined;
+  const config: Partial<WshubConfig> = { ...file?.config };
+  for (const [key, value] of Object.entries(fromFlags)) {
+    if (value !== undefined) (config as Record<string, unknown>)[key] = value;
+  }
+  const origins = flags['allow-origin'];
+  if (origins !== undefined) {
+    for (const origin of origins) checkOrigin(origin);
+    config.allowedOrigins = [...origins];
+  }
+
+  const dev = flags.dev === true;
+  let secret = await loadSecret({ env: 'WS_SECRET', flag: '--secret-file', file: flags['secret-file'] }, env);
+  let randomSecret = false;
+  if (secret === undefined && dev) {
+    secret = generateSecureSecret();
+    randomSecret = true;
+  }
+  if (secret === undefined && config.allowUnauthenticated !== true) {
+    throw new UsageError(
+      'no token secret: set WS_SECRET or --secret-file (at least 32 bytes), or pass --allow-unauthenticated',
+    );
+  }
+  config.secret = secret;
+  if (config.broadcastEnabled === true) {
+    const broadcastSecret = await loadSecret(
+      { env: 'WS_BROADCAST_SECRET', flag: '--broadcast-secret-file', file: flags['broadcast-secret-file'] },
+      env,
+    );
+    if (broadcastSecret === undefined) {
+      throw new UsageError(
+        '--broadcast needs WS_BROADCAST_SECRET or --broadcast-secret-file (at least 32 bytes)',
+      );
+    }
+    config.broadcastSecret = broadcastSecret;
+  }
+
+  const passwords = { ...file?.roomPasswords };
+  if (flags['room-passwords'] !== undefined) {
+    Object.assign(passwords, await loadRoomPasswordFile(flags['room-passwords']));
+  }
+
+  let tls: HttpsOptions | undefined;
+  if (flags['tls-cert'] !== undefined && flags['tls-key'] !== undefined) {
+    tls = {
+      cert: await readBinaryFile(flags['tls-cert'], '--tls-cert file'),
+      key: await readBinaryFile(flags['tls-key'], '--tls-key file'),
+    };
+  }
+  const logger = createLogger(logLevel);
+  for (const [room, password] of Object.entries(passwords)) {
+    const check = validateRoomPassword(password);
+    if (!check.ok) logger.warn('weak_room_password', { room, reason: check.reason });
+  }
+  const roomPasswords = await buildRoomPasswords(passwords);
+  if (!dev && roomPasswords.rooms().length > 0) config.roomAuthorizer = roomPasswords;
+  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret };
+}
+
+function checkOrigin(origin: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    throw new UsageError(`--allow-origin must be an origin like https://example.com, got "${origin}"`);
+  }
+  if (parsed.origin !== origin) {
+    throw new UsageError(`--allow-origin must be an origin like https://example.com, got "${origin}"`);
+  }
+}
+
+/** Creates the WshubServer, turning configuration errors into UsageErrors. */
+function buildServer(config: Partial<WshubConfig>): WshubServer {
+  try {
+    return createWshub(config);
+  } catch (error) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof WeakSecretError ||
+      error instanceof SecretReuseError
+    ) {
+      throw new UsageError(`invalid configuration: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** Runs `wshub serve [flags]` until SIGINT/SIGTERM; returns the exit code. */
+export async function serveCommand(argv: string[]): Promise<number> {
+  if (argv.some((arg) => arg === '--secret' || arg.startsWith('--secret='))) {
+    throw new UsageError(
+      'there is no --secret flag: put the secret in WS_SECRET or in a file named by --secret-file',
+    );
+  }
+  const flags = parseFlags(argv, SERVE_FLAGS);
+  if (flags.help) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
+  const plan = await planServe(flags);
+  const { logger } = plan;
+
+  let demo: Demo | undefined;
+  let config = plan.config;
+  if (plan.dev) {
+    demo = createDemo({ secret: plan.config.secret as Uint8Array, roomPasswords: plan.roomPasswords });
+    config = { ...config, ...demo.config };
+  }
+  const ws = buildServer(config);
+  ws.log = logger.log;
+  demo?.bind(ws);
+
+  const server = ws.createServer((request, response) => {
+    if (pathOf(request) === '/healthz') {
+      healthz(ws, request, response);
+      return;
+    }
+    if (demo?.handleRequest(request, response) === true) return;
+    notFound(response);
+  }, plan.tls);
+  server.on('tlsClientError', (error: Error) => logger.debug('tls_client_error', { error: error.message }));
+
+  try {
+    await listen(server, plan.port, plan.host);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    process.stderr.write(`wshub: cannot listen on ${plan.host}:${plan.port}: ${code}\n`);
+    await ws.shutdown({ timeout: 0 });
+    return 1;
+  }
+  server.on('error', (error: Error) => logger.error('server_error', { error: error.message }));
+
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : plan.port;
+  const scheme = plan.tls !== undefined ? 'https' : 'http';
+  const hostPart = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
+  const url = `${scheme}://${hostPart}:${port}`;
+  if (demo !== undefined) {
+    // The demo page connects from its own origin, which must pass the origin check.
+    ws.config.allowedOrigins.push(url);
+    if (plan.host === '127.0.0.1') ws.config.allowedOrigins.push(`${scheme}://localhost:${port}`);
+    process.stdout.write('wshub: development mode (demo page, in-memory hub) - not for production\n');
+    if (plan.randomSecret) {
+      process.stdout.write(
+        'wshub: WS_SECRET is not set; using a random per-run secret (tokens stop working after a restart)\n',
+      );
+    }
+    logger.warn('dev_mode', { random_secret: plan.randomSecret });
+  }
+  logger.info('start', {
+    url,
+    path: ws.config.wsRoutePath,
+    tls: plan.tls !== undefined,
+    auth: authMode(ws.config),
+    broadcast: ws.config.broadcastEnabled,
+    dev: plan.dev,
+  });
+  if (authMode(ws.config) === 'none')
+    logger.warn('auth_disabled', { reason: '--allow-unauthenticated without a secret' });
+  process.stdout.write(`listening on ${url}\n`);
+  if (demo !== undefined) process.stdout.write(`demo: open ${url}/\n`);
+
+  const signal = await waitForSignal();
+  return shutdown(ws, server, logger, signal);
+}
+
+function authMode(config: WshubConfig): string {
+  if (!config.allowUnauthenticated) return 'token';
+  return config.secret !== undefined ? 'optional' : 'none';
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Resolves with the first SIGINT or SIGTERM; any later one ends the process at once. */
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const first = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', first);
+      process.off('SIGTERM', first);
+      const again = (next: NodeJS.Signals): void => {
+        process.stderr.write(`wshub: ${next} during shutdown, exiting now\n`);
+        process.exit(next === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
+      resolve(signal);
+    };
+    process.on('SIGINT', first);
+    process.on('SIGTERM', first);
+  });
+}
+
+/**
+ * Graceful shutdown: stop accepting, close every WebSocket with 1001 (the
+ * hub waits for the answers, bounded), end idle HTTP connections, and give
+ * up after SHUTDOWN_BOUND_MS. Returns the exit code.
+ */
+async function shutdown(ws: WshubServer, server: Server, logger: Logger, signal: NodeJS.Signals) {
+  logger.info('stop', { signal, active_connections: ws.health().active_connections });
+  const watchdog = setTimeout(() => {
+    logger.error('shutdown_timeout', { bound_ms: SHUTDOWN_BOUND_MS });
+    process.exit(1);
+  }, SHUTDOWN_BOUND_MS);
+  watchdog.unref();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await ws.shutdown({ timeout: Math.min(ws.config.closeTimeout, SHUTDOWN_CLOSE_WAIT_MS) });
+  server.closeAllConnections();
+  await closed;
+  clearTimeout(watchdog);
+  logger.info('stopped', { signal });
+  return 0;
+}
+
+function healthz(ws: WshubServer, request: IncomingMessage, response: ServerResponse): void {
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'application/json' });
+    response.end(JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED', message: 'use GET' } }));
+    return;
+  }
+  const health = ws.health();
+  const body = JSON.stringify(health);
+  response.writeHead(health.status === 'healthy' ? 200 : 503, {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  response.end(request.method === 'HEAD' ? undefined : body);
+}
+
+function notFound(response: ServerResponse): void {
+  response.writeHead(404, { 'Content-Type': 'application/json' });
+  response.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found', category: 'not_found' } }));
+}
+
+function pathOf(request: IncomingMessage): string {
+  const url = request.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}

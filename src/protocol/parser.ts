@@ -77,7 +77,11 @@ export class FrameParser {
     return this.compressed;
   }
 
-  /** Feeds the next chunk of bytes from the peer. */
+  /**
+   * Feeds the next chunk of bytes from the peer. The chunk is unmasked in
+   * place and delivered messages may point into it, so the caller hands
+   * over ownership: it must not reuse or share the buffer afterwards.
+   */
   push(chunk: Buffer): void {
     let data = chunk;
     let pos = 0;

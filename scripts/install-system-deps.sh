@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites drive (when missing):
 # chromium (browser interop and demo tests), python3-websockets (Python
-# interop), openssl (TLS test certificates).
+# interop), openssl (TLS test certificates), redis-server and nats-server
+# (scale-out tests; the tests start their own instances on free ports).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || missing+=(python3-websockets)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

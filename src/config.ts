@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ProtocolSelector } from './accept.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from './accept.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
+import type { Cluster } from './broker/cluster.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import { validateSecurityConfig } from './auth/security.ts';
 import { MAX_READ_LIMIT, type Connection, type SendBehavior } from './connection.ts';
@@ -59,6 +60,9 @@ export interface WshubConfig {
   maxHeaderSize: number;
   fragmentSize: number;
   selectProtocol?: ProtocolSelector | undefined;
+  // -- scale-out --
+  /** Share rooms and broadcasts with other nodes (see docs/SCALE-OUT.md); call `start()` before serving. */
+  cluster?: Cluster | undefined;
   // -- messages --
   /** Text message validation (the seed's defaults), or false to switch it off. */
   messageValidation: Partial<TextValidationOptions> | false;
@@ -132,6 +136,7 @@ export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = Object.keys(default
   'onMessage',
   'onConnect',
   'onClose',
+  'cluster',
 ]) as Array<keyof WshubConfig>;
 
 /**

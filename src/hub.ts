@@ -3,6 +3,7 @@
  * shutdown. Every broadcast encodes its frame once and hands the same Buffer
  * to each recipient; nothing is allocated per recipient on the fast path.
  */
+import type { Cluster, ClusterMetrics } from './broker/cluster.ts';
 import { Connection, SendStatus } from './connection.ts';
 import { ConfigError } from './errors.ts';
 import { CloseCode } from './protocol/close.ts';
@@ -34,6 +35,12 @@ export interface HubOptions {
   sendTimeout: number;
   /** How long shutdown waits for connections to answer the close frame (ms). */
   closeTimeout: number;
+  /**
+   * Scale-out: rooms and broadcasts shared with other hubs through a
+   * messaging system (Redis, NATS, …). Without it the hub is a single
+   * in-memory node.
+   */
+  cluster?: Cluster | undefined;
 }
 
 /** The seed's hub defaults (SPEC §1). */
@@ -111,6 +118,7 @@ export class Hub {
   private readonly known = new Set<Connection>();
   private registrations = 0;
   private readonly rate: TokenBucket | null;
+  private readonly cluster: Cluster | null;
   private stopped = false;
   private shutdownPromise: Promise<void> | null = null;
   /** Broadcasts with recipients still waiting for queue room. */
@@ -144,6 +152,26 @@ export class Hub {
     if (merged.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
     this.options = merged;
     this.rate = merged.maxConnectionRate > 0 ? new TokenBucket(merged.maxConnectionRate) : null;
+    this.cluster = merged.cluster ?? null;
+  }
+
+  /**
+   * Connects the cluster, if any (rejects when its messaging system cannot
+   * be reached). Without a cluster this does nothing.
+   */
+  async start(): Promise<void> {
+    await this.cluster?.start({
+      deliver: (room, opcode, data) => this.deliverRemote(room, opcode, data),
+      localCounts: () => new Map([...this.rooms].map(([room, members]) => [room, members.size])),
+    });
+  }
+
+  /** A broadcast published by another node: delivered to local members only. */
+  private deliverRemote(room: string | null, opcode: DataOpcode, data: Buffer): void {
+    if (this.stopped) return;
+    const recipients = room === null ? this.memberships.keys() : this.rooms.get(room);
+    if (recipients === undefined) return;
+    this.deliver(recipients, this.encode(opcode, data), emptyResult());
   }
 
   /** Whether `room` passes the room policy (custom validator or the default). */
@@ -196,7 +224,10 @@ export class Hub {
 
   private add(room: string, conn: Connection): void {
     let members = this.rooms.get(room);
-    if (members === undefined) this.rooms.set(room, (members = new Set()));
+    if (members === undefined) {
+      this.rooms.set(room, (members = new Set()));
+      this.cluster?.roomActive(room);
+    }
     members.add(conn);
     let joined = this.memberships.get(conn);
     if (joined === undefined) this.memberships.set(conn, (joined = new Set()));
@@ -210,7 +241,10 @@ export class Hub {
   leave(room: string, conn: Connection): boolean {
     const members = this.rooms.get(room);
     if (members === undefined || !members.delete(conn)) return false;
-    if (members.size === 0) this.rooms.delete(room);
+    if (members.size === 0) {
+      this.rooms.delete(room);
+      this.cluster?.roomInactive(room);
+    }
     this.registrations--;
     const joined = this.memberships.get(conn);
     joined?.delete(room);
@@ -254,6 +288,24 @@ export class Hub {
 
   getRooms(): string[] {
     return [...this.rooms.keys()];
+  }
+
+  /** Members of `room` on every node of the cluster (local count when there is no cluster). */
+  getClusterRoomCount(room: string): number {
+    return this.getRoomCount(room) + (this.cluster?.remoteRoomCount(room) ?? 0);
+  }
+
+  /** Rooms with members on any node of the cluster. */
+  getClusterRooms(): string[] {
+    if (this.cluster === null) return this.getRooms();
+    const rooms = this.cluster.remoteRooms();
+    for (const room of this.rooms.keys()) rooms.add(room);
+    return [...rooms];
+  }
+
+  /** Scale-out counters (publishes, receipts, errors, losses), or null without a cluster. */
+  clusterMetrics(): ClusterMetrics | null {
+    return this.cluster?.metrics() ?? null;
   }
 
   /** Rooms `conn` is in. */
@@ -305,6 +357,7 @@ export class Hub {
     const result = emptyResult();
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode) || !this.isValidRoom(room)) return ((result.invalid = true), result);
+    this.cluster?.publish(room, opcode, typeof data === 'string' ? Buffer.from(data) : data);
     const members = this.rooms.get(room);
     if (members === undefined || members.size === 0) return result;
     return this.deliver(members, this.encode(opcode, data), result);
@@ -315,20 +368,9 @@ export class Hub {
     const result = emptyResult();
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode)) return ((result.invalid = true), result);
+    this.cluster?.publish(null, opcode, typeof data === 'string' ? Buffer.from(data) : data);
     if (this.memberships.size === 0) return result;
     return this.deliver(this.memberships.keys(), this.encode(opcode, data), result);
-  }
-
-  /**
-   * Sends an already encoded frame to every member of `room` (used for the
-   * built-in fan-out, which encodes on receipt).
-   */
-  broadcastFrame(room: string, frame: Buffer): BroadcastResult {
-    const result = emptyResult();
-    if (this.stopped) return ((result.stopped = true), result);
-    const members = this.rooms.get(room);
-    if (members === undefined) return result;
-    return this.deliver(members, frame, result);
   }
 
   /** Encodes a message once for all recipients. */
@@ -430,6 +472,7 @@ export class Hub {
       if (conn.readyState !== 'closed') conn.terminate();
       this.removeConn(conn);
     }
+    await this.cluster?.close();
   }
 }
 

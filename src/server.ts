@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import { boundedServerOptions, reject } from './accept.ts';
 import { handleAdminBroadcast } from './admin-broadcast.ts';
 import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
+import type { ClusterMetrics } from './broker/cluster.ts';
 import { resolveConfig, type WshubConfig } from './config.ts';
 import { CloseError, ConfigError } from './errors.ts';
 import type { Connection, ConnectionHandlers, ConnectionOptions } from './connection.ts';
@@ -32,7 +33,7 @@ export interface LogEntry {
   [field: string]: unknown;
 }
 
-export interface ServerMetrics extends HubMetrics, UpgradeMetrics {}
+export interface ServerMetrics extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics> {}
 
 export interface Health {
   status: 'healthy' | 'unhealthy';
@@ -71,6 +72,7 @@ export class WshubServer {
         fragmentSize: c.fragmentSize,
         sendTimeout: c.sendTimeout,
         closeTimeout: c.closeTimeout,
+        cluster: c.cluster,
       });
     this.textValidation = c.messageValidation === false ? null : c.messageValidation;
     const tokenAuthenticator: TokenAuthenticator | undefined =
@@ -132,7 +134,7 @@ export class WshubServer {
     const onMessage = this.config.onMessage;
     if (onMessage !== undefined) return onMessage(conn, data, binary);
     if (conn.room !== undefined)
-      this.hub.broadcastFrame(conn.room, this.hub.encode(binary ? Opcode.BINARY : Opcode.TEXT, data));
+      this.hub.tryBroadcastRoom(conn.room, binary ? Opcode.BINARY : Opcode.TEXT, data);
   }
 
   private connected(conn: Connection, request: IncomingMessage): void {
@@ -240,7 +242,15 @@ export class WshubServer {
   // ---- state -----------------------------------------------------------------
 
   metrics(): ServerMetrics {
-    return { ...this.hub.metrics(), ...this.upgradeMetrics };
+    return { ...this.hub.metrics(), ...this.upgradeMetrics, ...this.hub.clusterMetrics() };
+  }
+
+  /**
+   * Connects the scale-out cluster, if configured (rejects when the broker
+   * cannot be reached). Without a cluster there is nothing to wait for.
+   */
+  start(): Promise<void> {
+    return this.hub.start();
   }
 
   health(): Health {

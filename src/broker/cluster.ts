@@ -1,0 +1,325 @@
+/**
+ * Cluster: what makes several hubs behave as one, over any Transport.
+ *
+ * - One channel per room plus one for broadcast-to-all; a node subscribes
+ *   only to rooms that have local members (subscribe/unsubscribe changes
+ *   are batched per event-loop turn), so it never receives traffic for
+ *   rooms it does not serve.
+ * - Local members are served directly by the hub; the node publishes for
+ *   the others and ignores its own echo, so every member gets each message
+ *   exactly once.
+ * - Each node publishes its per-room member counts every
+ *   `presenceInterval`; counts of a node not heard from for `presenceTtl`
+ *   disappear (a crashed node's members vanish within that bound).
+ * - Loss is counted, never hidden: publishes that fail or are dropped for
+ *   a slow broker, and gaps in the per-origin sequence numbers a receiver
+ *   sees (messages its members missed, e.g. during an outage).
+ */
+import { randomBytes } from 'node:crypto';
+import type { DataOpcode } from '../protocol/frame.ts';
+import { decodeEnvelope, encodeEnvelope } from './envelope.ts';
+import type { Transport } from './transport.ts';
+
+export interface ClusterOptions {
+  transport: Transport;
+  /** Unique per node (default: random). At most 64 ASCII characters. */
+  nodeId?: string;
+  /** Channel name prefix, to share a broker between deployments (default "wshub"). */
+  prefix?: string;
+  /** How often a node announces its room counts (ms, default 1000). */
+  presenceInterval?: number;
+  /** After how long without an announcement a node's counts expire (ms, default 3 × interval). */
+  presenceTtl?: number;
+  /** Publishes that may be in flight at once; beyond that they are dropped and counted (default 10,000). */
+  maxInFlight?: number;
+}
+
+/** What the cluster calls back into (the hub). */
+export interface ClusterDelivery {
+  /** A message from another node for `room` (null = every connection). */
+  deliver(room: string | null, opcode: DataOpcode, data: Buffer): void;
+  /** This node's rooms and their member counts. */
+  localCounts(): Map<string, number>;
+}
+
+export interface ClusterMetrics {
+  broker_published: number;
+  broker_received: number;
+  broker_errors: number;
+  /** Messages lost: failed or dropped publishes, plus sequence gaps seen by this node. */
+  broker_lost: number;
+  broker_publish_failed: number;
+  broker_publish_dropped: number;
+  broker_gaps: number;
+  broker_connected: number;
+  broker_reconnects: number;
+  cluster_nodes: number;
+}
+
+interface NodeCounts {
+  rooms: Map<string, number>;
+  seenAt: number;
+}
+
+export class Cluster {
+  readonly nodeId: string;
+  readonly transport: Transport;
+  private readonly prefix: string;
+  private readonly presenceInterval: number;
+  private readonly presenceTtl: number;
+  private readonly maxInFlight: number;
+  private delivery: ClusterDelivery | null = null;
+  private readonly active = new Set<string>();
+  private readonly toSubscribe = new Set<string>();
+  private readonly toUnsubscribe = new Set<string>();
+  private flushScheduled = false;
+  private readonly sequences = new Map<string, number>();
+  private readonly lastSeen = new Map<string, number>();
+  private readonly nodes = new Map<string, NodeCounts>();
+  private presenceTimer: NodeJS.Timeout | null = null;
+  private inFlight = 0;
+  private closed = false;
+  private readonly counters = {
+    published: 0,
+    received: 0,
+    errors: 0,
+    publishFailed: 0,
+    publishDropped: 0,
+    gaps: 0,
+    reconnects: 0,
+  };
+  /** Receives errors for logging. */
+  onError: (error: Error) => void = () => {};
+
+  constructor(options: ClusterOptions) {
+    this.transport = options.transport;
+    this.nodeId = options.nodeId ?? randomBytes(8).toString('hex');
+    if (!/^[\x21-\x7e]{1,64}$/.test(this.nodeId))
+      throw new RangeError('nodeId must be 1–64 printable ASCII characters');
+    this.prefix = options.prefix ?? 'wshub';
+    this.presenceInterval = options.presenceInterval ?? 1_000;
+    this.presenceTtl = options.presenceTtl ?? 3 * this.presenceInterval;
+    this.maxInFlight = options.maxInFlight ?? 10_000;
+  }
+
+  /** The channel carrying a room's broadcasts (null = broadcast to all). */
+  channelFor(room: string | null): string {
+    return room === null ? `${this.prefix}:all` : `${this.prefix}:room:${room}`;
+  }
+
+  private get presenceChannel(): string {
+    return `${this.prefix}:presence`;
+  }
+
+  /** Connects the transport and subscribes to the shared channels. */
+  async start(delivery: ClusterDelivery): Promise<void> {
+    this.delivery = delivery;
+    await this.transport.start((channel, payload) => this.receive(channel, payload), {
+      up: () => {
+        this.counters.reconnects++;
+        // Re-assert every subscription; idempotent on the broker side.
+        this.transport.subscribe(this.allChannels()).catch((e: unknown) => this.failed(e));
+        this.announce();
+      },
+      down: (error) => {
+        if (error) this.onError(error);
+      },
+      error: (error) => this.failed(error),
+    });
+    await this.transport.subscribe(this.allChannels());
+    this.presenceTimer = setInterval(() => this.announce(), this.presenceInterval);
+    this.presenceTimer.unref();
+    this.announce();
+  }
+
+  private allChannels(): string[] {
+    return [
+      this.channelFor(null),
+      this.presenceChannel,
+      ...[...this.active].map((room) => this.channelFor(room)),
+    ];
+  }
+
+  // ---- interest ----------------------------------------------------------------
+
+  /** The room got its first local member. */
+  roomActive(room: string): void {
+    this.active.add(room);
+    if (!this.toUnsubscribe.delete(room)) this.toSubscribe.add(room);
+    this.scheduleFlush();
+  }
+
+  /** The room lost its last local member. */
+  roomInactive(room: string): void {
+    this.active.delete(room);
+    if (!this.toSubscribe.delete(room)) this.toUnsubscribe.add(room);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushInterest());
+  }
+
+  private flushInterest(): void {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    const subscribe = [...this.toSubscribe].map((room) => this.channelFor(room));
+    const unsubscribe = [...this.toUnsubscribe].map((room) => this.channelFor(room));
+    this.toSubscribe.clear();
+    this.toUnsubscribe.clear();
+    if (subscribe.length > 0) this.transport.subscribe(subscribe).catch((e: unknown) => this.failed(e));
+    if (unsubscribe.length > 0) this.transport.unsubscribe(unsubscribe).catch((e: unknown) => this.failed(e));
+  }
+
+  /** Whether this node is subscribed (or about to be) to `room`. */
+  isActive(room: string): boolean {
+    return this.active.has(room);
+  }
+
+  // ---- messages ------------------------------------------------------------------
+
+  /** Publishes a broadcast for the other nodes. Never throws; failures are counted as lost. */
+  publish(room: string | null, opcode: DataOpcode, data: Uint8Array): void {
+    if (this.closed) return;
+    if (this.inFlight >= this.maxInFlight) {
+      this.counters.publishDropped++;
+      return;
+    }
+    const channel = this.channelFor(room);
+    const sequence = ((this.sequences.get(channel) ?? 0) + 1) >>> 0;
+    this.sequences.set(channel, sequence);
+    this.inFlight++;
+    this.transport.publish(channel, encodeEnvelope(opcode, this.nodeId, sequence, data)).then(
+      () => {
+        this.inFlight--;
+        this.counters.published++;
+      },
+      () => {
+        this.inFlight--;
+        this.counters.publishFailed++;
+      },
+    );
+  }
+
+  private receive(channel: string, payload: Buffer): void {
+    if (channel === this.presenceChannel) return this.presence(payload);
+    const envelope = decodeEnvelope(payload);
+    if (envelope === null) {
+      this.counters.errors++;
+      return;
+    }
+    if (envelope.origin === this.nodeId) return;
+    this.counters.received++;
+    const key = `${envelope.origin}\n${channel}`;
+    const last = this.lastSeen.get(key);
+    if (last !== undefined) {
+      const gap = (envelope.sequence - last - 1) >>> 0;
+      // A large "gap" means the sender restarted its numbering: not a loss.
+      if (gap > 0 && gap < 0x80000000) this.counters.gaps += gap;
+    }
+    this.lastSeen.set(key, envelope.sequence);
+    const prefix = `${this.prefix}:room:`;
+    const room = channel.startsWith(prefix) ? channel.slice(prefix.length) : null;
+    if (room !== null && !this.active.has(room)) return;
+    this.delivery?.deliver(room, envelope.opcode, envelope.payload);
+  }
+
+  // ---- presence --------------------------------------------------------------------
+
+  private announce(): void {
+    if (this.closed || this.delivery === null || !this.transport.connected) return;
+    const rooms = Object.fromEntries(this.delivery.localCounts());
+    const body = Buffer.from(JSON.stringify({ node: this.nodeId, rooms }));
+    this.transport.publish(this.presenceChannel, body).catch((e: unknown) => this.failed(e));
+  }
+
+  private presence(payload: Buffer): void {
+    let message: { node?: unknown; rooms?: unknown; bye?: unknown };
+    try {
+      message = JSON.parse(payload.toString('utf8')) as typeof message;
+    } catch {
+      this.counters.errors++;
+      return;
+    }
+    if (typeof message.node !== 'string' || message.node === this.nodeId) return;
+    if (message.bye === true) {
+      this.nodes.delete(message.node);
+      return;
+    }
+    const rooms = new Map<string, number>();
+    if (typeof message.rooms === 'object' && message.rooms !== null) {
+      for (const [room, count] of Object.entries(message.rooms)) {
+        if (typeof count === 'number' && count > 0) rooms.set(room, count);
+      }
+    }
+    this.nodes.set(message.node, { rooms, seenAt: performance.now() });
+  }
+
+  /** Other nodes' counts that are still fresh. */
+  private freshNodes(): NodeCounts[] {
+    const now = performance.now();
+    const fresh: NodeCounts[] = [];
+    for (const [node, counts] of this.nodes) {
+      if (now - counts.seenAt > this.presenceTtl) this.nodes.delete(node);
+      else fresh.push(counts);
+    }
+    return fresh;
+  }
+
+  /** Members of `room` on the other nodes (as last announced). */
+  remoteRoomCount(room: string): number {
+    let total = 0;
+    for (const node of this.freshNodes()) total += node.rooms.get(room) ?? 0;
+    return total;
+  }
+
+  /** Rooms with members on the other nodes. */
+  remoteRooms(): Set<string> {
+    const rooms = new Set<string>();
+    for (const node of this.freshNodes()) for (const room of node.rooms.keys()) rooms.add(room);
+    return rooms;
+  }
+
+  /** Number of nodes, this one included. */
+  nodeCount(): number {
+    return this.freshNodes().length + 1;
+  }
+
+  // ---- state ---------------------------------------------------------------------------
+
+  private failed(error: unknown): void {
+    this.counters.errors++;
+    this.onError(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  metrics(): ClusterMetrics {
+    const c = this.counters;
+    return {
+      broker_published: c.published,
+      broker_received: c.received,
+      broker_errors: c.errors,
+      broker_lost: c.publishFailed + c.publishDropped + c.gaps,
+      broker_publish_failed: c.publishFailed,
+      broker_publish_dropped: c.publishDropped,
+      broker_gaps: c.gaps,
+      broker_connected: this.transport.connected ? 1 : 0,
+      broker_reconnects: c.reconnects,
+      cluster_nodes: this.nodeCount(),
+    };
+  }
+
+  /** Says goodbye (so other nodes drop this node's counts at once) and closes the transport. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.presenceTimer !== null) clearInterval(this.presenceTimer);
+    this.presenceTimer = null;
+    if (this.transport.connected) {
+      const bye = Buffer.from(JSON.stringify({ node: this.nodeId, bye: true }));
+      await this.transport.publish(this.presenceChannel, bye).catch(() => {});
+    }
+    this.closed = true;
+    await this.transport.close();
+  }
+}

@@ -9,6 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import type { UserInfo } from './auth/user.ts';
+import { flushPendingBatches } from './batching.ts';
 import { CloseError, ConnectionClosedError, QueueFullError, SendTimeoutError } from './errors.ts';
 import { joinSweep } from './heartbeat.ts';
 import { CloseCode, ProtocolError } from './protocol/close.ts';
@@ -106,6 +107,7 @@ type ConnSocket = Socket & { [CONN]?: Connection };
 /** A block-mode send waiting for room in the queue. */
 interface Waiter {
   frame: Buffer;
+  count: number;
   resolve: () => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
@@ -127,6 +129,9 @@ export class Connection implements ParserHandlers {
   private state = OPEN;
   private parser: FrameParser | null = null;
   private queue: Buffer[] | null = null;
+  /** Messages carried by each queued Buffer (a broadcast batch carries several). */
+  private queueCounts: number[] | null = null;
+  private queuedCount = 0;
   private queuedBytes = 0;
   private waiters: Waiter[] | null = null;
   private flushScheduled = false;
@@ -188,7 +193,7 @@ export class Connection implements ParserHandlers {
 
   /** Messages waiting in the send queue (not yet handed to the socket). */
   get queuedMessages(): number {
-    return this.queue?.length ?? 0;
+    return this.queuedCount;
   }
 
   /** Bytes waiting in the send queue plus bytes buffered by the socket. */
@@ -237,6 +242,7 @@ export class Connection implements ParserHandlers {
 
   /** Queues an encoded frame, applying the send behaviour as a promise. */
   private sendEncoded(frame: Buffer): Promise<void> {
+    flushPendingBatches();
     const status = this.sendFrame(frame);
     if (status === SendStatus.QUEUED) return Promise.resolve();
     if (status === SendStatus.CLOSED) return Promise.reject(new ConnectionClosedError());
@@ -252,39 +258,52 @@ export class Connection implements ParserHandlers {
    * "close" the connection is closed with SLOW_CONSUMER_CLOSE_CODE.
    */
   sendFrame(frame: Buffer): SendStatus {
-    if (this.state !== OPEN) return SendStatus.CLOSED;
-    const socket = this.socket;
-    if (this.queue === null || this.queue.length === 0) {
-      if (!socket.writableNeedDrain) {
-        this.cork();
-        if (!socket.write(frame)) this.stalledSince = performance.now();
-        return SendStatus.QUEUED;
-      }
-    }
-    if (this.hasRoom(frame.length) && (this.waiters === null || this.waiters.length === 0)) {
-      (this.queue ??= []).push(frame);
-      this.queuedBytes += frame.length;
-      return SendStatus.QUEUED;
-    }
-    return this.full();
+    return this.sendFrames(frame, 1, false);
   }
 
-  private hasRoom(length: number): boolean {
-    const queue = this.queue;
-    if (queue === null || queue.length === 0) return true;
+  /**
+   * Like sendFrame, for a Buffer holding `count` complete frames (a
+   * broadcast batch). With `whole` set, the Buffer is everything this tick
+   * has for the connection, so it is written at once without corking.
+   */
+  sendFrames(frames: Buffer, count: number, whole: boolean): SendStatus {
+    if (this.state !== OPEN) return SendStatus.CLOSED;
+    const socket = this.socket;
+    if (this.queuedCount === 0 && !socket.writableNeedDrain) {
+      if (!whole) this.cork();
+      if (!socket.write(frames)) this.stalledSince = performance.now();
+      return SendStatus.QUEUED;
+    }
+    if (this.hasRoom(frames.length, count) && (this.waiters === null || this.waiters.length === 0)) {
+      this.enqueue(frames, count);
+      return SendStatus.QUEUED;
+    }
+    return this.full(count);
+  }
+
+  private enqueue(frames: Buffer, count: number): void {
+    (this.queue ??= []).push(frames);
+    (this.queueCounts ??= []).push(count);
+    this.queuedCount += count;
+    this.queuedBytes += frames.length;
+  }
+
+  private hasRoom(length: number, count: number): boolean {
+    if (this.queuedCount === 0) return true;
     return (
-      queue.length < this.options.sendQueueSize && this.queuedBytes + length <= this.options.sendQueueBytes
+      this.queuedCount + count <= this.options.sendQueueSize &&
+      this.queuedBytes + length <= this.options.sendQueueBytes
     );
   }
 
-  private full(): SendStatus {
+  private full(count: number): SendStatus {
     switch (this.options.sendBehavior) {
       case 'drop':
-        this.dropped++;
+        this.dropped += count;
         break;
       case 'close':
         // Messages already accepted still go out, ahead of the close frame.
-        this.dropped++;
+        this.dropped += count;
         this.close(SLOW_CONSUMER_CLOSE_CODE, 'send queue full');
         break;
       case 'block':
@@ -299,22 +318,23 @@ export class Connection implements ParserHandlers {
    * dropped), QueueFullError when too many sends already wait, or
    * ConnectionClosedError.
    */
-  waitAndSend(frame: Buffer, timeoutMs: number): Promise<void> {
+  waitAndSend(frame: Buffer, timeoutMs: number, count = 1): Promise<void> {
     if (this.state !== OPEN) return Promise.reject(new ConnectionClosedError());
     const waiters = (this.waiters ??= []);
     if (waiters.length >= this.options.sendQueueSize) {
-      this.dropped++;
+      this.dropped += count;
       return Promise.reject(new QueueFullError());
     }
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         frame,
+        count,
         resolve,
         reject,
         timer: setTimeout(() => {
           const index = waiters.indexOf(waiter);
           if (index >= 0) waiters.splice(index, 1);
-          this.dropped++;
+          this.dropped += count;
           reject(new SendTimeoutError(timeoutMs));
         }, timeoutMs),
       };
@@ -326,11 +346,10 @@ export class Connection implements ParserHandlers {
   private admitWaiters(): void {
     const waiters = this.waiters;
     if (waiters === null) return;
-    while (waiters.length > 0 && this.hasRoom(waiters[0]!.frame.length)) {
+    while (waiters.length > 0 && this.hasRoom(waiters[0]!.frame.length, waiters[0]!.count)) {
       const waiter = waiters.shift()!;
       clearTimeout(waiter.timer);
-      (this.queue ??= []).push(waiter.frame);
-      this.queuedBytes += waiter.frame.length;
+      this.enqueue(waiter.frame, waiter.count);
       waiter.resolve();
     }
   }
@@ -353,19 +372,23 @@ export class Connection implements ParserHandlers {
   private flush(): void {
     this.stalledSince = 0;
     const queue = this.queue;
-    if (queue !== null && queue.length > 0) {
+    const counts = this.queueCounts;
+    if (queue !== null && counts !== null && queue.length > 0) {
       const socket = this.socket;
       this.cork();
       let i = 0;
       while (i < queue.length) {
-        const frame = queue[i++]!;
+        const frame = queue[i]!;
         this.queuedBytes -= frame.length;
+        this.queuedCount -= counts[i]!;
+        i++;
         if (!socket.write(frame)) {
           this.stalledSince = performance.now();
           break;
         }
       }
       queue.splice(0, i);
+      counts.splice(0, i);
     }
     this.admitWaiters();
     if (this.state === CLOSING && this.queuedMessages === 0 && this.pendingCloseFrame !== null) {
@@ -388,10 +411,10 @@ export class Connection implements ParserHandlers {
   }
 
   private discardQueue(): void {
-    if (this.queue !== null) {
-      this.dropped += this.queue.length;
-      this.queue = null;
-    }
+    this.dropped += this.queuedCount;
+    this.queue = null;
+    this.queueCounts = null;
+    this.queuedCount = 0;
     this.queuedBytes = 0;
     this.rejectWaiters();
   }
@@ -426,6 +449,7 @@ export class Connection implements ParserHandlers {
   close(code: number = CloseCode.NORMAL, reason = ''): void {
     const payload = closePayload(code, reason);
     if (this.state !== OPEN) return;
+    flushPendingBatches();
     this.startClosing(code, this.control(Opcode.CLOSE, payload));
   }
 

@@ -3,6 +3,7 @@
  * shutdown. Every broadcast encodes its frame once and hands the same Buffer
  * to each recipient; nothing is allocated per recipient on the fast path.
  */
+import { clearBatchPending, markBatchPending } from './batching.ts';
 import type { Cluster, ClusterMetrics } from './broker/cluster.ts';
 import { Connection, SendStatus } from './connection.ts';
 import { ConfigError } from './errors.ts';
@@ -124,6 +125,14 @@ export class Hub {
   /** Broadcasts with recipients still waiting for queue room. */
   private waitingJobs = 0;
   private drainWaiters: Array<() => void> = [];
+  /**
+   * Frames broadcast to each room during this event-loop turn. They are
+   * written at the end of the turn as one Buffer per room, so a recipient
+   * costs one write per turn however many messages its room received.
+   */
+  private batches = new Map<string, Buffer[]>();
+  private batchScheduled = false;
+  private readonly flushBatches = (): void => this.writeBatches();
   private readonly counters = {
     accepted: 0,
     rejected: 0,
@@ -169,9 +178,9 @@ export class Hub {
   /** A broadcast published by another node: delivered to local members only. */
   private deliverRemote(room: string | null, opcode: DataOpcode, data: Buffer): void {
     if (this.stopped) return;
-    const recipients = room === null ? this.memberships.keys() : this.rooms.get(room);
-    if (recipients === undefined) return;
-    this.deliver(recipients, this.encode(opcode, data), emptyResult());
+    if (room !== null) return this.batchForRoom(room, this.encode(opcode, data));
+    this.writeBatches();
+    this.deliver(this.memberships.keys(), this.encode(opcode, data), emptyResult());
   }
 
   /** Whether `room` passes the room policy (custom validator or the default). */
@@ -342,9 +351,44 @@ export class Hub {
 
   // ---- broadcast ---------------------------------------------------------
 
-  /** Sends a message to every member of `room`. */
+  /**
+   * Sends a message to every member of `room`. The frame is encoded now and
+   * written at the end of the event-loop turn together with the room's other
+   * messages of this turn (in order); counters are updated then.
+   */
   broadcastRoom(room: string, opcode: DataOpcode, data: Uint8Array | string): void {
-    this.tryBroadcastRoom(room, opcode, data);
+    if (this.stopped || !isDataOpcode(opcode) || !this.isValidRoom(room)) return;
+    this.cluster?.publish(room, opcode, typeof data === 'string' ? Buffer.from(data) : data);
+    this.batchForRoom(room, this.encode(opcode, data));
+  }
+
+  /** Adds a frame to the room's batch for this turn. */
+  private batchForRoom(room: string, frame: Buffer): void {
+    if (!this.rooms.has(room)) return;
+    const batch = this.batches.get(room);
+    if (batch === undefined) this.batches.set(room, [frame]);
+    else batch.push(frame);
+    if (!this.batchScheduled) {
+      this.batchScheduled = true;
+      markBatchPending(this.flushBatches);
+      setImmediate(this.flushBatches);
+    }
+  }
+
+  /** Writes every room's batch: one Buffer per room, the same Buffer to each member. */
+  private writeBatches(): void {
+    if (!this.batchScheduled) return;
+    this.batchScheduled = false;
+    clearBatchPending(this.flushBatches);
+    const batches = this.batches;
+    this.batches = new Map();
+    const result = emptyResult();
+    for (const [room, frames] of batches) {
+      const members = this.rooms.get(room);
+      if (members === undefined) continue;
+      const batch = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+      this.deliver(members, batch, result, frames.length, true);
+    }
   }
 
   /** Sends a message to every connection, once each even if it is in several rooms. */
@@ -352,8 +396,12 @@ export class Hub {
     this.tryBroadcastAll(opcode, data);
   }
 
-  /** Like broadcastRoom, and reports what happened. */
+  /**
+   * Like broadcastRoom, but written immediately (after any pending batches,
+   * to keep order), and reports what happened.
+   */
   tryBroadcastRoom(room: string, opcode: DataOpcode, data: Uint8Array | string): BroadcastResult {
+    this.writeBatches();
     const result = emptyResult();
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode) || !this.isValidRoom(room)) return ((result.invalid = true), result);
@@ -365,6 +413,7 @@ export class Hub {
 
   /** Like broadcastAll, and reports what happened. */
   tryBroadcastAll(opcode: DataOpcode, data: Uint8Array | string): BroadcastResult {
+    this.writeBatches();
     const result = emptyResult();
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode)) return ((result.invalid = true), result);
@@ -378,42 +427,60 @@ export class Hub {
     return encodeMessage(opcode, data, this.options.fragmentSize);
   }
 
-  /** The fan-out loop: one shared frame, no per-recipient allocation unless a recipient blocks. */
-  private deliver(recipients: Iterable<Connection>, frame: Buffer, result: BroadcastResult): BroadcastResult {
+  /**
+   * The fan-out loop: one shared Buffer (holding `count` frames), no
+   * per-recipient allocation unless a recipient blocks. Counts are per
+   * message and recipient.
+   */
+  private deliver(
+    recipients: Iterable<Connection>,
+    frames: Buffer,
+    result: BroadcastResult,
+    count = 1,
+    whole = false,
+  ): BroadcastResult {
     let blocked: Connection[] | null = null;
+    let attempted = 0;
+    let enqueued = 0;
+    let skipped = 0;
+    let dropped = 0;
     for (const conn of recipients) {
-      result.attempted++;
-      const status = conn.sendFrame(frame);
-      if (status === SendStatus.QUEUED) result.enqueued++;
-      else if (status === SendStatus.CLOSED) result.skipped++;
+      attempted++;
+      const status = conn.sendFrames(frames, count, whole);
+      if (status === SendStatus.QUEUED) enqueued++;
+      else if (status === SendStatus.CLOSED) skipped++;
       else if (conn.options.sendBehavior === 'block') (blocked ??= []).push(conn);
-      else result.dropped++;
+      else dropped++;
     }
     if (blocked !== null) {
       if (this.waitingJobs < this.options.workerCount + this.options.jobQueueSize) {
-        result.enqueued += blocked.length;
-        this.waitFor(blocked, frame);
+        enqueued += blocked.length;
+        this.waitFor(blocked, frames, count);
       } else {
-        result.dropped += blocked.length;
+        dropped += blocked.length;
       }
     }
+    result.attempted += attempted * count;
+    result.enqueued += enqueued * count;
+    result.skipped += skipped * count;
+    result.dropped += dropped * count;
     const c = this.counters;
-    c.attempted += result.attempted;
-    c.enqueued += result.enqueued;
-    c.skipped += result.skipped;
-    c.dropped += result.dropped;
+    c.attempted += attempted * count;
+    c.enqueued += enqueued * count;
+    c.skipped += skipped * count;
+    c.dropped += dropped * count;
     return result;
   }
 
   /** A broadcast job waiting for blocked recipients; copies that time out are counted as dropped. */
-  private waitFor(blocked: Connection[], frame: Buffer): void {
+  private waitFor(blocked: Connection[], frame: Buffer, count: number): void {
     this.waitingJobs++;
     const timeout = this.options.sendTimeout;
     let pending = blocked.length;
     const settle = (ok: boolean) => {
       if (!ok) {
-        this.counters.dropped++;
-        this.counters.enqueued--;
+        this.counters.dropped += count;
+        this.counters.enqueued -= count;
       }
       if (--pending === 0) {
         this.waitingJobs--;
@@ -421,7 +488,7 @@ export class Hub {
       }
     };
     for (const conn of blocked) {
-      conn.waitAndSend(frame, timeout).then(
+      conn.waitAndSend(frame, timeout, count).then(
         () => settle(true),
         () => settle(false),
       );
@@ -442,7 +509,8 @@ export class Hub {
    * its rooms. Connections stay open. Idempotent.
    */
   async stop(): Promise<void> {
-    if (!this.stopped) this.stopped = true;
+    this.writeBatches();
+    this.stopped = true;
     await withTimeout(this.drained(), this.options.sendTimeout + 50);
     for (const conn of [...this.memberships.keys()]) this.leaveAll(conn);
   }
@@ -460,6 +528,7 @@ export class Hub {
 
   private async runShutdown({ timeout = this.options.closeTimeout, signal }: ShutdownOptions): Promise<void> {
     const deadline = performance.now() + timeout;
+    this.writeBatches();
     const conns = [...this.known];
     this.stopped = true;
     const remaining = () => Math.max(0, deadline - performance.now());

@@ -134,7 +134,7 @@ export class WshubServer {
     const onMessage = this.config.onMessage;
     if (onMessage !== undefined) return onMessage(conn, data, binary);
     if (conn.room !== undefined)
-      this.hub.tryBroadcastRoom(conn.room, binary ? Opcode.BINARY : Opcode.TEXT, data);
+      this.hub.broadcastRoom(conn.room, binary ? Opcode.BINARY : Opcode.TEXT, data);
   }
 
   private connected(conn: Connection, request: IncomingMessage): void {

@@ -1,7 +1,7 @@
 /**
  * A stand-in for Connection with exactly the surface the Hub uses, so hub
  * semantics can be tested without sockets: it records every frame handed to
- * it and answers sendFrame with a status the test chooses.
+ * it and answers sendFrame/sendFrames with a status the test chooses.
  */
 import { SendStatus, type Connection, type SendBehavior } from '../../../src/connection.ts';
 
@@ -41,6 +41,11 @@ export class FakeConn {
   }
 
   sendFrame(frame: Buffer): SendStatus {
+    return this.sendFrames(frame, 1, false);
+  }
+
+  /** The hub hands over a Buffer holding `count` frames (a broadcast batch holds several). */
+  sendFrames(frame: Buffer, _count: number, _whole: boolean): SendStatus {
     this.frames.push(frame);
     return this.state === 'open' ? this.status : SendStatus.CLOSED;
   }

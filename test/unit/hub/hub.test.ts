@@ -256,11 +256,14 @@ describe('broadcast results', () => {
     assert.equal(a!.frames.length, 2);
   });
 
-  test('a broadcast encodes once: every recipient gets the identical Buffer', () => {
+  test('a broadcast encodes once: every recipient gets the identical Buffer', async () => {
     const h = hub();
     const conns = fakes(5);
     for (const c of conns) h.tryJoin('r', c.asConn);
     h.broadcastRoom('r', Opcode.TEXT, 'shared');
+    // Room broadcasts are written at the end of the event-loop turn.
+    assert.equal(conns[0]!.frames.length, 0);
+    await new Promise((resolve) => setImmediate(resolve));
     const first = conns[0]!.frames[0]!;
     for (const c of conns) assert.equal(c.frames[0], first, 'same Buffer instance');
     // It is a complete unmasked text frame carrying the payload.
@@ -274,13 +277,14 @@ describe('broadcast results', () => {
     assert.equal(second[0], 0x82);
   });
 
-  test('the payload is not shared with the caller after the call', () => {
+  test('the payload is not shared with the caller after the call', async () => {
     const h = hub();
     const [a] = fakes(1);
     h.tryJoin('r', a!.asConn);
     const data = Buffer.from('abc');
     h.broadcastRoom('r', Opcode.BINARY, data);
     data.fill(0x7a);
+    await new Promise((resolve) => setImmediate(resolve));
     assert.equal(a!.frames[0]!.subarray(2).toString(), 'abc');
   });
 });
@@ -459,5 +463,39 @@ describe('with real connections', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await assertNoLeaks();
+  });
+});
+
+describe('room broadcast batching', () => {
+  test('messages broadcast to a room in one turn reach each member as one Buffer, in order', async () => {
+    const h = new Hub();
+    const conns = fakes(3);
+    for (const c of conns) h.tryJoin('r', c.asConn);
+    for (let i = 0; i < 5; i++) h.broadcastRoom('r', Opcode.TEXT, `m${i}`);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const c of conns) {
+      assert.equal(c.frames.length, 1, 'one write per member');
+      assert.equal(c.frames[0], conns[0]!.frames[0], 'the same Buffer for every member');
+    }
+    const texts: string[] = [];
+    const batch = conns[0]!.frames[0]!;
+    for (let pos = 0; pos < batch.length; pos += 2 + batch[pos + 1]!) {
+      texts.push(batch.subarray(pos + 2, pos + 2 + batch[pos + 1]!).toString());
+    }
+    assert.deepEqual(texts, ['m0', 'm1', 'm2', 'm3', 'm4']);
+    assert.equal(h.metrics().broadcast_enqueued, 15, 'counted per message and member');
+  });
+
+  test('a result-returning broadcast writes pending batches first, keeping order', async () => {
+    const h = new Hub();
+    const [a] = fakes(1);
+    h.tryJoin('r', a!.asConn);
+    h.broadcastRoom('r', Opcode.TEXT, 'first');
+    h.tryBroadcastRoom('r', Opcode.TEXT, 'second');
+    assert.equal(a!.frames.length, 2);
+    assert.equal(a!.frames[0]!.subarray(2).toString(), 'first');
+    assert.equal(a!.frames[1]!.subarray(2).toString(), 'second');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(a!.frames.length, 2, 'nothing written twice');
   });
 });

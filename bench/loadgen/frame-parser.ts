@@ -1,0 +1,103 @@
+/**
+ * Incremental, allocation-free parser for the frames a server sends to the
+ * load generator. It reads each frame header (2 bytes + 2/8 extended length,
+ * + 4 mask bytes if a server ever masks), copies only the first
+ * `captureBytes` of the payload into a fixed per-connection buffer and skips
+ * the rest, so a 1 KiB payload costs the same as a 16 B one. Frames may be
+ * split across chunks at any byte.
+ */
+
+const STATE_HEADER = 0;
+const STATE_PAYLOAD = 1;
+
+export class FrameParser {
+  /** The first payload bytes of the frame being read (valid up to `captured`). */
+  readonly prefix: Buffer;
+  private readonly header = Buffer.alloc(14);
+  private state = STATE_HEADER;
+  private headerLen = 0;
+  private headerNeed = 2;
+  private opcode = 0;
+  private fin = false;
+  private length = 0;
+  private remaining = 0;
+  private captured = 0;
+  private captureWant = 0;
+
+  private readonly dataCapture: number;
+
+  /**
+   * `dataCaptureBytes`: how many payload bytes of each data frame to keep;
+   * control frames keep up to 125 (their maximum), so pings can be echoed.
+   */
+  constructor(dataCaptureBytes = 125) {
+    this.dataCapture = Math.min(dataCaptureBytes, 125);
+    this.prefix = Buffer.alloc(125);
+  }
+
+  /**
+   * Called once per complete frame with its opcode, FIN bit, the number of
+   * payload bytes available in `this.prefix`, and the full payload length.
+   * Subclasses override it.
+   */
+  protected onFrame(opcode: number, fin: boolean, prefixLen: number, length: number): void {
+    void opcode;
+    void fin;
+    void prefixLen;
+    void length;
+  }
+
+  /** Consumes bytes [start, end) of `chunk`. */
+  feed(chunk: Buffer, start: number, end: number): void {
+    let i = start;
+    while (i < end) {
+      if (this.state === STATE_HEADER) {
+        this.header[this.headerLen++] = chunk[i++]!;
+        if (this.headerLen === 2) {
+          const len7 = this.header[1]! & 0x7f;
+          this.headerNeed = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (this.header[1]! & 0x80 ? 4 : 0);
+        }
+        if (this.headerLen === this.headerNeed) this.startPayload();
+        continue;
+      }
+      if (this.captured < this.captureWant) {
+        let n = this.captureWant - this.captured;
+        if (n > end - i) n = end - i;
+        const prefix = this.prefix;
+        for (let k = 0; k < n; k++) prefix[this.captured + k] = chunk[i + k]!;
+        this.captured += n;
+        this.remaining -= n;
+        i += n;
+      }
+      let skip = this.remaining;
+      if (skip > end - i) skip = end - i;
+      this.remaining -= skip;
+      i += skip;
+      if (this.remaining === 0) this.endFrame();
+    }
+  }
+
+  private startPayload(): void {
+    const h = this.header;
+    this.fin = (h[0]! & 0x80) !== 0;
+    this.opcode = h[0]! & 0x0f;
+    const len7 = h[1]! & 0x7f;
+    let length = len7;
+    if (len7 === 126) length = (h[2]! << 8) | h[3]!;
+    else if (len7 === 127) length = h.readUInt32BE(2) * 0x100000000 + h.readUInt32BE(6);
+    this.length = length;
+    this.remaining = length;
+    this.captured = 0;
+    const want = this.opcode >= 8 ? 125 : this.dataCapture;
+    this.captureWant = length < want ? length : want;
+    this.headerLen = 0;
+    this.headerNeed = 2;
+    if (length === 0) this.endFrame();
+    else this.state = STATE_PAYLOAD;
+  }
+
+  private endFrame(): void {
+    this.state = STATE_HEADER;
+    this.onFrame(this.opcode, this.fin, this.captured, this.length);
+  }
+}

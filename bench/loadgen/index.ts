@@ -1,0 +1,397 @@
+/**
+ * The load generator's public API: fan-out, handshake and idle-connection
+ * runs, each spread over worker processes (worker.ts) that hold the sockets.
+ * Workers run under `taskset -c <cpuList>` when a CPU list is given.
+ *
+ * Worker count: by default as many as the 20,000-fd-per-process limit needs
+ * (≤ 15,000 sockets each), and at least 2 when the generator may use more
+ * than one core. Pinned to a single core, extra processes would only take
+ * turns on it, so one process per 15,000 sockets is used.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { Histogram } from './histogram.ts';
+import type { FromWorker, ToWorker, WorkerResult, WorkerRoom } from './messages.ts';
+
+export interface Target {
+  host: string;
+  port: number;
+  protocol: 'ws' | 'socketio';
+  /** '/ws'; for Socket.IO, '/ws' means the default '/socket.io/'. */
+  path: string;
+  headers?: Record<string, string>;
+}
+
+export interface FanoutSpec {
+  target: Target;
+  /** Publishers are extra connections that also join the room (they count as members and receive too). */
+  rooms: Array<{ name: string; subscribers: number; publishers: number }>;
+  /** Messages/s per publisher, open-loop: latency counts from the scheduled send time. */
+  ratePerPublisher: number;
+  /** ≥ 16 (Socket.IO: ≥ 26 characters); the first bytes carry the scheduled send time and a sequence number. */
+  payloadBytes: number;
+  warmupMs: number;
+  durationMs: number;
+  /** This fraction of each room's subscribers stop reading (socket.pause()) when measurement starts. */
+  slowFraction?: number;
+  workers?: number;
+  /** e.g. '1' → workers run under `taskset -c 1`. */
+  cpuList?: string;
+}
+
+export interface GeneratorCpu {
+  /** Generator CPU-seconds (user + system, all workers) over the measured span. */
+  seconds: number;
+  /** seconds / (wall seconds × generator cores). */
+  busyFraction: number;
+  /** busyFraction > 0.9: the result may measure the generator, not the server. */
+  limited: boolean;
+}
+
+export interface FanoutResult {
+  connected: number;
+  connectFailures: number;
+  /** Messages whose scheduled send time is inside the measurement window. */
+  sent: number;
+  /** All messages sent, warm-up included (for matching server counters). */
+  sentTotal: number;
+  /** sent × members, healthy members only when slow consumers exist. */
+  expected: number;
+  delivered: number;
+  lost: number;
+  deliveriesPerSec: number;
+  latencyMs: { p50: number; p99: number; max: number; samples: number };
+  generatorCpu: GeneratorCpu;
+  /** framesReceived counts every data frame the slow members got over the whole run, backlog drained at the end. */
+  slow?: { members: number; closedByServer: number; framesReceived: number };
+}
+
+export interface HandshakeSpec {
+  target: Target;
+  concurrency: number;
+  durationMs: number;
+  workers?: number;
+  cpuList?: string;
+}
+
+export interface HandshakeResult {
+  upgrades: number;
+  failures: number;
+  perSec: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  generatorCpu: GeneratorCpu;
+}
+
+export interface IdleSpec {
+  target: Target;
+  connections: number;
+  workers?: number;
+  cpuList?: string;
+}
+
+export interface IdleHold {
+  connected: number;
+  failures: number;
+  release(): Promise<void>;
+}
+
+const SOCKETS_PER_WORKER = 15_000;
+const START_DELAY_MS = 100;
+const GRACE_MAX_MS = 5000;
+const GRACE_QUIET_MS = 600;
+const workerFile = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+/** Number of CPUs in a taskset list such as '1', '0-3' or '1,3'. */
+export function countCpus(cpuList: string): number {
+  let n = 0;
+  for (const part of cpuList.split(',')) {
+    const [a, b] = part.split('-').map((x) => Number.parseInt(x, 10));
+    n += b === undefined ? 1 : b - a! + 1;
+  }
+  return Math.max(1, n);
+}
+
+function generatorCores(workers: number, cpuList: string | undefined): number {
+  return Math.min(workers, cpuList === undefined ? availableParallelism() : countCpus(cpuList));
+}
+
+function defaultWorkers(sockets: number, cpuList: string | undefined): number {
+  const needed = Math.max(1, Math.ceil(sockets / SOCKETS_PER_WORKER));
+  const cores = cpuList === undefined ? availableParallelism() : countCpus(cpuList);
+  return cores > 1 ? Math.max(2, needed) : needed;
+}
+
+/** A worker process and a queue of its replies. */
+class Worker {
+  private readonly child: ChildProcess;
+  private readonly inbox: FromWorker[] = [];
+  private waiter: (() => void) | null = null;
+  private exited = false;
+
+  constructor(cpuList: string | undefined) {
+    const args = ['--import', 'tsx', workerFile];
+    const stdio: ['inherit', 'inherit', 'inherit', 'ipc'] = ['inherit', 'inherit', 'inherit', 'ipc'];
+    this.child =
+      cpuList === undefined
+        ? spawn(process.execPath, args, { stdio })
+        : spawn('taskset', ['-c', cpuList, process.execPath, ...args], { stdio });
+    this.child.on('message', (m: FromWorker) => {
+      this.inbox.push(m);
+      this.waiter?.();
+    });
+    this.child.on('exit', () => {
+      this.exited = true;
+      this.waiter?.();
+    });
+    this.child.on('error', () => {
+      this.exited = true;
+      this.waiter?.();
+    });
+  }
+
+  send(message: ToWorker): void {
+    if (!this.exited && this.child.connected) this.child.send(message);
+  }
+
+  /** The next reply of type `type` (earlier replies of other types are dropped). */
+  async next<T extends FromWorker['type']>(type: T): Promise<Extract<FromWorker, { type: T }>> {
+    for (;;) {
+      const i = this.inbox.findIndex((m) => m.type === type);
+      if (i >= 0) return this.inbox.splice(i, 1)[0] as Extract<FromWorker, { type: T }>;
+      if (this.exited) throw new Error(`load generator worker exited before sending '${type}'`);
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+      this.waiter = null;
+    }
+  }
+
+  /** Ends the worker: release its sockets, then make sure the process is gone. */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    this.send({ type: 'release' });
+    const gone = new Promise<void>((resolve) => {
+      if (this.exited) resolve();
+      else this.child.once('exit', () => resolve());
+    });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 3000);
+    await gone;
+    clearTimeout(timer);
+  }
+}
+
+function splitEvenly(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}
+
+function cpuResult(cpuUs: number, wallMs: number, cores: number): GeneratorCpu {
+  const seconds = cpuUs / 1e6;
+  const busyFraction = wallMs > 0 ? seconds / ((wallMs / 1000) * cores) : 0;
+  return { seconds, busyFraction, limited: busyFraction > 0.9 };
+}
+
+const ms = (us: number): number => us / 1000;
+
+/**
+ * Runs a fan-out measurement: connects every room's subscribers and
+ * publishers, publishes open-loop through warm-up and the measurement
+ * window, waits a grace period for in-flight deliveries, and returns the
+ * counts, latency percentiles and generator CPU use.
+ */
+export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
+  const totalSockets = spec.rooms.reduce((n, r) => n + r.subscribers + r.publishers, 0);
+  const workerCount = spec.workers ?? defaultWorkers(totalSockets, spec.cpuList);
+  const plans: WorkerRoom[][] = Array.from({ length: workerCount }, () => []);
+  const totalPublishers = spec.rooms.reduce((n, r) => n + r.publishers, 0);
+  const healthy = new Map<string, number>();
+  let publisherIndex = 0;
+  let slowTotal = 0;
+  for (const room of spec.rooms) {
+    const slow = Math.round(room.subscribers * (spec.slowFraction ?? 0));
+    slowTotal += slow;
+    healthy.set(room.name, room.subscribers - slow + room.publishers);
+    const subs = splitEvenly(room.subscribers, workerCount);
+    const slows = splitEvenly(slow, workerCount);
+    const pubs = splitEvenly(room.publishers, workerCount);
+    // rotate so that small rooms do not all land on worker 0
+    const shift = spec.rooms.indexOf(room) % workerCount;
+    for (let w = 0; w < workerCount; w++) {
+      const s = (w + shift) % workerCount;
+      if (subs[s]! + pubs[s]! === 0) continue;
+      plans[w]!.push({
+        name: room.name,
+        subscribers: subs[s]!,
+        slow: Math.min(slows[s]!, subs[s]!),
+        publishers: pubs[s]!,
+        firstPublisher: publisherIndex,
+      });
+      publisherIndex += pubs[s]!;
+    }
+  }
+
+  const workers = plans.map(() => new Worker(spec.cpuList));
+  try {
+    workers.forEach((w, i) =>
+      w.send({
+        type: 'fanout',
+        target: spec.target,
+        worker: i,
+        rooms: plans[i]!,
+        totalPublishers: Math.max(1, totalPublishers),
+        ratePerPublisher: spec.ratePerPublisher,
+        payloadBytes: spec.payloadBytes,
+      }),
+    );
+    const connectedReplies = await Promise.all(workers.map((w) => w.next('connected')));
+    const now = performance.timeOrigin + performance.now();
+    const startAt = now + START_DELAY_MS;
+    const winStart = startAt + spec.warmupMs;
+    const winEnd = winStart + spec.durationMs;
+    for (const w of workers) w.send({ type: 'start', startAt, winStart, winEnd });
+    await sleep(winEnd - (performance.timeOrigin + performance.now()) + 20);
+
+    // Grace: wait while deliveries still arrive, up to GRACE_MAX_MS.
+    const graceStart = Date.now();
+    let last = -1;
+    let quietSince = Date.now();
+    for (;;) {
+      for (const w of workers) w.send({ type: 'poll' });
+      const progress = await Promise.all(workers.map((w) => w.next('progress')));
+      const total = progress.reduce((n, p) => n + p.delivered, 0);
+      if (total !== last) {
+        last = total;
+        quietSince = Date.now();
+      }
+      if (Date.now() - quietSince >= GRACE_QUIET_MS || Date.now() - graceStart >= GRACE_MAX_MS) break;
+      await sleep(100);
+    }
+    if (slowTotal > 0) {
+      for (const w of workers) w.send({ type: 'drain' });
+      await Promise.all(workers.map((w) => w.next('drained')));
+    }
+    for (const w of workers) w.send({ type: 'collect' });
+    const results: WorkerResult[] = await Promise.all(workers.map((w) => w.next('result')));
+
+    const histogram = new Histogram();
+    const sentByRoom = new Map<string, number>();
+    let delivered = 0;
+    let cpuUs = 0;
+    let sentTotal = 0;
+    const slow = { members: 0, closedByServer: 0, framesReceived: 0 };
+    for (const r of results) {
+      histogram.merge(r.histogram, r.maxUs);
+      delivered += r.delivered;
+      cpuUs += r.cpuUs;
+      sentTotal += r.sentTotal;
+      for (const [room, n] of Object.entries(r.sentByRoom))
+        sentByRoom.set(room, (sentByRoom.get(room) ?? 0) + n);
+      slow.members += r.slowMembers;
+      slow.closedByServer += r.slowClosed;
+      slow.framesReceived += r.slowFrames;
+    }
+    let sent = 0;
+    let expected = 0;
+    for (const [room, n] of sentByRoom) {
+      sent += n;
+      expected += n * (healthy.get(room) ?? 0);
+    }
+    const result: FanoutResult = {
+      connected: connectedReplies.reduce((n, c) => n + c.connected, 0),
+      connectFailures: connectedReplies.reduce((n, c) => n + c.failures, 0),
+      sent,
+      sentTotal,
+      expected,
+      delivered,
+      lost: Math.max(0, expected - delivered),
+      deliveriesPerSec: delivered / (spec.durationMs / 1000),
+      latencyMs: {
+        p50: ms(histogram.quantile(0.5)),
+        p99: ms(histogram.quantile(0.99)),
+        max: ms(histogram.maxUs),
+        samples: histogram.total,
+      },
+      generatorCpu: cpuResult(cpuUs, spec.durationMs, generatorCores(workerCount, spec.cpuList)),
+    };
+    if (slowTotal > 0) result.slow = slow;
+    return result;
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+/**
+ * Runs `concurrency` connectors (split over the workers), each looping
+ * connect → upgrade → close frame → wait for the server to close, for
+ * `durationMs`. Latency is from connect() to the 101 response.
+ */
+export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResult> {
+  const workerCount = Math.min(
+    spec.concurrency,
+    spec.workers ?? defaultWorkers(spec.concurrency, spec.cpuList),
+  );
+  const shares = splitEvenly(spec.concurrency, workerCount);
+  const workers = shares.map(() => new Worker(spec.cpuList));
+  try {
+    workers.forEach((w, i) =>
+      w.send({
+        type: 'handshake',
+        target: spec.target,
+        worker: i,
+        concurrency: shares[i]!,
+        durationMs: spec.durationMs,
+      }),
+    );
+    const replies = await Promise.all(workers.map((w) => w.next('handshakes')));
+    const histogram = new Histogram();
+    let upgrades = 0;
+    let failures = 0;
+    let cpuUs = 0;
+    let elapsedMs = 0;
+    for (const r of replies) {
+      histogram.merge(r.histogram, r.maxUs);
+      upgrades += r.upgrades;
+      failures += r.failures;
+      cpuUs += r.cpuUs;
+      elapsedMs = Math.max(elapsedMs, r.elapsedMs);
+    }
+    return {
+      upgrades,
+      failures,
+      perSec: upgrades / (elapsedMs / 1000),
+      latencyMs: {
+        p50: ms(histogram.quantile(0.5)),
+        p99: ms(histogram.quantile(0.99)),
+        max: ms(histogram.maxUs),
+      },
+      generatorCpu: cpuResult(cpuUs, elapsedMs, generatorCores(workerCount, spec.cpuList)),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+/** Opens `connections` idle connections (spread over source addresses and worker processes), resolves once all are open; release() closes them all. */
+export async function holdIdle(spec: IdleSpec): Promise<IdleHold> {
+  const workerCount = spec.workers ?? Math.max(1, Math.ceil(spec.connections / SOCKETS_PER_WORKER));
+  const shares = splitEvenly(spec.connections, workerCount);
+  const workers = shares.map(() => new Worker(spec.cpuList));
+  try {
+    workers.forEach((w, i) =>
+      w.send({ type: 'idle', target: spec.target, worker: i, connections: shares[i]! }),
+    );
+    const replies = await Promise.all(workers.map((w) => w.next('connected')));
+    let released: Promise<void> | null = null;
+    return {
+      connected: replies.reduce((n, r) => n + r.connected, 0),
+      failures: replies.reduce((n, r) => n + r.failures, 0),
+      release: () => (released ??= Promise.all(workers.map((w) => w.stop())).then(() => undefined)),
+    };
+  } catch (error) {
+    await Promise.all(workers.map((w) => w.stop()));
+    throw error;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}

@@ -1,0 +1,58 @@
+/** IPC messages between the load generator's orchestrating process and its workers. */
+import type { Target } from './index.ts';
+
+/** The connections one worker holds in one room. */
+export interface WorkerRoom {
+  name: string;
+  subscribers: number;
+  slow: number; // how many of `subscribers` stop reading at measurement start
+  publishers: number;
+  firstPublisher: number; // global index of this worker's first publisher here, to spread send phases
+}
+
+export type ToWorker =
+  | {
+      type: 'fanout';
+      target: Target;
+      worker: number;
+      rooms: WorkerRoom[];
+      totalPublishers: number;
+      ratePerPublisher: number;
+      payloadBytes: number;
+    }
+  | { type: 'idle'; target: Target; worker: number; connections: number }
+  | { type: 'handshake'; target: Target; worker: number; concurrency: number; durationMs: number }
+  | { type: 'start'; startAt: number; winStart: number; winEnd: number }
+  | { type: 'poll' }
+  | { type: 'drain' }
+  | { type: 'collect' }
+  | { type: 'release' };
+
+export interface WorkerResult {
+  /** Messages sent whose scheduled time is inside the window, per room. */
+  sentByRoom: Record<string, number>;
+  sentTotal: number;
+  delivered: number;
+  histogram: number[];
+  maxUs: number;
+  cpuUs: number;
+  slowMembers: number;
+  slowClosed: number;
+  slowFrames: number;
+}
+
+export type FromWorker =
+  | { type: 'connected'; connected: number; failures: number }
+  | { type: 'progress'; delivered: number }
+  | { type: 'drained' }
+  | ({ type: 'result' } & WorkerResult)
+  | {
+      type: 'handshakes';
+      upgrades: number;
+      failures: number;
+      histogram: number[];
+      maxUs: number;
+      cpuUs: number;
+      elapsedMs: number;
+    }
+  | { type: 'released' };

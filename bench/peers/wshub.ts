@@ -1,0 +1,45 @@
+/**
+ * Peer `wshub`: this repository's hub (src/index.ts) with its built-in room
+ * fan-out, no message validation, every origin allowed, and the default
+ * heartbeat. Without --jwt-secret-file it accepts unauthenticated clients;
+ * with it, its own HS256 authenticator checks `Authorization: Bearer` (the
+ * secret must then be at least 32 bytes, as wshub requires).
+ *
+ * Counters: dropped = the hub's `broadcast_dropped`; closed = connections
+ * that ended with SLOW_CONSUMER_CLOSE_CODE (only the "close" send behaviour
+ * closes for slowness, and validation, the other source of that code, is off).
+ *
+ * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE]
+ */
+import { SLOW_CONSUMER_CLOSE_CODE, createWshub } from '../../src/index.ts';
+import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
+
+const options = parsePeerArgs();
+let closedSlow = 0;
+
+const hub = (() => {
+  try {
+    return createWshub({
+      allowUnauthenticated: options.jwtSecret === undefined,
+      secret: options.jwtSecret,
+      messageValidation: false,
+      sendBehavior: options.sendBehavior,
+      allowAllOrigins: true,
+      onClose: (_conn, code) => {
+        if (code === SLOW_CONSUMER_CLOSE_CODE) closedSlow++;
+      },
+    });
+  } catch (error) {
+    return fail(`wshub: ${error instanceof Error ? error.message : String(error)}`);
+  }
+})();
+
+const server = hub.createServer();
+server.listen(options.port, HOST, () => {
+  const address = server.address();
+  peerReady(typeof address === 'object' && address !== null ? address.port : options.port, {
+    connections: () => hub.hub.getActiveConnectionCount(),
+    dropped: () => hub.metrics().broadcast_dropped,
+    closed: () => closedSlow,
+  });
+});

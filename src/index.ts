@@ -52,3 +52,4 @@ export {
   type DialOptions,
   type ReceivedMessage,
 } from './client/index.ts';
+export * from './broker/index.ts';

@@ -5,6 +5,7 @@
  * JSON-lines logs on stderr, graceful shutdown on SIGINT/SIGTERM and, with
  * `--dev`, the demo chat page.
  */
+import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import { SecretReuseError, WeakSecretError } from '../auth/errors.ts';
@@ -24,6 +25,8 @@ import {
   readBinaryFile,
 } from './config-file.ts';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.ts';
+import { buildCluster, connectCluster, planScaleOut, type ScaleOutPlan } from './scaleout.ts';
+import { isShutdownMessage, runPrimary, type ControlMessage } from './workers.ts';
 
 /** Help text of `wshub serve`. */
 export const SERVE_USAGE = `usage: wshub serve [flags]
@@ -59,11 +62,20 @@ flags:
   --message-validation MODE      text message checks: strict or off (default strict)
   --tls-cert FILE --tls-key FILE serve https and wss with this PEM certificate and key
   --log-level LEVEL              debug, info, warn or error (default info)
+  --broker URL                   scale out through a broker: redis://HOST:PORT, rediss://…
+                                 or nats://HOST:PORT (comma-separate several NATS servers);
+                                 unreachable at start → exit code 1, no retry
+  --broker-sharded               Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7+)
+  --node-id ID                   this node's id in the cluster (default: random)
+  --workers N                    run N worker processes sharing the port; they stay
+                                 consistent through --broker, or through the primary
+                                 process when no broker is given; crashed workers restart
   --dev                          development mode: the demo chat page at /, a random
                                  per-run secret when WS_SECRET is unset; not for production
   -h, --help                     show this help
 
-GET /healthz answers with the health report as JSON (200 healthy, 503 otherwise).
+GET /healthz answers with the health report as JSON (200 healthy, 503 otherwise;
+with --workers, from whichever worker takes the request).
 SIGINT or SIGTERM shuts down gracefully (close code 1001); a second signal exits at once.
 `;
 
@@ -92,6 +104,10 @@ const SERVE_FLAGS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
+  broker: { type: 'string' },
+  'broker-sharded': { type: 'boolean' },
+  'node-id': { type: 'string' },
+  workers: { type: 'string' },
   dev: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -114,6 +130,7 @@ export interface ServePlan {
   dev: boolean;
   /** True when --dev generated the secret because WS_SECRET was unset. */
   randomSecret: boolean;
+  scaleOut: ScaleOutPlan;
 }
 
 /** Parses an optional whole-number flag within [min, max]; undefined when absent. */
@@ -173,6 +190,7 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   if ((flags['tls-cert'] === undefined) !== (flags['tls-key'] === undefined)) {
     throw new UsageError('--tls-cert and --tls-key must be given together');
   }
+  const scaleOut = planScaleOut(flags, flags.dev === true);
 
   const file = flags.config !== undefined ? await loadConfigFile(flags.config) : undefined;
   const config: Partial<WshubConfig> = { ...file?.config };
@@ -230,7 +248,7 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
   const roomPasswords = await buildRoomPasswords(passwords);
   if (!dev && roomPasswords.rooms().length > 0) config.roomAuthorizer = roomPasswords;
-  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret };
+  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut };
 }
 
 function checkOrigin(origin: string): void {
@@ -274,17 +292,42 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const plan = await planServe(flags);
-  const { logger } = plan;
+  const workers = plan.scaleOut.workers;
+  if (workers !== undefined && cluster.isPrimary) {
+    return runPrimary({
+      workers,
+      argv,
+      host: plan.host,
+      port: plan.port,
+      scheme: plan.tls !== undefined ? 'https' : 'http',
+      logger: plan.logger,
+      waitForSignal: () => waitForSignal(),
+    });
+  }
+  const worker = workers !== undefined ? cluster.worker : undefined;
+  if (worker === undefined) return serveNode(plan, plan.logger, undefined);
+  try {
+    return await serveNode(plan, withWorker(plan.logger, worker.id), worker);
+  } finally {
+    // The IPC channel would keep a worker alive; closing it lets the process end.
+    if (worker.isConnected()) worker.disconnect();
+  }
+}
 
+/** Runs one node (the whole server, or one --workers worker) until shutdown; returns the exit code. */
+async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undefined): Promise<number> {
   let demo: Demo | undefined;
   let config = plan.config;
   if (plan.dev) {
     demo = createDemo({ secret: plan.config.secret as Uint8Array, roomPasswords: plan.roomPasswords });
     config = { ...config, ...demo.config };
   }
+  const scaleOut = buildCluster(plan.scaleOut, logger, worker?.id);
+  if (scaleOut !== undefined) config = { ...config, cluster: scaleOut };
   const ws = buildServer(config);
   ws.log = logger.log;
   demo?.bind(ws);
+  if (!(await connectCluster(ws, plan.scaleOut))) return 1;
 
   const server = ws.createServer((request, response) => {
     if (pathOf(request) === '/healthz') {
@@ -325,6 +368,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   logger.info('start', {
     url,
+    node: scaleOut?.nodeId,
+    broker: scaleOut?.transport.kind,
     path: ws.config.wsRoutePath,
     tls: plan.tls !== undefined,
     auth: authMode(ws.config),
@@ -333,11 +378,33 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   if (authMode(ws.config) === 'none')
     logger.warn('auth_disabled', { reason: '--allow-unauthenticated without a secret' });
-  process.stdout.write(`listening on ${url}\n`);
+  if (worker !== undefined) {
+    // The primary prints the listening line once every worker is up.
+    process.send?.({ wshub: 'listening', port } satisfies ControlMessage);
+  } else {
+    process.stdout.write(`listening on ${url}\n`);
+  }
   if (demo !== undefined) process.stdout.write(`demo: open ${url}/\n`);
 
-  const signal = await waitForSignal();
+  const signal = await waitForSignal(worker !== undefined);
   return shutdown(ws, server, logger, signal);
+}
+
+/** A logger that adds the worker's number and pid to every entry. */
+function withWorker(logger: Logger, id: number): Logger {
+  const log: Logger['log'] = (entry) => logger.log({ ...entry, worker: id, pid: process.pid });
+  const at =
+    (level: Logger['level']) =>
+    (event: string, fields: Record<string, unknown> = {}): void =>
+      log({ ...fields, level, event });
+  return {
+    level: logger.level,
+    log,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+  };
 }
 
 function authMode(config: WshubConfig): string {
@@ -355,12 +422,20 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-/** Resolves with the first SIGINT or SIGTERM; any later one ends the process at once. */
-function waitForSignal(): Promise<NodeJS.Signals> {
+/**
+ * Resolves with the first SIGINT or SIGTERM (or, in a worker, the primary's
+ * shutdown message, reported as SIGTERM); any later signal ends the process
+ * at once.
+ */
+function waitForSignal(inWorker = false): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    const onMessage = (message: unknown): void => {
+      if (isShutdownMessage(message)) first('SIGTERM');
+    };
     const first = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', first);
       process.off('SIGTERM', first);
+      process.off('message', onMessage);
       const again = (next: NodeJS.Signals): void => {
         process.stderr.write(`wshub: ${next} during shutdown, exiting now\n`);
         process.exit(next === 'SIGINT' ? 130 : 143);
@@ -371,6 +446,7 @@ function waitForSignal(): Promise<NodeJS.Signals> {
     };
     process.on('SIGINT', first);
     process.on('SIGTERM', first);
+    if (inWorker) process.on('message', onMessage);
   });
 }
 

@@ -219,10 +219,14 @@ describe('redis scale-out', redisRequirement(), () => {
     const [a, b] = [await startNode(), await startNode()];
     const clients = [await join(a, 'r'), await join(a, 'r'), await join(b, 'r'), await join(b, 's')];
     const bound = 3 * PRESENCE_INTERVAL + 200;
+    // Both nodes' latest announcements must include every join (B joined s last).
     await waitFor(
-      () => a.ws.hub.getClusterRoomCount('r') === 3 && b.ws.hub.getClusterRoomCount('r') === 3,
+      () =>
+        a.ws.hub.getClusterRoomCount('r') === 3 &&
+        b.ws.hub.getClusterRoomCount('r') === 3 &&
+        a.ws.hub.getClusterRoomCount('s') === 1,
       bound,
-      'cluster count of r to reach 3 on both nodes',
+      'cluster counts of r (3) and s (1) on both nodes',
     );
     assert.equal(a.ws.hub.getClusterRoomCount('s'), 1);
     assert.equal(b.ws.hub.getClusterRoomCount('s'), 1);

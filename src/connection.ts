@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { UserInfo } from './auth/user.ts';
 import { flushPendingBatches } from './batching.ts';
 import { CloseError, ConnectionClosedError, QueueFullError, SendTimeoutError } from './errors.ts';
-import { joinSweep } from './heartbeat.ts';
+import { joinSweep, type Sweeper } from './heartbeat.ts';
 import { CloseCode, ProtocolError } from './protocol/close.ts';
 import {
   EMPTY_PING,
@@ -143,7 +143,7 @@ export class Connection implements ParserHandlers {
   private receivedClose = false;
   private closeCode: number = CloseCode.ABNORMAL;
   private closeReason = '';
-  private leaveSweep: () => void;
+  private sweeper: Sweeper | null;
   private meta: Map<string, unknown> | null = null;
   private closedWaiters: Array<(info: { code: number; reason: string }) => void> | null = null;
 
@@ -170,7 +170,7 @@ export class Connection implements ParserHandlers {
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
     this.nextPingAt = performance.now() + options.pingPeriod;
-    this.leaveSweep = joinSweep(this, options);
+    this.sweeper = joinSweep(this, options);
     if (head !== undefined && head.length > 0) this.receive(head);
   }
 
@@ -472,7 +472,7 @@ export class Connection implements ParserHandlers {
     socket.off('close', onSocketClose);
     delete socket[CONN];
     this.state = CLOSED;
-    this.leaveSweep();
+    this.sweeper?.delete(this);
   }
 
   /** Destroys the TCP connection at once, without a close handshake. */
@@ -613,7 +613,7 @@ export class Connection implements ParserHandlers {
   socketClosed(): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
-    this.leaveSweep();
+    this.sweeper?.delete(this);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     this.discardQueue();

@@ -20,7 +20,7 @@ export interface SweepTimings {
 const MIN_TICK_MS = 5;
 
 /** A set of connections sharing one interval timer. */
-class Sweeper {
+export class Sweeper {
   private readonly members = new Set<Sweepable>();
   private timer: NodeJS.Timeout | null = null;
 
@@ -62,19 +62,22 @@ export function tickFor(timings: SweepTimings): number {
   return Math.max(MIN_TICK_MS, Math.floor(Math.min(...active) / 4));
 }
 
-/** Registers `member` with the sweeper for `timings`; returns the function that unregisters it. */
-export function joinSweep(member: Sweepable, timings: SweepTimings): () => void {
+/**
+ * Registers `member` with the sweeper for `timings` and returns that
+ * sweeper (call its `delete` to unregister), or null when nothing needs
+ * sweeping.
+ */
+export function joinSweep(member: Sweepable, timings: SweepTimings): Sweeper | null {
   const tick = tickFor(timings);
-  if (tick === 0) return () => {};
+  if (tick === 0) return null;
   const key = `${timings.pingPeriod}/${timings.pongWait}/${timings.writeTimeout}`;
   let sweeper = sweepers.get(key);
   if (sweeper === undefined) {
     sweeper = new Sweeper(tick, () => sweepers.delete(key));
     sweepers.set(key, sweeper);
   }
-  const joined = sweeper;
-  joined.add(member);
-  return () => joined.delete(member);
+  sweeper.add(member);
+  return sweeper;
 }
 
 /** Number of live sweep timers (for leak checks in tests). */

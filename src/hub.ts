@@ -114,7 +114,8 @@ function emptyResult(): BroadcastResult {
 export class Hub {
   readonly options: HubOptions;
   private readonly rooms = new Map<string, Set<Connection>>();
-  private readonly memberships = new Map<Connection, Set<string>>();
+  /** The rooms of each connection: a plain string for the usual single room, a Set beyond that. */
+  private readonly memberships = new Map<Connection, string | Set<string>>();
   /** Every connection that joined and is not yet removed (it may have left all rooms after stop()). */
   private readonly known = new Set<Connection>();
   private registrations = 0;
@@ -238,9 +239,10 @@ export class Hub {
       this.cluster?.roomActive(room);
     }
     members.add(conn);
-    let joined = this.memberships.get(conn);
-    if (joined === undefined) this.memberships.set(conn, (joined = new Set()));
-    joined.add(room);
+    const joined = this.memberships.get(conn);
+    if (joined === undefined) this.memberships.set(conn, room);
+    else if (typeof joined === 'string') this.memberships.set(conn, new Set([joined, room]));
+    else joined.add(room);
     this.known.add(conn);
     conn.room ??= room;
     this.registrations++;
@@ -256,9 +258,15 @@ export class Hub {
     }
     this.registrations--;
     const joined = this.memberships.get(conn);
-    joined?.delete(room);
-    if (joined?.size === 0) this.memberships.delete(conn);
-    if (conn.room === room) conn.room = joined?.values().next().value;
+    let remaining: string | undefined;
+    if (typeof joined === 'string') {
+      this.memberships.delete(conn);
+    } else if (joined !== undefined) {
+      joined.delete(room);
+      remaining = joined.values().next().value;
+      if (joined.size === 1) this.memberships.set(conn, remaining!);
+    }
+    if (conn.room === room) conn.room = remaining;
     return true;
   }
 
@@ -269,9 +277,7 @@ export class Hub {
   }
 
   private leaveAll(conn: Connection): void {
-    const joined = this.memberships.get(conn);
-    if (joined === undefined) return;
-    for (const room of [...joined]) this.leave(room, conn);
+    for (const room of this.roomsOf(conn)) this.leave(room, conn);
   }
 
   /** Calls `fn` for each member of `room`, over a snapshot (fn may join/leave). */
@@ -319,7 +325,9 @@ export class Hub {
 
   /** Rooms `conn` is in. */
   roomsOf(conn: Connection): string[] {
-    return [...(this.memberships.get(conn) ?? [])];
+    const joined = this.memberships.get(conn);
+    if (joined === undefined) return [];
+    return typeof joined === 'string' ? [joined] : [...joined];
   }
 
   /** Every connection in at least one room. */

@@ -171,11 +171,17 @@ export class WshubServer {
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (pathOf(request) !== this.config.wsRoutePath) return false;
+    // Until a Connection owns the socket, an error must not crash the process.
     socket.on('error', ignore);
-    handleUpgrade(request, socket, head, this.pipeline).catch((error: unknown) => {
-      this.log({ level: 'error', event: 'upgrade_failed', error: String(error) });
-      reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
-    });
+    handleUpgrade(request, socket, head, this.pipeline).then(
+      (conn) => {
+        if (conn !== null) socket.off('error', ignore);
+      },
+      (error: unknown) => {
+        this.log({ level: 'error', event: 'upgrade_failed', error: String(error) });
+        reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
+      },
+    );
     return true;
   }
 

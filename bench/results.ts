@@ -1,0 +1,152 @@
+/**
+ * The shape of a benchmark results file (`bench/results/*.json`), written by
+ * bench/run.ts and read by bench/report.ts. Every measured quantity is a
+ * {@link Summary} over the repeated runs.
+ */
+import type { Summary } from './summary.ts';
+
+/** Where and how the suite ran. */
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  ramBytes: number;
+  node: string;
+  kernel: string;
+  /** 1-minute load average before and after the run. */
+  loadBefore: number;
+  loadAfter: number;
+  /** Whether servers and generator were pinned to separate cores with taskset. */
+  pinned: boolean;
+}
+
+/** One step of the maximum-sustainable-rate search. */
+export interface RateStep {
+  ratePerPublisher: number;
+  deliveriesPerSec: number;
+  p99Ms: number;
+  lost: number;
+  generatorLimited: boolean;
+  pass: boolean;
+}
+
+/** Fan-out of one room with one publisher, for one target × members × payload. */
+export interface FanoutCell {
+  target: string;
+  members: number;
+  payloadBytes: number;
+  /** The fixed open-loop rate of the measured runs, messages/s. */
+  ratePerPublisher: number;
+  deliveriesPerSec: Summary;
+  lost: Summary;
+  lossFraction: Summary;
+  p50Ms: Summary;
+  p99Ms: Summary;
+  maxMs: Summary;
+  serverCpuSec: Summary;
+  deliveriesPerCpuSec: Summary;
+  generatorLimited: boolean;
+  /** Highest passing rate × members of each search (one search per run). */
+  maxSustainable: Summary;
+  /** True when the search stopped on a generator-limited step: the true maximum may be higher. */
+  maxGeneratorBound: boolean;
+  /** The steps of the last search, for inspection. */
+  searchSteps: RateStep[];
+  /** Latency at half the maximum sustainable rate (undefined when no rate passed). */
+  halfRate?: { ratePerPublisher: number; p50Ms: Summary; p99Ms: Summary; lost: Summary };
+}
+
+/** Many small rooms with a publisher each. */
+export interface ManyRoomsRow {
+  target: string;
+  rooms: number;
+  membersPerRoom: number;
+  ratePerPublisher: number;
+  payloadBytes: number;
+  deliveriesPerSec: Summary;
+  lost: Summary;
+  p50Ms: Summary;
+  p99Ms: Summary;
+  serverCpuSec: Summary;
+  deliveriesPerCpuSec: Summary;
+  generatorLimited: boolean;
+}
+
+/** Idle connections held open. */
+export interface IdleRow {
+  target: string;
+  connections: number;
+  connected: Summary;
+  rssPerConnBytes: Summary;
+  /** -1 medians mean the peer could not report its heap. */
+  heapPerConnBytes: Summary;
+  /** CPU-seconds the server used while the connections sat idle for idleMs. */
+  idleCpuSec: Summary;
+  idleMs: number;
+}
+
+/** Connect/upgrade/close loops. */
+export interface HandshakeRow {
+  target: string;
+  jwt: boolean;
+  concurrency: number;
+  upgradesPerSec: Summary;
+  upgradesPerCpuSec: Summary;
+  p99Ms: Summary;
+  failures: Summary;
+  generatorLimited: boolean;
+}
+
+/** A fan-out run where some subscribers stop reading, against the same run without them. */
+export interface SlowRow {
+  /** Target, with its send behaviour when it has one (e.g. `wshub (close)`). */
+  target: string;
+  members: number;
+  slowMembers: number;
+  ratePerPublisher: number;
+  payloadBytes: number;
+  baselineP99Ms: Summary;
+  slowP99Ms: Summary;
+  /** slow p99 / baseline p99 per run. */
+  p99Ratio: Summary;
+  healthyLost: Summary;
+  rssGrowthBytes: Summary;
+  /** Runs whose RSS grew < 5% of its total growth over the last third of the run. */
+  plateauRuns: number;
+  runs: number;
+  /** RSS samples of the last run, every 500 ms: [ms since start, bytes]. */
+  rssSamples: Array<[number, number]>;
+  /** Last run's counters: server side (-1 = the target cannot tell) and client side. */
+  serverDropped: number;
+  serverClosed: number;
+  clientClosedByServer: number;
+  slowFramesReceived: number;
+  /** Messages sent over the whole last run (warm-up included) × slow members. */
+  slowFramesOffered: number;
+}
+
+/** A failed measurement, kept so the report says what is missing and why. */
+export interface RunError {
+  scenario: string;
+  target: string;
+  message: string;
+}
+
+/** A whole results file. */
+export interface BenchResults {
+  version: 1;
+  command: string;
+  startedAt: string;
+  durationSec: number;
+  quick: boolean;
+  runs: number;
+  targets: string[];
+  scenarios: string[];
+  machine: MachineInfo;
+  notes: string[];
+  fanout: FanoutCell[];
+  manyRooms: ManyRoomsRow[];
+  idle: IdleRow[];
+  handshakes: HandshakeRow[];
+  slow: SlowRow[];
+  errors: RunError[];
+}

@@ -1,0 +1,164 @@
+/**
+ * The benchmark orchestrator: runs the selected scenarios against every
+ * selected target in one invocation, prints markdown tables, writes
+ * bench/results/<timestamp>.json and bench/results/latest.json, and (full
+ * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
+ *
+ * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
+ *        [--scenarios fanout,many-rooms,idle,handshakes,slow] [--large]
+ *        [--report | --no-report]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { tasksetAvailable } from './peer-process.ts';
+import type { BenchResults } from './results.ts';
+import { renderTables, renderVerdicts } from './report/document.ts';
+import { writeReport } from './report.ts';
+import type { ScenarioContext } from './scenarios/context.ts';
+import { runFanoutScenario } from './scenarios/fanout.ts';
+import { runHandshakeScenario } from './scenarios/handshakes.ts';
+import { runIdleScenario } from './scenarios/idle-memory.ts';
+import { runManyRoomsScenario } from './scenarios/many-rooms.ts';
+import { runSlowScenario } from './scenarios/slow-consumers.ts';
+
+/** Every target, in report order; bare-net only takes part in idle memory. */
+export const ALL_TARGETS = ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', 'bare-net'];
+/** Every scenario, in run order. */
+export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow'];
+
+const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+function usage(message: string): never {
+  process.stderr.write(
+    `${message}\nusage: bench/run.ts [--quick] [--runs N] [--targets ${ALL_TARGETS.join(',')}] ` +
+      `[--scenarios ${ALL_SCENARIOS.join(',')}] [--large] [--report|--no-report]\n`,
+  );
+  process.exit(2);
+}
+
+/** Splits a comma list and checks every item against `allowed`. */
+function listOf(value: string | undefined, allowed: string[], what: string): string[] {
+  if (value === undefined) return allowed;
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const item of items) if (!allowed.includes(item)) usage(`unknown ${what} "${item}"`);
+  return allowed.filter((a) => items.includes(a));
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean', default: false },
+        runs: { type: 'string' },
+        targets: { type: 'string' },
+        scenarios: { type: 'string' },
+        large: { type: 'boolean', default: false },
+        report: { type: 'boolean' },
+        'no-report': { type: 'boolean', default: false },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    usage(error instanceof Error ? error.message : String(error));
+  }
+  const quick = values.quick === true;
+  const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) usage(`bad --runs ${values.runs}`);
+  const targets = listOf(values.targets, ALL_TARGETS, 'target');
+  const scenarios = listOf(values.scenarios, ALL_SCENARIOS, 'scenario');
+  const writeDocs = values['no-report'] ? false : (values.report ?? !quick);
+
+  const notes: string[] = [];
+  const cores = cpus().length;
+  const pinned = tasksetAvailable() && cores >= 2;
+  if (!pinned) {
+    const why = cores < 2 ? 'only one CPU' : 'taskset is not available';
+    notes.push(`Not pinned (${why}): servers and load generator share the CPUs.`);
+    process.stderr.write(`warning: ${notes[notes.length - 1]}\n`);
+  }
+  if (!quick && runs < 3) notes.push(`Only ${runs} run(s) per measurement (the suite's default is 3).`);
+
+  const started = new Date();
+  const t0 = performance.now();
+  const loadBefore = loadavg()[0]!;
+  const ctx: ScenarioContext = {
+    quick,
+    runs,
+    targets,
+    large: values.large === true,
+    generatorCpuList: pinned ? '1' : undefined,
+    serverCpuList: '0',
+    log: (message) => process.stderr.write(`${message}\n`),
+    errors: [],
+  };
+  const results: BenchResults = {
+    version: 1,
+    command: `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`,
+    startedAt: started.toISOString(),
+    durationSec: 0,
+    quick,
+    runs,
+    targets,
+    scenarios,
+    machine: {
+      cpuModel: cpus()[0]?.model ?? 'unknown CPU',
+      cores,
+      ramBytes: totalmem(),
+      node: process.version,
+      kernel: `Linux ${release()}`,
+      loadBefore,
+      loadAfter: loadBefore,
+      pinned,
+    },
+    notes,
+    fanout: [],
+    manyRooms: [],
+    idle: [],
+    handshakes: [],
+    slow: [],
+    errors: ctx.errors,
+  };
+
+  if (scenarios.includes('fanout')) results.fanout = await runFanoutScenario(ctx);
+  if (scenarios.includes('many-rooms')) results.manyRooms = await runManyRoomsScenario(ctx);
+  if (scenarios.includes('idle')) results.idle = await runIdleScenario(ctx);
+  if (scenarios.includes('handshakes')) results.handshakes = await runHandshakeScenario(ctx);
+  if (scenarios.includes('slow')) results.slow = await runSlowScenario(ctx);
+
+  results.durationSec = (performance.now() - t0) / 1000;
+  results.machine.loadAfter = loadavg()[0]!;
+  if (results.fanout.some((c) => c.generatorLimited || c.maxGeneratorBound))
+    notes.push('Some fan-out figures are bounded by the load generator (⚠ / "generator-bound").');
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  const file = join(RESULTS_DIR, `${stamp}.json`);
+  writeFileSync(file, json);
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
+
+  process.stdout.write(
+    `${renderTables(results)}\n\n### Verdict against the targets\n\n${renderVerdicts(results)}\n\n`,
+  );
+  if (ctx.errors.length > 0) {
+    process.stdout.write(
+      `Failed measurements:\n${ctx.errors.map((e) => `- ${e.scenario} / ${e.target}: ${e.message}`).join('\n')}\n\n`,
+    );
+  }
+  process.stdout.write(`results: ${file} (and latest.json); ${results.durationSec.toFixed(0)} s\n`);
+  if (writeDocs) {
+    writeReport(results);
+    process.stdout.write('updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n');
+  }
+}
+
+await main();

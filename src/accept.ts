@@ -4,7 +4,7 @@
  * hands the socket to a Connection. Also the http.Server settings that bound
  * how long and how large an upgrade request may be.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
@@ -15,9 +15,10 @@ import {
   rejectionResponse,
   type Rejection,
 } from './protocol/handshake.ts';
+import type { UpgradeRequest } from './protocol/request-head.ts';
 
 /** Picks one of the offered subprotocols, or undefined for none. */
-export type ProtocolSelector = (offered: string[], request: IncomingMessage) => string | undefined;
+export type ProtocolSelector = (offered: string[], request: UpgradeRequest) => string | undefined;
 
 /** Bound on the time from connect to a complete upgrade request, in ms. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
@@ -52,7 +53,7 @@ export function boundedServerOptions(
  * selector can never make the server answer with a protocol nobody asked for.
  */
 export function selectProtocol(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   selector: ProtocolSelector | undefined,
 ): string | undefined {
   if (selector === undefined) return undefined;
@@ -96,7 +97,7 @@ function destroyDuplex(socket: Duplex): void {
  * the socket died during the upgrade.
  */
 export function completeUpgrade(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
   protocol: string | undefined,

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ProtocolSelector } from './accept.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from './accept.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
+import type { UpgradeRequest } from './protocol/request-head.ts';
 import type { Cluster } from './broker/cluster.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import { validateSecurityConfig } from './auth/security.ts';
@@ -67,7 +68,7 @@ export interface WshubConfig {
   /** Text message validation (the seed's defaults), or false to switch it off. */
   messageValidation: Partial<TextValidationOptions> | false;
   onMessage?: MessageHandler | undefined;
-  onConnect?: ((conn: Connection, request: IncomingMessage) => void) | undefined;
+  onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
   onClose?: ((conn: Connection, code: number, reason: string) => void) | undefined;
 }
 

@@ -25,6 +25,7 @@ export type { ConnectionHandlers, ConnectionOptions, ConnectionState, SendBehavi
 export { handleUpgrade, BEARER_PROTOCOL_PREFIX, BROWSER_PROTOCOL } from './upgrade.ts';
 export type { UpgradeConfig, UpgradeMetrics } from './upgrade.ts';
 export { boundedServerOptions, type ProtocolSelector } from './accept.ts';
+export type { UpgradeRequest } from './protocol/request-head.ts';
 export { Opcode, type DataOpcode } from './protocol/frame.ts';
 export { CloseCode, isValidCloseCode } from './protocol/close.ts';
 export {

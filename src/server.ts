@@ -21,6 +21,8 @@ import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
 import { Opcode } from './protocol/frame.ts';
 import { checkMethod, checkUpgradeHeaders, rejection, type Rejection } from './protocol/handshake.ts';
 import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from './upgrade.ts';
+import type { UpgradeRequest } from './protocol/request-head.ts';
+import { interceptUpgrades } from './raw-upgrade.ts';
 import { validateTextMessage, type TextValidationOptions } from './validation.ts';
 
 /** Close code for a connection whose token expired while it was open. */
@@ -137,7 +139,7 @@ export class WshubServer {
       this.hub.broadcastRoom(conn.room, binary ? Opcode.BINARY : Opcode.TEXT, data);
   }
 
-  private connected(conn: Connection, request: IncomingMessage): void {
+  private connected(conn: Connection, request: UpgradeRequest): void {
     this.log({ level: 'debug', event: 'connected', id: conn.id, room: conn.room });
     const exp =
       this.config.closeOnTokenExpiry && conn.user !== undefined ? tokenExpiry(conn.user) : undefined;
@@ -171,18 +173,28 @@ export class WshubServer {
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (pathOf(request) !== this.config.wsRoutePath) return false;
+    this.upgrade(request, socket, head);
+    return true;
+  }
+
+  /** Runs the upgrade pipeline for a request already known to target `wsRoutePath`. */
+  private upgrade(request: UpgradeRequest, socket: Duplex, head: Buffer): void {
     // Until a Connection owns the socket, an error must not crash the process.
     socket.on('error', ignore);
-    handleUpgrade(request, socket, head, this.pipeline).then(
-      (conn) => {
-        if (conn !== null) socket.off('error', ignore);
-      },
-      (error: unknown) => {
-        this.log({ level: 'error', event: 'upgrade_failed', error: String(error) });
-        reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
-      },
-    );
-    return true;
+    const failed = (error: unknown) => {
+      this.log({ level: 'error', event: 'upgrade_failed', error: String(error) });
+      reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
+    };
+    const owned = (conn: Connection | null) => {
+      if (conn !== null) socket.off('error', ignore);
+    };
+    try {
+      const result = handleUpgrade(request, socket, head, this.pipeline);
+      if (result instanceof Promise) result.then(owned, failed);
+      else owned(result);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   /**
@@ -242,6 +254,14 @@ export class WshubServer {
     const server = tls ? createHttpsServer({ ...bounds, ...tls }) : createHttpServer(bounds);
     if (fallback !== undefined) server.on('request', fallback);
     this.attach(server);
+    if (!tls) {
+      interceptUpgrades(server, {
+        path: this.config.wsRoutePath,
+        maxHeaderSize: this.config.maxHeaderSize,
+        handshakeTimeout: this.config.handshakeTimeout,
+        upgrade: (request, socket, head) => this.upgrade(request, socket, head),
+      });
+    }
     return server;
   }
 

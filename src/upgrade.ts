@@ -9,7 +9,6 @@
  * same synchronous block, so two upgrades racing for the last slot cannot
  * both succeed.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { reject, selectProtocol, type ProtocolSelector } from './accept.ts';
@@ -28,6 +27,7 @@ import {
   rejection,
   type Rejection,
 } from './protocol/handshake.ts';
+import type { UpgradeRequest } from './protocol/request-head.ts';
 
 /** Subprotocol prefix under which a browser may present its bearer token. */
 export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';
@@ -54,9 +54,9 @@ export interface UpgradeConfig {
   selectProtocol?: ProtocolSelector | undefined;
   metrics: UpgradeMetrics;
   /** Called for every refused upgrade (for logs). */
-  onReject?: ((request: IncomingMessage, rejection: Rejection) => void) | undefined;
+  onReject?: ((request: UpgradeRequest, rejection: Rejection) => void) | undefined;
   /** Called with every new connection, after it joined its room. */
-  onConnect?: ((conn: Connection, request: IncomingMessage) => void) | undefined;
+  onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
 }
 
 /** The outcome of the token step. */
@@ -66,17 +66,21 @@ interface Identity {
   viaProtocol: boolean;
 }
 
+/** A step's result, when the step may have to wait (token and room checks with async authorizers). */
+type MaybeAsync<T> = T | Promise<T>;
+
 /**
- * Runs the pipeline for one upgrade request. Resolves with the new
- * Connection, or null when the request was refused (the refusal has been
- * written to the socket).
+ * Runs the pipeline for one upgrade request. Returns the new Connection, or
+ * null when the request was refused (the refusal has been written to the
+ * socket). The result is a Promise only when a step had to wait, so an
+ * unauthenticated upgrade allocates no promises.
  */
-export async function handleUpgrade(
-  request: IncomingMessage,
+export function handleUpgrade(
+  request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
   config: UpgradeConfig,
-): Promise<Connection | null> {
+): MaybeAsync<Connection | null> {
   const refuse = (r: Rejection): null => {
     config.onReject?.(request, r);
     reject({ socket }, r);
@@ -95,30 +99,36 @@ export async function handleUpgrade(
   const badRoom = checkRoom(room, config);
   if (badRoom !== null) return refuse(badRoom);
 
-  const identity = await authenticate(request, config);
-  if ('status' in identity) return refuse(identity);
+  return then(authenticate(request, config), (identity) => {
+    if ('status' in identity) return refuse(identity);
+    return then(authorizeRoom(request, room, identity.user, config), (denied) => {
+      if (denied !== null) return refuse(denied);
 
-  const denied = await authorizeRoom(request, room, identity.user, config);
-  if (denied !== null) return refuse(denied);
+      const full = capacityRejection(config.hub.checkJoin(room));
+      if (full !== null) return refuse(full);
 
-  const full = capacityRejection(config.hub.checkJoin(room));
-  if (full !== null) return refuse(full);
+      if (socket.destroyed) return null;
+      return (
+        join(request, socket, head, room, identity, config) ??
+        refuse(
+          capacityRejection(config.hub.checkJoin(room)) ??
+            rejection(503, 'WEBSOCKET_JOIN_DENIED', 'join failed', 'unavailable'),
+        )
+      );
+    });
+  });
+}
 
-  if (socket.destroyed) return null;
-  return (
-    join(request, socket, head, room, identity, config) ??
-    refuse(
-      capacityRejection(config.hub.checkJoin(room)) ??
-        rejection(503, 'WEBSOCKET_JOIN_DENIED', 'join failed', 'unavailable'),
-    )
-  );
+/** Continues with `next` at once for a plain value, or after the promise settles. */
+function then<T, R>(value: MaybeAsync<T>, next: (value: T) => MaybeAsync<R>): MaybeAsync<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
 }
 
 // ---- step 1: origin --------------------------------------------------------
 
 /** Browsers send Origin; other clients usually do not, and are allowed. `*` is not a wildcard. */
 export function checkOrigin(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   config: Pick<UpgradeConfig, 'allowedOrigins' | 'allowAllOrigins' | 'metrics'>,
 ): Rejection | null {
   const origin = request.headers.origin;
@@ -138,7 +148,7 @@ function countInvalidKey(r: Rejection | null, metrics: UpgradeMetrics): Rejectio
 // ---- step 6: room ------------------------------------------------------------
 
 /** The `room` query parameter, `default` when absent. */
-export function readRoom(request: IncomingMessage): string {
+export function readRoom(request: UpgradeRequest): string {
   return queryParam(request, 'room') ?? 'default';
 }
 
@@ -148,7 +158,7 @@ function checkRoom(room: string, config: UpgradeConfig): Rejection | null {
     : rejection(400, 'WEBSOCKET_INVALID_ROOM', 'invalid room name', 'validation');
 }
 
-function queryParam(request: IncomingMessage, name: string): string | undefined {
+function queryParam(request: UpgradeRequest, name: string): string | undefined {
   const url = request.url ?? '/';
   const q = url.indexOf('?');
   if (q < 0) return undefined;
@@ -162,7 +172,7 @@ function queryParam(request: IncomingMessage, name: string): string | undefined 
  * subprotocol, then `?token=` when allowed. A token that is present but
  * invalid is refused (no anonymous fallback).
  */
-async function authenticate(request: IncomingMessage, config: UpgradeConfig): Promise<Identity | Rejection> {
+function authenticate(request: UpgradeRequest, config: UpgradeConfig): MaybeAsync<Identity | Rejection> {
   const found = findToken(request, config.allowQueryToken);
   if (found === undefined) {
     if (config.allowUnauthenticated) return { user: undefined, viaProtocol: false };
@@ -174,17 +184,14 @@ async function authenticate(request: IncomingMessage, config: UpgradeConfig): Pr
     return rejection(403, 'WEBSOCKET_INVALID_TOKEN', 'invalid token', 'auth');
   };
   if (config.tokenAuthenticator === undefined) return invalid();
-  try {
-    const user = await config.tokenAuthenticator.authenticate(found.token);
+  return config.tokenAuthenticator.authenticate(found.token).then((user): Identity => {
     config.metrics.successful_auths++;
     return { user, viaProtocol: found.viaProtocol };
-  } catch {
-    return invalid();
-  }
+  }, invalid);
 }
 
 function findToken(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   allowQuery: boolean,
 ): { token: string; viaProtocol: boolean } | undefined {
   const header = request.headers.authorization;
@@ -206,31 +213,34 @@ function findToken(
 
 // ---- step 8: room authorization ----------------------------------------------
 
-async function authorizeRoom(
-  request: IncomingMessage,
+function authorizeRoom(
+  request: UpgradeRequest,
   room: string,
   user: UserInfo | undefined,
   config: UpgradeConfig,
-): Promise<Rejection | null> {
-  if (config.roomAuthorizer === undefined) return null;
+): MaybeAsync<Rejection | null> {
+  const authorizer = config.roomAuthorizer;
+  if (authorizer === undefined) return null;
   const header = request.headers['x-websocket-room-password'];
   const password = Array.isArray(header) ? header[0] : header;
-  let allowed: boolean;
+  const verdict = (allowed: boolean): Rejection | null => {
+    if (allowed) return null;
+    config.metrics.security_rejections++;
+    return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
+  };
   try {
-    allowed = await config.roomAuthorizer.authorize({ request, room, password, user, claims: user?.claims });
+    const allowed = authorizer.authorize({ request, room, password, user, claims: user?.claims });
+    return allowed instanceof Promise ? allowed.then(verdict, () => verdict(false)) : verdict(allowed);
   } catch {
-    allowed = false;
+    return verdict(false);
   }
-  if (allowed) return null;
-  config.metrics.security_rejections++;
-  return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
 }
 
 /**
  * The browser path selects BROWSER_PROTOCOL when the client offered it, and
  * never echoes the token-carrying entry.
  */
-function browserProtocol(request: IncomingMessage): string | undefined {
+function browserProtocol(request: UpgradeRequest): string | undefined {
   const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
   return offered.includes(BROWSER_PROTOCOL) ? BROWSER_PROTOCOL : undefined;
 }
@@ -261,7 +271,7 @@ export function capacityRejection(result: JoinResult): Rejection | null {
  * written) when the join is refused.
  */
 function join(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
   room: string,

@@ -1,5 +1,5 @@
 import { pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { UpgradeRequest } from '../protocol/request-head.ts';
 import { promisify } from 'node:util';
 import { InvalidRoomPasswordError } from './errors.ts';
 import type { UserInfo } from './user.ts';
@@ -16,7 +16,8 @@ const DIGEST = 'sha512';
 
 /** What a room authorizer sees when a client asks to join a room during the upgrade. */
 export interface RoomAuthContext {
-  request: IncomingMessage;
+  /** The upgrade request (node's IncomingMessage, or the same fields from wshub's fast path). */
+  request: UpgradeRequest;
   room: string;
   /** The X-WebSocket-Room-Password header, if sent. */
   password: string | undefined;

@@ -90,6 +90,9 @@ export async function loadConfigFile(path: string): Promise<ConfigFile> {
       continue;
     }
     if (!known.has(key)) throw new UsageError(`${where} is not a wshub option`);
+    if (key === 'cluster') {
+      throw new UsageError(`${where} cannot be set in a config file: use --broker URL or --workers N`);
+    }
     if (FUNCTION_KEYS.has(key)) {
       throw new UsageError(`${where} takes a function and cannot be set in a config file`);
     }

@@ -1,0 +1,128 @@
+/**
+ * The fast path for upgrades on servers wshub creates itself: the request
+ * head is read straight from the socket and, when it is an upgrade to the
+ * WebSocket path, handed to the pipeline without node:http. Every other
+ * request (pages, the admin endpoint, other paths) is given, bytes intact,
+ * to the http.Server's own parser. This saves memory per connection and CPU
+ * per handshake; the checks are the same either way.
+ */
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { rejectionResponse, rejection } from './protocol/handshake.ts';
+import { findHeadEnd, parseRequestHead, type UpgradeRequest } from './protocol/request-head.ts';
+
+export interface RawUpgradeOptions {
+  /** The WebSocket path (without query). */
+  path: string;
+  /** Largest request head, in bytes (431 beyond). */
+  maxHeaderSize: number;
+  /** Time allowed for the complete head, in ms (408 after). */
+  handshakeTimeout: number;
+  /** Takes a parsed upgrade request. */
+  upgrade(request: UpgradeRequest, socket: Socket, head: Buffer): void;
+}
+
+interface Sniffing {
+  chunks: Buffer[];
+  size: number;
+  options: RawUpgradeOptions;
+  handOff: (socket: Socket) => void;
+}
+
+const SNIFF = Symbol('wshub.sniff');
+type SniffSocket = Socket & { [SNIFF]?: Sniffing };
+
+const GET = Buffer.from('GET ');
+
+/**
+ * Puts the fast path in front of `server`'s own connection handling.
+ * Must be called before the server accepts connections.
+ */
+export function interceptUpgrades(server: Server, options: RawUpgradeOptions): void {
+  const httpListeners = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
+  const handOff = (socket: Socket) => {
+    for (const listener of httpListeners) listener.call(server, socket);
+  };
+  server.on('connection', (socket: Socket) => {
+    (socket as SniffSocket)[SNIFF] = { chunks: [], size: 0, options, handOff };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.setTimeout(options.handshakeTimeout, onTimeout);
+  });
+}
+
+function onData(this: SniffSocket, chunk: Buffer): void {
+  const state = this[SNIFF];
+  if (state === undefined) return;
+  state.chunks.push(chunk);
+  state.size += chunk.length;
+  const data = state.chunks.length === 1 ? chunk : Buffer.concat(state.chunks, state.size);
+  // Anything but a GET goes to node:http at once.
+  const prefix = Math.min(data.length, GET.length);
+  if (data.compare(GET, 0, prefix, 0, prefix) !== 0) return handOff(this, state, data);
+  const end = findHeadEnd(data);
+  if (end < 0) {
+    if (data.length > state.options.maxHeaderSize) {
+      return refuse(this, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request head too large');
+    }
+    state.chunks = [data];
+    return;
+  }
+  if (end > state.options.maxHeaderSize) {
+    return refuse(this, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request head too large');
+  }
+  const parsed = parseRequestHead(data.toString('latin1', 0, end - 4));
+  if (parsed === null) return refuse(this, 400, 'BAD_REQUEST', 'malformed request');
+  const q = parsed.url.indexOf('?');
+  const path = q < 0 ? parsed.url : parsed.url.slice(0, q);
+  if (path !== state.options.path || parsed.headers.upgrade === undefined) return handOff(this, state, data);
+  stopSniffing(this);
+  const request: UpgradeRequest = {
+    method: parsed.method,
+    url: parsed.url,
+    headers: parsed.headers,
+    socket: this,
+  };
+  state.options.upgrade(request, this, data.subarray(end));
+}
+
+function stopSniffing(socket: SniffSocket): void {
+  socket.off('data', onData);
+  socket.off('error', onError);
+  socket.setTimeout(0);
+  // Assigning (not deleting) keeps the socket object in fast-property mode.
+  socket[SNIFF] = undefined;
+}
+
+/** Gives the connection to node:http with the bytes read so far put back. */
+function handOff(socket: SniffSocket, state: Sniffing, data: Buffer): void {
+  socket.pause();
+  stopSniffing(socket);
+  socket.unshift(data);
+  state.handOff(socket);
+  // The explicit pause() above would otherwise keep node:http from reading.
+  socket.resume();
+}
+
+function refuse(socket: SniffSocket, status: number, code: string, message: string): void {
+  stopSniffing(socket);
+  socket.on('error', ignore);
+  socket.end(rejectionResponse(rejection(status, code, message, 'validation')));
+  setTimeout(destroy, 2_000, socket).unref();
+}
+
+function onTimeout(this: SniffSocket): void {
+  if (this[SNIFF] === undefined) return;
+  refuse(this, 408, 'REQUEST_TIMEOUT', 'the upgrade request did not arrive in time');
+}
+
+function onError(this: SniffSocket): void {
+  this.destroy();
+}
+
+function ignore(): void {}
+
+function destroy(socket: Socket): void {
+  socket.destroy();
+}

@@ -1,0 +1,152 @@
+// `wshub serve --broker` / `--workers` as real processes: bad scale-out flags
+// exit 2 with one line, an unreachable broker at start exits 1 with one
+// line (no retry), and two nodes on a real redis-server deliver across nodes
+// and log the broker going down and coming back.
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { dial } from '../../src/client/dial.ts';
+import { MessageQueue } from '../../src/client/messages.ts';
+import type { Connection } from '../../src/connection.ts';
+import { runCli, startCli, type RunningCli } from '../helpers/cli.ts';
+import { redisRequirement, startRedis } from '../helpers/redis.ts';
+import { logLines, tempDir, waitFor } from './support.ts';
+
+const running: RunningCli[] = [];
+const clients: Connection[] = [];
+
+afterEach(async () => {
+  for (const conn of clients.splice(0)) conn.terminate();
+  await Promise.all(running.splice(0).map((cli) => cli.stop('SIGKILL')));
+});
+
+const BASE = ['serve', '--allow-unauthenticated', '--port', '0'];
+
+function oneLine(stderr: string): string {
+  const lines = stderr.split('\n').filter((line) => line !== '');
+  assert.equal(lines.length, 1, `exactly one stderr line, got: ${stderr}`);
+  return lines[0]!;
+}
+
+describe('wshub serve --broker / --workers flags', () => {
+  const usage: Array<[string[], RegExp]> = [
+    [['--broker', 'ftp://127.0.0.1:21'], /unsupported broker URL scheme "ftp:"/],
+    [['--broker', 'not a url'], /broker URL must look like/],
+    [['--broker-sharded'], /--broker-sharded needs --broker/],
+    [['--broker', 'nats://127.0.0.1:4222', '--broker-sharded'], /redis:\/\/ brokers only/],
+    [['--node-id', 'has space', '--broker', 'redis://127.0.0.1:6379'], /--node-id must be/],
+    [['--workers', '0'], /--workers must be between 1 and/],
+    [['--workers', 'two'], /--workers must be a whole number/],
+    [['--workers', '2', '--dev'], /--dev cannot be combined with --workers/],
+  ];
+  for (const [args, message] of usage) {
+    test(`${args.join(' ')} → exit 2 with one line`, async () => {
+      const result = await runCli([...BASE, ...args]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(oneLine(result.stderr), message);
+      assert.equal(result.stdout, '');
+    });
+  }
+
+  test('"cluster" in a config file → exit 2 pointing to --broker', async () => {
+    const files = tempDir();
+    try {
+      const config = files.file('config.json', JSON.stringify({ cluster: { transport: 'redis' } }));
+      const result = await runCli([...BASE, '--config', config]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(oneLine(result.stderr), /"cluster" cannot be set in a config file: use --broker/);
+    } finally {
+      files.cleanup();
+    }
+  });
+
+  test('an unreachable broker at start → exit 1 with one line, password redacted', async () => {
+    const redis = await runCli([...BASE, '--broker', 'redis://user:hunter2@127.0.0.1:1']);
+    assert.equal(redis.code, 1, redis.stderr);
+    const line = oneLine(redis.stderr);
+    assert.match(line, /^wshub: cannot connect to broker redis:\/\/user:\*\*\*@127\.0\.0\.1:1: /);
+    assert.doesNotMatch(line, /hunter2/);
+    assert.doesNotMatch(redis.stdout, /listening/);
+
+    const nats = await runCli([...BASE, '--broker', 'nats://127.0.0.1:1']);
+    assert.equal(nats.code, 1, nats.stderr);
+    assert.match(oneLine(nats.stderr), /^wshub: cannot connect to broker nats:\/\/127\.0\.0\.1:1: /);
+  });
+
+  test('--workers with an unreachable broker → exit 1, reported once', async () => {
+    const result = await runCli([...BASE, '--workers', '2', '--broker', 'redis://127.0.0.1:1'], {}, 60_000);
+    assert.equal(result.code, 1, result.stderr);
+    const problems = result.stderr.split('\n').filter((line) => line.startsWith('wshub:'));
+    assert.equal(problems.length, 1, result.stderr);
+    assert.match(problems[0]!, /cannot connect to broker redis:\/\/127\.0\.0\.1:1/);
+    assert.doesNotMatch(result.stdout, /listening/);
+  });
+
+  test(
+    'two nodes on redis: cross-node delivery, broker_down and broker_up logged',
+    redisRequirement(),
+    async () => {
+      const redis = await startRedis();
+      try {
+        const nodes = await Promise.all(
+          ['a', 'b'].map(async (id) => {
+            const cli = await startCli([...BASE, '--broker', redis.url, '--node-id', id], {}, 30_000);
+            running.push(cli);
+            return cli;
+          }),
+        );
+        const members = await Promise.all(
+          nodes.map(async (cli) => {
+            const queue = new MessageQueue();
+            const conn = await dial(`${cli.wsUrl}/ws?room=lobby`, { handlers: queue.handlers });
+            clients.push(conn);
+            return { conn, queue };
+          }),
+        );
+        const [a, b] = members as [(typeof members)[0], (typeof members)[0]];
+        // The room subscription is asynchronous: retry until one crosses, then drain.
+        const crossed = async (text: string): Promise<void> => {
+          const deadline = Date.now() + 10_000;
+          for (;;) {
+            await a.conn.sendText(text);
+            assert.equal((await a.queue.next(2_000)).text, text, 'local delivery');
+            try {
+              assert.equal((await b.queue.next(300)).text, text);
+              return;
+            } catch (error) {
+              if (Date.now() > deadline) throw error;
+            }
+          }
+        };
+        await crossed('first');
+        const start = logLines(nodes[0]!.stderr()).find((l) => l.event === 'start');
+        assert.equal(start?.node, 'a');
+        assert.equal(start?.broker, 'redis');
+
+        await redis.kill();
+        for (const cli of nodes) {
+          await waitFor(
+            () => logLines(cli.stderr()).some((l) => l.event === 'broker_down'),
+            'broker_down',
+            10_000,
+          );
+        }
+        // Local delivery goes on while the broker is away.
+        await a.conn.sendText('local-only');
+        assert.equal((await a.queue.next(2_000)).text, 'local-only');
+        await redis.restart();
+        for (const cli of nodes) {
+          await waitFor(
+            () => logLines(cli.stderr()).some((l) => l.event === 'broker_up'),
+            'broker_up',
+            15_000,
+          );
+        }
+        await crossed('after-restart');
+      } finally {
+        for (const conn of clients.splice(0)) conn.terminate();
+        await Promise.all(running.splice(0).map((cli) => cli.stop('SIGTERM')));
+        await redis.stop();
+      }
+    },
+  );
+});

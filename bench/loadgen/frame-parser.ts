@@ -50,8 +50,29 @@ export class FrameParser {
   /** Consumes bytes [start, end) of `chunk`. */
   feed(chunk: Buffer, start: number, end: number): void {
     let i = start;
+    const prefix = this.prefix;
     while (i < end) {
       if (this.state === STATE_HEADER) {
+        // Fast path: a whole unmasked frame with a 7- or 16-bit length lies in this chunk.
+        if (this.headerLen === 0 && end - i >= 4) {
+          const b0 = chunk[i]!;
+          const b1 = chunk[i + 1]!;
+          const len7 = b1 & 0x7f;
+          if (b1 < 0x80 && len7 < 127) {
+            const headerSize = len7 === 126 ? 4 : 2;
+            const length = len7 === 126 ? (chunk[i + 2]! << 8) | chunk[i + 3]! : len7;
+            if (end - i >= headerSize + length) {
+              const opcode = b0 & 0x0f;
+              const want = opcode >= 8 ? 125 : this.dataCapture;
+              const captured = length < want ? length : want;
+              const from = i + headerSize;
+              for (let k = 0; k < captured; k++) prefix[k] = chunk[from + k]!;
+              i = from + length;
+              this.onFrame(opcode, (b0 & 0x80) !== 0, captured, length);
+              continue;
+            }
+          }
+        }
         this.header[this.headerLen++] = chunk[i++]!;
         if (this.headerLen === 2) {
           const len7 = this.header[1]! & 0x7f;
@@ -63,7 +84,6 @@ export class FrameParser {
       if (this.captured < this.captureWant) {
         let n = this.captureWant - this.captured;
         if (n > end - i) n = end - i;
-        const prefix = this.prefix;
         for (let k = 0; k < n; k++) prefix[this.captured + k] = chunk[i + k]!;
         this.captured += n;
         this.remaining -= n;

@@ -487,7 +487,7 @@ export class Connection implements ParserHandlers {
     if (this.queuedMessages > 0) this.pendingCloseFrame = frame;
     else this.writeNow(frame);
     if (this.receivedClose) {
-      this.socket.end();
+      if (!this.socket.writableEnded) this.socket.end();
     }
     this.armCloseTimer();
   }
@@ -507,7 +507,7 @@ export class Connection implements ParserHandlers {
       this.sentCloseCode = code;
       this.writeNow(this.control(Opcode.CLOSE, closePayload(code, truncateReason(reason))));
     }
-    this.socket.end();
+    if (!this.socket.writableEnded) this.socket.end();
     this.armCloseTimer();
   }
 
@@ -572,7 +572,7 @@ export class Connection implements ParserHandlers {
       this.discardQueue();
       this.startClosing(code, this.control(Opcode.CLOSE, closePayload(code, reason)));
     } else {
-      this.socket.end();
+      if (!this.socket.writableEnded) this.socket.end();
     }
   }
 
@@ -653,8 +653,8 @@ function onSocketError(this: ConnSocket, error: Error): void {
 }
 
 function onSocketEnd(this: ConnSocket): void {
-  // The peer half-closed: finish our side too.
-  this.end();
+  // The peer half-closed: finish our side too (ending twice would build an error object).
+  if (!this.writableEnded) this.end();
 }
 
 function onSocketClose(this: ConnSocket): void {

@@ -11,7 +11,15 @@
  *
  * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE]
  */
-import { SLOW_CONSUMER_CLOSE_CODE, createWshub } from '../../src/index.ts';
+import { existsSync } from 'node:fs';
+
+// The compiled package (what users run) when it has been built, else the sources through tsx.
+const dist = new URL('../../dist/index.js', import.meta.url);
+const source = existsSync(dist) ? dist.href : new URL('../../src/index.ts', import.meta.url).href;
+const { SLOW_CONSUMER_CLOSE_CODE, createWshub } = (await import(
+  source
+)) as typeof import('../../src/index.ts');
+process.stderr.write(`wshub: using ${existsSync(dist) ? 'dist/' : 'src/'}\n`);
 import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
 
 const options = parsePeerArgs();

@@ -122,15 +122,13 @@ async function searchMax(
       generatorBound = s.generatorLimited;
       break;
     }
+    // A busy generator does not stop the search: the pass criteria are end to end, so a
+    // generator that falls behind fails the step itself. Where the failing step's generator
+    // was busy, the result is a lower bound of the server's capacity and is flagged.
     best = rate;
-    if (s.generatorLimited) {
-      // The generator cannot go faster: the server's limit is above this.
-      generatorBound = true;
-      break;
-    }
     rate = Math.round(rate * plan.factor);
   }
-  if (failed > 0 && !generatorBound) {
+  if (failed > 0) {
     let lo = best;
     let hi = failed;
     for (let i = 0; i < plan.bisectSteps && hi - lo > Math.max(1, lo * 0.05); i++) {

@@ -21,6 +21,8 @@ export interface HS256Options {
   requireExp?: boolean;
   /** Current time in milliseconds; only tests need to replace it. */
   now?: () => number;
+  /** Verified tokens remembered so a repeated token skips the signature check (default 1024; 0 = off). */
+  cacheSize?: number;
 }
 
 /** Tokens longer than this are rejected before any parsing (Node's header limit is 16 KiB anyway). */
@@ -41,6 +43,14 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
   readonly #audiences: readonly string[] | undefined;
   readonly #requireExp: boolean;
   readonly #now: () => number;
+  /**
+   * Tokens whose signature was verified, with their claims. The same token
+   * string always verifies the same way, so a reconnect (or a reconnect
+   * storm) skips the HMAC; the time-based claims are checked again on every
+   * use. Bounded; the oldest entries are evicted first.
+   */
+  readonly #verified = new Map<string, Record<string, unknown>>();
+  readonly #cacheSize: number;
 
   constructor(secret: Uint8Array | string, options: HS256Options = {}) {
     // A KeyObject holds its own copy of the bytes, so the caller's buffer is not referenced.
@@ -54,10 +64,16 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
     this.#audiences = optionList(options.audience, 'audience');
     this.#requireExp = options.requireExp ?? false;
     this.#now = options.now ?? Date.now;
+    this.#cacheSize = options.cacheSize ?? 1024;
   }
 
   /** Verifies `token` (format, algorithm, signature, then claims) and returns its user. */
   async authenticate(token: string): Promise<UserInfo> {
+    const cached = this.#verified.get(token);
+    if (cached !== undefined) {
+      this.#checkClaims(cached);
+      return userInfoFromClaims(cached);
+    }
     checkFormat(token);
     let payload: Uint8Array;
     try {
@@ -67,7 +83,17 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
     }
     const claims = parseClaims(payload);
     this.#checkClaims(claims);
+    this.#remember(token, claims);
     return userInfoFromClaims(claims);
+  }
+
+  #remember(token: string, claims: Record<string, unknown>): void {
+    if (this.#cacheSize === 0) return;
+    if (this.#verified.size >= this.#cacheSize) {
+      const oldest = this.#verified.keys().next().value;
+      if (oldest !== undefined) this.#verified.delete(oldest);
+    }
+    this.#verified.set(token, claims);
   }
 
   #checkClaims(claims: Record<string, unknown>): void {

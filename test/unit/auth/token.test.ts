@@ -318,3 +318,34 @@ describe('HS256TokenAuthenticator: malformed input never crashes', () => {
     }
   });
 });
+
+describe('verified-token cache', () => {
+  const secret = 'c'.repeat(32);
+
+  test('a repeated token is accepted again, and its expiry is still enforced', async () => {
+    let now = Date.now();
+    const auth = new HS256TokenAuthenticator(secret, { now: () => now });
+    const token = await signHS256({ sub: 'u1', exp: Math.floor(now / 1000) + 10 }, secret);
+    assert.equal((await auth.authenticate(token)).id, 'u1');
+    assert.equal((await auth.authenticate(token)).id, 'u1');
+    now += 20_000;
+    await assert.rejects(
+      auth.authenticate(token),
+      (e: unknown) => e instanceof InvalidTokenError && e.reason === 'expired',
+    );
+  });
+
+  test('a rejected token is never remembered as valid', async () => {
+    const auth = new HS256TokenAuthenticator(secret);
+    const token = await signHS256({ sub: 'u2' }, 'd'.repeat(32));
+    await assert.rejects(auth.authenticate(token), InvalidTokenError);
+    await assert.rejects(auth.authenticate(token), InvalidTokenError);
+  });
+
+  test('the cache is bounded: the oldest token is evicted and verified again', async () => {
+    const auth = new HS256TokenAuthenticator(secret, { cacheSize: 2 });
+    const tokens = await Promise.all([1, 2, 3].map((n) => signHS256({ sub: `u${n}` }, secret)));
+    for (const t of tokens) await auth.authenticate(t);
+    for (const t of tokens) assert.equal((await auth.authenticate(t)).id.startsWith('u'), true);
+  });
+});

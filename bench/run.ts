@@ -128,10 +128,20 @@ async function main(): Promise<void> {
     errors: ctx.errors,
   };
 
+  // After each scenario the results so far are saved, so an interrupted run still leaves its data.
+  const savePartial = () => {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    results.durationSec = (performance.now() - t0) / 1000;
+    writeFileSync(join(RESULTS_DIR, 'partial.json'), `${JSON.stringify(results, null, 2)}\n`);
+  };
   if (scenarios.includes('fanout')) results.fanout = await runFanoutScenario(ctx);
+  savePartial();
   if (scenarios.includes('many-rooms')) results.manyRooms = await runManyRoomsScenario(ctx);
+  savePartial();
   if (scenarios.includes('idle')) results.idle = await runIdleScenario(ctx);
+  savePartial();
   if (scenarios.includes('handshakes')) results.handshakes = await runHandshakeScenario(ctx);
+  savePartial();
   if (scenarios.includes('slow')) results.slow = await runSlowScenario(ctx);
 
   results.durationSec = (performance.now() - t0) / 1000;

@@ -124,6 +124,20 @@ export interface SlowRow {
   slowFramesOffered: number;
 }
 
+/** Scale-out: one room's fan-out on one node, or on two nodes joined by a broker. */
+export interface CrossNodeRow {
+  mode: 'single node' | 'redis' | 'nats';
+  subscribers: number;
+  payloadBytes: number;
+  ratePerPublisher: number;
+  deliveriesPerSec: Summary;
+  lost: Summary;
+  p50Ms: Summary;
+  p99Ms: Summary;
+  maxMs: Summary;
+  generatorLimited: boolean;
+}
+
 /** A failed measurement, kept so the report says what is missing and why. */
 export interface RunError {
   scenario: string;
@@ -148,5 +162,7 @@ export interface BenchResults {
   idle: IdleRow[];
   handshakes: HandshakeRow[];
   slow: SlowRow[];
+  /** Absent in results written before the scenario existed. */
+  crossNode?: CrossNodeRow[];
   errors: RunError[];
 }

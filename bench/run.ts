@@ -8,7 +8,7 @@
  *        [--scenarios fanout,many-rooms,idle,handshakes,slow] [--large]
  *        [--report | --no-report]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,18 +23,19 @@ import { runHandshakeScenario } from './scenarios/handshakes.ts';
 import { runIdleScenario } from './scenarios/idle-memory.ts';
 import { runManyRoomsScenario } from './scenarios/many-rooms.ts';
 import { runSlowScenario } from './scenarios/slow-consumers.ts';
+import { runCrossNodeScenario } from './scenarios/cross-node.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', 'bare-net'];
 /** Every scenario, in run order. */
-export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow'];
+export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow', 'cross-node'];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
 function usage(message: string): never {
   process.stderr.write(
     `${message}\nusage: bench/run.ts [--quick] [--runs N] [--targets ${ALL_TARGETS.join(',')}] ` +
-      `[--scenarios ${ALL_SCENARIOS.join(',')}] [--large] [--report|--no-report]\n`,
+      `[--scenarios ${ALL_SCENARIOS.join(',')}] [--large] [--report|--no-report] [--merge RESULTS.json]\n`,
   );
   process.exit(2);
 }
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
         large: { type: 'boolean', default: false },
         report: { type: 'boolean' },
         'no-report': { type: 'boolean', default: false },
+        merge: { type: 'string' },
       },
       strict: true,
     }));
@@ -143,8 +145,31 @@ async function main(): Promise<void> {
   if (scenarios.includes('handshakes')) results.handshakes = await runHandshakeScenario(ctx);
   savePartial();
   if (scenarios.includes('slow')) results.slow = await runSlowScenario(ctx);
+  savePartial();
+  if (scenarios.includes('cross-node')) results.crossNode = await runCrossNodeScenario(ctx);
 
-  results.durationSec = (performance.now() - t0) / 1000;
+  // --merge: this run's scenarios replace those of an earlier results file, the rest is kept.
+  if (values.merge !== undefined) {
+    const earlier = JSON.parse(readFileSync(values.merge, 'utf8')) as BenchResults;
+    const merged: BenchResults = {
+      ...earlier,
+      command: `${earlier.command} && ${results.command}`,
+      durationSec: earlier.durationSec,
+      scenarios: [...new Set([...earlier.scenarios, ...scenarios])],
+      notes: [...earlier.notes, ...notes.filter((n) => !earlier.notes.includes(n))],
+      errors: [...earlier.errors, ...ctx.errors],
+    };
+    if (scenarios.includes('fanout')) merged.fanout = results.fanout;
+    if (scenarios.includes('many-rooms')) merged.manyRooms = results.manyRooms;
+    if (scenarios.includes('idle')) merged.idle = results.idle;
+    if (scenarios.includes('handshakes')) merged.handshakes = results.handshakes;
+    if (scenarios.includes('slow')) merged.slow = results.slow;
+    if (scenarios.includes('cross-node')) merged.crossNode = results.crossNode;
+    Object.assign(results, merged);
+  }
+
+  const elapsedSec = (performance.now() - t0) / 1000;
+  results.durationSec = values.merge === undefined ? elapsedSec : results.durationSec + elapsedSec;
   results.machine.loadAfter = loadavg()[0]!;
   if (results.fanout.some((c) => c.generatorLimited || c.maxGeneratorBound))
     notes.push('Some fan-out figures are bounded by the load generator (⚠ / "generator-bound").');

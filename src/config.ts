@@ -125,10 +125,8 @@ const NUMERIC_OPTIONS = [
   'fragmentSize',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
-/** Every option name, for the CLI's config file check. */
-export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = Object.keys(defaultConfig()).concat([
-  'secret',
-  'broadcastSecret',
+/** Options whose values are code or live objects (functions, authenticators, a cluster), never data. */
+export const CODE_OPTIONS = [
   'tokenAuthenticator',
   'broadcastAuthorizer',
   'roomAuthorizer',
@@ -138,7 +136,15 @@ export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = Object.keys(default
   'onConnect',
   'onClose',
   'cluster',
-]) as Array<keyof WshubConfig>;
+] as const satisfies ReadonlyArray<keyof WshubConfig>;
+
+/** Every option name, for the CLI's config file check. */
+export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = [
+  ...(Object.keys(defaultConfig()) as Array<keyof WshubConfig>),
+  'secret',
+  'broadcastSecret',
+  ...CODE_OPTIONS,
+];
 
 /**
  * Merges `input` over the defaults and validates the result. Secrets are

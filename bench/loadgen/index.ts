@@ -27,7 +27,8 @@ export interface Target {
 export interface FanoutSpec {
   target: Target;
   /** Publishers are extra connections that also join the room (they count as members and receive too). */
-  rooms: Array<{ name: string; subscribers: number; publishers: number }>;
+  /** Entries may share a name to spread one room over several servers (each with its own `target`). */
+  rooms: Array<{ name: string; subscribers: number; publishers: number; target?: Target }>;
   /** Messages/s per publisher, open-loop: latency counts from the scheduled send time. */
   ratePerPublisher: number;
   /** ≥ 16 (Socket.IO: ≥ 26 characters); the first bytes carry the scheduled send time and a sequence number. */
@@ -209,7 +210,7 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
   for (const room of spec.rooms) {
     const slow = Math.round(room.subscribers * (spec.slowFraction ?? 0));
     slowTotal += slow;
-    healthy.set(room.name, room.subscribers - slow + room.publishers);
+    healthy.set(room.name, (healthy.get(room.name) ?? 0) + room.subscribers - slow + room.publishers);
     const subs = splitEvenly(room.subscribers, workerCount);
     const slows = splitEvenly(slow, workerCount);
     const pubs = splitEvenly(room.publishers, workerCount);
@@ -224,6 +225,7 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
         slow: Math.min(slows[s]!, subs[s]!),
         publishers: pubs[s]!,
         firstPublisher: publisherIndex,
+        ...(room.target ? { target: room.target } : {}),
       });
       publisherIndex += pubs[s]!;
     }

@@ -8,6 +8,7 @@ export interface WorkerRoom {
   slow: number; // how many of `subscribers` stop reading at measurement start
   publishers: number;
   firstPublisher: number; // global index of this worker's first publisher here, to spread send phases
+  target?: Target; // this room's server when it differs from the run's target (scale-out runs)
 }
 
 export type ToWorker =

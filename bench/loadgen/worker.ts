@@ -256,7 +256,8 @@ async function setupFanout(message: Extract<ToWorker, { type: 'fanout' }>): Prom
       roles.push({ room, kind: i < room.slow ? 'slow' : 'sub', index: i });
     for (let i = 0; i < room.publishers; i++) roles.push({ room, kind: 'pub', index: i });
   }
-  for (const role of roles) make.push((settle) => new Conn(message.target, role.room.name, settle));
+  for (const role of roles)
+    make.push((settle) => new Conn(role.room.target ?? message.target, role.room.name, settle));
   const opened = await openAll(make);
   conns = opened.conns;
   conns.forEach((conn, i) => {

@@ -38,6 +38,8 @@ export interface PeerOptions {
   sendBehavior: PeerSendBehavior;
   /** HS256 secret when the JWT handshake variant is asked for. */
   jwtSecret: Buffer | undefined;
+  /** Scale-out broker URL (wshub only): redis://… or nats://… */
+  broker: string | undefined;
 }
 
 /** What a peer can count; each getter returns -1 when the target cannot tell. */
@@ -70,6 +72,7 @@ export function parsePeerArgs(argv: string[] = process.argv.slice(2)): PeerOptio
         port: { type: 'string', default: '0' },
         'send-behavior': { type: 'string', default: 'drop' },
         'jwt-secret-file': { type: 'string' },
+        broker: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -81,11 +84,16 @@ export function parsePeerArgs(argv: string[] = process.argv.slice(2)): PeerOptio
       throw new Error(`bad --send-behavior ${sendBehavior}`);
     }
     const file = values['jwt-secret-file'];
-    return { port, sendBehavior, jwtSecret: file === undefined ? undefined : readSecret(file) };
+    return {
+      port,
+      sendBehavior,
+      jwtSecret: file === undefined ? undefined : readSecret(file),
+      broker: values.broker,
+    };
   } catch (error) {
     process.stderr.write(
       `${error instanceof Error ? error.message : String(error)}\n` +
-        'usage: <peer>.ts [--port N] [--send-behavior drop|close|block] [--jwt-secret-file FILE]\n',
+        'usage: <peer>.ts [--port N] [--send-behavior drop|close|block] [--jwt-secret-file FILE] [--broker URL]\n',
     );
     process.exit(2);
   }

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 // The compiled package (what users run) when it has been built, else the sources through tsx.
 const dist = new URL('../../dist/index.js', import.meta.url);
 const source = existsSync(dist) ? dist.href : new URL('../../src/index.ts', import.meta.url).href;
-const { SLOW_CONSUMER_CLOSE_CODE, createWshub } = (await import(
+const { Cluster, SLOW_CONSUMER_CLOSE_CODE, createWshub, transportFromUrl } = (await import(
   source
 )) as typeof import('../../src/index.ts');
 process.stderr.write(`wshub: using ${existsSync(dist) ? 'dist/' : 'src/'}\n`);
@@ -33,6 +33,7 @@ const hub = (() => {
       messageValidation: false,
       sendBehavior: options.sendBehavior,
       allowAllOrigins: true,
+      cluster: options.broker ? new Cluster({ transport: transportFromUrl(options.broker) }) : undefined,
       onClose: (_conn, code) => {
         if (code === SLOW_CONSUMER_CLOSE_CODE) closedSlow++;
       },
@@ -42,6 +43,7 @@ const hub = (() => {
   }
 })();
 
+await hub.start().catch((error: unknown) => fail(`wshub: broker: ${String(error)}`));
 const server = hub.createServer();
 server.listen(options.port, HOST, () => {
   const address = server.address();

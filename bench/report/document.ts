@@ -5,7 +5,14 @@
  */
 import type { BenchResults } from '../results.ts';
 import { formatBytes } from '../summary.ts';
-import { fanoutTables, handshakeTable, idleTable, manyRoomsTable, slowTable } from './markdown.ts';
+import {
+  crossNodeTable,
+  fanoutTables,
+  handshakeTable,
+  idleTable,
+  manyRoomsTable,
+  slowTable,
+} from './markdown.ts';
 import { verdictWord, verdicts } from './verdict.ts';
 
 export const START_MARKER = '<!-- hub-benchmarks:start -->';
@@ -19,6 +26,10 @@ export function renderTables(results: BenchResults): string {
     ['Idle memory', idleTable(results)],
     ['Handshakes (64 concurrent connectors)', handshakeTable(results)],
     ['Slow consumers (5% of subscribers stop reading)', slowTable(results)],
+    [
+      'Scale-out: one node against two nodes through Redis and NATS (half the subscribers on each node, publisher on the first)',
+      crossNodeTable(results),
+    ],
   ];
   return sections
     .filter(([, body]) => body !== '')

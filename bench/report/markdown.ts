@@ -265,3 +265,23 @@ export function slowTable(results: BenchResults): string {
     new Set([2, 3, 4, 5, 6, 8, 9, 10]),
   );
 }
+
+/** Cross-node table: single node against two nodes through Redis and NATS, same rates. */
+export function crossNodeTable(results: BenchResults): string {
+  const rows = results.crossNode ?? [];
+  if (rows.length === 0) return '';
+  return table(
+    ['Mode', 'Subscribers', 'Rate (msg/s)', 'Deliveries/s', 'Lost', 'p50 ms', 'p99 ms', 'max ms'],
+    rows.map((r) => [
+      r.mode + (r.generatorLimited ? ' ⚠' : ''),
+      formatNumber(r.subscribers),
+      formatNumber(r.ratePerPublisher),
+      formatSummary(r.deliveriesPerSec),
+      formatSummary(r.lost, formatNumber),
+      formatSummary(r.p50Ms, ms),
+      formatSummary(r.p99Ms, ms),
+      formatSummary(r.maxMs, ms),
+    ]),
+    new Set([1, 2, 3, 4, 5, 6, 7]),
+  );
+}

@@ -9,21 +9,12 @@ import { readFile } from 'node:fs/promises';
 import { InvalidRoomPasswordError } from '../auth/errors.ts';
 import { RoomPasswords } from '../auth/room-password.ts';
 import { MIN_SECRET_BYTES } from '../auth/secret.ts';
-import { CONFIG_KEYS, defaultConfig, type WshubConfig } from '../config.ts';
+import { CODE_OPTIONS, CONFIG_KEYS, defaultConfig, type WshubConfig } from '../config.ts';
 import { defaultTextValidationOptions } from '../validation.ts';
 import { UsageError } from './args.ts';
 
 /** Options that hold code and so cannot come from a JSON file. */
-const FUNCTION_KEYS: ReadonlySet<string> = new Set([
-  'tokenAuthenticator',
-  'broadcastAuthorizer',
-  'roomAuthorizer',
-  'roomValidator',
-  'selectProtocol',
-  'onMessage',
-  'onConnect',
-  'onClose',
-]);
+const FUNCTION_KEYS: ReadonlySet<string> = new Set(CODE_OPTIONS);
 
 /** Options that are secrets: only the environment or a secret file may supply them. */
 const SECRET_KEYS: Readonly<Record<string, string>> = {

@@ -250,3 +250,40 @@ describe('report', () => {
     );
   });
 });
+
+describe('cross-node section', () => {
+  test('renders one row per mode and rate, and is absent when not measured', () => {
+    const results = fixture();
+    assert.doesNotMatch(renderSection(results), /Scale-out: one node/);
+    results.crossNode = [
+      {
+        mode: 'single node',
+        subscribers: 1000,
+        payloadBytes: 64,
+        ratePerPublisher: 100,
+        deliveriesPerSec: s(100_100),
+        lost: s(0),
+        p50Ms: s(2),
+        p99Ms: s(9),
+        maxMs: s(12),
+        generatorLimited: false,
+      },
+      {
+        mode: 'redis',
+        subscribers: 1000,
+        payloadBytes: 64,
+        ratePerPublisher: 100,
+        deliveriesPerSec: s(99_000, 100_100),
+        lost: s(1100, 0),
+        p50Ms: s(3),
+        p99Ms: s(14),
+        maxMs: s(30),
+        generatorLimited: true,
+      },
+    ];
+    const section = renderSection(results);
+    assert.match(section, /### Scale-out: one node against two nodes through Redis and NATS/);
+    assert.match(section, /\| single node \| 1000 \| 100 \|/);
+    assert.match(section, /\| redis ⚠ \| 1000 \| 100 \|/);
+  });
+});

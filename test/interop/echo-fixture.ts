@@ -1,6 +1,8 @@
 // The server every interop test talks to (`wshub echo`) and the inputs they
 // share, so that all clients are held to the same cases.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
 import { startCli, type RunningCli } from '../helpers/cli.ts';
 
 /** Starts `wshub echo` on a free loopback port; call `stop()` on the result when done. */
@@ -45,3 +47,38 @@ export const ECHOED_CLOSE_REASON = CLOSE_REASON;
 /** Subprotocols offered in preference order; the echo server picks the first. */
 export const OFFERED_PROTOCOLS: readonly string[] = ['chat.v2', 'chat.v1'];
 export const EXPECTED_PROTOCOL = 'chat.v2';
+
+/** A connected client of any library: its selected subprotocol, and a clean close. */
+export interface ProtocolClient {
+  ws: { protocol: string };
+  dispose(): Promise<void>;
+}
+
+/**
+ * Registers the subprotocol checks shared by the clients whose API exposes
+ * the selected protocol: the first offered one is selected, and none when
+ * none is offered.
+ */
+export function subprotocolTests(
+  url: () => string,
+  connect: (url: string, protocols?: string[]) => Promise<ProtocolClient>,
+  options: { timeout: number },
+): void {
+  test('the first offered subprotocol is selected', options, async () => {
+    const client = await connect(url(), [...OFFERED_PROTOCOLS]);
+    try {
+      assert.equal(client.ws.protocol, EXPECTED_PROTOCOL);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  test('no subprotocol is selected when none is offered', options, async () => {
+    const client = await connect(url());
+    try {
+      assert.equal(client.ws.protocol, '');
+    } finally {
+      await client.dispose();
+    }
+  });
+}

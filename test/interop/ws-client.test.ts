@@ -8,13 +8,12 @@ import {
   CLOSE_CODE,
   CLOSE_REASON,
   ECHOED_CLOSE_REASON,
-  EXPECTED_PROTOCOL,
-  OFFERED_PROTOCOLS,
   ORDERED_COUNT,
   TEXT_SAMPLES,
   orderedMessage,
   randomPayload,
   startEchoServer,
+  subprotocolTests,
 } from './echo-fixture.ts';
 
 const limits = { timeout: 10_000 };
@@ -138,21 +137,5 @@ describe('ws client against wshub echo', () => {
     }
   });
 
-  test('the first offered subprotocol is selected', limits, async () => {
-    const client = await connect(server.wsUrl, [...OFFERED_PROTOCOLS]);
-    try {
-      assert.equal(client.ws.protocol, EXPECTED_PROTOCOL);
-    } finally {
-      await client.dispose();
-    }
-  });
-
-  test('no subprotocol is selected when none is offered', limits, async () => {
-    const client = await connect(server.wsUrl);
-    try {
-      assert.equal(client.ws.protocol, '');
-    } finally {
-      await client.dispose();
-    }
-  });
+  subprotocolTests(() => server.wsUrl, connect, limits);
 });

@@ -4,9 +4,10 @@
  * on the same server → healthy subscribers' p99 ratio, the server's RSS
  * over the window (sampled every 500 ms; it should plateau), and the
  * server's dropped/closed counters next to what the clients saw.
- * 1,000 subscribers, 200 msg/s of 1 KiB (200 KB/s per member, enough to fill
- * a paused socket's kernel buffers within seconds). wshub runs twice: with its
- * default send behaviour (drop) and with close.
+ * 200 subscribers, 100 msg/s of 16 KiB (1.6 MB/s per member: a paused
+ * socket's kernel buffers, a few MB on loopback, fill within seconds, so the
+ * server's own handling of a slow consumer decides what happens next). wshub
+ * runs twice: with its default send behaviour (drop) and with close.
  */
 import { runFanout, type FanoutResult } from '../loadgen/index.ts';
 import type { SlowRow } from '../results.ts';
@@ -16,10 +17,10 @@ import { probeWindow } from './window-probe.ts';
 import type { PeerProcess } from '../peer-process.ts';
 
 const SLOW_FRACTION = 0.05;
-const PAYLOAD_BYTES = 1024;
-/** Enough bytes per second per member (200 KB/s) to overflow a paused socket's kernel buffers within the run. */
-const RATE_PER_PUBLISHER = 200;
-const SUBSCRIBERS = 1_000;
+const PAYLOAD_BYTES = 16 * 1024;
+/** Enough bytes per second per member (1.6 MB/s) to overflow a paused socket's kernel buffers within the run. */
+const RATE_PER_PUBLISHER = 100;
+const SUBSCRIBERS = 200;
 
 /**
  * Whether RSS samples ([ms, bytes], window from 0 to durationMs) plateau:

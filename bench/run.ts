@@ -27,6 +27,8 @@ import { runCrossNodeScenario } from './scenarios/cross-node.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', 'bare-net'];
+/** The targets of a quick run unless --targets says otherwise. */
+export const QUICK_TARGETS = ['wshub', 'ws-preframed', 'uws', 'bare-net'];
 /** Every scenario, in run order. */
 export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow', 'cross-node'];
 
@@ -75,7 +77,12 @@ async function main(): Promise<void> {
   const quick = values.quick === true;
   const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) usage(`bad --runs ${values.runs}`);
-  const targets = listOf(values.targets, ALL_TARGETS, 'target');
+  // Quick mode (a development check, under 2 minutes) compares wshub with the strongest peers only.
+  const targets = listOf(
+    values.targets ?? (quick ? QUICK_TARGETS.join(',') : undefined),
+    ALL_TARGETS,
+    'target',
+  );
   const scenarios = listOf(values.scenarios, ALL_SCENARIOS, 'scenario');
   const writeDocs = values['no-report'] ? false : (values.report ?? !quick);
 

@@ -1,7 +1,7 @@
 /**
  * Scenario "fan-out": one room of N subscribers plus one publisher (which
  * receives its own messages too, so members = N + 1), for every target,
- * N ∈ {1,000, 5,000} (10,000 with --large; 1,000 only in quick mode) and
+ * N ∈ {1,000, 5,000} (10,000 with --large; 1,000 and 64 B only in quick mode) and
  * payloads of 64 B and 1 KiB.
  *
  * Per run and cell:
@@ -148,12 +148,12 @@ async function searchMax(
 /** Runs the fan-out scenario for every selected target. */
 export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCell[]> {
   const sizes = ctx.quick ? [1_000] : ctx.large ? [1_000, 5_000, 10_000] : [1_000, 5_000];
-  const payloads = [64, 1024];
+  const payloads = ctx.quick ? [64] : [64, 1024];
   const fixed: Timing = ctx.quick
     ? { warmupMs: 300, durationMs: 1000 }
     : { warmupMs: 1000, durationMs: 3000 };
   const plan: SearchPlan = ctx.quick
-    ? { factor: 4, maxUpSteps: 3, bisectSteps: 0, step: { warmupMs: 300, durationMs: 700 } }
+    ? { factor: 4, maxUpSteps: 2, bisectSteps: 0, step: { warmupMs: 300, durationMs: 700 } }
     : { factor: 2, maxUpSteps: 9, bisectSteps: 2, step: { warmupMs: 500, durationMs: 1500 } };
   const cells: FanoutCell[] = [];
 

@@ -29,7 +29,7 @@ async function signToken(secret: Buffer): Promise<string> {
 
 /** Runs the handshake scenario for every selected target (bare-net excluded). */
 export async function runHandshakeScenario(ctx: ScenarioContext): Promise<HandshakeRow[]> {
-  const durationMs = ctx.quick ? 1_500 : 5_000;
+  const durationMs = ctx.quick ? 1_000 : 5_000;
   const dir = mkdtempSync(join(tmpdir(), 'wshub-bench-'));
   // wshub requires HS256 secrets of at least 32 bytes; hex of 32 random bytes is 64.
   const secret = Buffer.from(randomBytes(32).toString('hex'));

@@ -83,7 +83,7 @@ async function oneRun(
 /** Runs the slow-consumer scenario for every selected target. */
 export async function runSlowScenario(ctx: ScenarioContext): Promise<SlowRow[]> {
   const subscribers = SUBSCRIBERS;
-  const timing = ctx.quick ? { warmupMs: 300, durationMs: 2_000 } : { warmupMs: 1_000, durationMs: 10_000 };
+  const timing = ctx.quick ? { warmupMs: 300, durationMs: 1_500 } : { warmupMs: 1_000, durationMs: 10_000 };
   const rate = RATE_PER_PUBLISHER;
   const variants: PeerVariant[] = [];
   for (const name of ctx.targets) {

@@ -17,6 +17,9 @@ import {
 } from './protocol/handshake.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
 
+/** Subprotocol prefix under which a browser may present its bearer token. */
+export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';
+
 /** Picks one of the offered subprotocols, or undefined for none. */
 export type ProtocolSelector = (offered: string[], request: UpgradeRequest) => string | undefined;
 
@@ -59,7 +62,7 @@ export function selectProtocol(
   if (selector === undefined) return undefined;
   // Token-carrying entries of the browser auth path are never candidates.
   const offered = parseSubprotocols(request.headers['sec-websocket-protocol']).filter(
-    (p) => !p.startsWith('wshub.bearer.'),
+    (p) => !p.startsWith(BEARER_PROTOCOL_PREFIX),
   );
   if (offered.length === 0) return undefined;
   const chosen = selector(offered, request);

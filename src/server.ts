@@ -220,7 +220,7 @@ export class WshubServer {
     if (path === c.wsRoutePath) {
       // Not an upgrade (Node routes those to 'upgrade'): answer with the pipeline's rejection.
       const r: Rejection =
-        checkOrigin(request, { ...this.pipeline }) ??
+        checkOrigin(request, this.pipeline) ??
         checkMethod(request) ??
         checkUpgradeHeaders(request) ??
         rejection(426, 'WEBSOCKET_BAD_UPGRADE', 'upgrade required', 'validation');

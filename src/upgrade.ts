@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { reject, selectProtocol, type ProtocolSelector } from './accept.ts';
+import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './accept.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import type { UserInfo } from './auth/user.ts';
@@ -29,8 +29,7 @@ import {
 } from './protocol/handshake.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
 
-/** Subprotocol prefix under which a browser may present its bearer token. */
-export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';
+export { BEARER_PROTOCOL_PREFIX };
 /** The subprotocol a browser offers next to its token, and the one the server selects. */
 export const BROWSER_PROTOCOL = 'wshub';
 

@@ -14,6 +14,8 @@
  * - Loss is counted, never hidden: publishes that fail or are dropped for
  *   a slow broker, and gaps in the per-origin sequence numbers a receiver
  *   sees (messages its members missed, e.g. during an outage).
+ * - Every piece of state is bounded: publishes waiting for the broker by
+ *   count and bytes, sequence numbers by forgetting rooms without traffic.
  */
 import { randomBytes } from 'node:crypto';
 import type { DataOpcode } from '../protocol/frame.ts';
@@ -32,7 +34,26 @@ export interface ClusterOptions {
   presenceTtl?: number;
   /** Publishes that may be in flight at once; beyond that they are dropped and counted (default 10,000). */
   maxInFlight?: number;
+  /**
+   * Message bytes that may be in flight at once; a publish that would exceed
+   * it is dropped and counted (default 64 MiB: the largest message a server
+   * can accept, so any single message fits when nothing else is pending).
+   */
+  maxInFlightBytes?: number;
+  /**
+   * A channel's sequence numbers (sent and seen) are forgotten after between
+   * this and twice this without traffic on it (ms, default 60,000). A loss
+   * spanning a forget is not counted as a gap.
+   */
+  sequenceIdleTimeout?: number;
 }
+
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/** Default of ClusterOptions.maxInFlightBytes. */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/** Default of ClusterOptions.sequenceIdleTimeout (ms). */
+export const DEFAULT_SEQUENCE_IDLE_TIMEOUT = 60_000;
 
 /** What the cluster calls back into (the hub). */
 export interface ClusterDelivery {
@@ -53,12 +74,58 @@ export interface ClusterMetrics {
   broker_gaps: number;
   broker_connected: number;
   broker_reconnects: number;
+  /** Publishes waiting for the broker now, and their message bytes. */
+  broker_in_flight: number;
+  broker_in_flight_bytes: number;
+  /** Channels this node numbers its publishes on, and (origin, channel) pairs it checks for gaps. */
+  broker_sequences_out: number;
+  broker_sequences_in: number;
   cluster_nodes: number;
 }
 
 interface NodeCounts {
   rooms: Map<string, number>;
   seenAt: number;
+}
+
+/**
+ * A map that forgets entries not touched for one to two sweeps. A sweep
+ * swaps generations instead of scanning, so it costs the same however many
+ * rooms an attacker made up.
+ */
+class IdleMap<V> {
+  private current = new Map<string, V>();
+  private previous = new Map<string, V>();
+
+  get(key: string): V | undefined {
+    const value = this.current.get(key);
+    if (value !== undefined) return value;
+    const old = this.previous.get(key);
+    if (old !== undefined) {
+      this.previous.delete(key);
+      this.current.set(key, old);
+    }
+    return old;
+  }
+
+  set(key: string, value: V): void {
+    this.current.set(key, value);
+    this.previous.delete(key);
+  }
+
+  delete(key: string): void {
+    this.current.delete(key);
+    this.previous.delete(key);
+  }
+
+  sweep(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
 }
 
 export class Cluster {
@@ -68,16 +135,22 @@ export class Cluster {
   private readonly presenceInterval: number;
   private readonly presenceTtl: number;
   private readonly maxInFlight: number;
+  private readonly maxInFlightBytes: number;
+  private readonly sequenceIdleTimeout: number;
   private delivery: ClusterDelivery | null = null;
   private readonly active = new Set<string>();
   private readonly toSubscribe = new Set<string>();
   private readonly toUnsubscribe = new Set<string>();
   private flushScheduled = false;
-  private readonly sequences = new Map<string, number>();
-  private readonly lastSeen = new Map<string, number>();
+  /** The last sequence number sent, per channel. */
+  private readonly sequences = new IdleMap<number>();
+  /** The last sequence number seen, per origin node, then per channel. */
+  private readonly lastSeen = new Map<string, IdleMap<number>>();
   private readonly nodes = new Map<string, NodeCounts>();
   private presenceTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private inFlight = 0;
+  private inFlightBytes = 0;
   private closed = false;
   private readonly counters = {
     published: 0,
@@ -99,7 +172,18 @@ export class Cluster {
     this.prefix = options.prefix ?? 'wshub';
     this.presenceInterval = options.presenceInterval ?? 1_000;
     this.presenceTtl = options.presenceTtl ?? 3 * this.presenceInterval;
-    this.maxInFlight = options.maxInFlight ?? 10_000;
+    this.maxInFlight = positive('maxInFlight', options.maxInFlight ?? 10_000);
+    this.maxInFlightBytes = positive(
+      'maxInFlightBytes',
+      options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+    );
+    this.sequenceIdleTimeout = positive(
+      'sequenceIdleTimeout',
+      options.sequenceIdleTimeout ?? DEFAULT_SEQUENCE_IDLE_TIMEOUT,
+    );
+    // Longer timer delays overflow into 1 ms in Node, which would forget every sequence at once.
+    if (this.sequenceIdleTimeout > MAX_TIMER_DELAY)
+      throw new RangeError(`sequenceIdleTimeout must be at most ${MAX_TIMER_DELAY} ms`);
   }
 
   /** The channel carrying a room's broadcasts (null = broadcast to all). */
@@ -129,6 +213,8 @@ export class Cluster {
     await this.transport.subscribe(this.allChannels());
     this.presenceTimer = setInterval(() => this.announce(), this.presenceInterval);
     this.presenceTimer.unref();
+    this.sweepTimer = setInterval(() => this.sweepSequences(), this.sequenceIdleTimeout);
+    this.sweepTimer.unref();
     this.announce();
   }
 
@@ -152,6 +238,10 @@ export class Cluster {
   /** The room lost its last local member. */
   roomInactive(room: string): void {
     this.active.delete(room);
+    // Messages sent while nobody here listens are no loss: the next
+    // subscription starts counting afresh instead of reporting them as a gap.
+    const channel = this.channelFor(room);
+    for (const seen of this.lastSeen.values()) seen.delete(channel);
     if (!this.toSubscribe.delete(room)) this.toUnsubscribe.add(room);
     this.scheduleFlush();
   }
@@ -183,7 +273,10 @@ export class Cluster {
   /** Publishes a broadcast for the other nodes. Never throws; failures are counted as lost. */
   publish(room: string | null, opcode: DataOpcode, data: Uint8Array): void {
     if (this.closed) return;
-    if (this.inFlight >= this.maxInFlight) {
+    const size = data.length;
+    // Checked before a sequence number is taken: a drop is counted here, not
+    // again as a gap on every receiver.
+    if (this.inFlight >= this.maxInFlight || this.inFlightBytes + size > this.maxInFlightBytes) {
       this.counters.publishDropped++;
       return;
     }
@@ -191,13 +284,18 @@ export class Cluster {
     const sequence = ((this.sequences.get(channel) ?? 0) + 1) >>> 0;
     this.sequences.set(channel, sequence);
     this.inFlight++;
+    this.inFlightBytes += size;
+    const settled = (): void => {
+      this.inFlight--;
+      this.inFlightBytes -= size;
+    };
     this.transport.publish(channel, encodeEnvelope(opcode, this.nodeId, sequence, data)).then(
       () => {
-        this.inFlight--;
+        settled();
         this.counters.published++;
       },
       () => {
-        this.inFlight--;
+        settled();
         this.counters.publishFailed++;
       },
     );
@@ -212,18 +310,30 @@ export class Cluster {
     }
     if (envelope.origin === this.nodeId) return;
     this.counters.received++;
-    const key = `${envelope.origin}\n${channel}`;
-    const last = this.lastSeen.get(key);
-    if (last !== undefined) {
-      const gap = (envelope.sequence - last - 1) >>> 0;
-      // A large "gap" means the sender restarted its numbering: not a loss.
-      if (gap > 0 && gap < 0x80000000) this.counters.gaps += gap;
-    }
-    this.lastSeen.set(key, envelope.sequence);
     const prefix = `${this.prefix}:room:`;
     const room = channel.startsWith(prefix) ? channel.slice(prefix.length) : null;
+    // Still arriving after the last member left: nobody to deliver to, nothing to track.
     if (room !== null && !this.active.has(room)) return;
+    let seen = this.lastSeen.get(envelope.origin);
+    if (seen === undefined) this.lastSeen.set(envelope.origin, (seen = new IdleMap()));
+    const last = seen.get(channel);
+    if (last !== undefined) {
+      const gap = (envelope.sequence - last - 1) >>> 0;
+      // A large "gap" means the sender restarted its numbering (a restart, or
+      // a channel it forgot after sequenceIdleTimeout): not a loss.
+      if (gap > 0 && gap < 0x80000000) this.counters.gaps += gap;
+    }
+    seen.set(channel, envelope.sequence);
     this.delivery?.deliver(room, envelope.opcode, envelope.payload);
+  }
+
+  /** Forgets sequence numbers of channels without traffic since the sweep before last. */
+  private sweepSequences(): void {
+    this.sequences.sweep();
+    for (const [origin, seen] of this.lastSeen) {
+      seen.sweep();
+      if (seen.size === 0) this.lastSeen.delete(origin);
+    }
   }
 
   // ---- presence --------------------------------------------------------------------
@@ -246,6 +356,7 @@ export class Cluster {
     if (typeof message.node !== 'string' || message.node === this.nodeId) return;
     if (message.bye === true) {
       this.nodes.delete(message.node);
+      this.lastSeen.delete(message.node);
       return;
     }
     const rooms = new Map<string, number>();
@@ -306,6 +417,10 @@ export class Cluster {
       broker_gaps: c.gaps,
       broker_connected: this.transport.connected ? 1 : 0,
       broker_reconnects: c.reconnects,
+      broker_in_flight: this.inFlight,
+      broker_in_flight_bytes: this.inFlightBytes,
+      broker_sequences_out: this.sequences.size,
+      broker_sequences_in: sizeOfAll(this.lastSeen.values()),
       cluster_nodes: this.nodeCount(),
     };
   }
@@ -315,6 +430,8 @@ export class Cluster {
     if (this.closed) return;
     if (this.presenceTimer !== null) clearInterval(this.presenceTimer);
     this.presenceTimer = null;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     if (this.transport.connected) {
       const bye = Buffer.from(JSON.stringify({ node: this.nodeId, bye: true }));
       await this.transport.publish(this.presenceChannel, bye).catch(() => {});
@@ -322,4 +439,16 @@ export class Cluster {
     this.closed = true;
     await this.transport.close();
   }
+}
+
+function positive(option: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError(`${option} must be a positive whole number, got ${String(value)}`);
+  return value;
+}
+
+function sizeOfAll(maps: Iterable<IdleMap<number>>): number {
+  let total = 0;
+  for (const map of maps) total += map.size;
+  return total;
 }

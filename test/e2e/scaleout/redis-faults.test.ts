@@ -245,4 +245,45 @@ describe('redis faults', redisRequirement(), () => {
     assert.equal(m.broker_publish_failed, 0);
     await closeClients(remote);
   });
+
+  test('stalled broker: in-flight message bytes stay within maxInFlightBytes, the overflow is dropped and counted', async () => {
+    const maxInFlightBytes = 1024 * 1024;
+    const a = await startNode({ maxInFlightBytes });
+    const b = await startNode();
+    const remote = await join(b, 'big');
+    await waitFor(() => a.ws.hub.getClusterRoomCount('big') === 1, 1_000, 'B interest announced');
+
+    const size = 256 * 1024;
+    const fits = maxInFlightBytes / size;
+    // 16 MiB offered: the count bound (10,000) alone would hold all of it.
+    const total = 64;
+    let peak = 0;
+    redis.pause();
+    try {
+      for (let i = 0; i < total; i++) {
+        a.ws.hub.broadcastRoom('big', Opcode.TEXT, Buffer.alloc(size, 0x61 + (i % 26)));
+        peak = Math.max(peak, metricsOf(a).broker_in_flight_bytes);
+        // Spread out like real traffic, so the client library writes what it can to the socket.
+        await sleep(2);
+      }
+      await sleep(100);
+      const m = metricsOf(a);
+      assert.ok(peak <= maxInFlightBytes, `peak in-flight bytes ${peak} within ${maxInFlightBytes}`);
+      assert.equal(m.broker_in_flight, fits);
+      assert.equal(m.broker_in_flight_bytes, fits * size);
+      assert.equal(m.broker_publish_dropped, total - fits, 'everything beyond the bytes bound is dropped');
+      assert.equal(m.broker_published, 0, 'nothing completes while Redis is stalled');
+    } finally {
+      redis.resume();
+    }
+    await waitFor(() => metricsOf(a).broker_published === fits, 5_000, 'in-flight publishes to complete');
+    const got = await drain(remote);
+    assert.equal(got.length, fits, 'the in-flight messages arrive after the stall');
+    assert.ok(got.every((text) => text.length === size));
+    const m = metricsOf(a);
+    assert.equal(m.broker_in_flight_bytes, 0);
+    assert.equal(m.broker_lost, total - fits);
+    assert.equal(metricsOf(b).broker_gaps, 0, 'dropped publishes took no sequence numbers');
+    await closeClients(remote);
+  });
 });

@@ -14,6 +14,54 @@ export interface AdminBroadcastConfig {
   maxBytes: number;
   secret?: Uint8Array | undefined;
   authorizer?: ((request: IncomingMessage) => boolean | Promise<boolean>) | undefined;
+  /** Called for every request refused for missing or wrong credentials. */
+  onUnauthorized?: ((request: IncomingMessage) => void) | undefined;
+}
+
+/** At most one `admin_auth_failed` log line per this many ms. */
+export const ADMIN_AUTH_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Counts failed admin logins and reports them in at most one line per
+ * `intervalMs`, so a password-guessing flood is visible without flooding
+ * the log: the first failure is reported at once, later ones are summed into
+ * a line when the interval is over (or at `flush()`, e.g. on shutdown).
+ */
+export class AuthFailureLog {
+  /** Failures since the start. */
+  total = 0;
+  private pending = 0;
+  private lastRemote: string | undefined;
+  private lastLineAt = -Infinity;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly line: (count: number, remote: string | undefined) => void,
+  ) {}
+
+  record(remote: string | undefined): void {
+    this.total++;
+    this.pending++;
+    this.lastRemote = remote;
+    if (this.timer !== null) return;
+    const wait = this.lastLineAt + this.intervalMs - performance.now();
+    if (wait <= 0) return this.flush();
+    this.timer = setTimeout(() => this.flush(), wait);
+    // Never keeps a process alive; the total is in the metrics either way.
+    this.timer.unref();
+  }
+
+  /** Reports the failures not reported yet, if any. */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending === 0) return;
+    const count = this.pending;
+    this.pending = 0;
+    this.lastLineAt = performance.now();
+    this.line(count, this.lastRemote);
+  }
 }
 
 /** Writes a JSON error response. */
@@ -44,6 +92,7 @@ export async function handleAdminBroadcast(
     return sendError(response, 405, 'METHOD_NOT_ALLOWED', 'use POST');
   }
   if (!(await authorized(request, config))) {
+    config.onUnauthorized?.(request);
     return refuseBody(response, 401, 'UNAUTHORIZED', 'missing or invalid broadcast credentials');
   }
   const declared = Number(request.headers['content-length'] ?? 0);

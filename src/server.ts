@@ -11,7 +11,7 @@ import {
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { boundedServerOptions, reject } from './accept.ts';
-import { handleAdminBroadcast } from './admin-broadcast.ts';
+import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog, handleAdminBroadcast } from './admin-broadcast.ts';
 import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
 import type { ClusterMetrics } from './broker/cluster.ts';
 import { resolveConfig, type WshubConfig } from './config.ts';
@@ -35,7 +35,10 @@ export interface LogEntry {
   [field: string]: unknown;
 }
 
-export interface ServerMetrics extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics> {}
+export interface ServerMetrics extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics> {
+  /** Admin broadcast requests refused for missing or wrong credentials. */
+  admin_auth_failures: number;
+}
 
 export interface Health {
   status: 'healthy' | 'unhealthy';
@@ -57,6 +60,9 @@ export class WshubServer {
   private readonly pipeline: UpgradeConfig;
   private readonly textValidation: Partial<TextValidationOptions> | null;
   private readonly expiryTimers = new Map<Connection, NodeJS.Timeout>();
+  private readonly adminAuthFailures = new AuthFailureLog(ADMIN_AUTH_LOG_INTERVAL_MS, (count, remote) =>
+    this.log({ level: 'warn', event: 'admin_auth_failed', count, remote }),
+  );
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -211,6 +217,7 @@ export class WshubServer {
         maxBytes: c.broadcastMaxBytes,
         secret: c.broadcastSecret as Buffer | undefined,
         authorizer: c.broadcastAuthorizer,
+        onUnauthorized: (r) => this.adminAuthFailures.record(r.socket.remoteAddress),
       }).catch((error: unknown) => {
         this.log({ level: 'error', event: 'broadcast_failed', error: String(error) });
         if (!response.headersSent) response.writeHead(500).end();
@@ -268,7 +275,12 @@ export class WshubServer {
   // ---- state -----------------------------------------------------------------
 
   metrics(): ServerMetrics {
-    return { ...this.hub.metrics(), ...this.upgradeMetrics, ...this.hub.clusterMetrics() };
+    return {
+      ...this.hub.metrics(),
+      ...this.upgradeMetrics,
+      admin_auth_failures: this.adminAuthFailures.total,
+      ...this.hub.clusterMetrics(),
+    };
   }
 
   /**
@@ -297,6 +309,7 @@ export class WshubServer {
   /** Graceful shutdown (see Hub.shutdown). Safe to call twice. */
   async shutdown(options: ShutdownOptions = {}): Promise<void> {
     await this.hub.shutdown(options);
+    this.adminAuthFailures.flush();
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
   }

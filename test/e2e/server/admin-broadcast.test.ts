@@ -2,7 +2,9 @@
 // room validation, delivery to a room or to everyone, and its refusals.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
+import { ADMIN_AUTH_LOG_INTERVAL_MS } from '../../../src/admin-broadcast.ts';
 import type { WshubConfig } from '../../../src/config.ts';
+import type { LogEntry } from '../../../src/server.ts';
 import {
   BROADCAST_SECRET,
   authHeaders,
@@ -127,6 +129,60 @@ describe('admin broadcast auth', () => {
       },
     });
     assertError(await post(hub, 'x', { auth: null }), 401, 'UNAUTHORIZED');
+  });
+});
+
+describe('failed admin logins', () => {
+  test('1,000 wrong secrets: all counted, logged in a few rate-limited lines whose counts add up; the right secret still works', async () => {
+    const hub = await adminHub();
+    const entries: LogEntry[] = [];
+    hub.ws.log = (entry) => entries.push(entry);
+    const total = 1_000;
+    const concurrency = 20;
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < total) {
+          next++;
+          const response = await post(hub, 'x', { auth: `Bearer wrong-${next}` });
+          assert.equal(response.status, 401);
+        }
+      }),
+    );
+    const elapsed = performance.now() - started;
+    assert.equal(hub.ws.metrics().admin_auth_failures, total);
+    assert.equal((await post(hub, 'hello')).status, 204, 'the right secret still works');
+    assert.equal(hub.ws.metrics().admin_auth_failures, total, 'a success is no failure');
+
+    const during = entries.filter((e) => e.event === 'admin_auth_failed');
+    // One at the first failure, then at most one per interval.
+    const allowed = 1 + Math.ceil(elapsed / ADMIN_AUTH_LOG_INTERVAL_MS);
+    assert.ok(during.length >= 1 && during.length <= allowed, `${during.length} lines in ${elapsed} ms`);
+    assert.deepEqual(during[0], { level: 'warn', event: 'admin_auth_failed', count: 1, remote: '127.0.0.1' });
+
+    await hub.close();
+    const lines = entries.filter((e) => e.event === 'admin_auth_failed');
+    assert.ok(lines.length <= allowed + 1, 'shutdown adds at most one line');
+    assert.equal(
+      lines.reduce((sum, e) => sum + (e.count as number), 0),
+      total,
+      'the counts of the lines add up to every failure',
+    );
+    for (const line of lines) assert.equal(line.level, 'warn');
+  });
+
+  test('refusals by a broadcastAuthorizer are counted too; other refusals are not', async () => {
+    const hub = await startHub({
+      broadcastEnabled: true,
+      broadcastAuthorizer: (request) => request.headers['x-admin-key'] === 'let-me-in',
+      broadcastMaxBytes: MAX,
+    });
+    assertError(await post(hub, 'no', { auth: null }), 401, 'UNAUTHORIZED');
+    assertError(await post(hub, 'no', { auth: null, method: 'GET' }), 405, 'METHOD_NOT_ALLOWED');
+    const ok = { auth: null, headers: { 'X-Admin-Key': 'let-me-in' } };
+    assertError(await post(hub, 'x'.repeat(MAX + 1), ok), 413, 'WEBSOCKET_REQUEST_TOO_LARGE');
+    assert.equal(hub.ws.metrics().admin_auth_failures, 1);
   });
 });
 

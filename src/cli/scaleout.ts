@@ -22,6 +22,8 @@ export interface ScaleOutPlan {
   nodeId: string | undefined;
   /** --workers N, if given. */
   workers: number | undefined;
+  /** --broker-max-in-flight-bytes, if given (the Cluster's maxInFlightBytes). */
+  maxInFlightBytes?: number | undefined;
 }
 
 /** The scale-out flags as parsed. */
@@ -30,6 +32,7 @@ export interface ScaleOutFlags {
   'broker-sharded'?: boolean | undefined;
   'node-id'?: string | undefined;
   workers?: string | undefined;
+  'broker-max-in-flight-bytes'?: string | undefined;
 }
 
 /** Checks the scale-out flags; UsageError for every bad value. */
@@ -60,7 +63,28 @@ export function planScaleOut(flags: ScaleOutFlags, dev: boolean): ScaleOutPlan {
     }
     if (dev) throw new UsageError('--dev cannot be combined with --workers');
   }
-  return { broker, brokerSharded, nodeId, workers };
+  const maxInFlightBytes = flags['broker-max-in-flight-bytes'];
+  if (maxInFlightBytes !== undefined) {
+    if (
+      !/^\d+$/.test(maxInFlightBytes) ||
+      !Number.isSafeInteger(Number(maxInFlightBytes)) ||
+      Number(maxInFlightBytes) < 1
+    ) {
+      throw new UsageError(
+        `--broker-max-in-flight-bytes must be a whole number of at least 1, got "${maxInFlightBytes}"`,
+      );
+    }
+    if (broker === undefined && workers === undefined) {
+      throw new UsageError('--broker-max-in-flight-bytes needs --broker or --workers');
+    }
+  }
+  return {
+    broker,
+    brokerSharded,
+    nodeId,
+    workers,
+    maxInFlightBytes: maxInFlightBytes === undefined ? undefined : Number(maxInFlightBytes),
+  };
 }
 
 function brokerTransport(url: string, sharded: boolean): Transport {
@@ -85,7 +109,11 @@ export function buildCluster(plan: ScaleOutPlan, logger: Logger, workerId?: numb
   else return undefined;
   const nodeId =
     plan.nodeId !== undefined && workerId !== undefined ? `${plan.nodeId}-${workerId}` : plan.nodeId;
-  const cluster = new Cluster({ transport: new LoggedTransport(transport, logger), nodeId });
+  const cluster = new Cluster({
+    transport: new LoggedTransport(transport, logger),
+    nodeId,
+    maxInFlightBytes: plan.maxInFlightBytes,
+  });
   cluster.onError = (error) => logger.warn('broker_error', { kind: transport.kind, error: error.message });
   return cluster;
 }

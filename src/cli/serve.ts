@@ -67,6 +67,9 @@ flags:
                                  unreachable at start → exit code 1, no retry
   --broker-sharded               Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7+)
   --node-id ID                   this node's id in the cluster (default: random)
+  --broker-max-in-flight-bytes BYTES
+                                 message bytes waiting for the broker at once; beyond
+                                 them publishes are dropped and counted (default 67108864)
   --workers N                    run N worker processes sharing the port; they stay
                                  consistent through --broker, or through the primary
                                  process when no broker is given; crashed workers restart
@@ -107,6 +110,7 @@ const SERVE_FLAGS = {
   broker: { type: 'string' },
   'broker-sharded': { type: 'boolean' },
   'node-id': { type: 'string' },
+  'broker-max-in-flight-bytes': { type: 'string' },
   workers: { type: 'string' },
   dev: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },

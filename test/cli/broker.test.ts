@@ -7,6 +7,9 @@ import { afterEach, describe, test } from 'node:test';
 import { dial } from '../../src/client/dial.ts';
 import { MessageQueue } from '../../src/client/messages.ts';
 import type { Connection } from '../../src/connection.ts';
+import { createLogger } from '../../src/cli/logger.ts';
+import { buildCluster, planScaleOut } from '../../src/cli/scaleout.ts';
+import { Opcode } from '../../src/protocol/frame.ts';
 import { runCli, startCli, type RunningCli } from '../helpers/cli.ts';
 import { redisRequirement, startRedis } from '../helpers/redis.ts';
 import { logLines, tempDir, waitFor } from './support.ts';
@@ -37,6 +40,15 @@ describe('wshub serve --broker / --workers flags', () => {
     [['--workers', '0'], /--workers must be between 1 and/],
     [['--workers', 'two'], /--workers must be a whole number/],
     [['--workers', '2', '--dev'], /--dev cannot be combined with --workers/],
+    [['--broker-max-in-flight-bytes', '1024'], /--broker-max-in-flight-bytes needs --broker or --workers/],
+    [
+      ['--broker', 'redis://127.0.0.1:6379', '--broker-max-in-flight-bytes', '0'],
+      /--broker-max-in-flight-bytes must be a whole number of at least 1/,
+    ],
+    [
+      ['--broker', 'redis://127.0.0.1:6379', '--broker-max-in-flight-bytes', '64MiB'],
+      /--broker-max-in-flight-bytes must be a whole number of at least 1/,
+    ],
   ];
   for (const [args, message] of usage) {
     test(`${args.join(' ')} → exit 2 with one line`, async () => {
@@ -46,6 +58,22 @@ describe('wshub serve --broker / --workers flags', () => {
       assert.equal(result.stdout, '');
     });
   }
+
+  test('--broker-max-in-flight-bytes reaches the cluster: a larger publish is dropped and counted', () => {
+    const plan = planScaleOut(
+      { broker: 'redis://127.0.0.1:6379', 'broker-max-in-flight-bytes': '1000' },
+      false,
+    );
+    assert.equal(plan.maxInFlightBytes, 1000);
+    const cluster = buildCluster(
+      plan,
+      createLogger('error', () => {}),
+    );
+    assert.ok(cluster !== undefined);
+    cluster.publish('r', Opcode.TEXT, Buffer.alloc(1001));
+    assert.equal(cluster.metrics().broker_publish_dropped, 1);
+    assert.equal(planScaleOut({ broker: 'redis://127.0.0.1:6379' }, false).maxInFlightBytes, undefined);
+  });
 
   test('"cluster" in a config file → exit 2 pointing to --broker', async () => {
     const files = tempDir();

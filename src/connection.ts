@@ -579,6 +579,9 @@ export class Connection implements ParserHandlers {
       this.sentCloseCode = code;
       this.writeNow(this.control(Opcode.CLOSE, closePayload(code, truncateReason(reason))));
     }
+    // Nothing the peer sends from now on changes the outcome: a flooding peer
+    // must not keep the parser busy (or holding a partial message) until the socket closes.
+    this.parser?.dispose();
     if (!this.socket.writableEnded) this.socket.end();
     this.armCloseTimer();
   }

@@ -116,8 +116,8 @@ export class FrameParser {
   }
 
   /**
-   * Stops parsing for good and gives back what an incomplete message held.
-   * For when the connection is gone without a close frame or an error.
+   * Stops parsing for good and gives back what an incomplete message held:
+   * for when the connection failed or is gone, and nothing more it sends matters.
    */
   dispose(): void {
     this.state = DONE;
@@ -272,7 +272,7 @@ export class FrameParser {
         this.controlPayload = data.subarray(start, end);
       } else {
         // At most 125 bytes, copied so that no chunk stays pinned by them.
-        if (offset === 0) this.controlPayload = Buffer.allocUnsafe(offset + length + this.remaining);
+        if (offset === 0) this.controlPayload = Buffer.allocUnsafe(length + this.remaining);
         data.copy(this.controlPayload!, offset, start, end);
       }
       return true;

@@ -27,16 +27,16 @@ async function rawPeer(port: number, room: string): Promise<RawPeer> {
 }
 
 describe('hardening: frames', () => {
-  test('a message sent as 20,000 one-byte frames is refused with 1009 at the frame cap', async () => {
+  test('a message sent as 70,000 one-byte frames is refused with 1009 at the frame cap', async () => {
     const hub = await startHub();
     const peer = await rawPeer(hub.port, 'frag');
     const frames: Buffer[] = [clientFrame(Opcode.BINARY, Buffer.from([0]), false)];
-    for (let i = 1; i < 20_000; i++)
-      frames.push(clientFrame(Opcode.CONTINUATION, Buffer.from([i & 0xff]), i === 19_999));
+    for (let i = 1; i < 70_000; i++)
+      frames.push(clientFrame(Opcode.CONTINUATION, Buffer.from([i & 0xff]), i === 69_999));
     peer.socket.write(Buffer.concat(frames));
     const close = await peer.waitFor((f) => f.opcode === Opcode.CLOSE, 5_000);
     assert.equal(closeInfo(close).code, CloseCode.MESSAGE_TOO_BIG);
-    assert.match(closeInfo(close).reason, /more than 16384 frames/);
+    assert.match(closeInfo(close).reason, /more than 65536 frames/);
     await peer.waitClosed(5_000);
     const metrics = hub.ws.metrics();
     assert.equal(metrics.fragment_limit_closes, 1);
@@ -123,7 +123,7 @@ describe('hardening: frames', () => {
 describe('hardening: frame and memory options', () => {
   test('defaults, the outbound cap following sendQueueBytes, and refused values', () => {
     const defaults = resolveConfig({ allowUnauthenticated: true });
-    assert.equal(defaults.maxFragments, 16_384);
+    assert.equal(defaults.maxFragments, 65_536);
     assert.equal(defaults.maxPartialMessageBytes, 256 * 1024 * KiB);
     assert.equal(defaults.maxPingRate, 100);
     assert.equal(defaults.maxOutboundBytes, 32 * 1024 * KiB);

@@ -11,7 +11,13 @@ import type { UpgradeRequest } from './protocol/request-head.ts';
 import type { Cluster } from './broker/cluster.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import { validateSecurityConfig } from './auth/security.ts';
-import { MAX_READ_LIMIT, type Connection, type SendBehavior } from './connection.ts';
+import {
+  DEFAULT_MAX_FRAGMENTS,
+  DEFAULT_MAX_PING_RATE,
+  MAX_READ_LIMIT,
+  type Connection,
+  type SendBehavior,
+} from './connection.ts';
 import { ConfigError } from './errors.ts';
 import type { RoomValidator, TextValidationOptions } from './validation.ts';
 
@@ -28,6 +34,8 @@ export interface WshubConfig {
   sendTimeout: number;
   writeTimeout: number;
   sendBehavior: SendBehavior;
+  /** Queue plus socket bytes past which a connection is destroyed (0 = no cap; default 2 × sendQueueBytes). */
+  maxOutboundBytes: number;
   // -- routes --
   wsRoutePath: string;
   broadcastPath: string;
@@ -60,6 +68,12 @@ export interface WshubConfig {
   handshakeTimeout: number;
   maxHeaderSize: number;
   fragmentSize: number;
+  /** Frames one incoming message may be split into (0 = no limit). */
+  maxFragments: number;
+  /** Bytes all incomplete incoming messages may hold together (0 = no budget). */
+  maxPartialMessageBytes: number;
+  /** Pings a client may send per second (0 = no limit). */
+  maxPingRate: number;
   selectProtocol?: ProtocolSelector | undefined;
   // -- scale-out --
   /** Share rooms and broadcasts with other nodes (see docs/SCALE-OUT.md); call `start()` before serving. */
@@ -82,6 +96,7 @@ export function defaultConfig(): WshubConfig {
     sendTimeout: 200,
     writeTimeout: 10_000,
     sendBehavior: 'block',
+    maxOutboundBytes: 32 * 1024 * 1024,
     wsRoutePath: '/ws',
     broadcastPath: '/_admin/broadcast',
     broadcastEnabled: false,
@@ -101,6 +116,9 @@ export function defaultConfig(): WshubConfig {
     handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT,
     maxHeaderSize: DEFAULT_MAX_HEADER_SIZE,
     fragmentSize: 0,
+    maxFragments: DEFAULT_MAX_FRAGMENTS,
+    maxPartialMessageBytes: 256 * 1024 * 1024,
+    maxPingRate: DEFAULT_MAX_PING_RATE,
     messageValidation: {},
   };
 }
@@ -123,6 +141,10 @@ const NUMERIC_OPTIONS = [
   'handshakeTimeout',
   'maxHeaderSize',
   'fragmentSize',
+  'maxOutboundBytes',
+  'maxFragments',
+  'maxPartialMessageBytes',
+  'maxPingRate',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Options whose values are code or live objects (functions, authenticators, a cluster), never data. */
@@ -165,6 +187,14 @@ export function resolveConfig(input: Partial<WshubConfig>): WshubConfig {
   if (config.sendQueueSize < 1) throw new ConfigError('sendQueueSize', 'must be at least 1');
   if (config.readLimit < 1 || config.readLimit > MAX_READ_LIMIT) {
     throw new ConfigError('readLimit', `must be between 1 and ${MAX_READ_LIMIT}`);
+  }
+  // Unset, the outbound cap follows the queue size: a full queue plus as much again in the socket.
+  if (input.maxOutboundBytes === undefined) config.maxOutboundBytes = 2 * config.sendQueueBytes;
+  if (config.maxOutboundBytes > 0 && config.maxOutboundBytes < config.sendQueueBytes) {
+    throw new ConfigError('maxOutboundBytes', 'must be 0 (no cap) or at least sendQueueBytes');
+  }
+  if (config.maxPartialMessageBytes > 0 && config.maxPartialMessageBytes < config.readLimit) {
+    throw new ConfigError('maxPartialMessageBytes', 'must be 0 (no budget) or at least readLimit');
   }
   if (!['block', 'drop', 'close'].includes(config.sendBehavior)) {
     throw new ConfigError('sendBehavior', 'must be "block", "drop" or "close"');

@@ -23,6 +23,7 @@ import {
   type DataOpcode,
 } from './protocol/frame.ts';
 import { FrameParser, type ParserHandlers } from './protocol/parser.ts';
+import type { ResourceGuard } from './resource-guard.ts';
 
 /** What to do with a message when the connection's send queue is full. */
 export type SendBehavior = 'block' | 'drop' | 'close';
@@ -50,6 +51,17 @@ export interface ConnectionOptions {
   closeTimeout: number;
   /** Messages larger than this are sent as several frames (0 = never fragment). */
   fragmentSize: number;
+  /** Most frames one incoming message may be split into; more closes with 1009 (0 = no limit). */
+  maxFragments?: number;
+  /** Pings the peer may send per second; more closes with 1008 (0 = no limit). */
+  maxPingRate?: number;
+  /**
+   * Bytes that may wait to go out (send queue plus socket buffer) before the
+   * connection is destroyed at once (0 = no cap; unset = 2 × sendQueueBytes).
+   */
+  maxOutboundBytes?: number;
+  /** Budget for incomplete messages and abuse counters shared by a server's connections. */
+  guard?: ResourceGuard | undefined;
 }
 
 /** Defaults for a connection (SPEC §5). */
@@ -65,8 +77,28 @@ export function defaultConnectionOptions(): ConnectionOptions {
     pongWait: 30_000,
     closeTimeout: 5_000,
     fragmentSize: 0,
+    maxFragments: DEFAULT_MAX_FRAGMENTS,
+    maxPingRate: DEFAULT_MAX_PING_RATE,
   };
 }
+
+/**
+ * Default frame cap per message. Frames are copied into one buffer, so their
+ * number costs no memory; the cap bounds per-frame work on one message.
+ * Browsers do not fragment; libraries that do use frames of a few KiB (4 KiB
+ * frames still carry 256 MiB), and 4 MiB in 64-byte frames, the finest
+ * fragmentation of the Autobahn suite, is exactly 65,536 frames.
+ */
+export const DEFAULT_MAX_FRAGMENTS = 65_536;
+
+/**
+ * Default ping rate cap: browsers never send pings and client heartbeats
+ * come every few seconds, so 100 a second is far above any real client.
+ */
+export const DEFAULT_MAX_PING_RATE = 100;
+
+/** Length of the window pings are counted in (ms). */
+const PING_WINDOW_MS = 1_000;
 
 /** Hard upper bound for `readLimit`. */
 export const MAX_READ_LIMIT = 64 * 1024 * 1024;
@@ -143,6 +175,11 @@ export class Connection implements ParserHandlers {
   private receivedClose = false;
   private closeCode: number = CloseCode.ABNORMAL;
   private closeReason = '';
+  /** Start of the current ping counting window, and pings seen in it. */
+  private pingWindowStart = 0;
+  private pingCount = 0;
+  /** Payload of the latest ping still owed a pong (only the latest is answered). */
+  private pendingPong: Buffer | null = null;
   private sweeper: Sweeper | null;
   private meta: Map<string, unknown> | null = null;
   private closedWaiters: Array<(info: { code: number; reason: string }) => void> | null = null;
@@ -271,12 +308,15 @@ export class Connection implements ParserHandlers {
     const socket = this.socket;
     if (this.queuedCount === 0 && !socket.writableNeedDrain) {
       if (!whole) this.cork();
+      // Not checked against maxOutboundBytes: the socket was not backed up, so
+      // this adds one message (or one turn's batch) past its high-water mark,
+      // as an empty queue takes one message of any size; what follows is queued.
       if (!socket.write(frames)) this.stalledSince = performance.now();
       return SendStatus.QUEUED;
     }
     if (this.hasRoom(frames.length, count) && (this.waiters === null || this.waiters.length === 0)) {
       this.enqueue(frames, count);
-      return SendStatus.QUEUED;
+      return this.overflowed() ? SendStatus.CLOSED : SendStatus.QUEUED;
     }
     return this.full(count);
   }
@@ -286,6 +326,28 @@ export class Connection implements ParserHandlers {
     (this.queueCounts ??= []).push(count);
     this.queuedCount += count;
     this.queuedBytes += frames.length;
+  }
+
+  /**
+   * Destroys the connection, without a close handshake, when the bytes
+   * waiting to go out pass `maxOutboundBytes`: whatever got them there, a
+   * peer that does not read must not make the server hold more. Called
+   * only where bytes were just added to a socket that is backed up.
+   */
+  private overflowed(): boolean {
+    const options = this.options;
+    const cap = options.maxOutboundBytes ?? 2 * options.sendQueueBytes;
+    if (cap <= 0) return false;
+    const waiting = this.queuedBytes + this.socket.writableLength;
+    if (waiting <= cap || this.socket.destroyed) return false;
+    if (options.guard !== undefined) options.guard.outboundOverflowCloses++;
+    this.handlers.error?.(this, new Error(`outbound bytes ${waiting} over the cap of ${cap}`));
+    // No close frame: it would only wait behind the bytes the peer does not read.
+    if (this.state === OPEN) this.state = CLOSING;
+    this.discardQueue();
+    this.pendingPong = null;
+    this.socket.destroy();
+    return true;
   }
 
   private hasRoom(length: number, count: number): boolean {
@@ -351,6 +413,7 @@ export class Connection implements ParserHandlers {
       clearTimeout(waiter.timer);
       this.enqueue(waiter.frame, waiter.count);
       waiter.resolve();
+      if (this.overflowed()) return;
     }
   }
 
@@ -400,14 +463,23 @@ export class Connection implements ParserHandlers {
 
   /** @internal Socket drained. */
   drained(): void {
-    if (this.state !== CLOSED) this.flush();
+    if (this.state === CLOSED) return;
+    const pong = this.pendingPong;
+    if (pong !== null) {
+      this.pendingPong = null;
+      if (this.state === OPEN) this.writeNow(this.control(Opcode.PONG, pong));
+    }
+    this.flush();
   }
 
   /** Writes a control frame ahead of the send queue. */
   private writeNow(frame: Buffer): void {
     if (this.socket.destroyed) return;
     this.cork();
-    if (!this.socket.write(frame) && this.stalledSince === 0) this.stalledSince = performance.now();
+    if (!this.socket.write(frame)) {
+      if (this.stalledSince === 0) this.stalledSince = performance.now();
+      this.overflowed();
+    }
   }
 
   private discardQueue(): void {
@@ -472,6 +544,8 @@ export class Connection implements ParserHandlers {
     socket.off('close', onSocketClose);
     delete socket[CONN];
     this.state = CLOSED;
+    this.parser?.dispose();
+    this.parser = null;
     this.sweeper?.delete(this);
   }
 
@@ -507,6 +581,9 @@ export class Connection implements ParserHandlers {
       this.sentCloseCode = code;
       this.writeNow(this.control(Opcode.CLOSE, closePayload(code, truncateReason(reason))));
     }
+    // Nothing the peer sends from now on changes the outcome: a flooding peer
+    // must not keep the parser busy (or holding a partial message) until the socket closes.
+    this.parser?.dispose();
     if (!this.socket.writableEnded) this.socket.end();
     this.armCloseTimer();
   }
@@ -518,6 +595,8 @@ export class Connection implements ParserHandlers {
     const parser = (this.parser ??= new FrameParser(this, {
       maxMessageSize: this.options.readLimit,
       expectMasked: this.role === 'server',
+      maxFragments: this.options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+      accounting: this.options.guard,
     }));
     parser.push(chunk);
   }
@@ -554,7 +633,29 @@ export class Connection implements ParserHandlers {
 
   /** @internal */
   onPing(payload: Buffer): void {
-    if (this.state === OPEN) this.writeNow(this.control(Opcode.PONG, payload));
+    if (this.state !== OPEN) return;
+    const rate = this.options.maxPingRate ?? DEFAULT_MAX_PING_RATE;
+    if (rate > 0) {
+      const now = performance.now();
+      if (now - this.pingWindowStart >= PING_WINDOW_MS) {
+        this.pingWindowStart = now;
+        this.pingCount = 0;
+      }
+      if (++this.pingCount > rate) {
+        const guard = this.options.guard;
+        if (guard !== undefined) guard.pingFloodCloses++;
+        this.handlers.error?.(this, new Error(`ping flood: more than ${rate} pings in a second`));
+        this.fail(CloseCode.POLICY_VIOLATION, 'too many pings');
+        return;
+      }
+    }
+    // Only the latest ping needs an answer (RFC 6455 §5.5.3), and a pong
+    // written into a socket the peer does not read would pile up unbounded.
+    if (this.pendingPong !== null || this.socket.writableNeedDrain) {
+      this.pendingPong = Buffer.from(payload);
+      return;
+    }
+    this.writeNow(this.control(Opcode.PONG, payload));
   }
 
   /** @internal */
@@ -617,6 +718,8 @@ export class Connection implements ParserHandlers {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     this.discardQueue();
+    this.pendingPong = null;
+    this.parser?.dispose();
     this.parser = null;
     if (!this.receivedClose && this.sentCloseCode !== undefined && this.closeCode === CloseCode.ABNORMAL) {
       this.closeCode = this.sentCloseCode;

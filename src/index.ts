@@ -22,6 +22,7 @@ export {
   defaultConnectionOptions,
 } from './connection.ts';
 export type { ConnectionHandlers, ConnectionOptions, ConnectionState, SendBehavior } from './connection.ts';
+export { ResourceGuard, type ResourceGuardMetrics } from './resource-guard.ts';
 export { handleUpgrade, BEARER_PROTOCOL_PREFIX, BROWSER_PROTOCOL } from './upgrade.ts';
 export type { UpgradeConfig, UpgradeMetrics } from './upgrade.ts';
 export { boundedServerOptions, type ProtocolSelector } from './accept.ts';

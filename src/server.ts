@@ -23,6 +23,7 @@ import { checkMethod, checkUpgradeHeaders, rejection, type Rejection } from './p
 import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from './upgrade.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
 import { interceptUpgrades } from './raw-upgrade.ts';
+import { ResourceGuard, type ResourceGuardMetrics } from './resource-guard.ts';
 import { validateTextMessage, type TextValidationOptions } from './validation.ts';
 
 /** Close code for a connection whose token expired while it was open. */
@@ -35,7 +36,8 @@ export interface LogEntry {
   [field: string]: unknown;
 }
 
-export interface ServerMetrics extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics> {
+export interface ServerMetrics
+  extends HubMetrics, UpgradeMetrics, ResourceGuardMetrics, Partial<ClusterMetrics> {
   /** Admin broadcast requests refused for missing or wrong credentials. */
   admin_auth_failures: number;
 }
@@ -63,6 +65,8 @@ export class WshubServer {
   private readonly adminAuthFailures = new AuthFailureLog(ADMIN_AUTH_LOG_INTERVAL_MS, (count, remote) =>
     this.log({ level: 'warn', event: 'admin_auth_failed', count, remote }),
   );
+  /** Partial-message budget and abuse counters shared by this server's connections. */
+  private readonly guard: ResourceGuard;
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -85,6 +89,7 @@ export class WshubServer {
     this.textValidation = c.messageValidation === false ? null : c.messageValidation;
     const tokenAuthenticator: TokenAuthenticator | undefined =
       c.tokenAuthenticator ?? (c.secret !== undefined ? new HS256TokenAuthenticator(c.secret) : undefined);
+    this.guard = new ResourceGuard(c.maxPartialMessageBytes);
     const connection: ConnectionOptions = {
       readLimit: c.readLimit,
       sendQueueSize: c.sendQueueSize,
@@ -96,6 +101,10 @@ export class WshubServer {
       pongWait: c.pongWait,
       closeTimeout: c.closeTimeout,
       fragmentSize: c.fragmentSize,
+      maxFragments: c.maxFragments,
+      maxPingRate: c.maxPingRate,
+      maxOutboundBytes: c.maxOutboundBytes,
+      guard: this.guard,
     };
     this.pipeline = {
       hub: this.hub,
@@ -278,6 +287,7 @@ export class WshubServer {
     return {
       ...this.hub.metrics(),
       ...this.upgradeMetrics,
+      ...this.guard.metrics(),
       admin_auth_failures: this.adminAuthFailures.total,
       ...this.hub.clusterMetrics(),
     };

@@ -59,6 +59,11 @@ flags:
   --send-queue N                 messages queued per connection (default 256)
   --send-timeout MS              how long a blocked send waits (default 200)
   --read-limit BYTES             largest message accepted (default 16777216)
+  --max-partial-message-bytes BYTES
+                                 bytes all incomplete incoming messages may hold together;
+                                 past it a connection is closed with 1013 (default 268435456)
+  --max-outbound-bytes BYTES     bytes waiting to go out to one connection before it is
+                                 destroyed (default twice the send queue bytes, 33554432)
   --message-validation MODE      text message checks: strict or off (default strict)
   --tls-cert FILE --tls-key FILE serve https and wss with this PEM certificate and key
   --log-level LEVEL              debug, info, warn or error (default info)
@@ -103,6 +108,8 @@ const SERVE_FLAGS = {
   'send-queue': { type: 'string' },
   'send-timeout': { type: 'string' },
   'read-limit': { type: 'string' },
+  'max-partial-message-bytes': { type: 'string' },
+  'max-outbound-bytes': { type: 'string' },
   'message-validation': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -179,6 +186,8 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     sendQueueSize: optionalInt('send-queue', flags['send-queue'], 1),
     sendTimeout: optionalInt('send-timeout', flags['send-timeout']),
     readLimit: optionalInt('read-limit', flags['read-limit'], 1, MAX_READ_LIMIT),
+    maxPartialMessageBytes: optionalInt('max-partial-message-bytes', flags['max-partial-message-bytes']),
+    maxOutboundBytes: optionalInt('max-outbound-bytes', flags['max-outbound-bytes']),
   };
   const validation = oneOf('message-validation', flags['message-validation'], ['strict', 'off'] as const);
   if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};

@@ -5,6 +5,14 @@
  * with its close code, at the byte where it is detected, and the parser then
  * ignores all further input. So does a received close frame.
  *
+ * Memory: a message that arrives as one frame inside one chunk is handed
+ * over as a view of that chunk (no copy). Anything else (a fragmented
+ * message, or a frame split across chunks) is copied into one buffer owned
+ * by the message, so what the parser holds is the payload received so far
+ * plus a constant, however the peer frames it, and no socket chunk stays
+ * pinned by a tiny fragment. That buffer is reserved from an optional
+ * shared budget and released when the message completes or fails.
+ *
  * States: HEADER → PAYLOAD → HEADER … → DONE.
  */
 import { CloseCode, ProtocolError, isValidCloseCode } from './close.ts';
@@ -22,9 +30,22 @@ export interface ParserHandlers {
   onError(error: ProtocolError): void;
 }
 
+/** Accounting shared by many parsers for the bytes their incomplete messages hold. */
+export interface InboundAccounting {
+  /** Takes `bytes` from the budget; false (nothing taken) when that would overspend it. */
+  reserve(bytes: number): boolean;
+  release(bytes: number): void;
+  /** A message was refused for having more frames than `maxFragments`. */
+  fragmentLimitHit(): void;
+}
+
 export interface ParserOptions {
   /** Largest message in bytes, summed over its fragments (0 = no limit). */
   maxMessageSize: number;
+  /** Most frames one data message may be split into (0 = no limit). */
+  maxFragments?: number;
+  /** Where buffers of incomplete messages are reserved; none = unaccounted. */
+  accounting?: InboundAccounting | undefined;
   /** Server side: every frame must be masked. Client side: none may be. */
   expectMasked: boolean;
   /** Whether RSV1 was negotiated by an extension (first frame of a data message only). */
@@ -40,6 +61,12 @@ const MAX_HEADER = 14;
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Smallest buffer allocated for an incomplete message: tiny fragments then
+ * cost a few reallocations instead of one per doubling from a single byte.
+ */
+const MIN_ASSEMBLY = 4096;
+
 export class FrameParser {
   private state = HEADER;
   /** Header bytes left over from the previous chunk (< MAX_HEADER). */
@@ -53,12 +80,18 @@ export class FrameParser {
   private masked = false;
   private remaining = 0;
   private frameOffset = 0;
-  private controlPieces: Buffer[] = [];
+  /** Payload of the control frame being read (a view, or a copy when it spans chunks). */
+  private controlPayload: Buffer | null = null;
 
   // The data message being assembled.
   private messageOpcode: DataOpcode | 0 = 0;
   private messageBytes = 0;
-  private fragments: Buffer[] = [];
+  /** Frames of the current message so far. */
+  private fragmentCount = 0;
+  /** A whole single-frame message that arrived in one chunk: a view, no copy. */
+  private single: Buffer | null = null;
+  /** Owned buffer of any other message; its length is what is reserved from the budget. */
+  private assembly: Buffer | null = null;
   private compressed = false;
   private readonly utf8 = new Utf8Validator();
 
@@ -75,6 +108,21 @@ export class FrameParser {
   /** Whether the current message had RSV1 set on its first frame. */
   get messageCompressed(): boolean {
     return this.compressed;
+  }
+
+  /** Bytes of buffer held for the incomplete message (what is reserved from the budget). */
+  get heldBytes(): number {
+    return this.assembly === null ? 0 : this.assembly.length;
+  }
+
+  /**
+   * Stops parsing for good and gives back what an incomplete message held:
+   * for when the connection failed or is gone, and nothing more it sends matters.
+   */
+  dispose(): void {
+    this.state = DONE;
+    this.releaseMessage();
+    this.controlPayload = null;
   }
 
   /**
@@ -152,6 +200,13 @@ export class FrameParser {
       if (this.messageOpcode === 0)
         return this.fail(CloseCode.PROTOCOL_ERROR, 'continuation without a message');
       if (rsv1) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set on a continuation frame');
+      // Every frame costs a header parse and a copy call even when its payload
+      // is empty or one byte, so the count is bounded as well as the bytes.
+      const maxFragments = this.options.maxFragments ?? 0;
+      if (++this.fragmentCount > maxFragments && maxFragments > 0) {
+        this.options.accounting?.fragmentLimitHit();
+        return this.fail(CloseCode.MESSAGE_TOO_BIG, `message split into more than ${maxFragments} frames`);
+      }
     } else if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) {
       if (this.messageOpcode !== 0)
         return this.fail(CloseCode.PROTOCOL_ERROR, 'new message inside a fragmented one');
@@ -183,6 +238,7 @@ export class FrameParser {
       }
       if (opcode !== Opcode.CONTINUATION) {
         this.messageOpcode = opcode as DataOpcode;
+        this.fragmentCount = 1;
         this.compressed = rsv1;
         this.utf8.reset();
       }
@@ -205,23 +261,76 @@ export class FrameParser {
 
   /** Takes `data[start, end)` as the next payload bytes of the current frame. */
   private payload(data: Buffer, start: number, end: number): boolean {
-    if (this.masked) applyMask(data, this.mask, start, end, this.frameOffset);
-    const piece = data.subarray(start, end);
-    this.frameOffset += end - start;
-    this.remaining -= end - start;
+    const offset = this.frameOffset;
+    if (this.masked) applyMask(data, this.mask, start, end, offset);
+    const length = end - start;
+    this.frameOffset = offset + length;
+    this.remaining -= length;
+    const whole = offset === 0 && this.remaining === 0;
     if (this.opcode >= 0x8) {
-      this.controlPieces.push(piece);
+      if (whole) {
+        this.controlPayload = data.subarray(start, end);
+      } else {
+        // At most 125 bytes, copied so that no chunk stays pinned by them.
+        if (offset === 0) this.controlPayload = Buffer.allocUnsafe(length + this.remaining);
+        data.copy(this.controlPayload!, offset, start, end);
+      }
       return true;
     }
+    const piece = data.subarray(start, end);
     // Text is validated as it arrives so that invalid UTF-8 fails fast;
     // compressed text can only be checked after inflation.
     if (this.messageOpcode === Opcode.TEXT && !this.compressed && !this.utf8.push(piece)) {
       this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in text message');
       return false;
     }
-    this.fragments.push(piece);
-    this.messageBytes += piece.length;
+    if (whole && this.fin && this.assembly === null) {
+      this.single = piece;
+      this.messageBytes = length;
+      return true;
+    }
+    const needed = this.messageBytes + length;
+    if (this.assembly === null || needed > this.assembly.length) {
+      if (!this.grow(needed)) return false;
+    }
+    data.copy(this.assembly!, this.messageBytes, start, end);
+    this.messageBytes = needed;
     return true;
+  }
+
+  /**
+   * Makes the message buffer hold at least `needed` bytes, doubling so that
+   * many small fragments cost amortised O(1) copies each. Never past the
+   * read limit, nor past the end of the message once its last frame is
+   * being read. False after failing the connection when the budget is spent.
+   */
+  private grow(needed: number): boolean {
+    const old = this.assembly;
+    const oldSize = old === null ? 0 : old.length;
+    let size = Math.max(needed, oldSize * 2, MIN_ASSEMBLY);
+    const limit = this.options.maxMessageSize;
+    if (limit > 0 && size > limit) size = limit;
+    if (this.fin && size > needed + this.remaining) size = needed + this.remaining;
+    const accounting = this.options.accounting;
+    if (accounting !== undefined && !accounting.reserve(size - oldSize)) {
+      this.fail(CloseCode.TRY_AGAIN_LATER, 'server is short of memory for incomplete messages');
+      return false;
+    }
+    const next = Buffer.allocUnsafe(size);
+    if (old !== null) old.copy(next, 0, 0, this.messageBytes);
+    this.assembly = next;
+    return true;
+  }
+
+  /** Drops the incomplete message and gives its buffer back to the budget. */
+  private releaseMessage(): void {
+    const assembly = this.assembly;
+    if (assembly !== null) {
+      this.assembly = null;
+      this.options.accounting?.release(assembly.length);
+    }
+    this.single = null;
+    this.messageBytes = 0;
   }
 
   /** Called when the current frame's payload is complete; false when parsing must stop. */
@@ -234,24 +343,25 @@ export class FrameParser {
       this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
       return false;
     }
-    const fragments = this.fragments;
-    const data =
-      fragments.length === 1
-        ? fragments[0]!
-        : fragments.length === 0
+    let data = this.single;
+    if (data === null) {
+      const assembly = this.assembly;
+      data =
+        assembly === null
           ? EMPTY
-          : Buffer.concat(fragments, this.messageBytes);
-    this.fragments = [];
-    this.messageBytes = 0;
+          : assembly.length === this.messageBytes
+            ? assembly
+            : assembly.subarray(0, this.messageBytes);
+    }
+    this.releaseMessage();
     this.messageOpcode = 0;
     this.handlers.onMessage(opcode, data);
     return this.state !== DONE;
   }
 
   private controlDone(): boolean {
-    const pieces = this.controlPieces;
-    const payload = pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces);
-    this.controlPieces = [];
+    const payload = this.controlPayload ?? EMPTY;
+    this.controlPayload = null;
     switch (this.opcode) {
       case Opcode.PING:
         this.handlers.onPing(payload);
@@ -285,6 +395,7 @@ export class FrameParser {
       reason = reasonBytes.toString('utf8');
     }
     this.state = DONE;
+    this.releaseMessage();
     this.handlers.onClose(code, reason);
     return false;
   }
@@ -292,8 +403,8 @@ export class FrameParser {
   /** Reports a protocol error and stops parsing; returns -1 for readHeader. */
   private fail(closeCode: number, message: string): -1 {
     this.state = DONE;
-    this.fragments = [];
-    this.controlPieces = [];
+    this.releaseMessage();
+    this.controlPayload = null;
     this.handlers.onError(new ProtocolError(closeCode, message));
     return -1;
   }

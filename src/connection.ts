@@ -130,6 +130,9 @@ const OPEN = 0;
 const CLOSING = 1;
 const CLOSED = 2;
 
+/** Bytes a peer may still send after its close frame or a protocol error before reading stops. */
+const MAX_IGNORED_BYTES = 64 * 1024;
+
 /** Connection state as seen from outside. */
 export type ConnectionState = 'open' | 'closing' | 'closed';
 
@@ -599,6 +602,11 @@ export class Connection implements ParserHandlers {
       accounting: this.options.guard,
     }));
     parser.push(chunk);
+    // After a close frame or a protocol error the peer has nothing more to
+    // say; one that keeps sending would have us read and discard at line
+    // rate until closeTimeout destroys the socket. Reading stops instead
+    // (destroying now could reset the connection before our close frame is read).
+    if (parser.ignoredBytes > MAX_IGNORED_BYTES) this.socket.pause();
   }
 
   /** @internal ParserHandlers */

@@ -105,6 +105,9 @@ export class FrameParser {
     return this.state === DONE;
   }
 
+  /** Bytes pushed after the parser finished (they are dropped unread). */
+  ignoredBytes = 0;
+
   /** Whether the current message had RSV1 set on its first frame. */
   get messageCompressed(): boolean {
     return this.compressed;
@@ -131,6 +134,10 @@ export class FrameParser {
    * over ownership: it must not reuse or share the buffer afterwards.
    */
   push(chunk: Buffer): void {
+    if (this.state === DONE) {
+      this.ignoredBytes += chunk.length;
+      return;
+    }
     let data = chunk;
     let pos = 0;
     if (this.pending !== null) {

@@ -118,6 +118,37 @@ describe('hardening: frames', () => {
     other.conn.close(1000);
     await other.conn.closed();
   });
+
+  test('after a protocol error the server stops reading what the client keeps sending', async () => {
+    const conns: Connection[] = [];
+    const hub = await startHub({ onConnect: (conn) => void conns.push(conn) });
+    const peer = await RawPeer.connect(hub.port, {
+      path: '/ws?room=after-error',
+      headers: await authHeaders(),
+      allowHalfOpen: true,
+    });
+    const server = conns[0]!;
+    // RSV2 without an extension: 1002, then a flood of well-formed frames for half a second.
+    peer.socket.write(Buffer.from([0xa2, 0x80, 0, 0, 0, 0]));
+    const flood = Buffer.concat(
+      Array.from({ length: 64 }, () => clientFrame(Opcode.BINARY, Buffer.alloc(1024, 7))),
+    );
+    const started = performance.now();
+    let sent = 0;
+    while (performance.now() - started < 500) {
+      if (peer.socket.writableLength < 256 * KiB) {
+        peer.socket.write(flood);
+        sent += flood.length;
+      }
+      await delay(1);
+    }
+    const close = await peer.waitFor((f) => f.opcode === Opcode.CLOSE, 3_000);
+    assert.equal(closeInfo(close).code, CloseCode.PROTOCOL_ERROR);
+    const read = server.socket.bytesRead;
+    assert.ok(sent > 4 * 1024 * KiB, `the client sent ${sent} bytes`);
+    assert.ok(read < 1024 * KiB, `the server read ${read} of ${sent} bytes after the error`);
+    peer.socket.destroy();
+  });
 });
 
 describe('hardening: frame and memory options', () => {

@@ -125,6 +125,8 @@ export interface RawPeerOptions {
   headers?: Record<string, string>;
   /** Answer pings with pongs (default false: a peer that ignores them). */
   autoPong?: boolean;
+  /** Keep sending after the server's FIN, as a hostile client may (default false). */
+  allowHalfOpen?: boolean;
 }
 
 /**
@@ -160,7 +162,7 @@ export class RawPeer {
 
   /** Connects to `port` on 127.0.0.1 and completes the opening handshake. */
   static async connect(port: number, options: RawPeerOptions = {}): Promise<RawPeer> {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
     const peer = new RawPeer(socket, options.autoPong ?? false);
     const key = randomBytes(16).toString('base64');
     let request =

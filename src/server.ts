@@ -17,6 +17,7 @@ import type { ClusterMetrics } from './broker/cluster.ts';
 import { resolveConfig, type WshubConfig } from './config.ts';
 import { CloseError, ConfigError } from './errors.ts';
 import type { Connection, ConnectionHandlers, ConnectionOptions } from './connection.ts';
+import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from './handshake-guard.ts';
 import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
 import { Opcode } from './protocol/frame.ts';
 import { checkMethod, checkUpgradeHeaders, rejection, type Rejection } from './protocol/handshake.ts';
@@ -35,7 +36,8 @@ export interface LogEntry {
   [field: string]: unknown;
 }
 
-export interface ServerMetrics extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics> {}
+export interface ServerMetrics
+  extends HubMetrics, UpgradeMetrics, HandshakeMetrics, Partial<ClusterMetrics> {}
 
 export interface Health {
   status: 'healthy' | 'unhealthy';
@@ -57,6 +59,7 @@ export class WshubServer {
   private readonly pipeline: UpgradeConfig;
   private readonly textValidation: Partial<TextValidationOptions> | null;
   private readonly expiryTimers = new Map<Connection, NodeJS.Timeout>();
+  private readonly guard: HandshakeGuard;
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -113,6 +116,12 @@ export class WshubServer {
         }),
       onConnect: (conn, request) => this.connected(conn, request),
     };
+    this.guard = new HandshakeGuard({
+      timeout: c.handshakeTimeout,
+      maxPending: c.maxPendingHandshakes,
+      maxPerAddress: c.maxPendingHandshakesPerAddress,
+      onLimit: (report) => this.log({ level: 'warn', event: 'handshake_limit', ...report }),
+    });
   }
 
   // ---- wiring --------------------------------------------------------------
@@ -179,6 +188,8 @@ export class WshubServer {
 
   /** Runs the upgrade pipeline for a request already known to target `wsRoutePath`. */
   private upgrade(request: UpgradeRequest, socket: Duplex, head: Buffer): void {
+    // The deadline also covers the steps that may wait (token, room authorizer).
+    if (!this.guard.enterPipeline(socket)) return;
     // Until a Connection owns the socket, an error must not crash the process.
     socket.on('error', ignore);
     const failed = (error: unknown) => {
@@ -186,7 +197,9 @@ export class WshubServer {
       reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
     };
     const owned = (conn: Connection | null) => {
-      if (conn !== null) socket.off('error', ignore);
+      if (conn === null) return;
+      socket.off('error', ignore);
+      this.guard.release(socket);
     };
     try {
       const result = handleUpgrade(request, socket, head, this.pipeline);
@@ -251,24 +264,32 @@ export class WshubServer {
     tls?: HttpsOptions,
   ): Server {
     const bounds = boundedServerOptions(this.config.handshakeTimeout, this.config.maxHeaderSize);
-    const server = tls ? createHttpsServer({ ...bounds, ...tls }) : createHttpServer(bounds);
+    // node:tls would otherwise allow 120 s for the TLS handshake alone.
+    const server = tls
+      ? createHttpsServer({ ...bounds, handshakeTimeout: this.config.handshakeTimeout, ...tls })
+      : createHttpServer(bounds);
     if (fallback !== undefined) server.on('request', fallback);
     this.attach(server);
     if (!tls) {
       interceptUpgrades(server, {
         path: this.config.wsRoutePath,
         maxHeaderSize: this.config.maxHeaderSize,
-        handshakeTimeout: this.config.handshakeTimeout,
         upgrade: (request, socket, head) => this.upgrade(request, socket, head),
       });
     }
+    this.guard.protect(server, tls !== undefined);
     return server;
   }
 
   // ---- state -----------------------------------------------------------------
 
   metrics(): ServerMetrics {
-    return { ...this.hub.metrics(), ...this.upgradeMetrics, ...this.hub.clusterMetrics() };
+    return {
+      ...this.hub.metrics(),
+      ...this.upgradeMetrics,
+      ...this.guard.metrics(),
+      ...this.hub.clusterMetrics(),
+    };
   }
 
   /**
@@ -316,7 +337,7 @@ class Mount {
       // Another upgrade handler (registered by the application) may serve this path.
       if (server.listenerCount('upgrade') === 1) {
         reject({ socket }, rejection(404, 'NOT_FOUND', 'no WebSocket endpoint at this path', 'not_found'));
-      }
+      } else releaseHandshake(socket);
     });
     const previous = server.listeners('request') as Array<
       (req: IncomingMessage, res: ServerResponse) => void

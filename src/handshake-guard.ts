@@ -7,17 +7,19 @@
  *   head *and* any asynchronous pipeline step (token, room authorizer); an
  *   idle timer would be reset by every trickled byte;
  * - a cap per client address, past which a newcomer gets 429;
- * - a cap in total, past which the oldest pending handshake is dropped to
- *   make room, so a client that sends its head promptly always gets in
- *   however many slow sockets are held open (the reserve that keeps
- *   /healthz and new clients served: established connections need no new
- *   descriptor);
+ * - a cap in total, past which a pending handshake is dropped to make
+ *   room: the oldest one of the address holding the most. A client that
+ *   sends its head promptly thus gets in however many slow sockets are held
+ *   open (the reserve that keeps /healthz and new clients served;
+ *   established connections need no new descriptor), and even a flood that
+ *   churns faster than the pool turns over takes its own sockets, not the
+ *   one of a client with a single handshake in flight;
  * - a FIN from the client, which ends the handshake at once.
  *
  * All deadlines are `timeout` after admission, so admission order is also
  * deadline order: one insertion-ordered Set and one timer, armed for the
- * oldest entry, enforce them all. Per handshake this costs a Set insert and
- * delete and a Map counter, never a timer.
+ * oldest entry, enforce them all. Per handshake this costs a few Set and
+ * Map operations, never a timer.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -76,12 +78,20 @@ interface Pending {
   stage: Stage;
 }
 
+/** The pending handshakes of one address, oldest first. */
+interface AddressGroup {
+  entries: Set<Pending>;
+}
+
 const ENTRY = Symbol('wshub.handshake');
 type Tracked = Duplex & { [ENTRY]?: Pending | undefined };
 
 export class HandshakeGuard {
   private readonly pending = new Set<Pending>();
-  private readonly perAddress = new Map<string, number>();
+  private readonly perAddress = new Map<string, AddressGroup>();
+  /** Groups by their number of pending handshakes (index), to find the largest in O(1). */
+  private readonly bySize: Array<Set<AddressGroup>> = [];
+  private largest = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly counters: HandshakeMetrics = {
     handshakes_pending: 0,
@@ -150,7 +160,7 @@ export class HandshakeGuard {
     if (socket.destroyed) return false;
     const address = addressKey(socket.remoteAddress);
     const { maxPending, maxPerAddress, timeout } = this.options;
-    const count = this.perAddress.get(address) ?? 0;
+    const count = this.perAddress.get(address)?.entries.size ?? 0;
     if (maxPerAddress > 0 && count >= maxPerAddress) {
       this.counters.handshakes_refused_per_address++;
       this.unlogged.refused_per_address++;
@@ -165,13 +175,14 @@ export class HandshakeGuard {
       return false;
     }
     if (maxPending > 0 && this.pending.size >= maxPending) {
-      const oldest = this.pending.values().next().value as Pending;
+      const group = this.bySize[this.largest]!.values().next().value as AddressGroup;
+      const victim = group.entries.values().next().value as Pending;
       this.counters.handshakes_evicted++;
       this.unlogged.evicted++;
-      this.noteLimit(oldest.address);
-      this.untrack(oldest);
-      oldest.io.destroy();
-      oldest.socket.destroy();
+      this.noteLimit(victim.address);
+      this.untrack(victim);
+      victim.io.destroy();
+      victim.socket.destroy();
     }
     const entry: Pending = {
       guard: this,
@@ -183,7 +194,7 @@ export class HandshakeGuard {
       stage,
     };
     this.pending.add(entry);
-    this.perAddress.set(address, count + 1);
+    this.join(entry);
     (socket as Tracked)[ENTRY] = entry;
     (io as Tracked)[ENTRY] = entry;
     socket.on('close', onClose);
@@ -196,15 +207,32 @@ export class HandshakeGuard {
   /** @internal */
   untrack(entry: Pending): void {
     if (!this.pending.delete(entry)) return;
-    const left = (this.perAddress.get(entry.address) ?? 1) - 1;
-    if (left > 0) this.perAddress.set(entry.address, left);
-    else this.perAddress.delete(entry.address);
+    this.leave(entry);
     entry.socket.off('close', onClose);
     entry.socket.off('end', onEnd);
     entry.io.off('end', onEnd);
     // Assigning (not deleting) keeps the socket objects in fast-property mode.
     (entry.socket as Tracked)[ENTRY] = undefined;
     (entry.io as Tracked)[ENTRY] = undefined;
+  }
+
+  private join(entry: Pending): void {
+    let group = this.perAddress.get(entry.address);
+    if (group === undefined) this.perAddress.set(entry.address, (group = { entries: new Set() }));
+    else this.bySize[group.entries.size]!.delete(group);
+    group.entries.add(entry);
+    const size = group.entries.size;
+    (this.bySize[size] ??= new Set()).add(group);
+    if (size > this.largest) this.largest = size;
+  }
+
+  private leave(entry: Pending): void {
+    const group = this.perAddress.get(entry.address)!;
+    this.bySize[group.entries.size]!.delete(group);
+    group.entries.delete(entry);
+    if (group.entries.size > 0) this.bySize[group.entries.size]!.add(group);
+    else this.perAddress.delete(entry.address);
+    while (this.largest > 0 && this.bySize[this.largest]!.size === 0) this.largest--;
   }
 
   private arm(deadline: number): void {

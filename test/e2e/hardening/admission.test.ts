@@ -244,6 +244,31 @@ describe('pending handshake caps', () => {
     client.conn.terminate();
     for (const p of slow) p.socket.destroy();
   });
+
+  test('eviction takes from the address holding the most, not a lone older handshake', async () => {
+    const hub = await startHub({
+      allowUnauthenticated: true,
+      maxPendingHandshakes: 6,
+      maxPendingHandshakesPerAddress: 0,
+    });
+    // A lone slow client (the oldest of all), then a flood from one address.
+    const lone = await probe(hub.port, '127.0.0.3');
+    lone.socket.write('GET /ws?room=a HTTP/1.1\r\n');
+    await waitForConnections(hub.server, 1);
+    const flood: Probe[] = [];
+    for (let i = 0; i < 5; i++) {
+      const p = await probe(hub.port, '127.0.0.2');
+      p.socket.write('GET /ws?room=a HTTP/1.1\r\n');
+      flood.push(p);
+      await waitForConnections(hub.server, i + 2);
+    }
+    const client = await connectClient(hub.url('/ws?room=a'));
+    await within(flood[0]!.closed, 1_000, 'eviction of the oldest flood socket');
+    assert.equal(lone.socket.destroyed, false, 'the lone handshake stays');
+    assert.equal(hub.ws.metrics().handshakes_evicted, 1);
+    client.conn.terminate();
+    for (const p of [lone, ...flood]) p.socket.destroy();
+  });
 });
 
 test('per-address keys: IPv4 as is (also when mapped), IPv6 per /64', () => {

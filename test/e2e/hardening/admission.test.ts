@@ -147,6 +147,38 @@ describe('absolute handshake deadline', () => {
     await assertNoLeaks(hub.server, { processSockets: false });
   });
 
+  for (const verdict of [true, false]) {
+    test(`an authorizer that answers ${verdict} after the deadline changes nothing`, async () => {
+      const logs: LogEntry[] = [];
+      let answered = false;
+      const hub = await startHub({
+        handshakeTimeout: 500,
+        allowUnauthenticated: true,
+        roomAuthorizer: {
+          authorize: async () => {
+            await sleep(900);
+            answered = true;
+            return verdict;
+          },
+        },
+      });
+      hub.ws.log = (entry) => logs.push(entry);
+      const response = await rawHttp(hub.port, upgradeHead(hub.port, { path: '/ws?room=a' }), '', 3_000);
+      assert.equal(response.status, 503, response.body);
+      await waitFor(() => answered, 2_000, 'the late answer');
+      await sleep(50);
+      const m = hub.ws.metrics();
+      assert.equal(m.active_connections, 0, 'no connection joined after the deadline');
+      assert.equal(m.room_registrations, 0);
+      assert.deepEqual(
+        logs.map((e) => e.event).filter((e) => e !== 'handshake_limit'),
+        [],
+        'no upgrade_rejected or connected line for a socket already answered',
+      );
+      await assertNoLeaks(hub.server, { processSockets: false });
+    });
+  }
+
   test('attach(): the deadline covers an authorizer that never answers, from the upgrade event', async () => {
     const ws = createWshub({
       handshakeTimeout: 600,

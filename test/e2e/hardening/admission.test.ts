@@ -10,6 +10,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { boundedServerOptions } from '../../../src/accept.ts';
+import { ConfigError } from '../../../src/errors.ts';
 import { addressKey } from '../../../src/handshake-guard.ts';
 import type { LogEntry } from '../../../src/server.ts';
 import { createWshub } from '../../../src/server.ts';
@@ -301,6 +302,22 @@ describe('pending handshake caps', () => {
     client.conn.terminate();
     for (const p of [lone, ...flood]) p.socket.destroy();
   });
+});
+
+test('the caps are validated: whole numbers, 0 for unlimited', () => {
+  for (const key of ['maxPendingHandshakes', 'maxPendingHandshakesPerAddress'] as const) {
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      assert.throws(
+        () => createWshub({ allowUnauthenticated: true, [key]: bad }),
+        ConfigError,
+        `${key}=${bad}`,
+      );
+    }
+    assert.equal(createWshub({ allowUnauthenticated: true, [key]: 0 }).config[key], 0);
+  }
+  const defaults = createWshub({ allowUnauthenticated: true }).config;
+  assert.equal(defaults.maxPendingHandshakes, 1024);
+  assert.equal(defaults.maxPendingHandshakesPerAddress, 64);
 });
 
 test('per-address keys: IPv4 as is (also when mapped), IPv6 per /64', () => {

@@ -65,6 +65,8 @@ export const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
 
 type Stage = 'head' | 'pipeline';
 
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
 interface Pending {
   guard: HandshakeGuard;
   /** The TCP socket: its 'close' ends tracking, also under TLS. */
@@ -236,7 +238,9 @@ export class HandshakeGuard {
   }
 
   private arm(deadline: number): void {
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(deadline - performance.now())));
+    // setTimeout fires after 1 ms for delays past 2^31 - 1: that would spin on a very long timeout.
+    const delay = Math.min(MAX_TIMER_DELAY, Math.max(0, Math.ceil(deadline - performance.now())));
+    this.timer = setTimeout(() => this.sweep(), delay);
     this.timer.unref();
   }
 

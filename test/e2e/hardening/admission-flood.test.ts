@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -134,6 +134,9 @@ test('under a slowloris flood /healthz, new clients and established clients are 
   const received = new MessageQueue();
   const sender = await dial(url, { timeoutMs: 3_000 });
   const listener = await dial(url, { timeoutMs: 3_000, handlers: received.handlers });
+  const rssOf = () =>
+    /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve.child.pid}/status`, 'utf8'))?.[1] ?? '?';
+  const rssBefore = rssOf();
   const flood = new Flood(serve.port);
   const newcomers: Array<Awaited<ReturnType<typeof dial>>> = [];
   try {
@@ -160,16 +163,17 @@ test('under a slowloris flood /healthz, new clients and established clients are 
       assert.equal(message.text, `round ${round}`);
       const broadcastMs = performance.now() - t2;
       const descriptors = readdirSync(`/proc/${serve.child.pid}/fd`).length;
+      const rss = rssOf();
       assert.ok(descriptors < FD_LIMIT - 64, `the server holds ${descriptors} descriptors`);
       console.log(
         `round ${round}: healthz ${healthMs.toFixed(0)} ms, upgrade ${upgradeMs.toFixed(0)} ms, ` +
-          `broadcast ${broadcastMs.toFixed(0)} ms; server descriptors ${descriptors}; ` +
+          `broadcast ${broadcastMs.toFixed(0)} ms; server descriptors ${descriptors}, RSS ${rss} kB; ` +
           `flood ${flood.live.size} live, ${flood.attempts} attempts, ` +
           `${flood.closedByServer} dropped by the server`,
       );
       await sleep(300);
     }
-    console.log(`flood of ${FLOOD} opened in ${openedIn.toFixed(0)} ms`);
+    console.log(`flood of ${FLOOD} opened in ${openedIn.toFixed(0)} ms; server RSS before: ${rssBefore} kB`);
     assert.ok(flood.closedByServer > 0, 'the server dropped slow sockets to make room');
     assert.match(serve.stderr(), /"event":"handshake_limit"/, 'the limit was logged');
   } finally {

@@ -67,6 +67,10 @@ export interface WshubConfig {
   closeTimeout: number;
   handshakeTimeout: number;
   maxHeaderSize: number;
+  /** Handshakes in progress at once; past it the oldest is dropped for the newcomer (0 = unlimited). */
+  maxPendingHandshakes: number;
+  /** Handshakes in progress from one address (IPv6: one /64); past it 429 (0 = unlimited). */
+  maxPendingHandshakesPerAddress: number;
   fragmentSize: number;
   /** Frames one incoming message may be split into (0 = no limit). */
   maxFragments: number;
@@ -115,6 +119,8 @@ export function defaultConfig(): WshubConfig {
     closeTimeout: 5_000,
     handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT,
     maxHeaderSize: DEFAULT_MAX_HEADER_SIZE,
+    maxPendingHandshakes: 1024,
+    maxPendingHandshakesPerAddress: 64,
     fragmentSize: 0,
     maxFragments: DEFAULT_MAX_FRAGMENTS,
     maxPartialMessageBytes: 256 * 1024 * 1024,
@@ -140,6 +146,8 @@ const NUMERIC_OPTIONS = [
   'closeTimeout',
   'handshakeTimeout',
   'maxHeaderSize',
+  'maxPendingHandshakes',
+  'maxPendingHandshakesPerAddress',
   'fragmentSize',
   'maxOutboundBytes',
   'maxFragments',
@@ -185,6 +193,9 @@ export function resolveConfig(input: Partial<WshubConfig>): WshubConfig {
   }
   if (config.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
   if (config.sendQueueSize < 1) throw new ConfigError('sendQueueSize', 'must be at least 1');
+  for (const key of ['maxPendingHandshakes', 'maxPendingHandshakesPerAddress'] as const) {
+    if (!Number.isInteger(config[key])) throw new ConfigError(key, 'must be a whole number');
+  }
   if (config.readLimit < 1 || config.readLimit > MAX_READ_LIMIT) {
     throw new ConfigError('readLimit', `must be between 1 and ${MAX_READ_LIMIT}`);
   }

@@ -3,6 +3,7 @@
  */
 export { WshubServer, createWshub, TOKEN_EXPIRED_CLOSE_CODE } from './server.ts';
 export type { Health, LogEntry, ServerMetrics } from './server.ts';
+export type { HandshakeMetrics, HandshakeLimitReport } from './handshake-guard.ts';
 export { defaultConfig, resolveConfig, CONFIG_KEYS } from './config.ts';
 export type { WshubConfig, MessageHandler } from './config.ts';
 export { Hub, defaultHubOptions, isRejected } from './hub.ts';

@@ -4,7 +4,8 @@
  * WebSocket path, handed to the pipeline without node:http. Every other
  * request (pages, the admin endpoint, other paths) is given, bytes intact,
  * to the http.Server's own parser. This saves memory per connection and CPU
- * per handshake; the checks are the same either way.
+ * per handshake; the checks are the same either way. The time bound (from
+ * accept, absolute) is the HandshakeGuard's, which runs in front of this.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -16,8 +17,6 @@ export interface RawUpgradeOptions {
   path: string;
   /** Largest request head, in bytes (431 beyond). */
   maxHeaderSize: number;
-  /** Time allowed for the complete head, in ms (408 after). */
-  handshakeTimeout: number;
   /** Takes a parsed upgrade request. */
   upgrade(request: UpgradeRequest, socket: Socket, head: Buffer): void;
 }
@@ -48,7 +47,6 @@ export function interceptUpgrades(server: Server, options: RawUpgradeOptions): v
     (socket as SniffSocket)[SNIFF] = { chunks: [], size: 0, options, handOff };
     socket.on('data', onData);
     socket.on('error', onError);
-    socket.setTimeout(options.handshakeTimeout, onTimeout);
   });
 }
 
@@ -90,7 +88,6 @@ function onData(this: SniffSocket, chunk: Buffer): void {
 function stopSniffing(socket: SniffSocket): void {
   socket.off('data', onData);
   socket.off('error', onError);
-  socket.setTimeout(0);
   // Assigning (not deleting) keeps the socket object in fast-property mode.
   socket[SNIFF] = undefined;
 }
@@ -110,11 +107,6 @@ function refuse(socket: SniffSocket, status: number, code: string, message: stri
   socket.on('error', ignore);
   socket.end(rejectionResponse(rejection(status, code, message, 'validation')));
   setTimeout(destroy, 2_000, socket).unref();
-}
-
-function onTimeout(this: SniffSocket): void {
-  if (this[SNIFF] === undefined) return;
-  refuse(this, 408, 'REQUEST_TIMEOUT', 'the upgrade request did not arrive in time');
 }
 
 function onError(this: SniffSocket): void {

@@ -17,6 +17,7 @@ import type { ClusterMetrics } from './broker/cluster.ts';
 import { resolveConfig, type WshubConfig } from './config.ts';
 import { CloseError, ConfigError } from './errors.ts';
 import type { Connection, ConnectionHandlers, ConnectionOptions } from './connection.ts';
+import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from './handshake-guard.ts';
 import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
 import { Opcode } from './protocol/frame.ts';
 import { checkMethod, checkUpgradeHeaders, rejection, type Rejection } from './protocol/handshake.ts';
@@ -37,7 +38,7 @@ export interface LogEntry {
 }
 
 export interface ServerMetrics
-  extends HubMetrics, UpgradeMetrics, ResourceGuardMetrics, Partial<ClusterMetrics> {
+  extends HubMetrics, UpgradeMetrics, HandshakeMetrics, ResourceGuardMetrics, Partial<ClusterMetrics> {
   /** Admin broadcast requests refused for missing or wrong credentials. */
   admin_auth_failures: number;
 }
@@ -66,7 +67,9 @@ export class WshubServer {
     this.log({ level: 'warn', event: 'admin_auth_failed', count, remote }),
   );
   /** Partial-message budget and abuse counters shared by this server's connections. */
-  private readonly guard: ResourceGuard;
+  private readonly resources: ResourceGuard;
+  /** Deadlines and caps of handshakes in progress. */
+  private readonly handshakes: HandshakeGuard;
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -89,7 +92,7 @@ export class WshubServer {
     this.textValidation = c.messageValidation === false ? null : c.messageValidation;
     const tokenAuthenticator: TokenAuthenticator | undefined =
       c.tokenAuthenticator ?? (c.secret !== undefined ? new HS256TokenAuthenticator(c.secret) : undefined);
-    this.guard = new ResourceGuard(c.maxPartialMessageBytes);
+    this.resources = new ResourceGuard(c.maxPartialMessageBytes);
     const connection: ConnectionOptions = {
       readLimit: c.readLimit,
       sendQueueSize: c.sendQueueSize,
@@ -104,7 +107,7 @@ export class WshubServer {
       maxFragments: c.maxFragments,
       maxPingRate: c.maxPingRate,
       maxOutboundBytes: c.maxOutboundBytes,
-      guard: this.guard,
+      guard: this.resources,
     };
     this.pipeline = {
       hub: this.hub,
@@ -128,6 +131,12 @@ export class WshubServer {
         }),
       onConnect: (conn, request) => this.connected(conn, request),
     };
+    this.handshakes = new HandshakeGuard({
+      timeout: c.handshakeTimeout,
+      maxPending: c.maxPendingHandshakes,
+      maxPerAddress: c.maxPendingHandshakesPerAddress,
+      onLimit: (report) => this.log({ level: 'warn', event: 'handshake_limit', ...report }),
+    });
   }
 
   // ---- wiring --------------------------------------------------------------
@@ -194,6 +203,8 @@ export class WshubServer {
 
   /** Runs the upgrade pipeline for a request already known to target `wsRoutePath`. */
   private upgrade(request: UpgradeRequest, socket: Duplex, head: Buffer): void {
+    // The deadline also covers the steps that may wait (token, room authorizer).
+    if (!this.handshakes.enterPipeline(socket)) return;
     // Until a Connection owns the socket, an error must not crash the process.
     socket.on('error', ignore);
     const failed = (error: unknown) => {
@@ -201,7 +212,9 @@ export class WshubServer {
       reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
     };
     const owned = (conn: Connection | null) => {
-      if (conn !== null) socket.off('error', ignore);
+      if (conn === null) return;
+      socket.off('error', ignore);
+      this.handshakes.release(socket);
     };
     try {
       const result = handleUpgrade(request, socket, head, this.pipeline);
@@ -267,17 +280,20 @@ export class WshubServer {
     tls?: HttpsOptions,
   ): Server {
     const bounds = boundedServerOptions(this.config.handshakeTimeout, this.config.maxHeaderSize);
-    const server = tls ? createHttpsServer({ ...bounds, ...tls }) : createHttpServer(bounds);
+    // node:tls would otherwise allow 120 s for the TLS handshake alone.
+    const server = tls
+      ? createHttpsServer({ ...bounds, handshakeTimeout: this.config.handshakeTimeout, ...tls })
+      : createHttpServer(bounds);
     if (fallback !== undefined) server.on('request', fallback);
     this.attach(server);
     if (!tls) {
       interceptUpgrades(server, {
         path: this.config.wsRoutePath,
         maxHeaderSize: this.config.maxHeaderSize,
-        handshakeTimeout: this.config.handshakeTimeout,
         upgrade: (request, socket, head) => this.upgrade(request, socket, head),
       });
     }
+    this.handshakes.protect(server, tls !== undefined);
     return server;
   }
 
@@ -287,7 +303,8 @@ export class WshubServer {
     return {
       ...this.hub.metrics(),
       ...this.upgradeMetrics,
-      ...this.guard.metrics(),
+      ...this.handshakes.metrics(),
+      ...this.resources.metrics(),
       admin_auth_failures: this.adminAuthFailures.total,
       ...this.hub.clusterMetrics(),
     };
@@ -339,7 +356,7 @@ class Mount {
       // Another upgrade handler (registered by the application) may serve this path.
       if (server.listenerCount('upgrade') === 1) {
         reject({ socket }, rejection(404, 'NOT_FOUND', 'no WebSocket endpoint at this path', 'not_found'));
-      }
+      } else releaseHandshake(socket);
     });
     const previous = server.listeners('request') as Array<
       (req: IncomingMessage, res: ServerResponse) => void

@@ -81,6 +81,8 @@ export function handleUpgrade(
   config: UpgradeConfig,
 ): MaybeAsync<Connection | null> {
   const refuse = (r: Rejection): null => {
+    // The handshake deadline may have closed the socket while a step waited.
+    if (socket.destroyed) return null;
     config.onReject?.(request, r);
     reject({ socket }, r);
     return null;

@@ -55,6 +55,11 @@ flags:
   --max-room-connections N       connections per room (0 = unlimited)
   --max-room-registrations N     room memberships in the whole hub (0 = unlimited)
   --max-connection-rate N        new joins per second, hub-wide (0 = unlimited)
+  --max-pending-handshakes N     handshakes in progress at once; past it the oldest
+                                 is dropped for the newcomer (default 1024, 0 = unlimited)
+  --max-pending-handshakes-per-ip N
+                                 handshakes in progress per client address (IPv6: per /64);
+                                 past it 429 (default 64, 0 = unlimited)
   --send-behavior MODE           full send queue: block, drop or close (default block)
   --send-queue N                 messages queued per connection (default 256)
   --send-timeout MS              how long a blocked send waits (default 200)
@@ -104,6 +109,8 @@ const SERVE_FLAGS = {
   'max-room-connections': { type: 'string' },
   'max-room-registrations': { type: 'string' },
   'max-connection-rate': { type: 'string' },
+  'max-pending-handshakes': { type: 'string' },
+  'max-pending-handshakes-per-ip': { type: 'string' },
   'send-behavior': { type: 'string' },
   'send-queue': { type: 'string' },
   'send-timeout': { type: 'string' },
@@ -182,6 +189,11 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     maxRoomConnections: optionalInt('max-room-connections', flags['max-room-connections']),
     maxRoomRegistrations: optionalInt('max-room-registrations', flags['max-room-registrations']),
     maxConnectionRate: optionalInt('max-connection-rate', flags['max-connection-rate']),
+    maxPendingHandshakes: optionalInt('max-pending-handshakes', flags['max-pending-handshakes']),
+    maxPendingHandshakesPerAddress: optionalInt(
+      'max-pending-handshakes-per-ip',
+      flags['max-pending-handshakes-per-ip'],
+    ),
     sendBehavior: oneOf('send-behavior', flags['send-behavior'], ['block', 'drop', 'close'] as const),
     sendQueueSize: optionalInt('send-queue', flags['send-queue'], 1),
     sendTimeout: optionalInt('send-timeout', flags['send-timeout']),

@@ -78,6 +78,8 @@ export interface ProbeStats {
   /** Over the successful probes, in ms. */
   p50Ms: number;
   maxMs: number;
+  /** Longest a failed probe waited before it failed (timeouts, resets), in ms. */
+  failedMaxMs: number;
 }
 
 export interface AttackResult {
@@ -194,6 +196,10 @@ function probeStats(samples: Sample[], kind: ProbeKind): ProbeStats {
     errors: tally(failed.map((s) => s.err ?? 'error')),
     p50Ms: quantile(ok, 0.5),
     maxMs: quantile(ok, 1),
+    failedMaxMs: quantile(
+      failed.map((s) => s.ms),
+      1,
+    ),
   };
 }
 
@@ -233,10 +239,11 @@ async function waitForRecovery(server: AttackServer): Promise<number | undefined
 }
 
 /** What happened to the server, from its exit and stderr. */
-function crashText(exit: ServerExit, stderr: string): string {
+function crashText(exit: ServerExit, stderr: string, attackStart: number): string {
   const how = exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
   const why = /heap out of memory|Allocation failed[^\n]*/i.exec(stderr)?.[0];
-  return `SERVER DIED after ${formatMs(exit.atMs)}: ${how}${why !== undefined ? ` (${why})` : ''}`;
+  const when = formatMs(exit.at - attackStart);
+  return `SERVER DIED ${when} into the attack: ${how}${why !== undefined ? ` (${why})` : ''}`;
 }
 
 async function runAttack(
@@ -255,7 +262,8 @@ async function runAttack(
       ...(attack.victimRoom === 'protected' ? ['--room-passwords', passwordFile] : []),
     ],
   };
-  const command = commandLine(launch);
+  // The password file lives in a temporary folder; its path says nothing to a reader.
+  const command = commandLine(launch).replace(passwordFile, 'PASSWORDS.json');
   log(`\n== ${attack.name}: ${attack.description}\n   server: ${command}`);
   const server = await startServer(launch);
   const result: AttackResult = {
@@ -321,7 +329,7 @@ async function runAttack(
     if (server.exit !== undefined) {
       result.serverExit = server.exit;
       result.serverStderrTail = server.stderr().slice(-1500);
-      parts.push(crashText(server.exit, server.stderr()));
+      parts.push(crashText(server.exit, server.stderr(), t0));
     }
     if (result.attack !== undefined) parts.push(result.attack.summary);
     if (result.error !== undefined) parts.push(`attack failed: ${result.error}`);
@@ -346,7 +354,8 @@ function probeCell(stats: ProbeStats): string {
   if (stats.count === 0) return '–';
   const times = stats.failed === stats.count ? '–' : `${formatMs(stats.p50Ms)} / ${formatMs(stats.maxMs)}`;
   if (stats.failed === 0) return times;
-  return `${times} (${stats.failed}/${stats.count} failed: ${tallyText(stats.errors)})`;
+  const waited = stats.failedMaxMs >= 1000 ? ` after up to ${formatMs(stats.failedMaxMs)}` : '';
+  return `${times} (${stats.failed}/${stats.count} failed${waited}: ${tallyText(stats.errors)})`;
 }
 
 function cell(text: string): string {
@@ -355,14 +364,15 @@ function cell(text: string): string {
 
 export function renderTable(run: AttackRun): string {
   const rows = run.attacks.map((r) => {
+    // A server that stays up but does not answer after the attack is part of the outcome.
     const recovery =
-      r.recoveryMs === undefined
-        ? r.serverExit !== undefined
-          ? ''
-          : ` Healthz not back within ${RECOVERY_MAX_MS / 1000} s.`
-        : r.recoveryMs > 500
-          ? ` Healthz back ${formatMs(r.recoveryMs)} after the attack.`
-          : '';
+      r.serverExit !== undefined
+        ? ''
+        : r.recoveryMs === undefined
+          ? `; /healthz still not answering ${RECOVERY_MAX_MS / 1000} s after the attack`
+          : r.recoveryMs > 500
+            ? `; /healthz answered again ${formatMs(r.recoveryMs)} after the attack`
+            : '';
     return (
       `| ${r.name} | ${cell(r.outcome + recovery)} | ${mb(r.rssBaselineBytes)} → ${mb(r.rssPeakBytes)} | ` +
       `${r.cpuSeconds.toFixed(1)} | ${cell(probeCell(r.victim.healthz))} | ${cell(probeCell(r.victim.upgrade))} | ` +

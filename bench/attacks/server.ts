@@ -37,6 +37,8 @@ export interface ServerExit {
   signal: string | null;
   /** Milliseconds after start. */
   atMs: number;
+  /** performance.now() at the exit. */
+  at: number;
 }
 
 /** Fields of /proc/<pid>/stat after the command name: [state, ppid, …]. */
@@ -124,7 +126,7 @@ export class AttackServer {
     });
     this.exited = new Promise((resolve) => {
       const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        this.exit ??= { code, signal, atMs: performance.now() - this.startedAt };
+        this.exit ??= { code, signal, atMs: performance.now() - this.startedAt, at: performance.now() };
         resolve();
       };
       if (child.exitCode !== null || child.signalCode !== null) done(child.exitCode, child.signalCode);

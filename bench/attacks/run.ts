@@ -13,7 +13,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -68,6 +68,8 @@ const RECOVERY_MAX_MS = 12_000;
 const TAIL_MIN_MS = 3000;
 /** Grace beyond an attack's own budget before the runner stops waiting for it. */
 const OVERRUN_MS = 10_000;
+/** Descriptors the harness needs for the slowloris sockets and the rest. */
+const MIN_FD_LIMIT = 4096;
 
 /** p50 / max of one victim probe over the attack window. */
 export interface ProbeStats {
@@ -390,6 +392,16 @@ function renderParameters(run: AttackRun): string {
   return run.attacks.map((r) => `- **${r.name}**: ${r.description}. Server: \`${r.command}\``).join('\n');
 }
 
+/** The soft limit on open files of this process, from /proc/self/limits. */
+function openFileLimit(): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- main -------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -460,6 +472,12 @@ async function main(): Promise<void> {
     ],
     attacks: [],
   };
+  const fdLimit = openFileLimit();
+  if (fdLimit !== undefined && fdLimit < MIN_FD_LIMIT && selected.includes(slowloris)) {
+    const note = `The harness's own descriptor limit is ${fdLimit} (ulimit -n); slowloris needs ${MIN_FD_LIMIT}.`;
+    run.notes.push(note);
+    log(`warning: ${note}`);
+  }
   const t0 = performance.now();
   try {
     for (const attack of selected) {

@@ -11,7 +11,8 @@
  *   text message every 250 ms, the other times its arrival.
  *
  * Each probe gives up after PROBE_TIMEOUT_MS. On `stop` (stdin) the victim
- * prints `samples <json>` and exits; probes still waiting are reported as
+ * starts no more probes, gives those under way one more second, prints
+ * `samples <json>` and exits; probes still waiting then are reported as
  * failures with the time they had waited.
  *
  * Run by bench/attacks/run.ts: node --import tsx bench/attacks/victim.ts '<json options>'
@@ -27,6 +28,8 @@ const HEALTHZ_EVERY_MS = 250;
 const UPGRADE_EVERY_MS = 500;
 const BROADCAST_EVERY_MS = 250;
 const RECONNECT_AFTER_MS = 1000;
+/** After `stop`, how long probes already under way may still finish. */
+const STOP_GRACE_MS = 1000;
 
 export interface VictimOptions {
   port: number;
@@ -200,17 +203,31 @@ const timers = [
 ];
 process.stdout.write('ready\n');
 
-createInterface({ input: process.stdin }).on('line', (line) => {
+const commands = createInterface({ input: process.stdin });
+// Without its runner there is nobody to report to.
+commands.on('close', () => {
+  if (!stopping) process.exit(1);
+});
+commands.on('line', (line) => {
   if (line.trim() !== 'stop') return;
   for (const timer of timers) clearInterval(timer);
-  const at = performance.now();
-  for (const entry of pending) {
-    samples.push({ k: entry.k, t: entry.t, ms: at - entry.started, ok: false, err: 'unanswered at end' });
-  }
-  const end = now();
-  for (const entry of sent.values()) {
-    samples.push({ k: 'broadcast', t: entry.t, ms: end - entry.at, ok: false, err: 'unanswered at end' });
-  }
-  stopping = true;
-  process.stdout.write(`samples ${JSON.stringify(samples)}\n`, () => process.exit(0));
+  // Probes sent just before the stop deserve their usual short answer time.
+  const waitUntil = performance.now() + STOP_GRACE_MS;
+  const finish = (): void => {
+    if ((pending.size > 0 || sent.size > 0) && performance.now() < waitUntil) {
+      setTimeout(finish, 50);
+      return;
+    }
+    const at = performance.now();
+    for (const entry of pending) {
+      samples.push({ k: entry.k, t: entry.t, ms: at - entry.started, ok: false, err: 'unanswered at end' });
+    }
+    const end = now();
+    for (const entry of sent.values()) {
+      samples.push({ k: 'broadcast', t: entry.t, ms: end - entry.at, ok: false, err: 'unanswered at end' });
+    }
+    stopping = true;
+    process.stdout.write(`samples ${JSON.stringify(samples)}\n`, () => process.exit(0));
+  };
+  finish();
 });

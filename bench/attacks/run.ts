@@ -97,8 +97,8 @@ export interface AttackResult {
   rssPeakBytes: number;
   cpuSeconds: number;
   attackMs: number;
-  /** From the end of the attack until /healthz answered 200 again; undefined if it never did. */
-  recoveryMs: number | undefined;
+  /** From the end of the attack until /healthz answered 200 again; null if it never did. */
+  recoveryMs: number | null;
   victim: Record<ProbeKind, ProbeStats>;
   victimBaseline: Record<ProbeKind, ProbeStats>;
   logEvents: Record<string, number>;
@@ -231,13 +231,13 @@ function healthzOk(port: number): Promise<boolean> {
   });
 }
 
-async function waitForRecovery(server: AttackServer): Promise<number | undefined> {
+async function waitForRecovery(server: AttackServer): Promise<number | null> {
   const started = performance.now();
   while (performance.now() - started < RECOVERY_MAX_MS && server.alive()) {
     if (await healthzOk(server.port)) return performance.now() - started;
     await sleep(200);
   }
-  return undefined;
+  return null;
 }
 
 /** What happened to the server, from its exit and stderr. */
@@ -278,7 +278,7 @@ async function runAttack(
     rssPeakBytes: 0,
     cpuSeconds: 0,
     attackMs: 0,
-    recoveryMs: undefined,
+    recoveryMs: null,
     victim: allStats([]),
     victimBaseline: allStats([]),
     logEvents: server.logEvents,
@@ -370,7 +370,7 @@ export function renderTable(run: AttackRun): string {
     const recovery =
       r.serverExit !== undefined
         ? ''
-        : r.recoveryMs === undefined
+        : r.recoveryMs === null
           ? `; /healthz still not answering ${RECOVERY_MAX_MS / 1000} s after the attack`
           : r.recoveryMs > 500
             ? `; /healthz answered again ${formatMs(r.recoveryMs)} after the attack`

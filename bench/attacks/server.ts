@@ -107,10 +107,9 @@ export class AttackServer {
     this.pid = child.pid!;
     this.startedAt = startedAt;
     this.stderrTail = stderrTail;
-    let partial = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
-      this.stderrTail = (this.stderrTail + text).slice(-4000);
+    // The lines written before `listening on` (startup logs) are counted too.
+    let partial = stderrTail;
+    const take = (text: string): void => {
       partial += text;
       let nl: number;
       while ((nl = partial.indexOf('\n')) >= 0) {
@@ -120,6 +119,12 @@ export class AttackServer {
         if (event !== undefined) this.logEvents[event] = (this.logEvents[event] ?? 0) + 1;
       }
       if (partial.length > 65536) partial = '';
+    };
+    take('');
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      this.stderrTail = (this.stderrTail + text).slice(-4000);
+      take(text);
     });
     child.stdout?.on('data', (chunk: Buffer) => {
       this.stdoutTail = (this.stdoutTail + chunk.toString('utf8')).slice(-2000);

@@ -389,7 +389,15 @@ export function renderTable(run: AttackRun): string {
 }
 
 function renderParameters(run: AttackRun): string {
-  return run.attacks.map((r) => `- **${r.name}**: ${r.description}. Server: \`${r.command}\``).join('\n');
+  return run.attacks
+    .map((r) => {
+      const b = r.victimBaseline;
+      const base =
+        `victim before the attack: /healthz ${formatMs(b.healthz.p50Ms)}, new upgrade ${formatMs(b.upgrade.p50Ms)}, ` +
+        `broadcast ${formatMs(b.broadcast.p50Ms)} (p50)`;
+      return `- **${r.name}**: ${r.description}; ${base}. Server: \`${r.command}\``;
+    })
+    .join('\n');
 }
 
 /** The soft limit on open files of this process, from /proc/self/limits. */

@@ -46,6 +46,12 @@ export interface ClusterOptions {
    * spanning a forget is not counted as a gap.
    */
   sequenceIdleTimeout?: number;
+  /**
+   * Longest `close()` takes (ms, default 1000): the goodbye gets at most half
+   * of it, the transport's orderly close the rest, then its connections are
+   * cut. A stalled broker answers nothing, and shutdown must not wait for it.
+   */
+  closeTimeout?: number;
 }
 
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -54,6 +60,10 @@ const MAX_TIMER_DELAY = 2 ** 31 - 1;
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** Default of ClusterOptions.sequenceIdleTimeout (ms). */
 export const DEFAULT_SEQUENCE_IDLE_TIMEOUT = 60_000;
+/** Default of ClusterOptions.closeTimeout (ms). */
+export const DEFAULT_CLOSE_TIMEOUT = 1_000;
+/** Extra wait for a transport that ignores the deadline close() hands it. */
+const CLOSE_GRACE_MS = 250;
 
 /** What the cluster calls back into (the hub). */
 export interface ClusterDelivery {
@@ -137,6 +147,7 @@ export class Cluster {
   private readonly maxInFlight: number;
   private readonly maxInFlightBytes: number;
   private readonly sequenceIdleTimeout: number;
+  private readonly closeTimeout: number;
   private delivery: ClusterDelivery | null = null;
   private readonly active = new Set<string>();
   private readonly toSubscribe = new Set<string>();
@@ -152,6 +163,7 @@ export class Cluster {
   private inFlight = 0;
   private inFlightBytes = 0;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private readonly counters = {
     published: 0,
     received: 0,
@@ -184,6 +196,9 @@ export class Cluster {
     // Longer timer delays overflow into 1 ms in Node, which would forget every sequence at once.
     if (this.sequenceIdleTimeout > MAX_TIMER_DELAY)
       throw new RangeError(`sequenceIdleTimeout must be at most ${MAX_TIMER_DELAY} ms`);
+    this.closeTimeout = positive('closeTimeout', options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT);
+    if (this.closeTimeout > MAX_TIMER_DELAY)
+      throw new RangeError(`closeTimeout must be at most ${MAX_TIMER_DELAY} ms`);
   }
 
   /** The channel carrying a room's broadcasts (null = broadcast to all). */
@@ -425,20 +440,43 @@ export class Cluster {
     };
   }
 
-  /** Says goodbye (so other nodes drop this node's counts at once) and closes the transport. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Says goodbye (so other nodes drop this node's counts at once) and closes
+   * the transport, within `closeTimeout` (plus a short grace for a transport
+   * that ignores its deadline). Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeWithin(this.closeTimeout);
+    return this.closing;
+  }
+
+  private async closeWithin(budget: number): Promise<void> {
+    const deadline = performance.now() + budget;
     if (this.presenceTimer !== null) clearInterval(this.presenceTimer);
     this.presenceTimer = null;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     if (this.transport.connected) {
       const bye = Buffer.from(JSON.stringify({ node: this.nodeId, bye: true }));
-      await this.transport.publish(this.presenceChannel, bye).catch(() => {});
+      // Without the goodbye, other nodes still drop this node after presenceTtl.
+      await within(this.transport.publish(this.presenceChannel, bye), budget / 2);
     }
     this.closed = true;
-    await this.transport.close();
+    const left = Math.max(0, deadline - performance.now());
+    await within(this.transport.close(left), left + CLOSE_GRACE_MS);
   }
+}
+
+/** Waits for `promise` at most `ms` milliseconds; never rejects. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 function positive(option: string, value: number): number {

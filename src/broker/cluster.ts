@@ -15,10 +15,13 @@
  *   a slow broker, and gaps in the per-origin sequence numbers a receiver
  *   sees (messages its members missed, e.g. during an outage).
  * - Every piece of state is bounded: publishes waiting for the broker by
- *   count and bytes, sequence numbers by forgetting rooms without traffic.
+ *   count and bytes, sequence numbers by forgetting rooms without traffic,
+ *   presence announcements by bytes, rooms and parts (a node with many rooms
+ *   splits its counts into several announcements).
  */
 import { randomBytes } from 'node:crypto';
 import type { DataOpcode } from '../protocol/frame.ts';
+import { isValidRoomName } from '../validation.ts';
 import { decodeEnvelope, encodeEnvelope } from './envelope.ts';
 import type { Transport } from './transport.ts';
 
@@ -65,12 +68,33 @@ export const DEFAULT_CLOSE_TIMEOUT = 1_000;
 /** Extra wait for a transport that ignores the deadline close() hands it. */
 const CLOSE_GRACE_MS = 250;
 
+/**
+ * Largest presence announcement a node accepts, in bytes, checked before it
+ * is parsed (so taking one in costs a few milliseconds at most). Every node uses
+ * the same limits, so what one sends the others accept.
+ */
+export const PRESENCE_MAX_BYTES = 64 * 1024;
+/** Most rooms one presence announcement may list. */
+export const PRESENCE_MAX_ROOMS = 2_048;
+/**
+ * Most announcements one node's counts may be split into; with the two
+ * bounds above, a node announces at least ~29,000 rooms with 128-byte names
+ * and up to 131,072 with short ones. Rooms beyond that are left out, the
+ * smallest first, and counted (broker_presence_rooms_omitted).
+ */
+export const PRESENCE_MAX_PARTS = 64;
+/** Room of the announcement's own fields around the rooms (with the longest node id and numbers). */
+const PRESENCE_HEADER_BYTES = 256;
+const NODE_ID = /^[\x21-\x7e]{1,64}$/;
+
 /** What the cluster calls back into (the hub). */
 export interface ClusterDelivery {
   /** A message from another node for `room` (null = every connection). */
   deliver(room: string | null, opcode: DataOpcode, data: Buffer): void;
   /** This node's rooms and their member counts. */
   localCounts(): Map<string, number>;
+  /** The room name policy other nodes' announcements are checked with (default: isValidRoomName). */
+  isValidRoom?(room: string): boolean;
 }
 
 export interface ClusterMetrics {
@@ -90,12 +114,27 @@ export interface ClusterMetrics {
   /** Channels this node numbers its publishes on, and (origin, channel) pairs it checks for gaps. */
   broker_sequences_out: number;
   broker_sequences_in: number;
+  /** Presence announcements refused whole (too large, malformed, too many rooms or parts). */
+  broker_presence_refused: number;
+  /** Room entries skipped in accepted announcements (invalid name or count). */
+  broker_presence_rooms_refused: number;
+  /** This node's rooms left out of its last announcement (more than PRESENCE_MAX_PARTS parts hold). */
+  broker_presence_rooms_omitted: number;
   cluster_nodes: number;
 }
 
 interface NodeCounts {
   rooms: Map<string, number>;
   seenAt: number;
+}
+
+/** The parts of one round of a node's announcement received so far. */
+interface PartialCounts {
+  round: number;
+  parts: number;
+  received: Set<number>;
+  rooms: Map<string, number>;
+  startedAt: number;
 }
 
 /**
@@ -158,6 +197,11 @@ export class Cluster {
   /** The last sequence number seen, per origin node, then per channel. */
   private readonly lastSeen = new Map<string, IdleMap<number>>();
   private readonly nodes = new Map<string, NodeCounts>();
+  /** Split announcements being put together; dropped after presenceTtl if a part never comes. */
+  private readonly partial = new Map<string, PartialCounts>();
+  private presenceRound = 0;
+  private presencePending = 0;
+  private presenceOmitted = 0;
   private presenceTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private inFlight = 0;
@@ -172,6 +216,8 @@ export class Cluster {
     publishDropped: 0,
     gaps: 0,
     reconnects: 0,
+    presenceRefused: 0,
+    presenceRoomsRefused: 0,
   };
   /** Receives errors for logging. */
   onError: (error: Error) => void = () => {};
@@ -226,7 +272,10 @@ export class Cluster {
       error: (error) => this.failed(error),
     });
     await this.transport.subscribe(this.allChannels());
-    this.presenceTimer = setInterval(() => this.announce(), this.presenceInterval);
+    this.presenceTimer = setInterval(() => {
+      this.announce();
+      this.dropStalePartials();
+    }, this.presenceInterval);
     this.presenceTimer.unref();
     this.sweepTimer = setInterval(() => this.sweepSequences(), this.sequenceIdleTimeout);
     this.sweepTimer.unref();
@@ -353,34 +402,114 @@ export class Cluster {
 
   // ---- presence --------------------------------------------------------------------
 
+  /**
+   * Publishes this node's counts as one announcement, or as several parts of
+   * one round when they do not fit in PRESENCE_MAX_BYTES / PRESENCE_MAX_ROOMS.
+   */
   private announce(): void {
     if (this.closed || this.delivery === null || !this.transport.connected) return;
-    const rooms = Object.fromEntries(this.delivery.localCounts());
-    const body = Buffer.from(JSON.stringify({ node: this.nodeId, rooms }));
-    this.transport.publish(this.presenceChannel, body).catch((e: unknown) => this.failed(e));
+    // The last round is still waiting for a stalled broker: another would only pile up behind it.
+    if (this.presencePending > 0) return;
+    const counts = this.delivery.localCounts();
+    let split = splitCounts(counts, this.nodeId);
+    // Only when over the cap: keep the largest rooms, whose counts matter most.
+    if (split.omitted > 0) split = splitCounts(largestFirst(counts), this.nodeId);
+    this.presenceOmitted = split.omitted;
+    this.presenceRound = (this.presenceRound + 1) % 2 ** 32;
+    const head = `{"node":${JSON.stringify(this.nodeId)},"round":${this.presenceRound},"parts":${split.parts.length}`;
+    split.parts.forEach((entries, part) => {
+      const body = Buffer.from(`${head},"part":${part},"rooms":{${entries.join(',')}}}`);
+      this.presencePending++;
+      this.transport.publish(this.presenceChannel, body).then(
+        () => this.presencePending--,
+        (e: unknown) => {
+          this.presencePending--;
+          this.failed(e);
+        },
+      );
+    });
+  }
+
+  private refusePresence(): void {
+    this.counters.presenceRefused++;
   }
 
   private presence(payload: Buffer): void {
-    let message: { node?: unknown; rooms?: unknown; bye?: unknown };
+    if (payload.length > PRESENCE_MAX_BYTES) return this.refusePresence();
+    let message: unknown;
     try {
-      message = JSON.parse(payload.toString('utf8')) as typeof message;
+      message = JSON.parse(payload.toString('utf8'));
     } catch {
-      this.counters.errors++;
+      return this.refusePresence();
+    }
+    if (typeof message !== 'object' || message === null) return this.refusePresence();
+    const { node, bye, rooms, round = 0, part = 0, parts = 1 } = message as Record<string, unknown>;
+    if (typeof node !== 'string' || !NODE_ID.test(node)) return this.refusePresence();
+    if (node === this.nodeId) return;
+    if (bye === true) {
+      this.nodes.delete(node);
+      this.partial.delete(node);
+      this.lastSeen.delete(node);
       return;
     }
-    if (typeof message.node !== 'string' || message.node === this.nodeId) return;
-    if (message.bye === true) {
-      this.nodes.delete(message.node);
-      this.lastSeen.delete(message.node);
-      return;
-    }
-    const rooms = new Map<string, number>();
-    if (typeof message.rooms === 'object' && message.rooms !== null) {
-      for (const [room, count] of Object.entries(message.rooms)) {
-        if (typeof count === 'number' && count > 0) rooms.set(room, count);
+    // Announcements without round/part/parts (one part) are what older nodes send.
+    if (
+      !isIndex(round, 2 ** 32) ||
+      !isIndex(parts, PRESENCE_MAX_PARTS + 1) ||
+      parts === 0 ||
+      !isIndex(part, parts) ||
+      typeof rooms !== 'object' ||
+      rooms === null ||
+      Array.isArray(rooms)
+    )
+      return this.refusePresence();
+    const names = Object.keys(rooms);
+    if (names.length > PRESENCE_MAX_ROOMS) return this.refusePresence();
+
+    const now = performance.now();
+    let into: Map<string, number>;
+    let assembly: PartialCounts | undefined;
+    if (parts === 1) {
+      this.partial.delete(node);
+      into = new Map();
+    } else {
+      assembly = this.partial.get(node);
+      // A new round replaces one that lost a part: the node keeps its last complete counts meanwhile.
+      if (assembly === undefined || assembly.round !== round || assembly.parts !== parts) {
+        assembly = { round, parts, received: new Set(), rooms: new Map(), startedAt: now };
+        this.partial.set(node, assembly);
       }
+      if (assembly.received.has(part)) return this.refusePresence();
+      assembly.received.add(part);
+      into = assembly.rooms;
     }
-    this.nodes.set(message.node, { rooms, seenAt: performance.now() });
+    const delivery = this.delivery;
+    const valid = (room: string): boolean => {
+      try {
+        return delivery?.isValidRoom?.(room) ?? isValidRoomName(room);
+      } catch {
+        // A custom policy that throws on a name refuses it; one node's bad input must not stop this one.
+        return false;
+      }
+    };
+    const table = rooms as Record<string, unknown>;
+    for (const room of names) {
+      const count = table[room];
+      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || !valid(room)) {
+        this.counters.presenceRoomsRefused++;
+        continue;
+      }
+      into.set(room, count);
+    }
+    if (assembly !== undefined && assembly.received.size < assembly.parts) return;
+    this.partial.delete(node);
+    this.nodes.set(node, { rooms: into, seenAt: now });
+  }
+
+  private dropStalePartials(): void {
+    const now = performance.now();
+    for (const [node, assembly] of this.partial)
+      if (now - assembly.startedAt > this.presenceTtl) this.partial.delete(node);
   }
 
   /** Other nodes' counts that are still fresh. */
@@ -436,6 +565,9 @@ export class Cluster {
       broker_in_flight_bytes: this.inFlightBytes,
       broker_sequences_out: this.sequences.size,
       broker_sequences_in: sizeOfAll(this.lastSeen.values()),
+      broker_presence_refused: c.presenceRefused,
+      broker_presence_rooms_refused: c.presenceRoomsRefused,
+      broker_presence_rooms_omitted: this.presenceOmitted,
       cluster_nodes: this.nodeCount(),
     };
   }
@@ -483,6 +615,47 @@ function positive(option: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1)
     throw new RangeError(`${option} must be a positive whole number, got ${String(value)}`);
   return value;
+}
+
+/** Whether `value` is a whole number in [0, end). */
+function isIndex(value: unknown, end: number): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value < end;
+}
+
+/** `counts` with the rooms with most members first. */
+function largestFirst(counts: Map<string, number>): Map<string, number> {
+  return new Map([...counts].sort((a, b) => b[1] - a[1]));
+}
+
+/**
+ * Splits `counts` into the room entries (`"name":count`) of each part of an
+ * announcement, every part within PRESENCE_MAX_BYTES and PRESENCE_MAX_ROOMS,
+ * at most PRESENCE_MAX_PARTS parts (always at least one: an empty part still
+ * says the node is alive). Rooms that do not fit are counted as omitted.
+ */
+function splitCounts(counts: Map<string, number>, nodeId: string): { parts: string[][]; omitted: number } {
+  const budget = PRESENCE_MAX_BYTES - PRESENCE_HEADER_BYTES - nodeId.length;
+  const parts: string[][] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  let omitted = 0;
+  for (const [room, count] of counts) {
+    const entry = `${JSON.stringify(room)}:${count}`;
+    const size = Buffer.byteLength(entry) + 1;
+    if (current.length === PRESENCE_MAX_ROOMS || bytes + size > budget) {
+      if (size > budget || parts.length + 1 === PRESENCE_MAX_PARTS) {
+        omitted++;
+        continue;
+      }
+      parts.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  parts.push(current);
+  return { parts, omitted };
 }
 
 function sizeOfAll(maps: Iterable<IdleMap<number>>): number {

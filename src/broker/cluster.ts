@@ -17,7 +17,8 @@
  * - Every piece of state is bounded: publishes waiting for the broker by
  *   count and bytes, sequence numbers by forgetting rooms without traffic,
  *   presence announcements by bytes, rooms and parts (a node with many rooms
- *   splits its counts into several announcements).
+ *   splits its counts into several announcements), and the counts kept from
+ *   other nodes by nodes and room entries.
  */
 import { randomBytes } from 'node:crypto';
 import type { DataOpcode } from '../protocol/frame.ts';
@@ -55,6 +56,14 @@ export interface ClusterOptions {
    * cut. A stalled broker answers nothing, and shutdown must not wait for it.
    */
   closeTimeout?: number;
+  /** Other nodes whose counts are kept at once (default 4,096); announcements from more are refused. */
+  maxRemoteNodes?: number;
+  /**
+   * Room entries kept from all other nodes' announcements together (default
+   * 1,048,576: about 60 MiB with short room names, 180 MiB with 128-byte
+   * ones); an announcement that would go over it is refused.
+   */
+  maxRemoteRooms?: number;
 }
 
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -65,6 +74,10 @@ export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_SEQUENCE_IDLE_TIMEOUT = 60_000;
 /** Default of ClusterOptions.closeTimeout (ms). */
 export const DEFAULT_CLOSE_TIMEOUT = 1_000;
+/** Default of ClusterOptions.maxRemoteNodes. */
+export const DEFAULT_MAX_REMOTE_NODES = 4_096;
+/** Default of ClusterOptions.maxRemoteRooms. */
+export const DEFAULT_MAX_REMOTE_ROOMS = 1_048_576;
 /** Extra wait for a transport that ignores the deadline close() hands it. */
 const CLOSE_GRACE_MS = 250;
 
@@ -120,6 +133,8 @@ export interface ClusterMetrics {
   broker_presence_rooms_refused: number;
   /** This node's rooms left out of its last announcement (more than PRESENCE_MAX_PARTS parts hold). */
   broker_presence_rooms_omitted: number;
+  /** Room entries kept from other nodes' announcements now (bounded by maxRemoteRooms). */
+  broker_presence_rooms: number;
   cluster_nodes: number;
 }
 
@@ -187,6 +202,8 @@ export class Cluster {
   private readonly maxInFlightBytes: number;
   private readonly sequenceIdleTimeout: number;
   private readonly closeTimeout: number;
+  private readonly maxRemoteNodes: number;
+  private readonly maxRemoteRooms: number;
   private delivery: ClusterDelivery | null = null;
   private readonly active = new Set<string>();
   private readonly toSubscribe = new Set<string>();
@@ -245,6 +262,8 @@ export class Cluster {
     this.closeTimeout = positive('closeTimeout', options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT);
     if (this.closeTimeout > MAX_TIMER_DELAY)
       throw new RangeError(`closeTimeout must be at most ${MAX_TIMER_DELAY} ms`);
+    this.maxRemoteNodes = positive('maxRemoteNodes', options.maxRemoteNodes ?? DEFAULT_MAX_REMOTE_NODES);
+    this.maxRemoteRooms = positive('maxRemoteRooms', options.maxRemoteRooms ?? DEFAULT_MAX_REMOTE_ROOMS);
   }
 
   /** The channel carrying a room's broadcasts (null = broadcast to all). */
@@ -467,21 +486,29 @@ export class Cluster {
     if (names.length > PRESENCE_MAX_ROOMS) return this.refusePresence();
 
     const now = performance.now();
+    // Expired nodes and unfinished rounds free their share before the bounds are checked.
+    this.freshNodes();
+    this.dropStalePartials();
+    let assembly = parts === 1 ? undefined : this.partial.get(node);
+    // A new round replaces one that lost a part: the node keeps its last complete counts meanwhile.
+    const restart = assembly === undefined || assembly.round !== round || assembly.parts !== parts;
+    if (!restart && assembly!.received.has(part)) return this.refusePresence();
+    // What this announcement replaces is freed before the bounds are checked.
+    const replaced =
+      (restart ? (this.partial.get(node)?.rooms.size ?? 0) : 0) +
+      (parts === 1 ? (this.nodes.get(node)?.rooms.size ?? 0) : 0);
+    if (!this.roomForPresence(node, names.length - replaced)) return this.refusePresence();
     let into: Map<string, number>;
-    let assembly: PartialCounts | undefined;
     if (parts === 1) {
       this.partial.delete(node);
       into = new Map();
     } else {
-      assembly = this.partial.get(node);
-      // A new round replaces one that lost a part: the node keeps its last complete counts meanwhile.
-      if (assembly === undefined || assembly.round !== round || assembly.parts !== parts) {
+      if (restart) {
         assembly = { round, parts, received: new Set(), rooms: new Map(), startedAt: now };
         this.partial.set(node, assembly);
       }
-      if (assembly.received.has(part)) return this.refusePresence();
-      assembly.received.add(part);
-      into = assembly.rooms;
+      assembly!.received.add(part);
+      into = assembly!.rooms;
     }
     const delivery = this.delivery;
     const valid = (room: string): boolean => {
@@ -504,6 +531,30 @@ export class Cluster {
     if (assembly !== undefined && assembly.received.size < assembly.parts) return;
     this.partial.delete(node);
     this.nodes.set(node, { rooms: into, seenAt: now });
+  }
+
+  /**
+   * Whether the counts of `node` fit within maxRemoteNodes, and `added` more
+   * room entries within maxRemoteRooms. Costs one pass over the (bounded) nodes.
+   */
+  private roomForPresence(node: string, added: number): boolean {
+    if (!this.nodes.has(node) && !this.partial.has(node) && this.remoteNodeCount() >= this.maxRemoteNodes)
+      return false;
+    return this.remoteRoomEntries() + added <= this.maxRemoteRooms;
+  }
+
+  /** Other nodes with counts or an announcement being put together. */
+  private remoteNodeCount(): number {
+    let count = this.nodes.size;
+    for (const node of this.partial.keys()) if (!this.nodes.has(node)) count++;
+    return count;
+  }
+
+  private remoteRoomEntries(): number {
+    let entries = 0;
+    for (const counts of this.nodes.values()) entries += counts.rooms.size;
+    for (const assembly of this.partial.values()) entries += assembly.rooms.size;
+    return entries;
   }
 
   private dropStalePartials(): void {
@@ -568,6 +619,7 @@ export class Cluster {
       broker_presence_refused: c.presenceRefused,
       broker_presence_rooms_refused: c.presenceRoomsRefused,
       broker_presence_rooms_omitted: this.presenceOmitted,
+      broker_presence_rooms: this.remoteRoomEntries(),
       cluster_nodes: this.nodeCount(),
     };
   }

@@ -8,7 +8,8 @@ import { dial } from '../../src/client/dial.ts';
 import { MessageQueue } from '../../src/client/messages.ts';
 import type { Connection } from '../../src/connection.ts';
 import { createLogger } from '../../src/cli/logger.ts';
-import { buildCluster, planScaleOut } from '../../src/cli/scaleout.ts';
+import { MemoryBus, MemoryTransport } from '../../src/broker/memory.ts';
+import { buildCluster, LoggedTransport, planScaleOut } from '../../src/cli/scaleout.ts';
 import { Opcode } from '../../src/protocol/frame.ts';
 import { runCli, startCli, type RunningCli } from '../helpers/cli.ts';
 import { redisRequirement, startRedis } from '../helpers/redis.ts';
@@ -49,6 +50,15 @@ describe('wshub serve --broker / --workers flags', () => {
       ['--broker', 'redis://127.0.0.1:6379', '--broker-max-in-flight-bytes', '64MiB'],
       /--broker-max-in-flight-bytes must be a whole number of at least 1/,
     ],
+    [['--broker-max-remote-rooms', '1000'], /--broker-max-remote-rooms needs --broker or --workers/],
+    [
+      ['--broker', 'redis://127.0.0.1:6379', '--broker-max-remote-rooms', '0'],
+      /--broker-max-remote-rooms must be a whole number of at least 1/,
+    ],
+    [
+      ['--broker', 'redis://127.0.0.1:6379', '--broker-max-remote-rooms', '1e6'],
+      /--broker-max-remote-rooms must be a whole number of at least 1/,
+    ],
   ];
   for (const [args, message] of usage) {
     test(`${args.join(' ')} → exit 2 with one line`, async () => {
@@ -73,6 +83,33 @@ describe('wshub serve --broker / --workers flags', () => {
     cluster.publish('r', Opcode.TEXT, Buffer.alloc(1001));
     assert.equal(cluster.metrics().broker_publish_dropped, 1);
     assert.equal(planScaleOut({ broker: 'redis://127.0.0.1:6379' }, false).maxInFlightBytes, undefined);
+  });
+
+  test('--broker-max-remote-rooms reaches the cluster; the logging wrapper passes the close deadline on', async () => {
+    const plan = planScaleOut({ workers: '2', 'broker-max-remote-rooms': '5000' }, false);
+    assert.equal(plan.maxRemoteRooms, 5000);
+    const cluster = buildCluster(
+      plan,
+      createLogger('error', () => {}),
+      1,
+    );
+    assert.ok(cluster !== undefined);
+    // A worker's cluster cannot start outside a forked worker, so the option is read back directly.
+    assert.equal((cluster as unknown as { maxRemoteRooms: number }).maxRemoteRooms, 5000);
+    assert.equal(planScaleOut({ broker: 'redis://127.0.0.1:6379' }, false).maxRemoteRooms, undefined);
+
+    const deadlines: Array<number | undefined> = [];
+    const inner = new MemoryTransport(new MemoryBus());
+    const close = inner.close.bind(inner);
+    inner.close = (timeoutMs?: number) => {
+      deadlines.push(timeoutMs);
+      return close();
+    };
+    await new LoggedTransport(
+      inner,
+      createLogger('error', () => {}),
+    ).close(123);
+    assert.deepEqual(deadlines, [123]);
   });
 
   test('"cluster" in a config file → exit 2 pointing to --broker', async () => {

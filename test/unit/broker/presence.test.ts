@@ -202,6 +202,50 @@ describe('presence from other nodes is bounded', () => {
   });
 });
 
+describe('what a node keeps from all other nodes together is bounded', () => {
+  test('maxRemoteNodes: announcements from one node more are refused until a known one expires', async () => {
+    const bus = new MemoryBus();
+    const b = await memoryNode(bus, { nodeId: 'b', maxRemoteNodes: 3, presenceTtl: 300 });
+    const rogue = await tap(bus);
+    for (const node of ['n1', 'n2', 'n3', 'n4', 'n5']) await rogue.send(announcement(node, { [node]: 1 }));
+    assert.equal(b.nodeCount(), 4, 'three others and this one');
+    assert.equal(b.metrics().broker_presence_refused, 2);
+    await rogue.send(announcement('n1', { n1: 2 }));
+    assert.equal(b.remoteRoomCount('n1'), 2, 'a known node is still heard');
+    await sleep(400);
+    await rogue.send(announcement('n4', { n4: 1 }));
+    assert.equal(b.remoteRoomCount('n4'), 1, 'room again once the others expired');
+    assert.equal(b.nodeCount(), 2);
+  });
+
+  test('maxRemoteRooms: an announcement that would go over is refused; what it replaces does not count', async () => {
+    const bus = new MemoryBus();
+    const b = await memoryNode(bus, { nodeId: 'b', maxRemoteRooms: 100 });
+    const rogue = await tap(bus);
+    const rooms = (prefix: string, n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, 1]));
+    await rogue.send(announcement('x', rooms('x', 60)));
+    await rogue.send(announcement('y', rooms('y', 50)));
+    assert.equal(b.metrics().broker_presence_refused, 1, "y's 50 do not fit beside x's 60");
+    assert.equal(b.remoteRooms().size, 60);
+    await rogue.send(announcement('x', rooms('x', 100)));
+    assert.equal(b.remoteRooms().size, 100, "x's new counts replace its old ones");
+    assert.equal(b.metrics().broker_presence_rooms, 100);
+    await rogue.send(announcement('x', rooms('x', 10)));
+    await rogue.send(announcement('y', rooms('y', 50)));
+    assert.equal(b.metrics().broker_presence_rooms, 60);
+    assert.equal(b.metrics().broker_presence_refused, 1);
+  });
+
+  test('bad bounds are refused', () => {
+    const transport = new MemoryTransport(new MemoryBus());
+    for (const value of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => new Cluster({ transport, maxRemoteNodes: value }), RangeError);
+      assert.throws(() => new Cluster({ transport, maxRemoteRooms: value }), RangeError);
+    }
+  });
+});
+
 describe("a node's own announcement stays within the bounds", () => {
   /** Parses every announcement the tap saw and checks each against the bounds. */
   function checkParts(seen: Buffer[]): Array<{ parts: number; part: number; rooms: Record<string, number> }> {

@@ -70,7 +70,7 @@ function announcement(node: string, rooms: Record<string, unknown>, extra: objec
 }
 
 describe('presence from other nodes is bounded', () => {
-  test('an announcement over PRESENCE_MAX_BYTES is refused whole, before parsing, and counted', async () => {
+  test('an announcement over PRESENCE_MAX_BYTES is refused whole and counted; one at the bound is taken', async () => {
     const bus = new MemoryBus();
     const b = await memoryNode(bus, { nodeId: 'b' });
     const rogue = await tap(bus);

@@ -173,6 +173,7 @@ export class Hub {
     await this.cluster?.start({
       deliver: (room, opcode, data) => this.deliverRemote(room, opcode, data),
       localCounts: () => new Map([...this.rooms].map(([room, members]) => [room, members.size])),
+      isValidRoom: (room) => this.isValidRoom(room),
     });
   }
 

@@ -8,7 +8,7 @@ import { NatsTransport } from './nats.ts';
 import { RedisTransport } from './redis.ts';
 import type { Transport } from './transport.ts';
 
-export { Cluster } from './cluster.ts';
+export { Cluster, PRESENCE_MAX_BYTES, PRESENCE_MAX_PARTS, PRESENCE_MAX_ROOMS } from './cluster.ts';
 export type { ClusterDelivery, ClusterMetrics, ClusterOptions } from './cluster.ts';
 export { MemoryBus, MemoryTransport } from './memory.ts';
 export { IpcRelay, IpcTransport } from './ipc.ts';

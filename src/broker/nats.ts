@@ -241,8 +241,11 @@ export class NatsTransport implements Transport {
     return this.conn;
   }
 
-  /** Drains when connected (pending publishes go out first), else closes at once. */
-  async close(): Promise<void> {
+  /**
+   * Drains when connected (pending publishes go out first) for at most 2 s
+   * (or `timeoutMs`, if shorter), else closes at once.
+   */
+  async close(timeoutMs?: number): Promise<void> {
     const conn = this.conn;
     if (conn === null || this.closing) return;
     this.closing = true;
@@ -251,7 +254,9 @@ export class NatsTransport implements Transport {
     if (this.up && !conn.isClosed()) {
       // drain() never settles if the server vanishes in the middle of it.
       let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
+      const bound = new Promise<void>(
+        (resolve) => (timer = setTimeout(resolve, Math.min(CLOSE_TIMEOUT_MS, timeoutMs ?? Infinity))),
+      );
       await Promise.race([conn.drain().catch(() => {}), bound]);
       clearTimeout(timer);
     }

@@ -198,16 +198,16 @@ export class RedisTransport implements Transport {
   }
 
   /**
-   * Closes both connections: waits up to `closeTimeoutMs` for pending
-   * replies, then cuts whatever is left. Idempotent.
+   * Closes both connections: waits up to `closeTimeoutMs` (or `timeoutMs`,
+   * if shorter) for pending replies, then cuts whatever is left. Idempotent.
    */
-  async close(): Promise<void> {
+  async close(timeoutMs?: number): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     const clients = [this.publisher, this.subscriber].filter((c): c is RedisClient => c !== null);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.closeTimeout);
+      timer = setTimeout(resolve, Math.min(this.closeTimeout, timeoutMs ?? Infinity));
     });
     await Promise.race([
       Promise.allSettled(clients.map((c) => (c.isReady ? c.close() : Promise.resolve(c.destroy())))),

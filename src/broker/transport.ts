@@ -28,5 +28,10 @@ export interface Transport {
   publish(channel: string, payload: Buffer): Promise<void>;
   /** Whether publishes can currently succeed. */
   readonly connected: boolean;
-  close(): Promise<void>;
+  /**
+   * Closes in order (pending publishes go out first) for at most `timeoutMs`
+   * when given, then cuts the connections: a stalled broker must not hold
+   * up shutdown.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }

@@ -24,6 +24,8 @@ export interface ScaleOutPlan {
   workers: number | undefined;
   /** --broker-max-in-flight-bytes, if given (the Cluster's maxInFlightBytes). */
   maxInFlightBytes?: number | undefined;
+  /** --broker-max-remote-rooms, if given (the Cluster's maxRemoteRooms). */
+  maxRemoteRooms?: number | undefined;
 }
 
 /** The scale-out flags as parsed. */
@@ -33,6 +35,7 @@ export interface ScaleOutFlags {
   'node-id'?: string | undefined;
   workers?: string | undefined;
   'broker-max-in-flight-bytes'?: string | undefined;
+  'broker-max-remote-rooms'?: string | undefined;
 }
 
 /** Checks the scale-out flags; UsageError for every bad value. */
@@ -78,12 +81,28 @@ export function planScaleOut(flags: ScaleOutFlags, dev: boolean): ScaleOutPlan {
       throw new UsageError('--broker-max-in-flight-bytes needs --broker or --workers');
     }
   }
+  const maxRemoteRooms = flags['broker-max-remote-rooms'];
+  if (maxRemoteRooms !== undefined) {
+    if (
+      !/^\d+$/.test(maxRemoteRooms) ||
+      !Number.isSafeInteger(Number(maxRemoteRooms)) ||
+      Number(maxRemoteRooms) < 1
+    ) {
+      throw new UsageError(
+        `--broker-max-remote-rooms must be a whole number of at least 1, got "${maxRemoteRooms}"`,
+      );
+    }
+    if (broker === undefined && workers === undefined) {
+      throw new UsageError('--broker-max-remote-rooms needs --broker or --workers');
+    }
+  }
   return {
     broker,
     brokerSharded,
     nodeId,
     workers,
     maxInFlightBytes: maxInFlightBytes === undefined ? undefined : Number(maxInFlightBytes),
+    maxRemoteRooms: maxRemoteRooms === undefined ? undefined : Number(maxRemoteRooms),
   };
 }
 
@@ -113,6 +132,7 @@ export function buildCluster(plan: ScaleOutPlan, logger: Logger, workerId?: numb
     transport: new LoggedTransport(transport, logger),
     nodeId,
     maxInFlightBytes: plan.maxInFlightBytes,
+    maxRemoteRooms: plan.maxRemoteRooms,
   });
   cluster.onError = (error) => logger.warn('broker_error', { kind: transport.kind, error: error.message });
   return cluster;
@@ -196,7 +216,7 @@ export class LoggedTransport implements Transport {
     return this.inner.publish(channel, payload);
   }
 
-  close(): Promise<void> {
-    return this.inner.close();
+  close(timeoutMs?: number): Promise<void> {
+    return this.inner.close(timeoutMs);
   }
 }

@@ -80,6 +80,9 @@ flags:
   --broker-max-in-flight-bytes BYTES
                                  message bytes waiting for the broker at once; beyond
                                  them publishes are dropped and counted (default 67108864)
+  --broker-max-remote-rooms N    room counts kept from other nodes' announcements, all
+                                 nodes together; beyond them announcements are refused
+                                 and counted (default 1048576)
   --workers N                    run N worker processes sharing the port; they stay
                                  consistent through --broker, or through the primary
                                  process when no broker is given; crashed workers restart
@@ -125,6 +128,7 @@ const SERVE_FLAGS = {
   'broker-sharded': { type: 'boolean' },
   'node-id': { type: 'string' },
   'broker-max-in-flight-bytes': { type: 'string' },
+  'broker-max-remote-rooms': { type: 'string' },
   workers: { type: 'string' },
   dev: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },

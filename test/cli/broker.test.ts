@@ -8,7 +8,8 @@ import { dial } from '../../src/client/dial.ts';
 import { MessageQueue } from '../../src/client/messages.ts';
 import type { Connection } from '../../src/connection.ts';
 import { createLogger } from '../../src/cli/logger.ts';
-import { buildCluster, planScaleOut } from '../../src/cli/scaleout.ts';
+import { MemoryBus, MemoryTransport } from '../../src/broker/memory.ts';
+import { buildCluster, LoggedTransport, planScaleOut } from '../../src/cli/scaleout.ts';
 import { Opcode } from '../../src/protocol/frame.ts';
 import { runCli, startCli, type RunningCli } from '../helpers/cli.ts';
 import { redisRequirement, startRedis } from '../helpers/redis.ts';
@@ -49,6 +50,15 @@ describe('wshub serve --broker / --workers flags', () => {
       ['--broker', 'redis://127.0.0.1:6379', '--broker-max-in-flight-bytes', '64MiB'],
       /--broker-max-in-flight-bytes must be a whole number of at least 1/,
     ],
+    [['--broker-max-remote-rooms', '1000'], /--broker-max-remote-rooms needs --broker or --workers/],
+    [
+      ['--broker', 'redis://127.0.0.1:6379', '--broker-max-remote-rooms', '0'],
+      /--broker-max-remote-rooms must be a whole number of at least 1/,
+    ],
+    [
+      ['--broker', 'redis://127.0.0.1:6379', '--broker-max-remote-rooms', '1e6'],
+      /--broker-max-remote-rooms must be a whole number of at least 1/,
+    ],
   ];
   for (const [args, message] of usage) {
     test(`${args.join(' ')} → exit 2 with one line`, async () => {
@@ -73,6 +83,33 @@ describe('wshub serve --broker / --workers flags', () => {
     cluster.publish('r', Opcode.TEXT, Buffer.alloc(1001));
     assert.equal(cluster.metrics().broker_publish_dropped, 1);
     assert.equal(planScaleOut({ broker: 'redis://127.0.0.1:6379' }, false).maxInFlightBytes, undefined);
+  });
+
+  test('--broker-max-remote-rooms reaches the cluster; the logging wrapper passes the close deadline on', async () => {
+    const plan = planScaleOut({ workers: '2', 'broker-max-remote-rooms': '5000' }, false);
+    assert.equal(plan.maxRemoteRooms, 5000);
+    const cluster = buildCluster(
+      plan,
+      createLogger('error', () => {}),
+      1,
+    );
+    assert.ok(cluster !== undefined);
+    // A worker's cluster cannot start outside a forked worker, so the option is read back directly.
+    assert.equal((cluster as unknown as { maxRemoteRooms: number }).maxRemoteRooms, 5000);
+    assert.equal(planScaleOut({ broker: 'redis://127.0.0.1:6379' }, false).maxRemoteRooms, undefined);
+
+    const deadlines: Array<number | undefined> = [];
+    const inner = new MemoryTransport(new MemoryBus());
+    const close = inner.close.bind(inner);
+    inner.close = (timeoutMs?: number) => {
+      deadlines.push(timeoutMs);
+      return close();
+    };
+    await new LoggedTransport(
+      inner,
+      createLogger('error', () => {}),
+    ).close(123);
+    assert.deepEqual(deadlines, [123]);
   });
 
   test('"cluster" in a config file → exit 2 pointing to --broker', async () => {
@@ -108,6 +145,33 @@ describe('wshub serve --broker / --workers flags', () => {
     assert.match(problems[0]!, /cannot connect to broker redis:\/\/127\.0\.0\.1:1/);
     assert.doesNotMatch(result.stdout, /listening/);
   });
+
+  test(
+    'SIGTERM with a stalled redis: exits 0 within seconds, not at the 10 s shutdown bound',
+    redisRequirement(),
+    async () => {
+      const redis = await startRedis();
+      try {
+        const cli = await startCli([...BASE, '--broker', redis.url], {}, 30_000);
+        running.push(cli);
+        const member = await dial(`${cli.wsUrl}/ws?room=lobby`, { handlers: new MessageQueue().handlers });
+        clients.push(member);
+        redis.pause();
+        const started = performance.now();
+        const code = await cli.stop('SIGTERM');
+        const took = performance.now() - started;
+        const events = logLines(cli.stderr()).map((l) => l.event);
+        assert.equal(code, 0, `exit code; log events: ${events.join(', ')}`);
+        assert.ok(!events.includes('shutdown_timeout'));
+        assert.ok(events.includes('stopped'));
+        // The client answers the close frame at once; the cluster's close takes at most ~1.25 s.
+        assert.ok(took < 6_000, `took ${took.toFixed(0)} ms`);
+      } finally {
+        redis.resume();
+        await redis.stop();
+      }
+    },
+  );
 
   test(
     'two nodes on redis: cross-node delivery, broker_down and broker_up logged',

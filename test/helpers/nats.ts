@@ -44,6 +44,10 @@ export interface NatsServer {
   restart(): Promise<void>;
   /** SIGTERM, then SIGKILL after a bound; resolves once it exited. Idempotent. */
   stop(): Promise<void>;
+  /** SIGSTOP: the process keeps its sockets but answers nothing (a stalled broker). */
+  pause(): void;
+  /** SIGCONT after `pause`. */
+  resume(): void;
   /** Client connections and their subscribed subjects, from the monitoring endpoint. */
   connections(): Promise<NatsConnectionInfo[]>;
   /** What the server wrote on stderr (for failure messages). */
@@ -128,6 +132,7 @@ export async function startNatsServer(
     child = null;
     if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = once(proc, 'exit');
+    proc.kill('SIGCONT');
     proc.kill(signal);
     if (signal !== 'SIGKILL') {
       const timer = setTimeout(() => proc.kill('SIGKILL'), 3_000);
@@ -152,6 +157,8 @@ export async function startNatsServer(
       await launch();
     },
     stop: () => end('SIGTERM'),
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async connections() {
       const connz = (await getJson(monitorPort, '/connz?subs=1&limit=1024')) as {
         connections?: { name?: string; subscriptions_list?: string[] }[];

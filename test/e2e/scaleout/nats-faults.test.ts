@@ -175,3 +175,31 @@ describe('nats-server killed and restarted mid-stream', gate, () => {
     await assertNoLeaks();
   });
 });
+
+describe('nats-server stalled at shutdown', gate, () => {
+  test('ws.shutdown() completes within its bound and leaves no socket open', async () => {
+    const nats = await startNatsServer();
+    servers.push(nats);
+    const A = await startNode(nats.url, 'stall-A');
+    const B = await startNode(nats.url, 'stall-B');
+    const member = await join(A, 'stop');
+    await waitFor(() => B.ws.hub.getClusterRoomCount('stop') === 1, 2_000, 'A announced to B');
+    nats.pause();
+    try {
+      const started = performance.now();
+      // 500 ms for the client's close handshake plus the cluster's 1 s close
+      // bound; the rest is margin for a loaded machine.
+      const bound = 500 + 1_000 + 1_500;
+      const outcome = await Promise.race([
+        A.ws.shutdown({ timeout: 500 }).then(() => 'done'),
+        sleep(bound).then(() => 'hung'),
+      ]);
+      const took = performance.now() - started;
+      assert.equal(outcome, 'done', `shutdown still waiting after ${bound} ms`);
+      assert.ok(took < bound, `took ${took.toFixed(0)} ms`);
+      await member.conn.closed();
+    } finally {
+      nats.resume();
+    }
+  });
+});

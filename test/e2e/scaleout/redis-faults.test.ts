@@ -1,7 +1,8 @@
 // Redis faults under a running cluster: unreachable at start, killed and
 // restarted mid-stream (local delivery goes on, cross-node delivery resumes,
 // losses are counted exactly), and a stalled broker (bounded in-flight
-// publishes, counted drops, bounded memory).
+// publishes, counted drops, bounded memory; shutdown completes in bounded
+// time).
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -207,6 +208,31 @@ describe('redis faults', redisRequirement(), () => {
     }
     await waitFor(() => a.ws.hub.getClusterRoomCount('late') === 1, 1_000, 'presence resumed');
     await closeClients(sender, localPeer, remote, late);
+  });
+
+  test('stalled broker at shutdown: ws.shutdown() completes within its bound and leaves no socket open', async () => {
+    const a = await startNode();
+    const b = await startNode();
+    const member = await join(a, 'stop');
+    await waitFor(() => b.ws.hub.getClusterRoomCount('stop') === 1, 1_000, 'A announced to B');
+    redis.pause();
+    try {
+      const started = performance.now();
+      // 500 ms for the client's close handshake plus the cluster's 1 s close
+      // bound; the rest is margin for a loaded machine.
+      const bound = 500 + 1_000 + 1_500;
+      const outcome = await Promise.race([
+        a.ws.shutdown({ timeout: 500 }).then(() => 'done'),
+        sleep(bound).then(() => 'hung'),
+      ]);
+      const took = performance.now() - started;
+      assert.equal(outcome, 'done', `shutdown still waiting after ${bound} ms`);
+      assert.ok(took < bound, `took ${took.toFixed(0)} ms`);
+      assert.equal(metricsOf(a).broker_connected, 0, 'the broker connections were cut');
+      await member.conn.closed();
+    } finally {
+      redis.resume();
+    }
   });
 
   test('stalled broker: in-flight publishes stay bounded, the rest are dropped and counted, memory bounded', async () => {

@@ -162,6 +162,34 @@ describe('in-flight publishes bounded in bytes', () => {
     assert.throws(() => new Cluster({ transport, maxInFlight: 0 }), RangeError);
     assert.throws(() => new Cluster({ transport, sequenceIdleTimeout: 0 }), RangeError);
     assert.throws(() => new Cluster({ transport, sequenceIdleTimeout: 2 ** 31 }), RangeError);
+    assert.throws(() => new Cluster({ transport, closeTimeout: 0 }), RangeError);
+    assert.throws(() => new Cluster({ transport, closeTimeout: 2 ** 31 }), RangeError);
+  });
+});
+
+/** A stalled broker whose close() also never finishes: only the cluster's own bound ends the wait. */
+class DeafTransport extends StalledTransport {
+  closeDeadlines: Array<number | undefined> = [];
+  override close(timeoutMs?: number): Promise<void> {
+    this.closeDeadlines.push(timeoutMs);
+    return new Promise(() => {});
+  }
+}
+
+describe('close() with a broker that never answers', () => {
+  test('the goodbye and the transport close are given up within closeTimeout plus a short grace', async () => {
+    const transport = new DeafTransport();
+    const cluster = await node(transport, { closeTimeout: 400 });
+    const started = performance.now();
+    const outcome = await Promise.race([cluster.close().then(() => 'done'), sleep(3_000).then(() => 'hung')]);
+    const took = performance.now() - started;
+    assert.equal(outcome, 'done', 'close() still waiting after 3 s');
+    // 400 ms budget + 250 ms grace; the rest is margin for a loaded machine.
+    assert.ok(took >= 390 && took < 1_500, `took ${took.toFixed(0)} ms`);
+    assert.equal(transport.closeDeadlines.length, 1);
+    const deadline = transport.closeDeadlines[0]!;
+    assert.ok(deadline >= 0 && deadline <= 210, `the transport got what was left (${deadline} ms)`);
+    assert.equal(await Promise.race([cluster.close().then(() => 'same'), sleep(50)]), 'same');
   });
 });
 

@@ -27,7 +27,9 @@ const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
 const COLON = 0x3a;
-const SLASH = 0x2f;
+/** The only method, target form and version the fast path takes. */
+const LINE_START = 'GET /';
+const VERSION = 'HTTP/1.1';
 
 /** Byte classes, indexed by char code (latin1, so every code is below 256). */
 function byteClass(accepts: (c: number) => boolean): Uint8Array {
@@ -95,11 +97,12 @@ const HEAD_END = Buffer.from('\r\n\r\n');
 /**
  * Where the head ends (index after the blank line), -1 while incomplete, or
  * HAND_OFF. A complete head is judged by parseRequestHead; an incomplete
- * one is checked as it arrives, each complete line once, so a head that
+ * one is checked as it arrives, up to its last byte, so a head that
  * node:http refuses at once does not wait here for the timeout. Bytes
  * before `from` were checked by an earlier call on a shorter prefix; the
- * scan backs up three bytes so a CRLFCRLF split across calls is found, and
- * the work over all of a head's chunks stays linear.
+ * scan backs up three bytes so a CRLFCRLF split across calls is found. JS
+ * loops only touch new bytes and each complete line once; finding the
+ * current line's start and colon is a native search.
  */
 export function findHeadEnd(data: Buffer, from = 0): number {
   const start = from > 3 ? from - 3 : 0;
@@ -109,43 +112,98 @@ export function findHeadEnd(data: Buffer, from = 0): number {
   for (let i = start; i < n; i++) {
     const c = data[i]!;
     if (c === LF) {
-      if (i === 0 || data[i - 1] !== CR) return HAND_OFF;
-      const lineStart = data.lastIndexOf(LF, i - 1) + 1;
-      const line = data.toString('latin1', lineStart, i - 1);
-      const ok = lineStart === 0 ? requestLineEnd(line) === line.length : fieldLineOk(line);
-      if (!ok) return HAND_OFF;
+      if (i === 0 || data[i - 1] !== CR || !lineOk(data, i - 1)) return HAND_OFF;
     } else if (c === CR) {
       if (i + 1 < n && data[i + 1] !== LF) return HAND_OFF;
     } else if (VALUE_CHAR[c] !== 1) {
       return HAND_OFF;
     }
   }
-  return -1;
+  // A CR at the very end awaits its LF: the line before it must be complete
+  // (llhttp refuses a CR inside a name or the request line at once).
+  if (n > 0 && data[n - 1] === CR) return lineOk(data, n - 1) ? -1 : HAND_OFF;
+  // The line still arriving.
+  const lineStart = data.lastIndexOf(LF, n - 1) + 1;
+  const checkFrom = start > lineStart ? start : lineStart;
+  const ok =
+    lineStart === 0
+      ? requestLinePrefixOk(data, checkFrom, n)
+      : fieldLinePrefixOk(data, lineStart, checkFrom, n);
+  return ok ? -1 : HAND_OFF;
+}
+
+/** Whether the line ending at `cr` (its CR) is one the fast path takes: the request line, a field, or the blank line. */
+function lineOk(data: Buffer, cr: number): boolean {
+  const lineStart = data.lastIndexOf(LF, cr - 1) + 1;
+  const line = data.toString('latin1', lineStart, cr);
+  if (lineStart === 0) return requestLineEnd(line) === line.length;
+  return line === '' || fieldLineOk(line);
+}
+
+/** Whether data[checkFrom, end) can continue a strict request line (data[0, checkFrom) was checked). */
+function requestLinePrefixOk(data: Buffer, checkFrom: number, end: number): boolean {
+  let i = checkFrom;
+  for (; i < end && i < LINE_START.length; i++) if (data[i] !== LINE_START.charCodeAt(i)) return false;
+  const sp = data.indexOf(SP, LINE_START.length);
+  const targetEnd = sp < 0 || sp >= end ? end : sp;
+  for (; i < targetEnd; i++) if (TARGET_CHAR[data[i]!] !== 1) return false;
+  if (targetEnd === end) return true;
+  if (end - sp - 1 > VERSION.length) return false;
+  for (i = i > sp + 1 ? i : sp + 1; i < end; i++) {
+    if (data[i] !== VERSION.charCodeAt(i - sp - 1)) return false;
+  }
+  return true;
+}
+
+/** Whether data[checkFrom, end) can continue a header line starting at lineStart. */
+function fieldLinePrefixOk(data: Buffer, lineStart: number, checkFrom: number, end: number): boolean {
+  const colon = data.indexOf(COLON, lineStart);
+  const nameEnd = colon < 0 || colon >= end ? end : colon;
+  if (nameEnd < end) {
+    const length = nameEnd - lineStart;
+    if (length === 0) return false;
+    // Only names of a framing field's length are copied out, so a long name costs nothing per call.
+    if ((length === 14 || length === 17) && isFraming(data.toString('latin1', lineStart, nameEnd)))
+      return false;
+  }
+  let i = checkFrom;
+  for (; i < nameEnd; i++) if (TCHAR[data[i]!] !== 1) return false;
+  for (i = i > nameEnd + 1 ? i : nameEnd + 1; i < end; i++) if (VALUE_CHAR[data[i]!] !== 1) return false;
+  return true;
 }
 
 /**
- * Where the strict request line `METHOD SP origin-form SP HTTP/1.1` at the
- * start of `head` ends, or -1. Only origin-form: `*`, absolute-form and
- * other versions are node:http's business.
+ * Where the strict request line `GET SP origin-form SP HTTP/1.1` at the
+ * start of `head` ends, or -1. The fast path takes nothing else: other
+ * methods, `*`, absolute-form and other versions are node:http's business.
  */
 function requestLineEnd(head: string): number {
+  if (!head.startsWith(LINE_START)) return -1;
   const n = head.length;
-  let i = 0;
-  while (i < n && TCHAR[head.charCodeAt(i)] === 1) i++;
-  if (i === 0 || head.charCodeAt(i) !== SP || head.charCodeAt(i + 1) !== SLASH) return -1;
-  i++;
+  let i = LINE_START.length;
   while (i < n && TARGET_CHAR[head.charCodeAt(i)] === 1) i++;
-  if (head.charCodeAt(i) !== SP || !head.startsWith('HTTP/1.1', i + 1)) return -1;
-  return i + 9;
+  if (head.charCodeAt(i) !== SP || !head.startsWith(VERSION, i + 1)) return -1;
+  return i + 1 + VERSION.length;
 }
 
 /** Whether a complete header line is `token ":" value` with value bytes llhttp takes. */
 function fieldLineOk(line: string): boolean {
   let i = 0;
   while (i < line.length && TCHAR[line.charCodeAt(i)] === 1) i++;
-  if (i === 0 || line.charCodeAt(i) !== COLON) return false;
+  if (i === 0 || line.charCodeAt(i) !== COLON || isFraming(line.slice(0, i))) return false;
   for (i++; i < line.length; i++) if (VALUE_CHAR[line.charCodeAt(i)] !== 1) return false;
   return true;
+}
+
+/**
+ * Whether a field name is Content-Length or Transfer-Encoding: framing is
+ * for node:http to judge (llhttp refuses bad values, duplicates and the
+ * two together as they arrive), so the fast path takes neither.
+ */
+function isFraming(name: string): boolean {
+  if (name.length !== 14 && name.length !== 17) return false;
+  const key = name.toLowerCase();
+  return key === 'content-length' || key === 'transfer-encoding';
 }
 
 export interface ParsedHead {
@@ -163,7 +221,7 @@ export interface ParsedHead {
 /**
  * Parses a complete request head (without the final blank line). Returns
  * null for anything outside the strict form: a request line other than
- * `METHOD SP origin-form SP HTTP/1.1`, a line ending other than CRLF, a
+ * `GET SP origin-form SP HTTP/1.1`, a line ending other than CRLF, a
  * field name that is not a token, whitespace before the colon or at the
  * start of a line (obsolete folding), a control character or DEL in a
  * value or the target, Content-Length or Transfer-Encoding (framing is for
@@ -173,9 +231,7 @@ export function parseRequestHead(head: string): ParsedHead | null {
   const n = head.length;
   let i = requestLineEnd(head);
   if (i < 0) return null;
-  const methodEnd = head.indexOf(' ');
-  const method = head.slice(0, methodEnd);
-  const url = head.slice(methodEnd + 1, i - 9);
+  const url = head.slice(LINE_START.length - 1, i - 1 - VERSION.length);
 
   const headers: Record<string, string | string[]> = {};
   let lines = 0;
@@ -202,7 +258,7 @@ export function parseRequestHead(head: string): ParsedHead | null {
       if (c !== SP && c !== HTAB) valueEnd = i;
     }
     const value = head.slice(valueStart, valueEnd);
-    if (key === 'content-length' || key === 'transfer-encoding') return null;
+    if (isFraming(key)) return null;
     if (key === 'upgrade') upgradeField ||= value !== '';
     else if (key === 'connection') connectionUpgrade ||= hasUpgradeOption(head, valueStart, i);
     const existing = headers[key];
@@ -214,7 +270,7 @@ export function parseRequestHead(head: string): ParsedHead | null {
     else if (key === 'cookie') headers[key] = `${existing as string}; ${value}`;
     else if (!KEEP_FIRST.has(key)) headers[key] = `${existing as string}, ${value}`;
   }
-  return { method, url, headers, upgrade: upgradeField && connectionUpgrade };
+  return { method: 'GET', url, headers, upgrade: upgradeField && connectionUpgrade };
 }
 
 const UPGRADE = 'upgrade';

@@ -462,3 +462,34 @@ test('mutated heads get the same answer from the fast path and from node:http', 
   assert.ok((counts.get('101') ?? 0) >= 20, `too few accepted heads: ${JSON.stringify([...counts])}`);
   assert.ok((counts.get('400') ?? 0) >= 50, `too few refused heads: ${JSON.stringify([...counts])}`);
 });
+
+test('incomplete mutated heads: the fast path gives up on them exactly when node:http does', async () => {
+  // Both sides wait for the rest of a head that is fine so far (408 on both
+  // after the short timeout), and both refuse at once a head that is not.
+  const pair = await startPair({ maxHeaderSize: MAX_HEADER_SIZE, handshakeTimeout: 1_000 });
+  const samples = fc.sample(
+    fc.tuple(fc.array(fieldMutation, { maxLength: 2 }), fc.array(lineMutation, { maxLength: 2 }), fc.nat()),
+    { seed: SEED, numRuns: 96 },
+  );
+  const counts = new Map<string, number>();
+  for (let batch = 0; batch < samples.length; batch += 32) {
+    await Promise.all(
+      samples.slice(batch, batch + 32).map(async ([fieldMutations, lineMutations, cut]) => {
+        const model = baseModel();
+        for (const m of fieldMutations) applyField(model, m);
+        const full = Buffer.from(render(model, lineMutations), 'latin1');
+        const bytes = full.subarray(0, 1 + (cut % (full.length - 3)));
+        const result = await both(pair, [bytes]);
+        counts.set(result.node, (counts.get(result.node) ?? 0) + 1);
+        assert.equal(
+          result.fast,
+          result.node,
+          `fast path and node:http differ on ${JSON.stringify(bytes.toString('latin1'))} (seed ${SEED})`,
+        );
+      }),
+    );
+  }
+  if (process.env.WSHUB_HEAD_DEBUG) console.log(JSON.stringify([...counts]));
+  assert.ok((counts.get('408') ?? 0) >= 10, `too few heads waited on: ${JSON.stringify([...counts])}`);
+  assert.ok((counts.get('400') ?? 0) >= 10, `too few heads refused at once: ${JSON.stringify([...counts])}`);
+});

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { HAND_OFF, findHeadEnd, parseRequestHead } from '../../../src/protocol/request-head.ts';
 
 test('parses the request line and lower-cases header names', () => {
@@ -225,10 +226,34 @@ test('findHeadEnd hands off an incomplete head as soon as a line or byte is outs
     'GET /ws HTTP/1.1\r\nConnection: Upg\x0crade',
     'GET /ws HTTP/1.1\r\nX: \x00',
     'GET /ws\x7f',
+    'GET /ws HTTP/1.1\r\nHost: a\r\n\x8a\r',
+    'GET /ws HTTP/1.1\r\nBad Name',
+    'GET /ws HTTP/1.1\r\n X',
+    'GET /ws HTTP/1.1\r\n:',
+    'GET /ws HTTP/1.0',
+    'GET /ws HTTP/1.1 ',
+    'GET  /ws',
+    'GET ws',
+    'GET /ws?\xe9',
+    'G\xe9T',
+    'GET /ws HTTP/1.1\r\nContent-Length: upgrade\t\r\n\r',
+    'GET /ws HTTP/1.1\r\ncontent-length:',
+    'GET /ws HTTP/1.1\r\nTransfer-Encoding: chunked',
+    'GET /ws HTTP/1.1\r\nUpgra\r',
+    'GET /ws HTT\r',
+    'GET /ws\r',
   ]) {
     assert.equal(findHeadEnd(Buffer.from(partial, 'latin1')), HAND_OFF, JSON.stringify(partial));
   }
-  for (const partial of ['GET /ws HTTP/1.1\r\nX: caf\xe9\r\nY', 'GET /ws?a=1 HTTP/1.1\r\nX:\r\n', 'GET /w']) {
+  for (const partial of [
+    'GET /ws HTTP/1.1\r\nX: caf\xe9\r\nY',
+    'GET /ws?a=1 HTTP/1.1\r\nX:\r\n',
+    'GET /w',
+    'GET /ws HTT',
+    'GET /ws HTTP/1.1\r',
+    'GET /ws HTTP/1.1\r\nX: a: b\xe9 \t',
+    'GET /ws HTTP/1.1\r\nX: a\r\n\r',
+  ]) {
     assert.equal(findHeadEnd(Buffer.from(partial, 'latin1')), -1, JSON.stringify(partial));
   }
   // Line by line, as a slow client sends it.
@@ -237,4 +262,38 @@ test('findHeadEnd hands off an incomplete head as soon as a line or byte is outs
   for (let size = 1; size <= head.length && answer === -1; size++)
     answer = findHeadEnd(head.subarray(0, size), size - 1);
   assert.equal(answer, HAND_OFF);
+});
+
+test('an early hand-off only happens to heads the parser would not take whole', () => {
+  const full = `${UPGRADE_HEAD}\r\nCookie: a=b; c\r\nX-Long: ${'v'.repeat(60)}\r\n\r\n`;
+  const bytes = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x2c, 0x3a, 0x41, 0x7f, 0x80, 0xff];
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ at: fc.nat({ max: full.length }), byte: fc.constantFrom(...bytes) }), {
+        maxLength: 3,
+      }),
+      fc.array(fc.nat({ max: full.length + 3 }), { maxLength: 6 }),
+      (inserts, cuts) => {
+        let text = full;
+        for (const { at, byte } of inserts)
+          text = text.slice(0, at) + String.fromCharCode(byte) + text.slice(at);
+        const data = Buffer.from(text, 'latin1');
+        const whole = findHeadEnd(data);
+        const taken = whole > 0 && parseRequestHead(data.toString('latin1', 0, whole - 4)) !== null;
+        // Chunk by chunk, as onData calls it.
+        let answer = -1;
+        let seen = 0;
+        for (const cut of [...new Set(cuts)].sort((a, b) => a - b).concat(data.length)) {
+          if (cut <= seen || cut > data.length) continue;
+          answer = findHeadEnd(data.subarray(0, cut), seen);
+          seen = cut;
+          if (answer !== -1) break;
+        }
+        if (taken) assert.equal(answer, whole, JSON.stringify(text));
+        if (answer === HAND_OFF) assert.equal(taken, false, JSON.stringify(text));
+        if (answer > 0) assert.equal(answer, whole, JSON.stringify(text));
+      },
+    ),
+    { seed: 20_261_202, numRuns: 2_000 },
+  );
 });

@@ -156,11 +156,17 @@ export interface HandshakeRequest {
 
 /**
  * Steps 2–5 of the upgrade pipeline: method, upgrade headers, version and
- * key. Returns the first rejection, or null when the request is a valid
- * WebSocket upgrade.
+ * key, then the subprotocol cap. Returns the first rejection, or null when
+ * the request is a valid WebSocket upgrade.
  */
 export function checkHandshake(req: HandshakeRequest): Rejection | null {
-  return checkMethod(req) ?? checkUpgradeHeaders(req) ?? checkVersion(req) ?? checkKey(req);
+  return (
+    checkMethod(req) ??
+    checkUpgradeHeaders(req) ??
+    checkVersion(req) ??
+    checkKey(req) ??
+    (readSubprotocols(req.headers['sec-websocket-protocol']) === null ? tooManySubprotocols() : null)
+  );
 }
 
 export function checkMethod(req: HandshakeRequest): Rejection | null {

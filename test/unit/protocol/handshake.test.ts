@@ -317,6 +317,12 @@ describe('parseSubprotocols', () => {
 describe('readSubprotocols', () => {
   const list = (n: number) => Array.from({ length: n }, (_, i) => `p${i}`).join(', ');
 
+  test('checkHandshake refuses more than the cap with 400 WEBSOCKET_BAD_PROTOCOL', () => {
+    assert.equal(checkHandshake(request({ 'sec-websocket-protocol': list(64) })), null);
+    const r = checkHandshake(request({ 'sec-websocket-protocol': list(65) }));
+    assert.deepEqual([r?.status, r?.code], [400, 'WEBSOCKET_BAD_PROTOCOL']);
+  });
+
   test(`takes up to ${MAX_SUBPROTOCOLS} entries and refuses (null) one more`, () => {
     assert.equal(MAX_SUBPROTOCOLS, 64);
     assert.equal(readSubprotocols(list(64))?.length, 64);

@@ -60,8 +60,9 @@ const TARGET_CHAR = byteClass((c) => c >= 0x21 && c <= 0x7e);
 const MAX_HEADER_LINES = 1000;
 
 /**
- * How node:http merges a repeated field other than by joining with ", "
- * (IncomingMessage's matchKnownFields, node 20): these keep the first.
+ * Fields of which node:http keeps only the first (IncomingMessage's
+ * matchKnownFields, node 20). It joins Cookie with "; ", keeps Set-Cookie
+ * as an array and joins every other repeated field with ", ".
  */
 const KEEP_FIRST = new Set([
   'age',
@@ -85,9 +86,10 @@ const KEEP_FIRST = new Set([
 
 /**
  * findHeadEnd's answer for a head the fast path will not take, known before
- * the head is complete: a lone CR or LF, a control byte or DEL, or a
- * complete line outside the strict form. node:http refuses such heads at
- * once (or, for forms it accepts, takes them), so they go to it at once.
+ * the head is complete: a lone CR or LF, a control byte or DEL, or a line
+ * (or the start of one) outside the strict form. node:http refuses such
+ * heads at once (or, for forms it accepts, takes them), so they go to it
+ * at once.
  */
 export const HAND_OFF = -2;
 
@@ -288,7 +290,7 @@ function hasUpgradeOption(head: string, start: number, end: number): boolean {
     while ((c === SP || c === HTAB) && i < end) c = head.charCodeAt(++i);
     let matched = end - i >= UPGRADE.length;
     for (let k = 0; matched && k < UPGRADE.length; k++) {
-      // ASCII letters only here, so OR-ing 0x20 lower-cases without false matches.
+      // For the letters of `upgrade`, OR-ing 0x20 maps exactly their two cases onto them.
       matched = (head.charCodeAt(i + k) | 0x20) === UPGRADE.charCodeAt(k);
     }
     if (matched) {

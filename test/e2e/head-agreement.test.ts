@@ -236,6 +236,7 @@ const VALUES = [
   'caf\xe9',
   'a\x7fb',
   'chat, chat, wshub',
+  Array.from({ length: 65 }, (_, i) => `p${i}`).join(','),
   '100-continue',
 ];
 const TARGETS = [

@@ -58,15 +58,14 @@ export function boundedServerOptions(
 export function selectProtocol(
   request: UpgradeRequest,
   selector: ProtocolSelector | undefined,
+  offered: readonly string[] = parseSubprotocols(request.headers['sec-websocket-protocol']),
 ): string | undefined {
   if (selector === undefined) return undefined;
   // Token-carrying entries of the browser auth path are never candidates.
-  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']).filter(
-    (p) => !p.startsWith(BEARER_PROTOCOL_PREFIX),
-  );
-  if (offered.length === 0) return undefined;
-  const chosen = selector(offered, request);
-  return chosen !== undefined && offered.includes(chosen) ? chosen : undefined;
+  const candidates = offered.filter((p) => !p.startsWith(BEARER_PROTOCOL_PREFIX));
+  if (candidates.length === 0) return undefined;
+  const chosen = selector(candidates, request);
+  return chosen !== undefined && candidates.includes(chosen) ? chosen : undefined;
 }
 
 /** Where a rejection is written: the raw socket of an upgrade, or a normal response. */

@@ -10,12 +10,16 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { rejectionResponse, rejection } from './protocol/handshake.ts';
-import { findHeadEnd, parseRequestHead, type UpgradeRequest } from './protocol/request-head.ts';
+import { HAND_OFF, findHeadEnd, parseRequestHead, type UpgradeRequest } from './protocol/request-head.ts';
 
 export interface RawUpgradeOptions {
   /** The WebSocket path (without query). */
   path: string;
-  /** Largest request head, in bytes (431 beyond). */
+  /**
+   * Largest request head the fast path reads, in bytes. A longer one goes
+   * to node:http, which counts the same limit over fewer bytes (target,
+   * names and values) and answers 431 itself.
+   */
   maxHeaderSize: number;
   /** Takes a parsed upgrade request. */
   upgrade(request: UpgradeRequest, socket: Socket, head: Buffer): void;
@@ -59,22 +63,20 @@ function onData(this: SniffSocket, chunk: Buffer): void {
   // Anything but a GET goes to node:http at once.
   const prefix = Math.min(data.length, GET.length);
   if (data.compare(GET, 0, prefix, 0, prefix) !== 0) return handOff(this, state, data);
-  const end = findHeadEnd(data);
+  const end = findHeadEnd(data, data.length - chunk.length);
+  // Heads the fast path does not take are node:http's to accept or refuse (at once, with its own 400).
+  if (end === HAND_OFF) return handOff(this, state, data);
   if (end < 0) {
-    if (data.length > state.options.maxHeaderSize) {
-      return refuse(this, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request head too large');
-    }
+    if (data.length > state.options.maxHeaderSize) return handOff(this, state, data);
     state.chunks = [data];
     return;
   }
-  if (end > state.options.maxHeaderSize) {
-    return refuse(this, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request head too large');
-  }
+  if (end > state.options.maxHeaderSize) return handOff(this, state, data);
   const parsed = parseRequestHead(data.toString('latin1', 0, end - 4));
-  if (parsed === null) return refuse(this, 400, 'BAD_REQUEST', 'malformed request');
+  if (parsed === null) return handOff(this, state, data);
   const q = parsed.url.indexOf('?');
   const path = q < 0 ? parsed.url : parsed.url.slice(0, q);
-  if (path !== state.options.path || parsed.headers.upgrade === undefined) return handOff(this, state, data);
+  if (path !== state.options.path || !parsed.upgrade) return handOff(this, state, data);
   stopSniffing(this);
   const request: UpgradeRequest = {
     method: parsed.method,

@@ -1,8 +1,8 @@
 /**
  * The upgrade pipeline, in the seed's order:
  *
- *   origin → method → upgrade headers → version → key → room → token
- *   → room authorization → capacity pre-check → join → 101
+ *   origin → method → upgrade headers → version → key → subprotocol list
+ *   → room → token → room authorization → capacity pre-check → join → 101
  *
  * Each step is a small function returning a Rejection (HTTP status + JSON
  * error code) or nothing. The join happens before the 101 is written, in the
@@ -23,8 +23,9 @@ import {
   checkMethod,
   checkUpgradeHeaders,
   checkVersion,
-  parseSubprotocols,
+  readSubprotocols,
   rejection,
+  tooManySubprotocols,
   type Rejection,
 } from './protocol/handshake.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
@@ -96,11 +97,15 @@ export function handleUpgrade(
     countInvalidKey(checkKey(request), config.metrics);
   if (early !== null) return refuse(early);
 
+  // Parsed once, here; the token and protocol steps read this list.
+  const offered = readSubprotocols(request.headers['sec-websocket-protocol']);
+  if (offered === null) return refuse(tooManySubprotocols());
+
   const room = readRoom(request);
   const badRoom = checkRoom(room, config);
   if (badRoom !== null) return refuse(badRoom);
 
-  return then(authenticate(request, config), (identity) => {
+  return then(authenticate(request, offered, config), (identity) => {
     if ('status' in identity) return refuse(identity);
     return then(authorizeRoom(request, room, identity.user, config), (denied) => {
       if (denied !== null) return refuse(denied);
@@ -110,7 +115,7 @@ export function handleUpgrade(
 
       if (socket.destroyed) return null;
       return (
-        join(request, socket, head, room, identity, config) ??
+        join(request, socket, head, room, identity, offered, config) ??
         refuse(
           capacityRejection(config.hub.checkJoin(room)) ??
             rejection(503, 'WEBSOCKET_JOIN_DENIED', 'join failed', 'unavailable'),
@@ -173,8 +178,12 @@ function queryParam(request: UpgradeRequest, name: string): string | undefined {
  * subprotocol, then `?token=` when allowed. A token that is present but
  * invalid is refused (no anonymous fallback).
  */
-function authenticate(request: UpgradeRequest, config: UpgradeConfig): MaybeAsync<Identity | Rejection> {
-  const found = findToken(request, config.allowQueryToken);
+function authenticate(
+  request: UpgradeRequest,
+  offered: readonly string[],
+  config: UpgradeConfig,
+): MaybeAsync<Identity | Rejection> {
+  const found = findToken(request, offered, config.allowQueryToken);
   if (found === undefined) {
     if (config.allowUnauthenticated) return { user: undefined, viaProtocol: false };
     config.metrics.security_rejections++;
@@ -193,6 +202,7 @@ function authenticate(request: UpgradeRequest, config: UpgradeConfig): MaybeAsyn
 
 function findToken(
   request: UpgradeRequest,
+  offered: readonly string[],
   allowQuery: boolean,
 ): { token: string; viaProtocol: boolean } | undefined {
   const header = request.headers.authorization;
@@ -201,7 +211,6 @@ function findToken(
     // A malformed Authorization header is a present-but-invalid token.
     return { token: match?.[1] ?? '', viaProtocol: false };
   }
-  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
   const carried = offered.find((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
   if (carried !== undefined)
     return { token: carried.slice(BEARER_PROTOCOL_PREFIX.length), viaProtocol: true };
@@ -241,8 +250,7 @@ function authorizeRoom(
  * The browser path selects BROWSER_PROTOCOL when the client offered it, and
  * never echoes the token-carrying entry.
  */
-function browserProtocol(request: UpgradeRequest): string | undefined {
-  const offered = parseSubprotocols(request.headers['sec-websocket-protocol']);
+function browserProtocol(offered: readonly string[]): string | undefined {
   return offered.includes(BROWSER_PROTOCOL) ? BROWSER_PROTOCOL : undefined;
 }
 
@@ -277,13 +285,14 @@ function join(
   head: Buffer,
   room: string,
   identity: Identity,
+  offered: readonly string[],
   config: UpgradeConfig,
 ): Connection | null {
   const admitted = config.hub.checkJoin(room);
   if (!admitted.ok) return null;
   const protocol = identity.viaProtocol
-    ? browserProtocol(request)
-    : selectProtocol(request, config.selectProtocol);
+    ? browserProtocol(offered)
+    : selectProtocol(request, config.selectProtocol, offered);
   const key = request.headers['sec-websocket-key'] as string;
   const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
   const joined = config.hub.tryJoin(room, conn);

@@ -48,32 +48,104 @@ export function isValidKey(key: string | undefined): boolean {
   return typeof key === 'string' && KEY_PATTERN.test(key);
 }
 
-/** Whether a comma-separated header (possibly repeated) contains `token`, case-insensitively. */
+/**
+ * Whether a comma-separated header (possibly repeated) contains `token`,
+ * ASCII case-insensitively. One pass, no per-element strings: the list is
+ * attacker-sized.
+ */
 export function headerHasToken(value: string | string[] | undefined, token: string): boolean {
   if (value === undefined) return false;
-  const values = Array.isArray(value) ? value : [value];
   const wanted = token.toLowerCase();
-  for (const v of values) {
-    for (const part of v.split(',')) {
-      if (part.trim().toLowerCase() === wanted) return true;
-    }
+  if (!Array.isArray(value)) return listHasToken(value, wanted);
+  for (const v of value) if (listHasToken(v, wanted)) return true;
+  return false;
+}
+
+function listHasToken(list: string, wanted: string): boolean {
+  const n = list.length;
+  for (let start = 0; start <= n;) {
+    let end = list.indexOf(',', start);
+    if (end < 0) end = n;
+    const [from, to] = trimOws(list, start, end);
+    if (to - from === wanted.length && equalsAsciiLower(list, from, wanted)) return true;
+    start = end + 1;
   }
   return false;
+}
+
+/** The bounds of list[start, end) without optional whitespace (SP and HTAB only, RFC 9110 §5.6.3). */
+function trimOws(list: string, start: number, end: number): [number, number] {
+  let c = list.charCodeAt(start);
+  while (start < end && (c === 0x20 || c === 0x09)) c = list.charCodeAt(++start);
+  c = list.charCodeAt(end - 1);
+  while (end > start && (c === 0x20 || c === 0x09)) c = list.charCodeAt(--end - 1);
+  return [start, end];
+}
+
+/** Whether list[at, at + wanted.length) equals the lower-case ASCII `wanted`, folding only A–Z. */
+function equalsAsciiLower(list: string, at: number, wanted: string): boolean {
+  for (let k = 0; k < wanted.length; k++) {
+    let c = list.charCodeAt(at + k);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== wanted.charCodeAt(k)) return false;
+  }
+  return true;
 }
 
 /** A token as RFC 7230 defines it (subprotocol names must be tokens). */
 const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/**
+ * Most subprotocols an upgrade may offer. RFC 6455 sets no bound; clients
+ * offer a handful, and the list is handed to a user-supplied selector.
+ */
+export const MAX_SUBPROTOCOLS = 64;
+
 /** The subprotocols a client offered, in its order of preference. Invalid entries are dropped. */
 export function parseSubprotocols(value: string | string[] | undefined): string[] {
+  return readSubprotocols(value, Infinity) ?? [];
+}
+
+/**
+ * Like parseSubprotocols, but null when the list has more than `max`
+ * non-empty elements (invalid ones and duplicates count too). Linear in
+ * the header's length, and stops at the first element over the cap.
+ */
+export function readSubprotocols(
+  value: string | string[] | undefined,
+  max: number = MAX_SUBPROTOCOLS,
+): string[] | null {
   if (value === undefined) return [];
-  const joined = Array.isArray(value) ? value.join(',') : value;
   const out: string[] = [];
-  for (const part of joined.split(',')) {
-    const name = part.trim();
-    if (name !== '' && TOKEN_PATTERN.test(name) && !out.includes(name)) out.push(name);
+  const seen = new Set<string>();
+  let elements = 0;
+  for (const list of Array.isArray(value) ? value : [value]) {
+    const n = list.length;
+    for (let start = 0; start <= n;) {
+      let end = list.indexOf(',', start);
+      if (end < 0) end = n;
+      const [from, to] = trimOws(list, start, end);
+      start = end + 1;
+      if (from === to) continue;
+      if (++elements > max) return null;
+      const name = list.slice(from, to);
+      if (TOKEN_PATTERN.test(name) && !seen.has(name)) {
+        seen.add(name);
+        out.push(name);
+      }
+    }
   }
   return out;
+}
+
+/** The refusal for an upgrade offering more than MAX_SUBPROTOCOLS subprotocols. */
+export function tooManySubprotocols(): Rejection {
+  return rejection(
+    400,
+    'WEBSOCKET_BAD_PROTOCOL',
+    `Sec-WebSocket-Protocol lists more than ${MAX_SUBPROTOCOLS} subprotocols`,
+    'validation',
+  );
 }
 
 /** What the handshake checks look at: a request's method and headers. */
@@ -84,11 +156,17 @@ export interface HandshakeRequest {
 
 /**
  * Steps 2–5 of the upgrade pipeline: method, upgrade headers, version and
- * key. Returns the first rejection, or null when the request is a valid
- * WebSocket upgrade.
+ * key, then the subprotocol cap. Returns the first rejection, or null when
+ * the request is a valid WebSocket upgrade.
  */
 export function checkHandshake(req: HandshakeRequest): Rejection | null {
-  return checkMethod(req) ?? checkUpgradeHeaders(req) ?? checkVersion(req) ?? checkKey(req);
+  return (
+    checkMethod(req) ??
+    checkUpgradeHeaders(req) ??
+    checkVersion(req) ??
+    checkKey(req) ??
+    (readSubprotocols(req.headers['sec-websocket-protocol']) === null ? tooManySubprotocols() : null)
+  );
 }
 
 export function checkMethod(req: HandshakeRequest): Rejection | null {

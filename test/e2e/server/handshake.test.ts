@@ -236,6 +236,44 @@ describe('handshake status/code table', () => {
     await Promise.all([a.conn.closed(), b.conn.closed()]);
   });
 
+  test('400 WEBSOCKET_BAD_PROTOCOL for more than 64 subprotocols; 64 are fine', async () => {
+    const hub = await startHub({ allowUnauthenticated: true, selectProtocol: (offered) => offered.at(-1) });
+    const list = (n: number) => Array.from({ length: n }, (_, i) => `p${i}`).join(', ');
+    const accepted = await rawHttp(
+      hub.port,
+      upgradeHead(hub.port, { headers: { 'Sec-WebSocket-Protocol': list(64) } }),
+    );
+    assert.equal(accepted.status, 101);
+    assert.equal(accepted.headers['sec-websocket-protocol'], 'p63');
+    await expectRawRefusal(
+      hub.port,
+      { headers: { 'Sec-WebSocket-Protocol': list(65) } },
+      400,
+      'WEBSOCKET_BAD_PROTOCOL',
+    );
+    // Repeated fields count as one list; so does the browser token entry.
+    await expectRawRefusal(
+      hub.port,
+      { headers: { 'Sec-WebSocket-Protocol': `wshub, wshub.bearer.x, ${list(63)}` } },
+      400,
+      'WEBSOCKET_BAD_PROTOCOL',
+    );
+    await waitFor(() => hub.ws.hub.getActiveConnectionCount() === 0, 3_000, 'the raw peer to be removed');
+  });
+
+  test('a 5,000-entry subprotocol list is refused with 400 at once', async () => {
+    const hub = await startHub({ allowUnauthenticated: true, maxHeaderSize: 64 * 1024 });
+    const list = Array.from({ length: 5_000 }, (_, i) => `p${i}`).join(',');
+    const response = await expectRawRefusal(
+      hub.port,
+      { headers: { 'Sec-WebSocket-Protocol': list } },
+      400,
+      'WEBSOCKET_BAD_PROTOCOL',
+    );
+    assert.ok(response.elapsedMs < 1_000, `answered after ${response.elapsedMs} ms`);
+    assert.equal(hub.ws.hub.getActiveConnectionCount(), 0);
+  });
+
   test('a refusal never opens a connection and never joins a room', async () => {
     const hub = await startHub({ maxRoomConnections: 1 });
     await expectRefused(hub.url(), {}, 401, 'WEBSOCKET_TOKEN_REQUIRED');
@@ -292,6 +330,23 @@ describe('order of checks', () => {
       { path: '/ws?room=bad%20room', headers: { 'Sec-WebSocket-Key': null } },
       400,
       'WEBSOCKET_KEY_MISSING',
+    );
+  });
+
+  test('bad key + too many subprotocols → key; too many subprotocols + invalid room → subprotocols', async () => {
+    const hub = await startHub();
+    const many = Array.from({ length: 65 }, (_, i) => `p${i}`).join(',');
+    await expectRawRefusal(
+      hub.port,
+      { headers: { 'Sec-WebSocket-Key': 'nope', 'Sec-WebSocket-Protocol': many } },
+      400,
+      'WEBSOCKET_KEY_INVALID',
+    );
+    await expectRawRefusal(
+      hub.port,
+      { path: '/ws?room=bad%20room', headers: { 'Sec-WebSocket-Protocol': many } },
+      400,
+      'WEBSOCKET_BAD_PROTOCOL',
     );
   });
 

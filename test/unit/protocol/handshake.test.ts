@@ -13,7 +13,9 @@ import {
   checkVersion,
   headerHasToken,
   isValidKey,
+  MAX_SUBPROTOCOLS,
   parseSubprotocols,
+  readSubprotocols,
   rejection,
   rejectionBody,
   rejectionResponse,
@@ -245,6 +247,23 @@ describe('headerHasToken', () => {
     assert.equal(headerHasToken('keep-alive upgrade', 'upgrade'), false);
     assert.equal(headerHasToken([], 'upgrade'), false);
   });
+
+  test('trims only SP and HTAB around elements, and folds only ASCII case', () => {
+    assert.equal(headerHasToken('\tupgrade\t, x', 'upgrade'), true);
+    assert.equal(headerHasToken('\xa0upgrade', 'upgrade'), false);
+    assert.equal(headerHasToken('upgrade\x0b', 'upgrade'), false);
+    assert.equal(headerHasToken('WebSocket', 'websocket'), true);
+    assert.equal(headerHasToken('websocket', 'WebSocket'), true);
+  });
+
+  test('a long list is scanned in one pass', () => {
+    const list = `${'keep-alive, '.repeat(200_000)}upgrade`;
+    const started = performance.now();
+    assert.equal(headerHasToken(list, 'upgrade'), true);
+    assert.equal(headerHasToken(list, 'websocket'), false);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 1_000, `took ${elapsed} ms`);
+  });
 });
 
 describe('parseSubprotocols', () => {
@@ -277,6 +296,53 @@ describe('parseSubprotocols', () => {
 
   test('case is preserved and significant', () => {
     assert.deepEqual(parseSubprotocols('Chat, chat'), ['Chat', 'chat']);
+  });
+
+  test('only SP and HTAB are trimmed', () => {
+    assert.deepEqual(parseSubprotocols('\tchat\t, \xa0v1, v2\x0b'), ['chat']);
+  });
+
+  test('a long list of distinct entries is parsed in linear time', () => {
+    // Deduplicating with Array.includes took seconds here (quadratic).
+    const list = Array.from({ length: 40_000 }, (_, i) => `p${i}`).join(',');
+    const started = performance.now();
+    const parsed = parseSubprotocols(list);
+    const elapsed = performance.now() - started;
+    assert.equal(parsed.length, 40_000);
+    assert.equal(parsed[39_999], 'p39999');
+    assert.ok(elapsed < 1_000, `took ${elapsed} ms`);
+  });
+});
+
+describe('readSubprotocols', () => {
+  const list = (n: number) => Array.from({ length: n }, (_, i) => `p${i}`).join(', ');
+
+  test('checkHandshake refuses more than the cap with 400 WEBSOCKET_BAD_PROTOCOL', () => {
+    assert.equal(checkHandshake(request({ 'sec-websocket-protocol': list(64) })), null);
+    const r = checkHandshake(request({ 'sec-websocket-protocol': list(65) }));
+    assert.deepEqual([r?.status, r?.code], [400, 'WEBSOCKET_BAD_PROTOCOL']);
+  });
+
+  test(`takes up to ${MAX_SUBPROTOCOLS} entries and refuses (null) one more`, () => {
+    assert.equal(MAX_SUBPROTOCOLS, 64);
+    assert.equal(readSubprotocols(list(64))?.length, 64);
+    assert.equal(readSubprotocols(list(65)), null);
+    assert.deepEqual(readSubprotocols(undefined), []);
+  });
+
+  test('empty elements do not count; duplicates, invalid entries and repeated fields do', () => {
+    assert.equal(readSubprotocols(`,, ${list(64)} ,,,`)?.length, 64);
+    assert.equal(readSubprotocols(Array(65).fill('a').join(',')), null);
+    assert.equal(readSubprotocols(Array(65).fill('a b').join(',')), null);
+    assert.equal(readSubprotocols([list(40), list(25)]), null);
+    assert.deepEqual(readSubprotocols(Array(64).fill('a').join(',')), ['a']);
+  });
+
+  test('the cap is a parameter, and a list over it is refused however long', () => {
+    const huge = `${list(65)}, ${'x'.repeat(1_000_000)}`;
+    assert.equal(readSubprotocols(huge), null);
+    assert.equal(readSubprotocols('a, b', 1), null);
+    assert.deepEqual(readSubprotocols('a, b', 2), ['a', 'b']);
   });
 });
 

@@ -9,7 +9,6 @@
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { rejectionResponse, rejection } from './protocol/handshake.ts';
 import { HAND_OFF, findHeadEnd, parseRequestHead, type UpgradeRequest } from './protocol/request-head.ts';
 
 export interface RawUpgradeOptions {
@@ -26,7 +25,8 @@ export interface RawUpgradeOptions {
 }
 
 interface Sniffing {
-  chunks: Buffer[];
+  /** The bytes read so far are `buffer[0, size)`. */
+  buffer: Buffer | null;
   size: number;
   options: RawUpgradeOptions;
   handOff: (socket: Socket) => void;
@@ -48,7 +48,7 @@ export function interceptUpgrades(server: Server, options: RawUpgradeOptions): v
     for (const listener of httpListeners) listener.call(server, socket);
   };
   server.on('connection', (socket: Socket) => {
-    (socket as SniffSocket)[SNIFF] = { chunks: [], size: 0, options, handOff };
+    (socket as SniffSocket)[SNIFF] = { buffer: null, size: 0, options, handOff };
     socket.on('data', onData);
     socket.on('error', onError);
   });
@@ -57,9 +57,7 @@ export function interceptUpgrades(server: Server, options: RawUpgradeOptions): v
 function onData(this: SniffSocket, chunk: Buffer): void {
   const state = this[SNIFF];
   if (state === undefined) return;
-  state.chunks.push(chunk);
-  state.size += chunk.length;
-  const data = state.chunks.length === 1 ? chunk : Buffer.concat(state.chunks, state.size);
+  const data = append(state, chunk);
   // Anything but a GET goes to node:http at once.
   const prefix = Math.min(data.length, GET.length);
   if (data.compare(GET, 0, prefix, 0, prefix) !== 0) return handOff(this, state, data);
@@ -68,7 +66,6 @@ function onData(this: SniffSocket, chunk: Buffer): void {
   if (end === HAND_OFF) return handOff(this, state, data);
   if (end < 0) {
     if (data.length > state.options.maxHeaderSize) return handOff(this, state, data);
-    state.chunks = [data];
     return;
   }
   if (end > state.options.maxHeaderSize) return handOff(this, state, data);
@@ -85,6 +82,29 @@ function onData(this: SniffSocket, chunk: Buffer): void {
     socket: this,
   };
   state.options.upgrade(request, this, data.subarray(end));
+}
+
+/**
+ * Adds a chunk to the bytes read so far. The buffer grows by doubling, so a
+ * head that arrives a byte at a time costs linear time, not a copy of
+ * everything read so far per byte.
+ */
+function append(state: Sniffing, chunk: Buffer): Buffer {
+  const had = state.size;
+  const size = had + chunk.length;
+  state.size = size;
+  let buffer = state.buffer;
+  if (buffer === null) {
+    state.buffer = chunk;
+    return chunk;
+  }
+  if (buffer.length < size) {
+    const grown = Buffer.allocUnsafe(Math.max(size, 2 * buffer.length, 1024));
+    buffer.copy(grown, 0, 0, had);
+    state.buffer = buffer = grown;
+  }
+  chunk.copy(buffer, had);
+  return buffer.subarray(0, size);
 }
 
 function stopSniffing(socket: SniffSocket): void {
@@ -104,19 +124,6 @@ function handOff(socket: SniffSocket, state: Sniffing, data: Buffer): void {
   socket.resume();
 }
 
-function refuse(socket: SniffSocket, status: number, code: string, message: string): void {
-  stopSniffing(socket);
-  socket.on('error', ignore);
-  socket.end(rejectionResponse(rejection(status, code, message, 'validation')));
-  setTimeout(destroy, 2_000, socket).unref();
-}
-
 function onError(this: SniffSocket): void {
   this.destroy();
-}
-
-function ignore(): void {}
-
-function destroy(socket: Socket): void {
-  socket.destroy();
 }

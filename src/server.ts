@@ -24,6 +24,7 @@ import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } f
 import type { UpgradeRequest } from './protocol/request-head.ts';
 import { interceptUpgrades } from './raw-upgrade.ts';
 import { validateTextMessage, type TextValidationOptions } from './validation.ts';
+import { ExpiryTimer } from './expiry-timer.ts';
 
 /** Close code for a connection whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
@@ -56,7 +57,7 @@ export class WshubServer {
   };
   private readonly pipeline: UpgradeConfig;
   private readonly textValidation: Partial<TextValidationOptions> | null;
-  private readonly expiryTimers = new Map<Connection, NodeJS.Timeout>();
+  private readonly expiryTimers = new Map<Connection, ExpiryTimer>();
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -144,11 +145,7 @@ export class WshubServer {
     const exp =
       this.config.closeOnTokenExpiry && conn.user !== undefined ? tokenExpiry(conn.user) : undefined;
     if (exp !== undefined) {
-      const timer = setTimeout(
-        () => conn.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired'),
-        Math.max(0, exp - Date.now()),
-      );
-      timer.unref();
+      const timer = new ExpiryTimer(exp, () => conn.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired'));
       this.expiryTimers.set(conn, timer);
     }
     this.config.onConnect?.(conn, request);
@@ -158,7 +155,7 @@ export class WshubServer {
     this.hub.removeConn(conn);
     const timer = this.expiryTimers.get(conn);
     if (timer !== undefined) {
-      clearTimeout(timer);
+      timer.cancel();
       this.expiryTimers.delete(conn);
     }
     this.log({ level: 'debug', event: 'closed', id: conn.id, code });
@@ -297,7 +294,7 @@ export class WshubServer {
   /** Graceful shutdown (see Hub.shutdown). Safe to call twice. */
   async shutdown(options: ShutdownOptions = {}): Promise<void> {
     await this.hub.shutdown(options);
-    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    for (const timer of this.expiryTimers.values()) timer.cancel();
     this.expiryTimers.clear();
   }
 }

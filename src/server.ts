@@ -12,6 +12,7 @@ import { createServer as createHttpsServer, type ServerOptions as HttpsOptions }
 import type { Duplex } from 'node:stream';
 import { boundedServerOptions, reject } from './accept.ts';
 import { handleAdminBroadcast } from './admin-broadcast.ts';
+import type { RoomPasswordMetrics } from './auth/room-password.ts';
 import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
 import type { ClusterMetrics } from './broker/cluster.ts';
 import { resolveConfig, type WshubConfig } from './config.ts';
@@ -26,6 +27,10 @@ import { interceptUpgrades } from './raw-upgrade.ts';
 import { validateTextMessage, type TextValidationOptions } from './validation.ts';
 import { ExpiryTimer } from './expiry-timer.ts';
 
+interface PasswordMetricsSource {
+  passwordMetrics(): RoomPasswordMetrics;
+}
+
 /** Close code for a connection whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
 
@@ -36,7 +41,8 @@ export interface LogEntry {
   [field: string]: unknown;
 }
 
-export interface ServerMetrics extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics> {}
+export interface ServerMetrics
+  extends HubMetrics, UpgradeMetrics, Partial<ClusterMetrics>, Partial<RoomPasswordMetrics> {}
 
 export interface Health {
   status: 'healthy' | 'unhealthy';
@@ -54,6 +60,8 @@ export class WshubServer {
     security_rejections: 0,
     invalid_ws_keys: 0,
     successful_auths: 0,
+    room_auth_busy: 0,
+    room_auth_abandoned: 0,
   };
   private readonly pipeline: UpgradeConfig;
   private readonly textValidation: Partial<TextValidationOptions> | null;
@@ -265,7 +273,14 @@ export class WshubServer {
   // ---- state -----------------------------------------------------------------
 
   metrics(): ServerMetrics {
-    return { ...this.hub.metrics(), ...this.upgradeMetrics, ...this.hub.clusterMetrics() };
+    // RoomPasswords and SecureRoomAuth count their hashing; custom authorizers may not.
+    const passwords = this.config.roomAuthorizer as Partial<PasswordMetricsSource> | undefined;
+    return {
+      ...this.hub.metrics(),
+      ...this.upgradeMetrics,
+      ...this.hub.clusterMetrics(),
+      ...(typeof passwords?.passwordMetrics === 'function' ? passwords.passwordMetrics() : {}),
+    };
   }
 
   /**

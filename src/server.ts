@@ -12,6 +12,7 @@ import { createServer as createHttpsServer, type ServerOptions as HttpsOptions }
 import type { Duplex } from 'node:stream';
 import { boundedServerOptions, reject } from './accept.ts';
 import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog, handleAdminBroadcast } from './admin-broadcast.ts';
+import type { RoomPasswordMetrics } from './auth/room-password.ts';
 import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
 import type { ClusterMetrics } from './broker/cluster.ts';
 import { resolveConfig, type WshubConfig } from './config.ts';
@@ -26,6 +27,11 @@ import type { UpgradeRequest } from './protocol/request-head.ts';
 import { interceptUpgrades } from './raw-upgrade.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from './resource-guard.ts';
 import { validateTextMessage, type TextValidationOptions } from './validation.ts';
+import { ExpiryTimer } from './expiry-timer.ts';
+
+interface PasswordMetricsSource {
+  passwordMetrics(): RoomPasswordMetrics;
+}
 
 /** Close code for a connection whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
@@ -38,7 +44,13 @@ export interface LogEntry {
 }
 
 export interface ServerMetrics
-  extends HubMetrics, UpgradeMetrics, HandshakeMetrics, ResourceGuardMetrics, Partial<ClusterMetrics> {
+  extends
+    HubMetrics,
+    UpgradeMetrics,
+    HandshakeMetrics,
+    ResourceGuardMetrics,
+    Partial<ClusterMetrics>,
+    Partial<RoomPasswordMetrics> {
   /** Admin broadcast requests refused for missing or wrong credentials. */
   admin_auth_failures: number;
 }
@@ -59,10 +71,12 @@ export class WshubServer {
     security_rejections: 0,
     invalid_ws_keys: 0,
     successful_auths: 0,
+    room_auth_busy: 0,
+    room_auth_abandoned: 0,
   };
   private readonly pipeline: UpgradeConfig;
   private readonly textValidation: Partial<TextValidationOptions> | null;
-  private readonly expiryTimers = new Map<Connection, NodeJS.Timeout>();
+  private readonly expiryTimers = new Map<Connection, ExpiryTimer>();
   private readonly adminAuthFailures = new AuthFailureLog(ADMIN_AUTH_LOG_INTERVAL_MS, (count, remote) =>
     this.log({ level: 'warn', event: 'admin_auth_failed', count, remote }),
   );
@@ -168,11 +182,7 @@ export class WshubServer {
     const exp =
       this.config.closeOnTokenExpiry && conn.user !== undefined ? tokenExpiry(conn.user) : undefined;
     if (exp !== undefined) {
-      const timer = setTimeout(
-        () => conn.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired'),
-        Math.max(0, exp - Date.now()),
-      );
-      timer.unref();
+      const timer = new ExpiryTimer(exp, () => conn.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired'));
       this.expiryTimers.set(conn, timer);
     }
     this.config.onConnect?.(conn, request);
@@ -182,7 +192,7 @@ export class WshubServer {
     this.hub.removeConn(conn);
     const timer = this.expiryTimers.get(conn);
     if (timer !== undefined) {
-      clearTimeout(timer);
+      timer.cancel();
       this.expiryTimers.delete(conn);
     }
     this.log({ level: 'debug', event: 'closed', id: conn.id, code });
@@ -300,6 +310,8 @@ export class WshubServer {
   // ---- state -----------------------------------------------------------------
 
   metrics(): ServerMetrics {
+    // RoomPasswords and SecureRoomAuth count their hashing; custom authorizers may not.
+    const passwords = this.config.roomAuthorizer as Partial<PasswordMetricsSource> | undefined;
     return {
       ...this.hub.metrics(),
       ...this.upgradeMetrics,
@@ -307,6 +319,7 @@ export class WshubServer {
       ...this.resources.metrics(),
       admin_auth_failures: this.adminAuthFailures.total,
       ...this.hub.clusterMetrics(),
+      ...(typeof passwords?.passwordMetrics === 'function' ? passwords.passwordMetrics() : {}),
     };
   }
 
@@ -337,7 +350,7 @@ export class WshubServer {
   async shutdown(options: ShutdownOptions = {}): Promise<void> {
     await this.hub.shutdown(options);
     this.adminAuthFailures.flush();
-    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    for (const timer of this.expiryTimers.values()) timer.cancel();
     this.expiryTimers.clear();
   }
 }

@@ -12,6 +12,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './accept.ts';
+import { RoomAuthBusyError } from './auth/errors.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import type { UserInfo } from './auth/user.ts';
@@ -39,6 +40,10 @@ export interface UpgradeMetrics {
   security_rejections: number;
   invalid_ws_keys: number;
   successful_auths: number;
+  /** Upgrades refused with 503 WEBSOCKET_AUTH_BUSY (the room authorizer had too much waiting). */
+  room_auth_busy: number;
+  /** Room authorizations whose client hung up before the verdict. */
+  room_auth_abandoned: number;
 }
 
 export interface UpgradeConfig {
@@ -107,7 +112,7 @@ export function handleUpgrade(
 
   return then(authenticate(request, offered, config), (identity) => {
     if ('status' in identity) return refuse(identity);
-    return then(authorizeRoom(request, room, identity.user, config), (denied) => {
+    return then(authorizeRoom(request, socket, room, identity.user, config), (denied) => {
       if (denied !== null) return refuse(denied);
 
       const full = capacityRejection(config.hub.checkJoin(room));
@@ -223,8 +228,15 @@ function findToken(
 
 // ---- step 8: room authorization ----------------------------------------------
 
+/**
+ * Asks the room authorizer. Its context carries an AbortSignal that aborts
+ * when the client hangs up before the verdict, so costly checks (password
+ * hashing) are skipped for clients already gone. A RoomAuthBusyError becomes
+ * 503 with Retry-After; any other error, like `false`, is a 403.
+ */
 function authorizeRoom(
   request: UpgradeRequest,
+  socket: Duplex,
   room: string,
   user: UserInfo | undefined,
   config: UpgradeConfig,
@@ -238,12 +250,85 @@ function authorizeRoom(
     config.metrics.security_rejections++;
     return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
   };
-  try {
-    const allowed = authorizer.authorize({ request, room, password, user, claims: user?.claims });
-    return allowed instanceof Promise ? allowed.then(verdict, () => verdict(false)) : verdict(allowed);
-  } catch {
+  const controller = new AbortController();
+  const stopWatching = watchHangup(socket, controller);
+  const failed = (error: unknown): Rejection | null => {
+    stopWatching();
+    if (error instanceof RoomAuthBusyError) {
+      config.metrics.room_auth_busy++;
+      return rejection(
+        503,
+        'WEBSOCKET_AUTH_BUSY',
+        'too many room authorizations waiting, retry later',
+        'capacity',
+        { 'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterSeconds))) },
+      );
+    }
+    if (controller.signal.aborted) {
+      // Nobody is left to read the answer; this was no verdict on the password.
+      config.metrics.room_auth_abandoned++;
+      return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
+    }
     return verdict(false);
+  };
+  try {
+    const allowed = authorizer.authorize({
+      request,
+      room,
+      password,
+      user,
+      claims: user?.claims,
+      signal: controller.signal,
+    });
+    if (!(allowed instanceof Promise)) {
+      stopWatching();
+      return verdict(allowed);
+    }
+    return allowed.then((ok) => {
+      stopWatching();
+      return verdict(ok);
+    }, failed);
+  } catch (error) {
+    return failed(error);
   }
+}
+
+/** Why a room authorization was aborted. */
+class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed its connection during the upgrade');
+    this.name = 'AbortError';
+  }
+}
+
+/**
+ * Aborts `controller` once the client hangs up; returns the function that
+ * stops watching. A reset shows as 'close' or 'error'; a plain FIN only as
+ * the end of the readable side, which a socket nobody reads never reports,
+ * so a 'readable' listener peeks with read(0) (which never consumes bytes:
+ * data a client sent early stays buffered for the connection).
+ */
+function watchHangup(socket: Duplex, controller: AbortController): () => void {
+  const gone = (): void => {
+    if (!controller.signal.aborted) controller.abort(new ClientGoneError());
+  };
+  if (socket.destroyed || socket.readableEnded) {
+    gone();
+    return () => {};
+  }
+  const peek = (): void => {
+    if (socket.readableLength === 0) socket.read(0);
+  };
+  socket.on('close', gone);
+  socket.on('end', gone);
+  socket.on('error', gone);
+  socket.on('readable', peek);
+  return () => {
+    socket.off('close', gone);
+    socket.off('end', gone);
+    socket.off('error', gone);
+    socket.off('readable', peek);
+  };
 }
 
 /**

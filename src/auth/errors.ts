@@ -58,3 +58,20 @@ export class InvalidRoomPasswordError extends Error {
     this.reason = reason;
   }
 }
+
+/**
+ * Thrown (as a rejection) by a room authorizer that cannot take one more
+ * check right now (RoomPasswords: too many password checks waiting). The
+ * upgrade pipeline maps it to 503 WEBSOCKET_AUTH_BUSY with Retry-After.
+ */
+export class RoomAuthBusyError extends Error {
+  readonly code = 'ROOM_AUTH_BUSY';
+  /** Seconds the client should wait before trying again (the Retry-After value). */
+  readonly retryAfterSeconds: number;
+
+  constructor(message = 'too many room authorizations waiting', retryAfterSeconds = 1) {
+    super(message);
+    this.name = 'RoomAuthBusyError';
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

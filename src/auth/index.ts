@@ -1,16 +1,20 @@
 export {
   InvalidRoomPasswordError,
   InvalidTokenError,
+  RoomAuthBusyError,
   SecretReuseError,
   WeakSecretError,
   type InvalidTokenReason,
 } from './errors.ts';
 export {
+  DEFAULT_HASH_CONCURRENCY,
+  DEFAULT_MAX_QUEUED_CHECKS,
   DEFAULT_PBKDF2_ITERATIONS,
   MAX_ROOM_PASSWORD_BYTES,
   RoomPasswords,
   type RoomAuthContext,
   type RoomAuthorizer,
+  type RoomPasswordMetrics,
   type RoomPasswordsOptions,
 } from './room-password.ts';
 export { MIN_SECRET_BYTES } from './secret.ts';

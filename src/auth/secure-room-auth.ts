@@ -1,5 +1,10 @@
 import { InvalidRoomPasswordError, InvalidTokenError } from './errors.ts';
-import { RoomPasswords, type RoomAuthContext, type RoomAuthorizer } from './room-password.ts';
+import {
+  RoomPasswords,
+  type RoomAuthContext,
+  type RoomAuthorizer,
+  type RoomPasswordMetrics,
+} from './room-password.ts';
 import { validateRoomPassword } from './security.ts';
 import type { TokenAuthenticator } from './token.ts';
 import type { UserInfo } from './user.ts';
@@ -12,6 +17,10 @@ export interface SecureRoomAuthOptions {
   tokenAuthenticator?: TokenAuthenticator;
   /** PBKDF2 iterations for room password hashes (default 210000). */
   iterations?: number;
+  /** Password hashes computed at the same time (default 1; see RoomPasswordsOptions). */
+  concurrency?: number;
+  /** Password checks that may wait for a hashing slot (default 32; see RoomPasswordsOptions). */
+  maxQueued?: number;
 }
 
 /** Counters kept by SecureRoomAuth. */
@@ -43,9 +52,12 @@ export class SecureRoomAuth implements RoomAuthorizer, TokenAuthenticator {
   };
 
   constructor(options: SecureRoomAuthOptions = {}) {
-    this.#passwords = new RoomPasswords(
-      options.iterations === undefined ? {} : { iterations: options.iterations },
-    );
+    const { iterations, concurrency, maxQueued } = options;
+    this.#passwords = new RoomPasswords({
+      ...(iterations === undefined ? {} : { iterations }),
+      ...(concurrency === undefined ? {} : { concurrency }),
+      ...(maxQueued === undefined ? {} : { maxQueued }),
+    });
     this.#tokens = options.tokenAuthenticator;
     this.#allowWeak = options.allowWeakPasswords ?? false;
   }
@@ -84,9 +96,17 @@ export class SecureRoomAuth implements RoomAuthorizer, TokenAuthenticator {
     return this.#passwords.verify(room, password);
   }
 
-  /** RoomAuthorizer: verifies the password and counts the outcome. */
+  /** The hashing counters of the underlying RoomPasswords. */
+  passwordMetrics(): RoomPasswordMetrics {
+    return this.#passwords.passwordMetrics();
+  }
+
+  /**
+   * RoomAuthorizer: verifies the password and counts the outcome (a check
+   * refused as busy or skipped for a departed client counts as neither).
+   */
   async authorize(ctx: RoomAuthContext): Promise<boolean> {
-    const ok = await this.#passwords.verify(ctx.room, ctx.password);
+    const ok = await this.#passwords.verify(ctx.room, ctx.password, ctx.signal);
     if (ok) this.#metrics.successfulAuths++;
     else this.#metrics.roomAuthFailures++;
     return ok;

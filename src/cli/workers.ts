@@ -2,7 +2,8 @@
  * `wshub serve --workers N`, primary side: forks N worker processes that
  * share one listening port through node:cluster (round-robin), relays the
  * built-in inter-process transport between them, restarts crashed workers
- * at a bounded rate, and shuts them all down gracefully on SIGINT/SIGTERM.
+ * with exponential backoff for as long as it runs, and shuts them all down
+ * gracefully on SIGINT/SIGTERM (the only way the primary ends once started).
  *
  * Startup: with --port 0 the primary first picks a free port itself (a
  * listen-and-close on the host), because node:cluster shares one listening
@@ -19,9 +20,15 @@ import { createServer } from 'node:net';
 import { IpcRelay, type IpcDelivery, type RelayPeer } from '../broker/ipc.ts';
 import type { Logger } from './logger.ts';
 
-/** Restarts allowed within RESTART_WINDOW_MS; further ones wait for the window to move on. */
-export const MAX_RESTARTS = 5;
-export const RESTART_WINDOW_MS = 30_000;
+/**
+ * Crashed workers are restarted after a delay that starts at
+ * RESTART_BACKOFF_MIN_MS and doubles with every crash up to
+ * RESTART_BACKOFF_MAX_MS, so a crash loop costs little CPU; a worker that
+ * stayed up for RESTART_STABLE_MS before crashing starts the delay over.
+ */
+export const RESTART_BACKOFF_MIN_MS = 100;
+export const RESTART_BACKOFF_MAX_MS = 30_000;
+export const RESTART_STABLE_MS = 10_000;
 /** Longest the primary waits for its workers to shut down before killing them. */
 export const WORKERS_SHUTDOWN_BOUND_MS = 12_000;
 
@@ -63,7 +70,12 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   // Workers that listen, and so wait for the shutdown message.
   const serving = new Set<number>();
   let stopping = false;
-  const restarts: number[] = [];
+  let backoff = RESTART_BACKOFF_MIN_MS;
+  let restarts = 0;
+  const forkedAt = new Map<number, number>();
+  // Pending restarts are ref'd timers: with every worker dead they are what
+  // keeps the primary (and so the port) alive until the replacement forks.
+  const pendingRestarts = new Set<NodeJS.Timeout>();
   // Installed first: a signal during startup must stop the workers already forked.
   const signalled = options.waitForSignal();
 
@@ -96,6 +108,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   /** Forks one worker; resolves with its port, or rejects with its exit code if it ends first. */
   const fork = (): { worker: Worker; ready: Promise<number> } => {
     const worker = cluster.fork();
+    forkedAt.set(worker.id, performance.now());
     const ready = new Promise<number>((resolve, reject) => {
       listening.set(worker.id, (port) => {
         listening.delete(worker.id);
@@ -115,17 +128,31 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     relay.remove(worker.id);
     peers.delete(worker.id);
     serving.delete(worker.id);
+    const uptime = performance.now() - (forkedAt.get(worker.id) ?? 0);
+    forkedAt.delete(worker.id);
     if (stopping) return;
-    logger.error('worker_exit', { worker: worker.id, pid: worker.process.pid, code, signal });
-    const now = performance.now();
-    while (restarts.length > 0 && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
-    const delay = restarts.length < MAX_RESTARTS ? 0 : RESTART_WINDOW_MS - (now - restarts[0]!);
-    restarts.push(now + delay);
-    if (delay > 0) logger.warn('worker_restart_delayed', { delay_ms: Math.round(delay) });
+    logger.error('worker_exit', {
+      worker: worker.id,
+      pid: worker.process.pid,
+      code,
+      signal,
+      uptime_ms: Math.round(uptime),
+    });
+    if (uptime >= RESTART_STABLE_MS) backoff = RESTART_BACKOFF_MIN_MS;
+    const delay = backoff;
+    backoff = Math.min(backoff * 2, RESTART_BACKOFF_MAX_MS);
+    restarts++;
+    logger.warn('worker_restart', { after_worker: worker.id, delay_ms: delay, restarts });
     const timer = setTimeout(() => {
+      pendingRestarts.delete(timer);
+      // A replacement that fails before listening is one more crash: onExit restarts it again.
       if (!stopping) fork().ready.catch(() => {});
     }, delay);
-    timer.unref();
+    pendingRestarts.add(timer);
+  };
+  const cancelRestarts = (): void => {
+    for (const timer of pendingRestarts) clearTimeout(timer);
+    pendingRestarts.clear();
   };
 
   let port = options.port;
@@ -166,6 +193,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   const signal = await signalled;
   stopping = true;
+  cancelRestarts();
   logger.info('primary_stop', { signal });
   const ok = await stopAll(logger, serving);
   cluster.off('message', onMessage);

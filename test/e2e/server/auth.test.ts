@@ -378,6 +378,17 @@ describe('token expiry on a live connection', () => {
     await b.conn.closed();
   });
 
+  test('a token whose exp is 30 days ahead (past the 2^31-1 ms timer limit) keeps the connection open', async () => {
+    const hub = await startHub();
+    const token = await makeToken({ sub: 'long' }, { expiresInSeconds: 30 * 86_400 });
+    const client = await connectClient(hub.url(), { headers: { Authorization: `Bearer ${token}` } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(client.conn.readyState, 'open', 'not closed with 4001 at once');
+    assert.equal(hub.ws.hub.getActiveConnectionCount(), 1);
+    client.conn.close();
+    await client.conn.closed();
+  });
+
   test('shutdown closes a connection holding a long-lived token with 1001', async () => {
     const hub = await startHub();
     const token = await makeToken({ sub: 'x' }, { expiresInSeconds: 600 });

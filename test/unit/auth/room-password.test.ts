@@ -1,11 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  DEFAULT_HASH_CONCURRENCY,
+  DEFAULT_MAX_QUEUED_CHECKS,
   DEFAULT_PBKDF2_ITERATIONS,
   InvalidRoomPasswordError,
   MAX_ROOM_PASSWORD_BYTES,
+  RoomAuthBusyError,
   RoomPasswords,
+  SecureRoomAuth,
   type RoomAuthContext,
 } from '../../../src/auth/index.ts';
 
@@ -127,5 +132,118 @@ describe('RoomPasswords', () => {
     const rp = new RoomPasswords({ iterations: 2000 });
     await rp.setRoomPassword('r', 'pw');
     assert.equal(await rp.verify('r', 'pw'), true);
+  });
+});
+
+/** Polls until `condition` holds (bounded). */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 3_000;
+  while (!condition()) {
+    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
+    await sleep(1);
+  }
+}
+
+// Iterations high enough that a hash is surely still running while the test
+// looks at the queue (tens of ms), low enough to keep the suite quick.
+const SLOW = 100_000;
+
+describe('RoomPasswords: bounded hashing', () => {
+  test('defaults: one hash at a time, 32 checks may wait', () => {
+    assert.equal(DEFAULT_HASH_CONCURRENCY, 1);
+    assert.equal(DEFAULT_MAX_QUEUED_CHECKS, 32);
+  });
+
+  test('never more hashes at once than `concurrency`; the rest wait in order', async () => {
+    for (const concurrency of [1, 2]) {
+      const rp = new RoomPasswords({ iterations: SLOW, concurrency });
+      await rp.setRoomPassword('r', 'right');
+      const checks = Array.from({ length: 5 }, (_, i) => rp.verify('r', i === 4 ? 'right' : `wrong-${i}`));
+      await until(() => rp.passwordMetrics().room_password_hashes === concurrency, 'the first hashes');
+      assert.equal(rp.passwordMetrics().room_password_queued, 5 - concurrency);
+      assert.deepEqual(await Promise.all(checks), [false, false, false, false, true]);
+      assert.deepEqual(rp.passwordMetrics(), {
+        room_password_hashes: 5,
+        room_password_skipped: 0,
+        room_password_busy: 0,
+        room_password_queued: 0,
+      });
+    }
+  });
+
+  test('beyond maxQueued waiting checks, verify rejects at once with RoomAuthBusyError', async () => {
+    const rp = new RoomPasswords({ iterations: SLOW, concurrency: 1, maxQueued: 2 });
+    await rp.setRoomPassword('r', 'right');
+    const admitted = [rp.verify('r', 'a'), rp.verify('r', 'b'), rp.verify('r', 'c')];
+    await until(() => rp.passwordMetrics().room_password_queued === 2, 'two waiting checks');
+    await assert.rejects(rp.verify('r', 'd'), (error: unknown) => {
+      return error instanceof RoomAuthBusyError && error.retryAfterSeconds === 1;
+    });
+    // Open rooms and checks that need no hash are never refused as busy.
+    assert.equal(await rp.verify('open', undefined), true);
+    assert.equal(await rp.verify('r', undefined), false);
+    assert.deepEqual(await Promise.all(admitted), [false, false, false]);
+    assert.equal(rp.passwordMetrics().room_password_busy, 1);
+    assert.equal(rp.passwordMetrics().room_password_hashes, 3);
+  });
+
+  test('a waiting check whose signal aborts leaves the queue at once and is never hashed', async () => {
+    const rp = new RoomPasswords({ iterations: SLOW, concurrency: 1 });
+    await rp.setRoomPassword('r', 'right');
+    const first = rp.verify('r', 'wrong');
+    const controllers = Array.from({ length: 3 }, () => new AbortController());
+    const waiting = controllers.map((c) => rp.verify('r', 'wrong', c.signal));
+    await until(() => rp.passwordMetrics().room_password_queued === 3, 'three waiting checks');
+    for (const c of controllers) c.abort();
+    assert.equal(rp.passwordMetrics().room_password_queued, 0, 'the places are freed at once');
+    for (const check of waiting) {
+      await assert.rejects(check, (error: unknown) => error instanceof Error && error.name === 'AbortError');
+    }
+    assert.equal(await first, false);
+    // A signal aborted before the check starts is not hashed either.
+    const gone = new AbortController();
+    gone.abort();
+    await assert.rejects(rp.verify('r', 'wrong', gone.signal));
+    assert.deepEqual(rp.passwordMetrics(), {
+      room_password_hashes: 1,
+      room_password_skipped: 4,
+      room_password_busy: 0,
+      room_password_queued: 0,
+    });
+  });
+
+  test('setRoomPassword shares the gate but is never refused as busy', async () => {
+    const rp = new RoomPasswords({ iterations: SLOW, concurrency: 1, maxQueued: 0 });
+    await rp.setRoomPassword('r', 'right');
+    const running = rp.verify('r', 'wrong');
+    await until(() => rp.passwordMetrics().room_password_hashes === 1, 'the running hash');
+    await assert.rejects(rp.verify('r', 'again'), RoomAuthBusyError);
+    await rp.setRoomPassword('s', 'other');
+    assert.equal(await running, false);
+    assert.equal(await rp.verify('s', 'other'), true);
+  });
+
+  test('authorize passes the context signal; SecureRoomAuth forwards it and the counters', async () => {
+    const auth = new SecureRoomAuth({ iterations: SLOW, allowWeakPasswords: true, concurrency: 1 });
+    await auth.setRoomPassword('r', 'right');
+    const first = auth.authorize(ctx('r', 'wrong'));
+    const controller = new AbortController();
+    const waiting = auth.authorize({ ...ctx('r', 'wrong'), signal: controller.signal });
+    await until(() => auth.passwordMetrics().room_password_queued === 1, 'the waiting check');
+    controller.abort();
+    await assert.rejects(waiting);
+    assert.equal(await first, false);
+    assert.equal(auth.metrics().roomAuthFailures, 1, 'an abandoned check is no failed authorization');
+    assert.equal(auth.passwordMetrics().room_password_skipped, 1);
+  });
+
+  test('invalid concurrency and maxQueued are refused', () => {
+    for (const concurrency of [0, -1, 1.5, 65, Number.NaN]) {
+      assert.throws(() => new RoomPasswords({ concurrency }), RangeError);
+    }
+    for (const maxQueued of [-1, 0.5, 100_001, Number.NaN]) {
+      assert.throws(() => new RoomPasswords({ maxQueued }), RangeError);
+    }
+    assert.doesNotThrow(() => new RoomPasswords({ concurrency: 64, maxQueued: 0 }));
   });
 });

@@ -63,6 +63,11 @@ export interface HandshakeGuardOptions {
 /** Minimum spacing of `handshake_limit` log lines: one per socket would be a log flood of its own. */
 export const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
 
+/** How long a connection refused at accept may stay open for its client to read the answer. */
+const LINGER_MS = 1_000;
+/** Refused connections that may linger at once; past it they are closed at once. */
+const MAX_LINGERING = 256;
+
 type Stage = 'head' | 'pipeline';
 
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -104,6 +109,8 @@ export class HandshakeGuard {
   private readonly unlogged = { refused_per_address: 0, evicted: 0, timeouts: 0, address: '' };
   private logTimer: NodeJS.Timeout | null = null;
   private lastLog = -Infinity;
+  /** Connections refused at accept that are still open for their client to read the answer. */
+  private lingering = 0;
 
   constructor(private readonly options: HandshakeGuardOptions) {}
 
@@ -167,7 +174,7 @@ export class HandshakeGuard {
       this.counters.handshakes_refused_per_address++;
       this.unlogged.refused_per_address++;
       this.noteLimit(address);
-      answer(
+      this.refuseNewcomer(
         socket,
         plain,
         rejection(429, 'HANDSHAKE_LIMIT', 'too many pending handshakes from this address', 'capacity', {
@@ -274,6 +281,29 @@ export class HandshakeGuard {
     answer(entry.socket, entry.canAnswer ? entry.io : null, r);
   }
 
+  /**
+   * Answers a connection refused at accept (nothing else listens on it yet)
+   * so that the client can read the answer: closing a socket with unread
+   * bytes makes the kernel reset the connection, which may discard the
+   * answer on the client's side. So the socket is drained and destroyed when
+   * the client closes or after LINGER_MS. Only MAX_LINGERING sockets at a
+   * time get that courtesy; past it, under a flood, the descriptor is freed
+   * at once.
+   */
+  private refuseNewcomer(socket: Socket, plain: Duplex | null, r: Rejection): void {
+    if (plain === null || this.lingering >= MAX_LINGERING) return answer(socket, plain, r);
+    this.lingering++;
+    socket.on('error', ignore);
+    socket.on('data', ignore);
+    socket.end(rejectionResponse(r));
+    const timer = setTimeout(destroySocket, LINGER_MS, socket);
+    timer.unref();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.lingering--;
+    });
+  }
+
   private noteLimit(address: string): void {
     this.unlogged.address = address;
     if (this.logTimer !== null || this.options.onLimit === undefined) return;
@@ -343,6 +373,10 @@ function answer(socket: Socket, io: Duplex | null, r: Rejection): void {
 }
 
 function ignore(): void {}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
 
 /**
  * The key per-address counts use: the address itself for IPv4 (also when

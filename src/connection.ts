@@ -209,6 +209,8 @@ export class Connection implements ParserHandlers {
     socket.on('error', onSocketError);
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
+    // An upgrade path may have paused the socket to keep early bytes for us.
+    socket.resume();
     this.nextPingAt = performance.now() + options.pingPeriod;
     this.sweeper = joinSweep(this, options);
     if (head !== undefined && head.length > 0) this.receive(head);

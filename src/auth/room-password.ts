@@ -1,5 +1,6 @@
 import { pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { UpgradeRequest } from '../protocol/request-head.ts';
+import { addressKey } from '../handshake-guard.ts';
 import { InvalidRoomPasswordError, RoomAuthBusyError } from './errors.ts';
 import type { UserInfo } from './user.ts';
 
@@ -65,6 +66,12 @@ export interface RoomPasswordsOptions {
    * 100000). One more is refused at once with RoomAuthBusyError (503).
    */
   maxQueued?: number;
+  /**
+   * Checks one client address may have waiting or hashing at once (default
+   * 4, 1 to 100000), so one address cannot take the whole queue from
+   * everyone else. One more is refused at once with RoomAuthBusyError (503).
+   */
+  maxPerAddress?: number;
 }
 
 /** Counters of RoomPasswords (snake_case, merged into WshubServer.metrics()). */
@@ -88,6 +95,9 @@ interface Waiting {
   onAbort: (() => void) | undefined;
 }
 
+/** Default of RoomPasswordsOptions.maxPerAddress. */
+export const DEFAULT_MAX_CHECKS_PER_ADDRESS = 4;
+
 interface StoredHash {
   salt: Buffer;
   hash: Buffer;
@@ -110,6 +120,9 @@ export class RoomPasswords implements RoomAuthorizer {
   #running = 0;
   readonly #waiting: Waiting[] = [];
   #queuedChecks = 0;
+  readonly #maxPerAddress: number;
+  /** Checks waiting or hashing, per client address. */
+  readonly #perAddress = new Map<string, number>();
   readonly #metrics = { room_password_hashes: 0, room_password_skipped: 0, room_password_busy: 0 };
 
   constructor(options: RoomPasswordsOptions = {}) {
@@ -128,6 +141,11 @@ export class RoomPasswords implements RoomAuthorizer {
     this.#iterations = iterations;
     this.#concurrency = concurrency;
     this.#maxQueued = maxQueued;
+    const maxPerAddress = options.maxPerAddress ?? DEFAULT_MAX_CHECKS_PER_ADDRESS;
+    if (!Number.isSafeInteger(maxPerAddress) || maxPerAddress < 1 || maxPerAddress > 100_000) {
+      throw new RangeError('maxPerAddress must be an integer from 1 to 100000');
+    }
+    this.#maxPerAddress = maxPerAddress;
   }
 
   /**
@@ -169,8 +187,14 @@ export class RoomPasswords implements RoomAuthorizer {
    * over-long passwords give false). Rejects with RoomAuthBusyError when
    * maxQueued checks are already waiting, and with `signal.reason` when
    * `signal` aborts before hashing starts (the hash is then skipped).
+   * `address` (the client's) is held to maxPerAddress checks at once.
    */
-  async verify(room: string, password: string | undefined, signal?: AbortSignal): Promise<boolean> {
+  async verify(
+    room: string,
+    password: string | undefined,
+    signal?: AbortSignal,
+    address?: string,
+  ): Promise<boolean> {
     const entry = this.#entries.get(room);
     if (entry === undefined) return true;
     if (typeof password !== 'string' || !isStorableLength(password)) return false;
@@ -180,13 +204,30 @@ export class RoomPasswords implements RoomAuthorizer {
     } catch {
       return false;
     }
+    if (address === undefined) return this.#check(password, stored, signal);
+    const held = this.#perAddress.get(address) ?? 0;
+    if (held >= this.#maxPerAddress) {
+      this.#metrics.room_password_busy++;
+      throw new RoomAuthBusyError('too many room password checks from this address');
+    }
+    this.#perAddress.set(address, held + 1);
+    try {
+      return await this.#check(password, stored, signal);
+    } finally {
+      const left = this.#perAddress.get(address)! - 1;
+      if (left === 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, left);
+    }
+  }
+
+  async #check(password: string, stored: StoredHash, signal: AbortSignal | undefined): Promise<boolean> {
     const candidate = await this.#hash(password, stored.salt, stored.iterations, true, signal);
     return timingSafeEqual(candidate, stored.hash);
   }
 
-  /** RoomAuthorizer: resolves to `verify(ctx.room, ctx.password, ctx.signal)`. */
+  /** RoomAuthorizer: `verify` with the context's room, password, signal and client address. */
   authorize(ctx: RoomAuthContext): Promise<boolean> {
-    return this.verify(ctx.room, ctx.password, ctx.signal);
+    return this.verify(ctx.room, ctx.password, ctx.signal, addressKey(ctx.request.socket.remoteAddress));
   }
 
   /** Returns a snapshot of the hashing counters. */

@@ -1,3 +1,4 @@
+import { addressKey } from '../handshake-guard.ts';
 import { InvalidRoomPasswordError, InvalidTokenError } from './errors.ts';
 import {
   RoomPasswords,
@@ -21,6 +22,8 @@ export interface SecureRoomAuthOptions {
   concurrency?: number;
   /** Password checks that may wait for a hashing slot (default 32; see RoomPasswordsOptions). */
   maxQueued?: number;
+  /** Password checks one client address may have at once (default 4; see RoomPasswordsOptions). */
+  maxPerAddress?: number;
 }
 
 /** Counters kept by SecureRoomAuth. */
@@ -52,11 +55,12 @@ export class SecureRoomAuth implements RoomAuthorizer, TokenAuthenticator {
   };
 
   constructor(options: SecureRoomAuthOptions = {}) {
-    const { iterations, concurrency, maxQueued } = options;
+    const { iterations, concurrency, maxQueued, maxPerAddress } = options;
     this.#passwords = new RoomPasswords({
       ...(iterations === undefined ? {} : { iterations }),
       ...(concurrency === undefined ? {} : { concurrency }),
       ...(maxQueued === undefined ? {} : { maxQueued }),
+      ...(maxPerAddress === undefined ? {} : { maxPerAddress }),
     });
     this.#tokens = options.tokenAuthenticator;
     this.#allowWeak = options.allowWeakPasswords ?? false;
@@ -106,7 +110,12 @@ export class SecureRoomAuth implements RoomAuthorizer, TokenAuthenticator {
    * refused as busy or skipped for a departed client counts as neither).
    */
   async authorize(ctx: RoomAuthContext): Promise<boolean> {
-    const ok = await this.#passwords.verify(ctx.room, ctx.password, ctx.signal);
+    const ok = await this.#passwords.verify(
+      ctx.room,
+      ctx.password,
+      ctx.signal,
+      addressKey(ctx.request.socket.remoteAddress),
+    );
     if (ok) this.#metrics.successfulAuths++;
     else this.#metrics.roomAuthFailures++;
     return ok;

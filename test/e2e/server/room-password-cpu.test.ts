@@ -110,7 +110,8 @@ function percentile(values: number[], p: number): number {
 
 describe('room password hashing under attack', () => {
   test('32 concurrent wrong passwords: joins with fresh tokens still complete within 50 ms (p99)', async (t) => {
-    const rooms = new RoomPasswords();
+    // One client address here plays every attacker: lift the per-address share so the queue fills.
+    const rooms = new RoomPasswords({ maxPerAddress: 1_000 });
     await rooms.setRoomPassword('vault', PASSWORD);
     const hub = await startHub({ roomAuthorizer: rooms });
     // Signed up front, one per join, all different: no verification cache can help,
@@ -170,14 +171,16 @@ describe('room password hashing under attack', () => {
   });
 
   test('100 wrong-password attempts abandoned at once are not hashed; a correct join is prompt', async () => {
-    const rooms = new RoomPasswords();
+    // One client address here plays every attacker: lift the per-address share so the queue fills.
+    const rooms = new RoomPasswords({ maxPerAddress: 1_000 });
     await rooms.setRoomPassword('vault', PASSWORD);
     const hub = await startHub({ roomAuthorizer: rooms });
     await abandonedAttack(hub.port, () => hub.ws.metrics());
   });
 
   test('the same through node:http (attach), where the upgraded socket is not read', async () => {
-    const rooms = new RoomPasswords();
+    // One client address here plays every attacker: lift the per-address share so the queue fills.
+    const rooms = new RoomPasswords({ maxPerAddress: 1_000 });
     await rooms.setRoomPassword('vault', PASSWORD);
     const ws = createWshub({ secret: SECRET, pingPeriod: 0, roomAuthorizer: rooms });
     const server = trackSockets(createServer());
@@ -189,6 +192,67 @@ describe('room password hashing under attack', () => {
       await ws.shutdown({ timeout: 500 });
       await closeServer(server);
     }
+  });
+
+  test('one address cannot take the queue: 32 wrong guesses from one address, correct joins from another stay prompt', async () => {
+    const rooms = new RoomPasswords(); // maxPerAddress 4
+    await rooms.setRoomPassword('vault', PASSWORD);
+    const hub = await startHub({ roomAuthorizer: rooms });
+    const attackerToken = await makeToken({ sub: 'attacker' });
+    const owner = await makeToken({ sub: 'owner' });
+    const baseline = await upgrade(hub.port, 'vault', owner, PASSWORD);
+    assert.equal(baseline.status, 101, baseline.body);
+
+    const wrong = upgradeHead(hub.port, {
+      path: '/ws?room=vault',
+      headers: { Authorization: `Bearer ${attackerToken}`, 'X-WebSocket-Room-Password': 'wrong password' },
+    });
+    let attacking = true;
+    const statuses = new Map<string, number>();
+    const live = new Set<Socket>();
+    const attackers = Array.from({ length: 32 }, async () => {
+      while (attacking) {
+        const status = await new Promise<string>((resolve) => {
+          let seen = '';
+          const socket = connect({ port: hub.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+          live.add(socket);
+          socket.on('error', () => {});
+          socket.once('data', (chunk: Buffer) => {
+            seen = chunk.toString('latin1', 9, 12);
+            socket.destroy();
+          });
+          socket.once('close', () => {
+            live.delete(socket);
+            resolve(seen);
+          });
+          socket.write(wrong);
+        });
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        // A refused guesser retries after a pause, as Retry-After asks, so the test measures the queue.
+        if (status === '503') await sleep(50);
+      }
+    });
+    try {
+      await waitFor(() => rooms.passwordMetrics().room_password_queued >= 3, 5_000, 'the attacker queued');
+      // The attacker holds at most 4 checks, so a correct join waits for about five hashes;
+      // without the per-address share it would wait behind all 32. The bound leaves room
+      // for a loaded machine and still tells the two apart.
+      const bound = 12 * baseline.elapsedMs + 1_000;
+      for (let i = 0; i < 3; i++) {
+        const joined = await upgrade(hub.port, 'vault', owner, PASSWORD, bound + 5_000);
+        assert.equal(joined.status, 101, joined.body);
+        assert.ok(
+          joined.elapsedMs < bound,
+          `correct join ${i} took ${joined.elapsedMs.toFixed(0)} ms (bound ${bound.toFixed(0)} ms)`,
+        );
+      }
+    } finally {
+      attacking = false;
+      for (const socket of live) socket.destroy();
+      await Promise.all(attackers);
+    }
+    assert.ok((statuses.get('503') ?? 0) > 0, `attacker answers: ${JSON.stringify([...statuses])}`);
+    assert.ok(rooms.passwordMetrics().room_password_busy > 0);
   });
 
   test('more checks than maxQueued: 503 WEBSOCKET_AUTH_BUSY with Retry-After, at once', async () => {

@@ -18,7 +18,13 @@ import {
 const fast = (): RoomPasswords => new RoomPasswords({ iterations: 1000 });
 
 function ctx(room: string, password: string | undefined): RoomAuthContext {
-  return { request: {} as IncomingMessage, room, password, user: undefined, claims: undefined };
+  return {
+    request: { socket: { remoteAddress: '127.0.0.1' } } as IncomingMessage,
+    room,
+    password,
+    user: undefined,
+    claims: undefined,
+  };
 }
 
 describe('RoomPasswords', () => {

@@ -13,7 +13,13 @@ import {
 const SECRET = 's'.repeat(32);
 
 function ctx(room: string, password: string | undefined): RoomAuthContext {
-  return { request: {} as IncomingMessage, room, password, user: undefined, claims: undefined };
+  return {
+    request: { socket: { remoteAddress: '127.0.0.1' } } as IncomingMessage,
+    room,
+    password,
+    user: undefined,
+    claims: undefined,
+  };
 }
 
 function secure(options: { allowWeakPasswords?: boolean; withTokens?: boolean } = {}): SecureRoomAuth {

@@ -3,13 +3,14 @@
  * normal routes, wshub takes the upgrades to `/ws` and the admin broadcast
  * endpoint. `attach()` keeps Express as the handler of every other request.
  *
- * Run it:  WS_SECRET=… WS_BROADCAST_SECRET=… node --import tsx examples/express.ts
+ * Run it (in this repository, after `npm run build`):
+ *   WS_SECRET=… WS_BROADCAST_SECRET=… node --import tsx examples/express.ts
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
-import { createWshub, type WshubServer } from '../src/index.ts';
+import { createWshub, type WshubServer } from 'wshub';
 
 export interface ExampleOptions {
   /** Token secret (≥ 32 bytes). Defaults to `process.env.WS_SECRET`. */

@@ -4,12 +4,13 @@
  * the upgrades to `/ws` and the admin broadcast endpoint, and is shut down
  * from Fastify's `preClose` hook so `fastify.close()` stops both.
  *
- * Run it:  WS_SECRET=… WS_BROADCAST_SECRET=… node --import tsx examples/fastify.ts
+ * Run it (in this repository, after `npm run build`):
+ *   WS_SECRET=… WS_BROADCAST_SECRET=… node --import tsx examples/fastify.ts
  */
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
-import { createWshub } from '../src/index.ts';
+import { createWshub } from 'wshub';
 import type { ExampleOptions, RunningExample } from './express.ts';
 
 /**

@@ -6,7 +6,8 @@
  * on `/ws/chat` (step 4). `startSeedGuide()` wires everything and returns the
  * handles the later steps use, so a test can drive the whole guide in-process.
  *
- * Run it:  WS_SECRET=… WS_BROADCAST_SECRET=… WS_VIP_PASSWORD=… node --import tsx examples/seed-guide.ts
+ * Run it (in this repository, after `npm run build`):
+ *   WS_SECRET=… WS_BROADCAST_SECRET=… WS_VIP_PASSWORD=… node --import tsx examples/seed-guide.ts
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +20,7 @@ import {
   WshubServer,
   createWshub,
   defaultConfig,
-} from '../src/index.ts';
+} from 'wshub';
 
 export interface SeedGuideOptions {
   /** Token secret (≥ 32 bytes). Defaults to `process.env.WS_SECRET`. */

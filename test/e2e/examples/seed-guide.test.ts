@@ -1,12 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Opcode,
-  SecretReuseError,
-  WeakSecretError,
-  generateSecureSecret,
-  signHS256,
-} from '../../../src/index.ts';
+// The example runs on the built package, so the error classes it throws are
+// compared with the package's own, not with those of src/.
+import { Opcode, SecretReuseError, WeakSecretError, generateSecureSecret, signHS256 } from 'wshub';
 import { GENERAL_ROOM, VIP_ROOM, startSeedGuide, type SeedGuideApp } from '../../../examples/seed-guide.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../../helpers/leaks.ts';
 import { assertSilent, connect, httpCall, nextText, refusal, wsUrl, type TestClient } from './clients.ts';

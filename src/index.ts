@@ -93,6 +93,7 @@ export {
   DialError,
   MessageQueue,
   messageQueue,
+  ReceiveTimeoutError,
   type DialOptions,
   type ReceivedMessage,
 } from './client/index.ts';

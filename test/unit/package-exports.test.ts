@@ -46,6 +46,7 @@ const CORE_VALUES = [
   'PRESENCE_MAX_ROOMS',
   'QueueFullError',
   'ROOM_NAME_MAX_BYTES',
+  'ReceiveTimeoutError',
   'RoomAuthBusyError',
   'RoomPasswords',
   'SLOW_CONSUMER_CLOSE_CODE',

@@ -235,12 +235,16 @@ describe('package entry points (built dist/, imported by package name)', () => {
        for (const entry of ['wshub/redis', 'wshub/nats']) {
          try { await import(entry); } catch (error) { failed.push(error.code); }
        }
-       console.log(JSON.stringify({ names: Object.keys(core).sort(), failed }));`,
+       let deep;
+       try { await import('wshub/dist/hub.js'); } catch (error) { deep = error.code; }
+       console.log(JSON.stringify({ names: Object.keys(core).sort(), failed, deep }));`,
       true,
-    ) as { names: string[]; failed: string[] };
+    ) as { names: string[]; failed: string[]; deep: string };
     assert.deepEqual(seen.names, [...CORE_VALUES].sort());
     // …while the subpaths, which do need them, fail: the hook is effective.
     assert.deepEqual(seen.failed, ['ERR_MODULE_NOT_FOUND', 'ERR_MODULE_NOT_FOUND']);
+    // Internal modules are out of reach: only the entry points in package.json `exports` resolve.
+    assert.equal(seen.deep, 'ERR_PACKAGE_PATH_NOT_EXPORTED');
   });
 
   test("the declarations of 'wshub' export exactly the public values and types", () => {

@@ -1,11 +1,23 @@
 /**
- * wshub's public API.
+ * wshub's public API: every name here is documented in README.md ("Public
+ * API") and covered by test/unit/package-exports.test.ts, which fails when a
+ * name is added or removed without updating its list. Modules are re-exported
+ * name by name, never with `export *`, so an internal helper cannot become
+ * public by accident. The Redis and NATS transports are in `wshub/redis` and
+ * `wshub/nats` (src/redis.ts, src/nats.ts), so this entry point loads neither
+ * client.
  */
+
+// -- the server and its configuration --
 export { WshubServer, createWshub, TOKEN_EXPIRED_CLOSE_CODE } from './server.ts';
 export type { Health, LogEntry, ServerMetrics } from './server.ts';
-export type { HandshakeMetrics, HandshakeLimitReport } from './handshake-guard.ts';
-export { defaultConfig, resolveConfig, CONFIG_KEYS } from './config.ts';
+export { defaultConfig } from './config.ts';
 export type { WshubConfig, MessageHandler } from './config.ts';
+export { boundedServerOptions, BEARER_PROTOCOL_PREFIX, type ProtocolSelector } from './accept.ts';
+export { BROWSER_PROTOCOL } from './upgrade.ts';
+export type { UpgradeRequest } from './protocol/request-head.ts';
+
+// -- the hub --
 export { Hub, defaultHubOptions, isRejected } from './hub.ts';
 export type {
   HubOptions,
@@ -15,29 +27,12 @@ export type {
   JoinDenial,
   ShutdownOptions,
 } from './hub.ts';
-export {
-  Connection,
-  SendStatus,
-  SLOW_CONSUMER_CLOSE_CODE,
-  MAX_READ_LIMIT,
-  defaultConnectionOptions,
-} from './connection.ts';
-export type { ConnectionHandlers, ConnectionOptions, ConnectionState, SendBehavior } from './connection.ts';
-export { ResourceGuard, type ResourceGuardMetrics } from './resource-guard.ts';
-export { handleUpgrade, BEARER_PROTOCOL_PREFIX, BROWSER_PROTOCOL } from './upgrade.ts';
-export type { UpgradeConfig, UpgradeMetrics } from './upgrade.ts';
-export { boundedServerOptions, type ProtocolSelector } from './accept.ts';
-export type { UpgradeRequest } from './protocol/request-head.ts';
+
+// -- connections and messages --
+export { Connection, SLOW_CONSUMER_CLOSE_CODE, MAX_READ_LIMIT } from './connection.ts';
+export type { ConnectionState, SendBehavior } from './connection.ts';
 export { Opcode, type DataOpcode } from './protocol/frame.ts';
 export { CloseCode, isValidCloseCode } from './protocol/close.ts';
-export {
-  WshubError,
-  ConfigError,
-  QueueFullError,
-  SendTimeoutError,
-  ConnectionClosedError,
-  CloseError,
-} from './errors.ts';
 export {
   isValidRoomName,
   validateTextMessage,
@@ -46,13 +41,81 @@ export {
   ROOM_NAME_MAX_BYTES,
 } from './validation.ts';
 export type { RoomValidator, TextValidationOptions, TextValidationResult } from './validation.ts';
-export * from './auth/index.ts';
+
+// -- errors --
+export {
+  WshubError,
+  ConfigError,
+  QueueFullError,
+  SendTimeoutError,
+  ConnectionClosedError,
+  CloseError,
+} from './errors.ts';
+
+// -- auth building blocks --
+export {
+  InvalidRoomPasswordError,
+  InvalidTokenError,
+  RoomAuthBusyError,
+  SecretReuseError,
+  WeakSecretError,
+  type InvalidTokenReason,
+} from './auth/errors.ts';
+export {
+  HS256TokenAuthenticator,
+  signHS256,
+  type HS256Options,
+  type TokenAuthenticator,
+} from './auth/token.ts';
+export { userInfoFromClaims, type UserInfo } from './auth/user.ts';
+export {
+  RoomPasswords,
+  type RoomAuthContext,
+  type RoomAuthorizer,
+  type RoomPasswordMetrics,
+  type RoomPasswordsOptions,
+} from './auth/room-password.ts';
+export { SecureRoomAuth, type SecureRoomAuthOptions, type SecurityMetrics } from './auth/secure-room-auth.ts';
+export { MIN_SECRET_BYTES } from './auth/secret.ts';
+export {
+  constantTimeEqual,
+  generateSecureSecret,
+  validateRoomPassword,
+  validateSecurityConfig,
+  validateWebSocketKey,
+  type RoomPasswordCheck,
+  type SecurityConfig,
+} from './auth/security.ts';
+
+// -- the Node client --
 export {
   dial,
   DialError,
   MessageQueue,
   messageQueue,
+  ReceiveTimeoutError,
   type DialOptions,
   type ReceivedMessage,
 } from './client/index.ts';
-export * from './broker/index.ts';
+
+// -- scale-out without a messaging client (Redis: wshub/redis, NATS: wshub/nats) --
+export {
+  Cluster,
+  PRESENCE_MAX_BYTES,
+  PRESENCE_MAX_PARTS,
+  PRESENCE_MAX_ROOMS,
+  MemoryBus,
+  MemoryTransport,
+  IpcRelay,
+  IpcTransport,
+  transportFromUrl,
+  BrokerUrlError,
+  BrokerClientMissingError,
+  type BrokerKind,
+  type ClusterMetrics,
+  type ClusterOptions,
+  type Transport,
+  type TransportEvents,
+  type TransportListener,
+  type TransportFromUrlOptions,
+} from './broker/index.ts';

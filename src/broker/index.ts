@@ -1,12 +1,14 @@
 /**
- * Scale-out entry point: the Cluster, the transports, and transportFromUrl
- * which picks a transport from a broker URL (what `wshub serve --broker`
- * takes).
+ * Scale-out without a messaging client: the Cluster, the in-process and IPC
+ * transports, and transportFromUrl. The Redis and NATS transports live in
+ * their own entry points (`wshub/redis`, `wshub/nats`) because their clients
+ * are optional peer dependencies that take a few hundred milliseconds to
+ * load; transportFromUrl imports the one a URL names only when it starts.
  */
 import { WshubError } from '../errors.ts';
-import { NatsTransport } from './nats.ts';
-import { RedisTransport } from './redis.ts';
-import type { Transport } from './transport.ts';
+import type { NatsTransportOptions } from './nats.ts';
+import type { RedisTransportOptions } from './redis.ts';
+import type { Transport, TransportEvents, TransportListener } from './transport.ts';
 
 export { Cluster, PRESENCE_MAX_BYTES, PRESENCE_MAX_PARTS, PRESENCE_MAX_ROOMS } from './cluster.ts';
 export type { ClusterDelivery, ClusterMetrics, ClusterOptions } from './cluster.ts';
@@ -14,8 +16,6 @@ export { MemoryBus, MemoryTransport } from './memory.ts';
 export { IpcRelay, IpcTransport } from './ipc.ts';
 export type { IpcDelivery, IpcEndpoint, IpcRelayMetrics, IpcUpstream, RelayPeer } from './ipc.ts';
 export type { Transport, TransportEvents, TransportListener } from './transport.ts';
-export { NatsTransport } from './nats.ts';
-export { RedisTransport } from './redis.ts';
 
 /** A broker URL that names no supported messaging system, or is malformed. */
 export class BrokerUrlError extends WshubError {
@@ -51,8 +51,10 @@ export function redactBrokerUrl(url: string): string {
 
 /**
  * Creates the transport for a broker URL: `redis://` and `rediss://` →
- * RedisTransport, `nats://` → NatsTransport (several NATS servers may be
- * given comma-separated). Nothing connects until the transport is started.
+ * a RedisTransport, `nats://` → a NatsTransport (several NATS servers may be
+ * given comma-separated). Nothing connects, and the client package (`redis`
+ * or `nats`) is not even loaded, until the transport is started; `start()`
+ * rejects with BrokerClientMissingError when that package is not installed.
  * Throws BrokerUrlError for any other scheme, a malformed URL, or `sharded`
  * with a non-Redis URL.
  */
@@ -77,14 +79,129 @@ export function transportFromUrl(url: string, options: TransportFromUrlOptions =
     case 'redis:':
     case 'rediss:':
       if (parts.length !== 1) throw new BrokerUrlError('give exactly one redis:// URL');
-      return new RedisTransport({ url: parts[0]!, sharded: options.sharded === true });
+      return new DeferredTransport('redis', { url: parts[0]!, sharded: options.sharded === true });
     case 'nats:':
       if (options.sharded === true)
         throw new BrokerUrlError('sharded pub/sub applies to redis:// brokers only');
-      return new NatsTransport({ servers: parts.length === 1 ? parts[0]! : parts });
+      return new DeferredTransport('nats', { servers: parts.length === 1 ? parts[0]! : parts });
     default:
       throw new BrokerUrlError(
         `unsupported broker URL scheme "${scheme}" (use redis://, rediss:// or nats://)`,
       );
+  }
+}
+
+/** The package a broker URL needs (an optional peer dependency of wshub) is not installed. */
+export class BrokerClientMissingError extends WshubError {
+  constructor(
+    /** The npm package to install: "redis" or "nats". */
+    readonly packageName: BrokerKind,
+    cause?: unknown,
+  ) {
+    super(
+      'BROKER_CLIENT_MISSING',
+      `a ${packageName}:// broker needs the "${packageName}" package, which is not installed (npm install ${packageName})`,
+    );
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** The messaging systems transportFromUrl knows; each is also the name of its client package. */
+export type BrokerKind = 'redis' | 'nats';
+
+interface BrokerSettings {
+  redis: RedisTransportOptions;
+  nats: NatsTransportOptions;
+}
+
+const loaded = new Map<BrokerKind, Promise<unknown>>();
+
+/**
+ * Loads the transport module of `kind` (and with it its client package) once.
+ * Rejects with BrokerClientMissingError when the client package is missing,
+ * so a caller can fail early with a message that says what to install.
+ */
+export function loadBrokerTransport(kind: 'redis'): Promise<typeof import('./redis.ts')>;
+export function loadBrokerTransport(kind: 'nats'): Promise<typeof import('./nats.ts')>;
+export function loadBrokerTransport(kind: BrokerKind): Promise<unknown>;
+export function loadBrokerTransport(kind: BrokerKind): Promise<unknown> {
+  let module = loaded.get(kind);
+  if (module === undefined) {
+    const load = kind === 'redis' ? import('./redis.ts') : import('./nats.ts');
+    module = load.catch((error: unknown) => {
+      loaded.delete(kind);
+      throw isMissingPackage(error, kind) ? new BrokerClientMissingError(kind, error) : error;
+    });
+    loaded.set(kind, module);
+  }
+  return module;
+}
+
+function isMissingPackage(error: unknown, name: string): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    typeof message === 'string' &&
+    (message.includes(`'${name}'`) || message.includes(`"${name}"`))
+  );
+}
+
+/**
+ * The transport transportFromUrl returns: it knows its kind and settings at
+ * once (so a bad URL fails before anything starts) and builds the real
+ * transport when started, which is when the client package gets loaded.
+ */
+class DeferredTransport<K extends BrokerKind> implements Transport {
+  private inner: Transport | null = null;
+  private closed = false;
+
+  constructor(
+    readonly kind: K,
+    private readonly settings: BrokerSettings[K],
+  ) {}
+
+  get connected(): boolean {
+    return this.inner?.connected ?? false;
+  }
+
+  async start(listener: TransportListener, events: TransportEvents): Promise<void> {
+    if (this.inner !== null) throw new Error(`${this.kind} transport already started`);
+    const inner = await this.create();
+    if (this.closed) throw new Error(`${this.kind} transport closed before it started`);
+    this.inner = inner;
+    await inner.start(listener, events);
+  }
+
+  private async create(): Promise<Transport> {
+    if (this.kind === 'redis') {
+      const { RedisTransport } = await loadBrokerTransport('redis');
+      return new RedisTransport(this.settings as RedisTransportOptions);
+    }
+    const { NatsTransport } = await loadBrokerTransport('nats');
+    return new NatsTransport(this.settings as NatsTransportOptions);
+  }
+
+  private started(): Transport {
+    if (this.inner === null) throw new Error(`${this.kind} transport not started`);
+    return this.inner;
+  }
+
+  async subscribe(channels: string[]): Promise<void> {
+    await this.started().subscribe(channels);
+  }
+
+  async unsubscribe(channels: string[]): Promise<void> {
+    await this.started().unsubscribe(channels);
+  }
+
+  publish(channel: string, payload: Buffer): Promise<void> {
+    // Not async: a publish before start rejects like one on the real transport, without an extra tick afterwards.
+    if (this.inner === null) return Promise.reject(new Error(`${this.kind} transport not started`));
+    return this.inner.publish(channel, payload);
+  }
+
+  async close(timeoutMs?: number): Promise<void> {
+    this.closed = true;
+    await this.inner?.close(timeoutMs);
   }
 }

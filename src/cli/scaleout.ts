@@ -2,8 +2,16 @@
  * The scale-out part of `wshub serve`: checks the --broker, --broker-sharded,
  * --node-id and --workers flags, builds the Cluster a node (or worker)
  * runs with, logs broker outages, and connects it before the node listens.
+ * The Redis or NATS client is loaded only when --broker names it.
  */
-import { BrokerUrlError, Cluster, IpcTransport, redactBrokerUrl, transportFromUrl } from '../broker/index.ts';
+import {
+  BrokerUrlError,
+  Cluster,
+  IpcTransport,
+  loadBrokerTransport,
+  redactBrokerUrl,
+  transportFromUrl,
+} from '../broker/index.ts';
 import type { Transport, TransportEvents, TransportListener } from '../broker/transport.ts';
 import type { WshubServer } from '../server.ts';
 import { UsageError } from './args.ts';
@@ -113,6 +121,18 @@ function brokerTransport(url: string, sharded: boolean): Transport {
     if (error instanceof BrokerUrlError) throw new UsageError(`--broker: ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * Loads the client package the --broker URL needs (`redis` or `nats`, optional
+ * peer dependencies), so that a missing one stops the command before any
+ * worker starts, with a message that says what to install.
+ */
+export async function loadBrokerClient(plan: ScaleOutPlan): Promise<void> {
+  if (plan.broker === undefined) return;
+  await loadBrokerTransport(
+    brokerTransport(plan.broker, plan.brokerSharded).kind === 'nats' ? 'nats' : 'redis',
+  );
 }
 
 /**

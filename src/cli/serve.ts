@@ -25,7 +25,13 @@ import {
   readBinaryFile,
 } from './config-file.ts';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.ts';
-import { buildCluster, connectCluster, planScaleOut, type ScaleOutPlan } from './scaleout.ts';
+import {
+  buildCluster,
+  connectCluster,
+  loadBrokerClient,
+  planScaleOut,
+  type ScaleOutPlan,
+} from './scaleout.ts';
 import { isShutdownMessage, runPrimary, type ControlMessage } from './workers.ts';
 
 /** Help text of `wshub serve`. */
@@ -220,6 +226,7 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     throw new UsageError('--tls-cert and --tls-key must be given together');
   }
   const scaleOut = planScaleOut(flags, flags.dev === true);
+  await loadBrokerClient(scaleOut);
 
   const file = flags.config !== undefined ? await loadConfigFile(flags.config) : undefined;
   const config: Partial<WshubConfig> = { ...file?.config };

@@ -1,5 +1,5 @@
 /**
- * The admin broadcast endpoint (SPEC §7): POST a body to send it as one
+ * The admin broadcast endpoint: POST a body to send it as one
  * text message to a room (`?room=`) or to everyone. Authorization comes
  * first, before a single body byte is read.
  */

@@ -1,6 +1,6 @@
 /**
  * Server configuration: every option with its default in one place
- * (SPEC §1), and the validation the constructor runs. Defaults never read
+ * (see docs/CONFIG.md), and the validation the constructor runs. Defaults never read
  * environment variables.
  */
 import type { IncomingMessage } from 'node:http';

@@ -64,7 +64,7 @@ export interface ConnectionOptions {
   guard?: ResourceGuard | undefined;
 }
 
-/** Defaults for a connection (SPEC §5). */
+/** Defaults for a connection (each is listed in docs/CONFIG.md). */
 export function defaultConnectionOptions(): ConnectionOptions {
   return {
     readLimit: 16 * 1024 * 1024,

@@ -44,7 +44,7 @@ export interface HubOptions {
   cluster?: Cluster | undefined;
 }
 
-/** The seed's hub defaults (SPEC §1). */
+/** The seed's hub defaults (each is listed in docs/CONFIG.md). */
 export function defaultHubOptions(): HubOptions {
   return {
     workerCount: 16,
@@ -64,7 +64,7 @@ export type JoinDenial =
 
 export type JoinResult = { ok: true; alreadyMember: boolean } | { ok: false; reason: JoinDenial };
 
-/** What a broadcast did (SPEC §4). */
+/** What a broadcast did. */
 export interface BroadcastResult {
   /** Recipients considered. */
   attempted: number;

@@ -26,7 +26,7 @@ import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } f
 import type { UpgradeRequest } from './protocol/request-head.ts';
 import { interceptUpgrades } from './raw-upgrade.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from './resource-guard.ts';
-import { validateTextMessage, type TextValidationOptions } from './validation.ts';
+import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } from './validation.ts';
 import { ExpiryTimer } from './expiry-timer.ts';
 
 interface PasswordMetricsSource {
@@ -36,7 +36,11 @@ interface PasswordMetricsSource {
 /** Close code for a connection whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
 
-/** One structured log event (never contains secrets or message bodies). */
+/**
+ * One structured log event (never contains secrets or message bodies). Text a
+ * client or application code chose (a room name, an error message) is passed
+ * through sanitizeForLogging, so it cannot forge or flood a log line.
+ */
 export interface LogEntry {
   level: 'debug' | 'info' | 'warn' | 'error';
   event: string;
@@ -161,7 +165,12 @@ export class WshubServer {
       message: (conn, data, binary) => this.message(conn, data, binary),
       close: (conn, code, reason) => this.closed(conn, code, reason),
       error: (conn, error) =>
-        this.log({ level: 'debug', event: 'connection_error', id: conn.id, error: error.message }),
+        this.log({
+          level: 'debug',
+          event: 'connection_error',
+          id: conn.id,
+          error: sanitizeForLogging(error.message),
+        }),
     };
   }
 
@@ -178,7 +187,8 @@ export class WshubServer {
   }
 
   private connected(conn: Connection, request: UpgradeRequest): void {
-    this.log({ level: 'debug', event: 'connected', id: conn.id, room: conn.room });
+    const room = conn.room === undefined ? undefined : sanitizeForLogging(conn.room);
+    this.log({ level: 'debug', event: 'connected', id: conn.id, room });
     const exp =
       this.config.closeOnTokenExpiry && conn.user !== undefined ? tokenExpiry(conn.user) : undefined;
     if (exp !== undefined) {
@@ -218,7 +228,7 @@ export class WshubServer {
     // Until a Connection owns the socket, an error must not crash the process.
     socket.on('error', ignore);
     const failed = (error: unknown) => {
-      this.log({ level: 'error', event: 'upgrade_failed', error: String(error) });
+      this.log({ level: 'error', event: 'upgrade_failed', error: sanitizeForLogging(String(error)) });
       reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
     };
     const owned = (conn: Connection | null) => {
@@ -251,7 +261,7 @@ export class WshubServer {
         authorizer: c.broadcastAuthorizer,
         onUnauthorized: (r) => this.adminAuthFailures.record(r.socket.remoteAddress),
       }).catch((error: unknown) => {
-        this.log({ level: 'error', event: 'broadcast_failed', error: String(error) });
+        this.log({ level: 'error', event: 'broadcast_failed', error: sanitizeForLogging(String(error)) });
         if (!response.headersSent) response.writeHead(500).end();
       });
       return true;

@@ -242,8 +242,7 @@ export class Cluster {
   constructor(options: ClusterOptions) {
     this.transport = options.transport;
     this.nodeId = options.nodeId ?? randomBytes(8).toString('hex');
-    if (!/^[\x21-\x7e]{1,64}$/.test(this.nodeId))
-      throw new RangeError('nodeId must be 1–64 printable ASCII characters');
+    if (!NODE_ID.test(this.nodeId)) throw new RangeError('nodeId must be 1–64 printable ASCII characters');
     this.prefix = options.prefix ?? 'wshub';
     this.presenceInterval = options.presenceInterval ?? 1_000;
     this.presenceTtl = options.presenceTtl ?? 3 * this.presenceInterval;
@@ -344,11 +343,6 @@ export class Cluster {
     this.toUnsubscribe.clear();
     if (subscribe.length > 0) this.transport.subscribe(subscribe).catch((e: unknown) => this.failed(e));
     if (unsubscribe.length > 0) this.transport.unsubscribe(unsubscribe).catch((e: unknown) => this.failed(e));
-  }
-
-  /** Whether this node is subscribed (or about to be) to `room`. */
-  isActive(room: string): boolean {
-    return this.active.has(room);
   }
 
   // ---- messages ------------------------------------------------------------------

@@ -24,8 +24,6 @@ export const MAX_CONTROL_PAYLOAD = 125;
 export interface FrameOptions {
   /** Final fragment of the message (default true). */
   fin?: boolean;
-  /** RSV1, used by permessage-deflate. */
-  rsv1?: boolean;
   /** Masking key (4 bytes) for client frames; omitted for server frames. */
   mask?: Uint8Array;
 }
@@ -46,10 +44,9 @@ function writeHeader(
   opcode: number,
   length: number,
   fin: boolean,
-  rsv1: boolean,
   mask: Uint8Array | undefined,
 ): number {
-  target[offset] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+  target[offset] = (fin ? 0x80 : 0) | opcode;
   const maskBit = mask ? 0x80 : 0;
   let pos = offset + 2;
   if (length < 126) {
@@ -104,10 +101,10 @@ export function applyMask(
 
 /** Encodes one frame carrying `payload`. */
 export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions = {}): Buffer {
-  const { fin = true, rsv1 = false, mask } = options;
+  const { fin = true, mask } = options;
   const length = payload.length;
   const frame = Buffer.allocUnsafe(headerSize(length, mask !== undefined) + length);
-  const start = writeHeader(frame, 0, opcode, length, fin, rsv1, mask);
+  const start = writeHeader(frame, 0, opcode, length, fin, mask);
   frame.set(payload, start);
   if (mask) applyMask(frame, mask, start);
   return frame;
@@ -127,7 +124,7 @@ export function encodeMessage(
   const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   if (typeof payload === 'string' && (fragmentSize <= 0 || length <= fragmentSize) && !mask) {
     const frame = Buffer.allocUnsafe(headerSize(length, false) + length);
-    frame.write(payload, writeHeader(frame, 0, opcode, length, true, false, undefined), 'utf8');
+    frame.write(payload, writeHeader(frame, 0, opcode, length, true, undefined), 'utf8');
     return frame;
   }
   const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;

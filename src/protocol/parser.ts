@@ -48,8 +48,6 @@ export interface ParserOptions {
   accounting?: InboundAccounting | undefined;
   /** Server side: every frame must be masked. Client side: none may be. */
   expectMasked: boolean;
-  /** Whether RSV1 was negotiated by an extension (first frame of a data message only). */
-  allowRsv1?: boolean;
 }
 
 const HEADER = 0;
@@ -75,7 +73,6 @@ export class FrameParser {
   // The frame being read.
   private fin = false;
   private opcode = 0;
-  private rsv1 = false;
   private readonly mask = Buffer.alloc(4);
   private masked = false;
   private remaining = 0;
@@ -92,7 +89,6 @@ export class FrameParser {
   private single: Buffer | null = null;
   /** Owned buffer of any other message; its length is what is reserved from the budget. */
   private assembly: Buffer | null = null;
-  private compressed = false;
   private readonly utf8 = new Utf8Validator();
 
   constructor(
@@ -107,11 +103,6 @@ export class FrameParser {
 
   /** Bytes pushed after the parser finished (they are dropped unread). */
   ignoredBytes = 0;
-
-  /** Whether the current message had RSV1 set on its first frame. */
-  get messageCompressed(): boolean {
-    return this.compressed;
-  }
 
   /** Bytes of buffer held for the incomplete message (what is reserved from the budget). */
   get heldBytes(): number {
@@ -182,14 +173,14 @@ export class FrameParser {
     const b0 = buf[pos]!;
     const b1 = buf[pos + 1]!;
     const fin = (b0 & 0x80) !== 0;
-    const rsv1 = (b0 & 0x40) !== 0;
     const opcode = b0 & 0x0f;
     const masked = (b1 & 0x80) !== 0;
     let length = b1 & 0x7f;
     const size = 2 + (length === 126 ? 2 : length === 127 ? 8 : 0) + (masked ? 4 : 0);
     if (available < size) return 0;
 
-    if ((b0 & 0x30) !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV2/RSV3 set without an extension');
+    // No extension is ever negotiated, so every reserved bit must be clear.
+    if ((b0 & 0x70) !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV bit set without an extension');
     if (masked !== this.options.expectMasked) {
       return this.fail(
         CloseCode.PROTOCOL_ERROR,
@@ -202,11 +193,9 @@ export class FrameParser {
       if (!fin) return this.fail(CloseCode.PROTOCOL_ERROR, 'fragmented control frame');
       if (length > MAX_CONTROL_PAYLOAD)
         return this.fail(CloseCode.PROTOCOL_ERROR, 'control frame over 125 bytes');
-      if (rsv1) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set on a control frame');
     } else if (opcode === Opcode.CONTINUATION) {
       if (this.messageOpcode === 0)
         return this.fail(CloseCode.PROTOCOL_ERROR, 'continuation without a message');
-      if (rsv1) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set on a continuation frame');
       // Every frame costs a header parse and a copy call even when its payload
       // is empty or one byte, so the count is bounded as well as the bytes.
       const maxFragments = this.options.maxFragments ?? 0;
@@ -217,8 +206,6 @@ export class FrameParser {
     } else if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) {
       if (this.messageOpcode !== 0)
         return this.fail(CloseCode.PROTOCOL_ERROR, 'new message inside a fragmented one');
-      if (rsv1 && this.options.allowRsv1 !== true)
-        return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV1 set without an extension');
     } else {
       return this.fail(CloseCode.PROTOCOL_ERROR, `reserved opcode ${opcode}`);
     }
@@ -246,7 +233,6 @@ export class FrameParser {
       if (opcode !== Opcode.CONTINUATION) {
         this.messageOpcode = opcode as DataOpcode;
         this.fragmentCount = 1;
-        this.compressed = rsv1;
         this.utf8.reset();
       }
     }
@@ -258,7 +244,6 @@ export class FrameParser {
     }
     this.fin = fin;
     this.opcode = opcode;
-    this.rsv1 = rsv1;
     this.masked = masked;
     this.remaining = length;
     this.frameOffset = 0;
@@ -285,9 +270,8 @@ export class FrameParser {
       return true;
     }
     const piece = data.subarray(start, end);
-    // Text is validated as it arrives so that invalid UTF-8 fails fast;
-    // compressed text can only be checked after inflation.
-    if (this.messageOpcode === Opcode.TEXT && !this.compressed && !this.utf8.push(piece)) {
+    // Text is validated as it arrives so that invalid UTF-8 fails fast.
+    if (this.messageOpcode === Opcode.TEXT && !this.utf8.push(piece)) {
       this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in text message');
       return false;
     }
@@ -346,7 +330,7 @@ export class FrameParser {
     if (this.opcode >= 0x8) return this.controlDone();
     if (!this.fin) return true;
     const opcode = this.messageOpcode as DataOpcode;
-    if (opcode === Opcode.TEXT && !this.compressed && !this.utf8.complete) {
+    if (opcode === Opcode.TEXT && !this.utf8.complete) {
       this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
       return false;
     }

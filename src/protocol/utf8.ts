@@ -8,7 +8,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 
-/** Streaming validator: feed chunks with `push`, then call `end`. */
+/** Streaming validator: feed chunks with `push`; at the end of the message, `complete` must be true. */
 export class Utf8Validator {
   /** Continuation bytes still needed for the pending code point. */
   private needed = 0;
@@ -85,7 +85,7 @@ export class Utf8Validator {
 /**
  * Index in `chunk` (≥ from) where a trailing, not yet complete, multi-byte
  * sequence starts; `chunk.length` when the chunk ends on a boundary or with
- * bytes that are invalid anyway (the DFA then reports them).
+ * bytes that are invalid anyway (`isUtf8` over the whole chunk then reports them).
  */
 function incompleteTailStart(chunk: Uint8Array, from: number): number {
   const length = chunk.length;

@@ -1,4 +1,4 @@
-// The admin broadcast endpoint (SPEC §7): auth before the body, body bound,
+// The admin broadcast endpoint: auth before the body, body bound,
 // room validation, delivery to a room or to everyone, and its refusals.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';

@@ -1,5 +1,5 @@
-// Token and room-password auth through the real upgrade pipeline (SPEC §2
-// steps 7–8, §3), the browser subprotocol path, and token expiry on a live
+// Token and room-password auth through the real upgrade pipeline (its token
+// and room authorization steps), the browser subprotocol path, and token expiry on a live
 // connection.
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, sign as rsaSign } from 'node:crypto';

@@ -1,5 +1,5 @@
 // Two upgrades racing for the last slot: the join happens before the 101,
-// so exactly one wins and the other gets an HTTP refusal (SPEC §2 step 10).
+// so exactly one wins and the other gets an HTTP refusal (the pipeline's join step).
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { DialError } from '../../../src/client/dial.ts';

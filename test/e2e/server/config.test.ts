@@ -1,4 +1,4 @@
-// Construction-time validation (SPEC §1): typed errors for weak or reused
+// Construction-time validation: typed errors for weak or reused
 // secrets, bad numbers and paths; secrets are copied; attaching twice fails.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -16,7 +16,7 @@ const STRONG = 'a-token-secret-that-is-32-bytes!';
 const OTHER = 'a-broadcast-secret-of-32-bytes!!';
 
 describe('defaults', () => {
-  test('match the seed (SPEC §1)', () => {
+  test('match the seed', () => {
     const c = createWshub({ secret: STRONG }).config;
     assert.equal(c.workerCount, 16);
     assert.equal(c.jobQueueSize, 4096);

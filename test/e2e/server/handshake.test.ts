@@ -1,4 +1,4 @@
-// The upgrade pipeline's status/code table (SPEC §2) and origin rules,
+// The upgrade pipeline's status/code table and origin rules,
 // exercised through real HTTP against an in-process server.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';

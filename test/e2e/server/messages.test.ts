@@ -1,4 +1,4 @@
-// Client messages (SPEC §6): the built-in room fan-out, a custom onMessage
+// Client messages: the built-in room fan-out, a custom onMessage
 // handler and its close codes, and the default text validation.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
@@ -145,6 +145,36 @@ describe('custom onMessage', () => {
       c.conn.sendText('go'),
     );
     assert.equal(asyncCode, 1011);
+  });
+
+  test('conn.metadata carries per-connection data from onConnect to onMessage and onClose', async () => {
+    let joined = 0;
+    const emptyAtConnect: boolean[] = [];
+    const countsAtClose: unknown[] = [];
+    const hub = await startHub({
+      onConnect: (conn) => {
+        emptyAtConnect.push(conn.metadata.size === 0);
+        conn.metadata.set('label', `#${++joined}`);
+      },
+      onMessage: async (conn, data) => {
+        const count = ((conn.metadata.get('messages') as number | undefined) ?? 0) + 1;
+        conn.metadata.set('messages', count);
+        await conn.sendText(`${String(conn.metadata.get('label'))}:${count}:${data.toString()}`);
+      },
+      onClose: (conn) => countsAtClose.push(conn.metadata.get('messages')),
+    });
+    const x = await join(hub, 'm');
+    const y = await join(hub, 'm');
+    await x.conn.sendText('a');
+    assert.equal((await x.queue.next(2_000)).text, '#1:1:a');
+    await x.conn.sendText('b');
+    assert.equal((await x.queue.next(2_000)).text, '#1:2:b');
+    await y.conn.sendText('c');
+    assert.equal((await y.queue.next(2_000)).text, '#2:1:c');
+    await closeAll(x, y);
+    await waitFor(() => countsAtClose.length === 2, 2_000, 'both onClose calls');
+    assert.deepEqual(emptyAtConnect, [true, true]);
+    assert.deepEqual(countsAtClose.sort(), [1, 2]);
   });
 });
 

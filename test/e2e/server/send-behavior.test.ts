@@ -1,4 +1,4 @@
-// The three send behaviours (SPEC §5) with a real client that stops reading:
+// The three send behaviours (docs/CONFIG.md) with a real client that stops reading:
 // its socket is paused, so the kernel buffers fill, then the server's send
 // queue, and the behaviour decides what happens to further broadcasts.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// stop() and shutdown() (SPEC §1, §4): refusing joins and broadcasts,
+// stop() and shutdown(): refusing joins and broadcasts,
 // closing every client with 1001, peers that never answer, AbortSignal,
 // concurrent calls, and health.
 import assert from 'node:assert/strict';

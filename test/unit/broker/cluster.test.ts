@@ -1,7 +1,8 @@
 // Cluster state stays bounded: publishes waiting for a stalled broker by
 // bytes as well as count (overflow dropped and counted), and the sequence
 // numbers of rooms without traffic are forgotten, while gap detection keeps
-// working for active rooms.
+// working for active rooms. Loss is counted where it is seen: drops and
+// failures by the sender, messages a broker lost by the receivers' gaps.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
@@ -16,6 +17,7 @@ import type { Transport } from '../../../src/broker/transport.ts';
 import { MAX_READ_LIMIT } from '../../../src/connection.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
 import { waitFor } from '../../e2e/server/harness.ts';
+import { LossyTransport, dropNth } from './lossy-transport.ts';
 
 /** A broker that accepts publishes and answers none until `release()`, then answers all at once. */
 class StalledTransport implements Transport {
@@ -87,6 +89,20 @@ async function memoryNode(
   started.push(cluster);
   return { cluster, sink };
 }
+
+async function lossyNode(
+  bus: MemoryBus,
+  options: Partial<ClusterOptions> = {},
+): Promise<{ cluster: Cluster; sink: Sink; transport: LossyTransport }> {
+  const sink = new Sink();
+  const transport = new LossyTransport(bus);
+  const cluster = new Cluster({ transport, ...options });
+  await cluster.start(sink);
+  started.push(cluster);
+  return { cluster, sink, transport };
+}
+
+const texts = (sink: Sink): string[] => sink.got.map((m) => m.text);
 
 describe('in-flight publishes bounded in bytes', () => {
   test('a stalled broker holds at most maxInFlightBytes; the rest is dropped, counted, and takes no sequence number', async () => {
@@ -287,5 +303,138 @@ describe('sequence numbers of idle rooms are forgotten', () => {
     await waitFor(() => b.cluster.metrics().broker_sequences_in === 1, 1_000, 'the message');
     await a.cluster.close();
     await waitFor(() => b.cluster.metrics().broker_sequences_in === 0, 1_000, 'A to be forgotten');
+  });
+});
+
+describe('in-flight publishes bounded in count, between two nodes on one memory bus', () => {
+  test('a burst past maxInFlight: the excess is dropped and counted by the sender alone; the receiver gets the rest without a gap', async () => {
+    const bus = new MemoryBus();
+    const a = await memoryNode(bus, { nodeId: 'a', maxInFlight: 3 });
+    const b = await memoryNode(bus, { nodeId: 'b' });
+    b.cluster.roomActive('r');
+    await nextTurn();
+    // The memory bus settles a publish a microtask later: all five are pending at once.
+    for (let i = 1; i <= 5; i++) a.cluster.publish('r', Opcode.TEXT, Buffer.from(`m${i}`));
+    const sending = a.cluster.metrics();
+    assert.equal(sending.broker_in_flight, 3);
+    assert.equal(sending.broker_in_flight_bytes, 6);
+    assert.equal(sending.broker_publish_dropped, 2);
+    assert.equal(sending.broker_lost, 2);
+    await waitFor(() => b.sink.got.length === 3, 2_000, 'the three publishes that fit');
+    assert.deepEqual(texts(b.sink), ['m1', 'm2', 'm3']);
+    await waitFor(() => a.cluster.metrics().broker_in_flight === 0, 2_000, 'the publishes to settle');
+    assert.equal(a.cluster.metrics().broker_in_flight_bytes, 0);
+
+    a.cluster.publish('r', Opcode.TEXT, Buffer.from('m6'));
+    await waitFor(() => b.sink.got.length === 4, 2_000, 'the next publish');
+    assert.equal(a.cluster.metrics().broker_published, 4);
+    const received = b.cluster.metrics();
+    assert.equal(received.broker_gaps, 0, 'a dropped publish took no sequence number');
+    assert.equal(received.broker_lost, 0);
+  });
+
+  test('publishes that fail while the broker is down give back their in-flight share and are counted as failed', async () => {
+    const bus = new MemoryBus();
+    const a = await memoryNode(bus, { nodeId: 'a', maxInFlight: 3 });
+    const b = await memoryNode(bus, { nodeId: 'b' });
+    b.cluster.roomActive('r');
+    await nextTurn();
+    a.cluster.publish('r', Opcode.TEXT, Buffer.from('before'));
+    await waitFor(() => b.sink.got.length === 1, 2_000, 'the first message');
+    bus.setAvailable(false);
+    for (let i = 0; i < 3; i++) a.cluster.publish('r', Opcode.TEXT, Buffer.from('lost'));
+    await waitFor(() => a.cluster.metrics().broker_publish_failed === 3, 2_000, 'the failures');
+    let m = a.cluster.metrics();
+    assert.equal(m.broker_in_flight, 0);
+    assert.equal(m.broker_in_flight_bytes, 0);
+    assert.equal(m.broker_publish_dropped, 0, 'the bound was never hit: a failure frees its place');
+    bus.setAvailable(true);
+    for (let i = 0; i < 3; i++) a.cluster.publish('r', Opcode.TEXT, Buffer.from(`after-${i}`));
+    await waitFor(() => b.sink.got.length === 4, 2_000, 'the messages after the outage');
+    m = a.cluster.metrics();
+    assert.equal(m.broker_publish_dropped, 0);
+    assert.equal(m.broker_lost, 3);
+    // The failed publishes had taken sequence numbers: the receiver sees them missing too.
+    assert.equal(b.cluster.metrics().broker_gaps, 3);
+  });
+});
+
+describe('gaps: messages a broker lost after taking them, counted by the receiver', () => {
+  test('two messages lost: the receiver counts two gaps and gets the others in order; the sender saw every publish succeed', async () => {
+    const bus = new MemoryBus();
+    const a = await lossyNode(bus, { nodeId: 'a' });
+    const b = await memoryNode(bus, { nodeId: 'b' });
+    b.cluster.roomActive('r');
+    await nextTurn();
+    a.transport.drop = dropNth('wshub:room:r', [4, 7]);
+    for (let i = 1; i <= 10; i++) a.cluster.publish('r', Opcode.TEXT, Buffer.from(`m${i}`));
+    await waitFor(() => a.cluster.metrics().broker_published === 10, 2_000, 'the publishes to settle');
+    await waitFor(() => texts(b.sink).at(-1) === 'm10', 2_000, 'the last message');
+    assert.deepEqual(texts(b.sink), ['m1', 'm2', 'm3', 'm5', 'm6', 'm8', 'm9', 'm10']);
+    assert.equal(a.transport.lost, 2);
+    const received = b.cluster.metrics();
+    assert.equal(received.broker_received, 8);
+    assert.equal(received.broker_gaps, 2);
+    assert.equal(received.broker_lost, 2);
+    const sent = a.cluster.metrics();
+    assert.equal(sent.broker_publish_failed, 0);
+    assert.equal(sent.broker_publish_dropped, 0);
+    assert.equal(sent.broker_lost, 0, 'the sender cannot know');
+  });
+
+  test('sequences are per sender and per channel: interleaved senders and rooms make no false gap, and a loss counts where it happened', async () => {
+    const bus = new MemoryBus();
+    const a = await lossyNode(bus, { nodeId: 'a' });
+    const c = await lossyNode(bus, { nodeId: 'c' });
+    const b = await memoryNode(bus, { nodeId: 'b' });
+    b.cluster.roomActive('r');
+    b.cluster.roomActive('s');
+    await nextTurn();
+    const round = (n: number): void => {
+      for (const room of ['r', 's', null]) {
+        a.cluster.publish(room, Opcode.TEXT, Buffer.from(`a-${room}-${n}`));
+        c.cluster.publish(room, Opcode.TEXT, Buffer.from(`c-${room}-${n}`));
+      }
+    };
+    for (let n = 0; n < 5; n++) round(n);
+    await waitFor(() => b.sink.got.length === 30, 2_000, 'the first five rounds');
+    assert.equal(b.cluster.metrics().broker_gaps, 0);
+    assert.equal(b.cluster.metrics().broker_sequences_in, 6, 'two senders × three channels');
+
+    // A loses its first two publishes to room s, C its first to everyone.
+    a.transport.drop = dropNth('wshub:room:s', [1, 2]);
+    c.transport.drop = dropNth('wshub:all', [1]);
+    for (let n = 5; n < 8; n++) round(n);
+    await waitFor(() => b.sink.got.length === 30 + 18 - 3, 2_000, 'the rounds after the loss');
+    await waitFor(() => texts(b.sink).includes('c-null-7'), 2_000, 'the last message');
+    assert.equal(b.cluster.metrics().broker_gaps, 3);
+    const got = texts(b.sink);
+    for (const lost of ['a-s-5', 'a-s-6', 'c-null-5']) assert.ok(!got.includes(lost), lost);
+    assert.equal(b.sink.got.filter((m) => m.room === null).length, 8 + 7);
+  });
+
+  test('a sender restarting without a goodbye numbers from 1 again: no gap, and later losses are counted again', async () => {
+    const bus = new MemoryBus();
+    const first = await lossyNode(bus, { nodeId: 'a' });
+    const b = await memoryNode(bus, { nodeId: 'b' });
+    b.cluster.roomActive('r');
+    await nextTurn();
+    for (let i = 1; i <= 5; i++) first.cluster.publish('r', Opcode.TEXT, Buffer.from(`m${i}`));
+    await waitFor(() => b.sink.got.length === 5, 2_000, 'the first five');
+    // A crash: the goodbye that would make B forget A's numbering never arrives.
+    first.transport.drop = (channel) => channel === 'wshub:presence';
+    await first.cluster.close();
+    assert.equal(b.cluster.metrics().broker_sequences_in, 1, 'B still remembers A at 5');
+
+    const again = await lossyNode(bus, { nodeId: 'a' });
+    again.cluster.publish('r', Opcode.TEXT, Buffer.from('restarted'));
+    await waitFor(() => b.sink.got.length === 6, 2_000, 'the first message after the restart');
+    assert.equal(b.cluster.metrics().broker_gaps, 0, 'sequence 1 after 5 is a restart, not 2³² − 5 losses');
+
+    again.transport.drop = dropNth('wshub:room:r', [1]);
+    again.cluster.publish('r', Opcode.TEXT, Buffer.from('lost'));
+    again.cluster.publish('r', Opcode.TEXT, Buffer.from('kept'));
+    await waitFor(() => texts(b.sink).at(-1) === 'kept', 2_000, 'the message after the loss');
+    assert.equal(b.cluster.metrics().broker_gaps, 1);
   });
 });

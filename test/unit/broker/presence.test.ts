@@ -1,7 +1,8 @@
 // Presence announcements are bounded: what a node accepts from others (bytes
 // before parsing, rooms per announcement, room names and counts, parts per
 // round), and what it sends itself (split into parts within those bounds,
-// the smallest rooms left out and counted past the cap).
+// the smallest rooms left out and counted past the cap). What a node keeps
+// from another expires: a silent node after presenceTtl, a goodbye at once.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +18,7 @@ import { MemoryBus, MemoryTransport } from '../../../src/broker/memory.ts';
 import type { Transport } from '../../../src/broker/transport.ts';
 import { ROOM_NAME_MAX_BYTES } from '../../../src/validation.ts';
 import { waitFor } from '../../e2e/server/harness.ts';
+import { LossyTransport } from './lossy-transport.ts';
 
 const PRESENCE = 'wshub:presence';
 
@@ -42,8 +44,9 @@ async function memoryNode(
   bus: MemoryBus,
   options: Partial<ClusterOptions> = {},
   rooms = new Rooms(),
+  transport: MemoryTransport = new MemoryTransport(bus),
 ): Promise<Cluster> {
-  const cluster = new Cluster({ transport: new MemoryTransport(bus), presenceInterval: 60_000, ...options });
+  const cluster = new Cluster({ transport, presenceInterval: 60_000, ...options });
   await cluster.start(rooms);
   started.push(cluster);
   return cluster;
@@ -349,5 +352,87 @@ describe('a stalled broker', () => {
     await sleep(300);
     // The goodbye at close is the one extra publish allowed.
     assert.equal(transport.presence, 1, 'one announcement in ~15 intervals');
+  });
+});
+
+describe('presence expires', () => {
+  test('a node that falls silent: its counts last presenceTtl after its last announcement, then vanish; it is counted again once heard', async () => {
+    const bus = new MemoryBus();
+    const ttl = 1_000;
+    const interval = 50;
+    const b = await memoryNode(bus, { nodeId: 'b', presenceTtl: ttl });
+    const rooms = new Rooms();
+    rooms.counts.set('r', 3);
+    const transport = new LossyTransport(bus);
+    let silent = false;
+    let lastAnnounced = 0;
+    // Like a hung or cut-off process: no goodbye, simply no more announcements.
+    transport.drop = (channel) => {
+      if (channel !== PRESENCE) return false;
+      if (!silent) lastAnnounced = performance.now();
+      return silent;
+    };
+    await memoryNode(bus, { nodeId: 'a', presenceInterval: interval }, rooms, transport);
+    await waitFor(() => b.nodeCount() === 2, 2_000, 'A to be seen');
+    assert.equal(b.remoteRoomCount('r'), 3);
+
+    silent = true;
+    await sleep(ttl / 2);
+    assert.equal(b.nodeCount(), 2, 'still counted within presenceTtl');
+    assert.equal(b.remoteRoomCount('r'), 3);
+    await waitFor(() => b.nodeCount() === 1, 3 * ttl, 'A to expire');
+    const expiredAfter = performance.now() - lastAnnounced;
+    assert.ok(expiredAfter >= ttl, `expired ${expiredAfter.toFixed(0)} ms after the last announcement`);
+    assert.ok(
+      expiredAfter < ttl + 1_000,
+      `expired ${expiredAfter.toFixed(0)} ms after the last announcement`,
+    );
+    assert.equal(b.remoteRoomCount('r'), 0);
+    assert.equal(b.remoteRooms().size, 0);
+    const m = b.metrics();
+    assert.equal(m.cluster_nodes, 1);
+    assert.equal(m.broker_presence_rooms, 0);
+    assert.ok(transport.lost > 0);
+
+    silent = false;
+    await waitFor(() => b.nodeCount() === 2, 2_000, 'A to be seen again');
+    assert.equal(b.remoteRoomCount('r'), 3);
+  });
+
+  test('a node that says goodbye is dropped at once, long before presenceTtl', async () => {
+    const bus = new MemoryBus();
+    const b = await memoryNode(bus, { nodeId: 'b', presenceTtl: 60_000 });
+    const rooms = new Rooms();
+    rooms.counts.set('r', 2);
+    const a = await memoryNode(bus, { nodeId: 'a' }, rooms);
+    await waitFor(() => b.remoteRoomCount('r') === 2, 2_000, 'A to be seen');
+    await a.close();
+    await waitFor(() => b.nodeCount() === 1, 1_000, 'A to be dropped');
+    assert.equal(b.remoteRoomCount('r'), 0);
+  });
+
+  test('a split announcement whose round never completes is dropped after presenceTtl, and frees its share of maxRemoteRooms', async () => {
+    const bus = new MemoryBus();
+    const ttl = 300;
+    const b = await memoryNode(bus, {
+      nodeId: 'b',
+      presenceTtl: ttl,
+      presenceInterval: 50,
+      maxRemoteRooms: 100,
+    });
+    const rogue = await tap(bus);
+    const rooms = (prefix: string, n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, 1]));
+    await rogue.send(announcement('x', rooms('x', 60), { round: 1, parts: 2, part: 0 }));
+    assert.equal(b.nodeCount(), 1, 'half a round is not a view of the node');
+    assert.equal(b.metrics().broker_presence_rooms, 60, 'but its rooms are held meanwhile');
+    await rogue.send(announcement('y', rooms('y', 50)));
+    assert.equal(b.metrics().broker_presence_refused, 1, "y's 50 do not fit beside x's 60");
+
+    await waitFor(() => b.metrics().broker_presence_rooms === 0, 3 * ttl, 'the unfinished round to expire');
+    await rogue.send(announcement('y', rooms('y', 50)));
+    assert.equal(b.remoteRooms().size, 50);
+    assert.equal(b.nodeCount(), 2);
+    assert.equal(b.metrics().broker_presence_refused, 1);
   });
 });

@@ -1,4 +1,4 @@
-// Hub semantics (SPEC §4): join checks and their order, membership,
+// Hub semantics: join checks and their order, membership,
 // queries, metrics, broadcast results, encode-once, stop and shutdown.
 import assert from 'node:assert/strict';
 import { connect, createServer, type Socket } from 'node:net';

@@ -143,9 +143,15 @@ describe('headerSize and length forms', () => {
     assert.equal(encodeFrame(Opcode.PING, Buffer.from('Hello')).toString('hex'), '890548656c6c6f');
   });
 
-  test('rsv1 sets bit 0x40 of the first byte', () => {
-    const frame = encodeFrame(Opcode.TEXT, Buffer.from('x'), { rsv1: true });
-    assert.equal(frame[0], 0xc1);
+  test('no reserved bit is ever set: no extension is negotiated', () => {
+    const frames = [
+      encodeFrame(Opcode.TEXT, Buffer.from('x')),
+      encodeFrame(Opcode.BINARY, Buffer.from('x'), { fin: false, mask: Buffer.alloc(4, 1) }),
+      encodeFrame(Opcode.CONTINUATION, Buffer.alloc(70_000)),
+      encodeFrame(Opcode.PING, Buffer.alloc(0)),
+      encodeMessage(Opcode.TEXT, 'plain'),
+    ];
+    for (const frame of frames) assert.equal(frame[0]! & 0x70, 0);
   });
 
   test('EMPTY_PING is a final, empty, unmasked ping', () => {

@@ -306,17 +306,6 @@ describe('FrameParser: valid input', () => {
     );
   });
 
-  test('RSV1 on the first data frame is allowed when negotiated, and marks the message compressed', () => {
-    const { parser, events } = recorder({ maxMessageSize: 0, expectMasked: true, allowRsv1: true });
-    // Compressed text is not UTF-8-checked here: it is only meaningful after inflation.
-    parser.push(rawFrame({ opcode: TEXT, rsv1: true, payload: Uint8Array.from([0xff, 0xfe]), fin: false }));
-    parser.push(rawFrame({ opcode: CONT, payload: Uint8Array.from([0x01]) }));
-    assert.deepEqual(events, [['message', TEXT, 'fffe01']]);
-    assert.equal(parser.messageCompressed, true);
-    parser.push(rawFrame({ opcode: TEXT, payload: 'plain' }));
-    assert.equal(parser.messageCompressed, false);
-  });
-
   test('the limit does not apply to control frames', () => {
     const events = parse([rawFrame({ opcode: PING, payload: Buffer.alloc(100, 1) })], {
       maxMessageSize: 10,
@@ -359,28 +348,23 @@ describe('FrameParser: rejections', () => {
     rejects([rawFrame({ opcode: TEXT, payload: 'a', rsv2: true })], 1002);
     rejects([rawFrame({ opcode: TEXT, payload: 'a', rsv3: true })], 1002);
     rejects([rawFrame({ opcode: PING, rsv2: true })], 1002);
-    // Negotiating RSV1 does not allow the others.
-    rejects([rawFrame({ opcode: BINARY, rsv2: true })], 1002, { ...SERVER, allowRsv1: true });
   });
 
   test('RSV1 without a negotiated extension → 1002', () => {
     rejects([rawFrame({ opcode: TEXT, payload: 'a', rsv1: true })], 1002);
     rejects([rawFrame({ opcode: BINARY, payload: 'a', rsv1: true })], 1002);
-    rejects([rawFrame({ opcode: BINARY, payload: 'a', rsv1: true })], 1002, { ...SERVER, allowRsv1: false });
   });
 
-  test('RSV1 on a continuation or control frame → 1002 even when negotiated', () => {
-    const opts = { ...SERVER, allowRsv1: true };
+  test('RSV1 on a continuation or control frame → 1002', () => {
     rejects(
       [
         rawFrame({ opcode: TEXT, payload: 'a', fin: false }),
         rawFrame({ opcode: CONT, payload: 'b', rsv1: true }),
       ],
       1002,
-      opts,
     );
-    rejects([rawFrame({ opcode: PING, rsv1: true })], 1002, opts);
-    rejects([rawFrame({ opcode: CLOSE, rsv1: true })], 1002, opts);
+    rejects([rawFrame({ opcode: PING, rsv1: true })], 1002);
+    rejects([rawFrame({ opcode: CLOSE, rsv1: true })], 1002);
   });
 
   test('an unmasked client frame (server side) → 1002', () => {
@@ -798,11 +782,10 @@ const noisyArb: fc.Arbitrary<NoisyCase> = fc
     ),
     fc.integer({ min: 0, max: 9 }),
     fc.constantFrom(0, 0, 16, 200, 100_000),
-    fc.boolean(),
   )
-  .map(([bytes, wrongSide, maxMessageSize, allowRsv1]) => ({
+  .map(([bytes, wrongSide, maxMessageSize]) => ({
     bytes,
-    options: { maxMessageSize, expectMasked: wrongSide !== 0, allowRsv1 },
+    options: { maxMessageSize, expectMasked: wrongSide !== 0 },
   }));
 
 describe('FrameParser: properties', () => {

@@ -8,14 +8,9 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
-import {
-  acceptResponse,
-  parseSubprotocols,
-  rejectionBody,
-  rejectionResponse,
-  type Rejection,
-} from './protocol/handshake.ts';
+import { acceptResponse, parseSubprotocols } from './protocol/handshake.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
+import { rejectionResponse, sendRejection, type Rejection } from './rejections.ts';
 
 /** Subprotocol prefix under which a browser may present its bearer token. */
 export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';
@@ -73,16 +68,7 @@ export type Responder = { socket: Duplex } | { response: ServerResponse };
 
 /** Sends an HTTP error for a refused upgrade and closes the connection. */
 export function reject(target: Responder, r: Rejection): void {
-  if ('response' in target) {
-    const body = rejectionBody(r);
-    target.response.writeHead(r.status, {
-      'Content-Type': 'application/json',
-      'Content-Length': Buffer.byteLength(body),
-      ...r.headers,
-    });
-    target.response.end(body);
-    return;
-  }
+  if ('response' in target) return sendRejection(target.response, r);
   const socket = target.socket;
   if (socket.destroyed) return;
   socket.end(rejectionResponse(r));

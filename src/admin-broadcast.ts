@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { constantTimeEqual } from './auth/security.ts';
 import { isRejected, type Hub } from './hub.ts';
 import { Opcode } from './protocol/frame.ts';
+import { HttpRejection, refusal, sendRejection, type RejectionKind } from './rejections.ts';
 
 export interface AdminBroadcastConfig {
   hub: Hub;
@@ -16,6 +17,8 @@ export interface AdminBroadcastConfig {
   authorizer?: ((request: IncomingMessage) => boolean | Promise<boolean>) | undefined;
   /** Called for every request refused for missing or wrong credentials. */
   onUnauthorized?: ((request: IncomingMessage) => void) | undefined;
+  /** Called when the authorizer throws or rejects (answered with 503, not counted as a failed login). */
+  onAuthError?: ((request: IncomingMessage, error: unknown) => void) | undefined;
 }
 
 /** At most one `admin_auth_failed` log line per this many ms. */
@@ -64,21 +67,14 @@ export class AuthFailureLog {
   }
 }
 
-/** Writes a JSON error response. */
-export function sendError(response: ServerResponse, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message, category: categoryOf(status) } });
-  response.writeHead(status, {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(body),
-  });
-  response.end(body);
-}
-
-function categoryOf(status: number): string {
-  if (status === 401) return 'auth';
-  if (status === 413 || status === 400) return 'validation';
-  if (status === 405) return 'method';
-  return 'unavailable';
+/** Writes the JSON error response of a row of the rejection table. */
+function sendError(
+  response: ServerResponse,
+  kind: RejectionKind,
+  message?: string,
+  headers?: Record<string, string>,
+): void {
+  sendRejection(response, refusal(kind, message, headers));
 }
 
 /** Handles one request to the broadcast path. */
@@ -88,53 +84,50 @@ export async function handleAdminBroadcast(
   config: AdminBroadcastConfig,
 ): Promise<void> {
   if (request.method !== 'POST') {
-    response.setHeader('Allow', 'POST');
-    return sendError(response, 405, 'METHOD_NOT_ALLOWED', 'use POST');
+    return sendError(response, HttpRejection.METHOD_NOT_ALLOWED, 'use POST', { Allow: 'POST' });
   }
-  if (!(await authorized(request, config))) {
+  let allowed: boolean;
+  try {
+    allowed = await authorized(request, config);
+  } catch (error) {
+    // The authorizer failed: an outage to report, not a wrong password to count.
+    config.onAuthError?.(request, error);
+    return refuseBody(response, HttpRejection.AUTH_UNAVAILABLE);
+  }
+  if (!allowed) {
     config.onUnauthorized?.(request);
-    return refuseBody(response, 401, 'UNAUTHORIZED', 'missing or invalid broadcast credentials');
+    return refuseBody(response, HttpRejection.UNAUTHORIZED);
   }
+  const tooLarge = `body exceeds ${config.maxBytes} bytes`;
   const declared = Number(request.headers['content-length'] ?? 0);
-  if (declared > config.maxBytes) {
-    return refuseBody(response, 413, 'WEBSOCKET_REQUEST_TOO_LARGE', `body exceeds ${config.maxBytes} bytes`);
-  }
+  if (declared > config.maxBytes) return refuseBody(response, HttpRejection.REQUEST_TOO_LARGE, tooLarge);
   const room = new URL(request.url ?? '/', 'http://localhost').searchParams.get('room');
   if (room !== null && !config.hub.isValidRoom(room)) {
-    return refuseBody(response, 400, 'WEBSOCKET_INVALID_ROOM', 'invalid room name');
+    return refuseBody(response, HttpRejection.INVALID_ROOM);
   }
   const body = await readBody(request, config.maxBytes);
-  if (body === null) {
-    return refuseBody(response, 413, 'WEBSOCKET_REQUEST_TOO_LARGE', `body exceeds ${config.maxBytes} bytes`);
-  }
-  if (!isUtf8(body)) return sendError(response, 400, 'WEBSOCKET_INVALID_BODY', 'body must be UTF-8 text');
+  if (body === null) return refuseBody(response, HttpRejection.REQUEST_TOO_LARGE, tooLarge);
+  if (!isUtf8(body)) return sendError(response, HttpRejection.INVALID_BODY);
   const result =
     room === null
       ? config.hub.tryBroadcastAll(Opcode.TEXT, body)
       : config.hub.tryBroadcastRoom(room, Opcode.TEXT, body);
-  if (isRejected(result))
-    return sendError(response, 503, 'WEBSOCKET_BROADCAST_REJECTED', 'broadcast rejected');
+  if (isRejected(result)) return sendError(response, HttpRejection.BROADCAST_REJECTED);
   response.writeHead(204);
   response.end();
 }
 
+/** Whether the request carries valid credentials; rejects when a custom authorizer fails. */
 async function authorized(request: IncomingMessage, config: AdminBroadcastConfig): Promise<boolean> {
-  if (config.authorizer !== undefined) {
-    try {
-      return await config.authorizer(request);
-    } catch {
-      return false;
-    }
-  }
+  if (config.authorizer !== undefined) return await config.authorizer(request);
   if (config.secret === undefined) return false;
   const match = /^bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
   return match?.[1] !== undefined && constantTimeEqual(match[1], config.secret);
 }
 
 /** Answers without reading the body, and closes the connection so the unread body is not parsed. */
-function refuseBody(response: ServerResponse, status: number, code: string, message: string): void {
-  response.setHeader('Connection', 'close');
-  sendError(response, status, code, message);
+function refuseBody(response: ServerResponse, kind: RejectionKind, message?: string): void {
+  sendError(response, kind, message, { Connection: 'close' });
   response.req.resume();
 }
 

@@ -29,7 +29,7 @@ import type { ResourceGuard } from './resource-guard.ts';
 export type SendBehavior = 'block' | 'drop' | 'close';
 
 /** Close code used when a slow consumer is disconnected under `sendBehavior: 'close'`. */
-export const SLOW_CONSUMER_CLOSE_CODE = CloseCode.POLICY_VIOLATION;
+export const SLOW_CONSUMER_CLOSE_CODE = CloseCode.SLOW_CONSUMER;
 
 export interface ConnectionOptions {
   /** Largest incoming message in bytes (across fragments). */

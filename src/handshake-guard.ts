@@ -24,7 +24,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { rejection, rejectionResponse, type Rejection } from './protocol/handshake.ts';
+import { HttpRejection, refusal, rejectionResponse, type Rejection } from './rejections.ts';
 
 /** Counters of the guard (part of the server's metrics). */
 export interface HandshakeMetrics {
@@ -177,9 +177,7 @@ export class HandshakeGuard {
       this.refuseNewcomer(
         socket,
         plain,
-        rejection(429, 'HANDSHAKE_LIMIT', 'too many pending handshakes from this address', 'capacity', {
-          'Retry-After': '1',
-        }),
+        refusal(HttpRejection.HANDSHAKE_LIMIT, undefined, { 'Retry-After': '1' }),
       );
       return false;
     }
@@ -276,8 +274,8 @@ export class HandshakeGuard {
     this.unlogged.timeouts++;
     const r =
       entry.stage === 'head'
-        ? rejection(408, 'REQUEST_TIMEOUT', 'the upgrade request did not arrive in time', 'validation')
-        : rejection(503, 'HANDSHAKE_TIMEOUT', 'the upgrade could not be completed in time', 'unavailable');
+        ? refusal(HttpRejection.REQUEST_TIMEOUT)
+        : refusal(HttpRejection.HANDSHAKE_TIMEOUT);
     answer(entry.socket, entry.canAnswer ? entry.io : null, r);
   }
 

@@ -543,7 +543,7 @@ export class Hub {
     const remaining = () => Math.max(0, deadline - performance.now());
     await withTimeout(this.drained(), Math.min(remaining(), this.options.sendTimeout + 50), signal);
     for (const conn of conns) {
-      if (conn.isOpen) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+      if (conn.isOpen) conn.close(CloseCode.SHUTDOWN, 'server shutting down');
     }
     await withTimeout(Promise.all(conns.map((conn) => conn.closed())), remaining(), signal);
     for (const conn of conns) {

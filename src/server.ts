@@ -21,7 +21,9 @@ import type { Connection, ConnectionHandlers, ConnectionOptions } from './connec
 import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from './handshake-guard.ts';
 import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
 import { Opcode } from './protocol/frame.ts';
-import { checkMethod, checkUpgradeHeaders, rejection, type Rejection } from './protocol/handshake.ts';
+import { CloseCode } from './protocol/close.ts';
+import { checkMethod, checkUpgradeHeaders } from './protocol/handshake.ts';
+import { HttpRejection, refusal, sendRejection, type Rejection } from './rejections.ts';
 import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from './upgrade.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
 import { interceptUpgrades } from './raw-upgrade.ts';
@@ -33,8 +35,8 @@ interface PasswordMetricsSource {
   passwordMetrics(): RoomPasswordMetrics;
 }
 
-/** Close code for a connection whose token expired while it was open. */
-export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
+/** Close code for a connection whose token expired while it was open (CloseCode.TOKEN_EXPIRED). */
+export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.TOKEN_EXPIRED;
 
 /**
  * One structured log event (never contains secrets or message bodies). Text a
@@ -77,6 +79,7 @@ export class WshubServer {
     successful_auths: 0,
     room_auth_busy: 0,
     room_auth_abandoned: 0,
+    auth_errors: 0,
   };
   private readonly pipeline: UpgradeConfig;
   private readonly textValidation: Partial<TextValidationOptions> | null;
@@ -145,6 +148,14 @@ export class WshubServer {
           event: 'upgrade_rejected',
           status: r.status,
           code: r.code,
+          remote: request.socket.remoteAddress,
+        }),
+      onAuthError: (request, stage, error) =>
+        this.log({
+          level: 'error',
+          event: 'upgrade_auth_error',
+          stage,
+          ...describeError(error),
           remote: request.socket.remoteAddress,
         }),
       onConnect: (conn, request) => this.connected(conn, request),
@@ -229,7 +240,7 @@ export class WshubServer {
     socket.on('error', ignore);
     const failed = (error: unknown) => {
       this.log({ level: 'error', event: 'upgrade_failed', error: sanitizeForLogging(String(error)) });
-      reject({ socket }, rejection(500, 'INTERNAL_ERROR', 'internal error', 'unavailable'));
+      reject({ socket }, refusal(HttpRejection.INTERNAL_ERROR));
     };
     const owned = (conn: Connection | null) => {
       if (conn === null) return;
@@ -260,9 +271,16 @@ export class WshubServer {
         secret: c.broadcastSecret as Buffer | undefined,
         authorizer: c.broadcastAuthorizer,
         onUnauthorized: (r) => this.adminAuthFailures.record(r.socket.remoteAddress),
+        onAuthError: (r, error) =>
+          this.log({
+            level: 'error',
+            event: 'admin_auth_error',
+            ...describeError(error),
+            remote: r.socket.remoteAddress,
+          }),
       }).catch((error: unknown) => {
         this.log({ level: 'error', event: 'broadcast_failed', error: sanitizeForLogging(String(error)) });
-        if (!response.headersSent) response.writeHead(500).end();
+        sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR));
       });
       return true;
     }
@@ -272,7 +290,7 @@ export class WshubServer {
         checkOrigin(request, this.pipeline) ??
         checkMethod(request) ??
         checkUpgradeHeaders(request) ??
-        rejection(426, 'WEBSOCKET_BAD_UPGRADE', 'upgrade required', 'validation');
+        refusal(HttpRejection.UPGRADE_REQUIRED);
       this.pipeline.onReject?.(request, r);
       reject({ response }, r);
       return true;
@@ -378,7 +396,7 @@ class Mount {
       for (const hub of this.hubs) if (hub.handleUpgrade(request, socket, head)) return;
       // Another upgrade handler (registered by the application) may serve this path.
       if (server.listenerCount('upgrade') === 1) {
-        reject({ socket }, rejection(404, 'NOT_FOUND', 'no WebSocket endpoint at this path', 'not_found'));
+        reject({ socket }, refusal(HttpRejection.NOT_FOUND, 'no WebSocket endpoint at this path'));
       } else releaseHandshake(socket);
     });
     const previous = server.listeners('request') as Array<
@@ -388,10 +406,7 @@ class Mount {
     server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       for (const hub of this.hubs) if (hub.handleRequest(request, response)) return;
       if (previous.length === 0) {
-        response.writeHead(404, { 'Content-Type': 'application/json' });
-        response.end(
-          JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found', category: 'not_found' } }),
-        );
+        sendRejection(response, refusal(HttpRejection.NOT_FOUND));
         return;
       }
       for (const listener of previous) listener.call(server, request, response);
@@ -436,3 +451,14 @@ function pathOf(request: IncomingMessage): string {
 }
 
 function ignore(): void {}
+
+/** Longest error message a log line carries; user code's messages are not ours to bound. */
+const MAX_LOGGED_ERROR_CHARS = 200;
+
+/**
+ * An error thrown by user auth code, as a log field: its name and message
+ * only (no stack, no request), so the token and password never go in.
+ */
+function describeError(error: unknown): { error: string } {
+  return { error: String(error).slice(0, MAX_LOGGED_ERROR_CHARS) };
+}

@@ -12,12 +12,13 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './accept.ts';
-import { RoomAuthBusyError } from './auth/errors.ts';
+import { InvalidTokenError, RoomAuthBusyError } from './auth/errors.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import type { UserInfo } from './auth/user.ts';
 import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
 import type { Hub, JoinResult } from './hub.ts';
+import { WshubError } from './errors.ts';
 import {
   acceptResponse,
   checkKey,
@@ -25,11 +26,10 @@ import {
   checkUpgradeHeaders,
   checkVersion,
   readSubprotocols,
-  rejection,
   tooManySubprotocols,
-  type Rejection,
 } from './protocol/handshake.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
+import { HttpRejection, refusal, type Rejection } from './rejections.ts';
 
 export { BEARER_PROTOCOL_PREFIX };
 /** The subprotocol a browser offers next to its token, and the one the server selects. */
@@ -44,7 +44,12 @@ export interface UpgradeMetrics {
   room_auth_busy: number;
   /** Room authorizations whose client hung up before the verdict. */
   room_auth_abandoned: number;
+  /** Upgrades refused with 503 WEBSOCKET_AUTH_UNAVAILABLE: the authenticator or room authorizer threw or rejected. */
+  auth_errors: number;
 }
+
+/** Which step's user code failed. */
+export type AuthStage = 'token' | 'room';
 
 export interface UpgradeConfig {
   hub: Hub;
@@ -60,6 +65,12 @@ export interface UpgradeConfig {
   metrics: UpgradeMetrics;
   /** Called for every refused upgrade (for logs). */
   onReject?: ((request: UpgradeRequest, rejection: Rejection) => void) | undefined;
+  /**
+   * Called when the token authenticator or room authorizer throws or
+   * rejects (anything but a refusal), before the 503 is written. `error`
+   * is the user code's own error; the token and password are not passed.
+   */
+  onAuthError?: ((request: UpgradeRequest, stage: AuthStage, error: unknown) => void) | undefined;
   /** Called with every new connection, after it joined its room. */
   onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
 }
@@ -121,10 +132,7 @@ export function handleUpgrade(
       if (socket.destroyed) return null;
       return (
         join(request, socket, head, room, identity, offered, config) ??
-        refuse(
-          capacityRejection(config.hub.checkJoin(room)) ??
-            rejection(503, 'WEBSOCKET_JOIN_DENIED', 'join failed', 'unavailable'),
-        )
+        refuse(capacityRejection(config.hub.checkJoin(room)) ?? refusal(HttpRejection.JOIN_FAILED))
       );
     });
   });
@@ -146,7 +154,7 @@ export function checkOrigin(
   if (origin === undefined || origin === '' || config.allowAllOrigins) return null;
   if (config.allowedOrigins.includes(origin)) return null;
   config.metrics.security_rejections++;
-  return rejection(403, 'WEBSOCKET_FORBIDDEN_ORIGIN', 'origin not allowed', 'forbidden');
+  return refusal(HttpRejection.ORIGIN_FORBIDDEN);
 }
 
 // ---- step 5 bookkeeping ------------------------------------------------------
@@ -164,9 +172,7 @@ export function readRoom(request: UpgradeRequest): string {
 }
 
 function checkRoom(room: string, config: UpgradeConfig): Rejection | null {
-  return config.hub.isValidRoom(room)
-    ? null
-    : rejection(400, 'WEBSOCKET_INVALID_ROOM', 'invalid room name', 'validation');
+  return config.hub.isValidRoom(room) ? null : refusal(HttpRejection.INVALID_ROOM);
 }
 
 function queryParam(request: UpgradeRequest, name: string): string | undefined {
@@ -181,7 +187,8 @@ function queryParam(request: UpgradeRequest, name: string): string | undefined {
 /**
  * Finds the token: `Authorization: Bearer` first, then the browser
  * subprotocol, then `?token=` when allowed. A token that is present but
- * invalid is refused (no anonymous fallback).
+ * invalid (InvalidTokenError) is refused with 403, with no anonymous
+ * fallback; any other failure of the authenticator is an outage (503).
  */
 function authenticate(
   request: UpgradeRequest,
@@ -192,17 +199,37 @@ function authenticate(
   if (found === undefined) {
     if (config.allowUnauthenticated) return { user: undefined, viaProtocol: false };
     config.metrics.security_rejections++;
-    return rejection(401, 'WEBSOCKET_TOKEN_REQUIRED', 'a bearer token is required', 'auth');
+    return refusal(HttpRejection.TOKEN_REQUIRED);
   }
   const invalid = () => {
     config.metrics.security_rejections++;
-    return rejection(403, 'WEBSOCKET_INVALID_TOKEN', 'invalid token', 'auth');
+    return refusal(HttpRejection.INVALID_TOKEN);
   };
-  if (config.tokenAuthenticator === undefined) return invalid();
-  return config.tokenAuthenticator.authenticate(found.token).then((user): Identity => {
-    config.metrics.successful_auths++;
-    return { user, viaProtocol: found.viaProtocol };
-  }, invalid);
+  const authenticator = config.tokenAuthenticator;
+  if (authenticator === undefined) return invalid();
+  const failed = (error: unknown): Rejection =>
+    error instanceof InvalidTokenError ? invalid() : unavailable(request, 'token', error, config);
+  try {
+    return authenticator.authenticate(found.token).then((user): Identity => {
+      config.metrics.successful_auths++;
+      return { user, viaProtocol: found.viaProtocol };
+    }, failed);
+  } catch (error) {
+    // A custom authenticator may throw before it returns its promise.
+    return failed(error);
+  }
+}
+
+/** The answer when user auth code failed rather than refused: reported, then 503. */
+function unavailable(
+  request: UpgradeRequest,
+  stage: AuthStage,
+  error: unknown,
+  config: UpgradeConfig,
+): Rejection {
+  config.metrics.auth_errors++;
+  config.onAuthError?.(request, stage, error);
+  return refusal(HttpRejection.AUTH_UNAVAILABLE);
 }
 
 function findToken(
@@ -231,8 +258,10 @@ function findToken(
 /**
  * Asks the room authorizer. Its context carries an AbortSignal that aborts
  * when the client hangs up before the verdict, so costly checks (password
- * hashing) are skipped for clients already gone. A RoomAuthBusyError becomes
- * 503 with Retry-After; any other error, like `false`, is a 403.
+ * hashing) are skipped for clients already gone. `false` is a 403; a
+ * RoomAuthBusyError becomes 503 WEBSOCKET_AUTH_BUSY with Retry-After, and
+ * any other error 503 WEBSOCKET_AUTH_UNAVAILABLE: a failing authorizer is
+ * an outage, not a verdict on the client.
  */
 function authorizeRoom(
   request: UpgradeRequest,
@@ -248,7 +277,7 @@ function authorizeRoom(
   const verdict = (allowed: boolean): Rejection | null => {
     if (allowed) return null;
     config.metrics.security_rejections++;
-    return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
+    return refusal(HttpRejection.ROOM_FORBIDDEN);
   };
   const controller = new AbortController();
   const stopWatching = watchHangup(socket, controller);
@@ -256,20 +285,16 @@ function authorizeRoom(
     stopWatching();
     if (error instanceof RoomAuthBusyError) {
       config.metrics.room_auth_busy++;
-      return rejection(
-        503,
-        'WEBSOCKET_AUTH_BUSY',
-        'too many room authorizations waiting, retry later',
-        'capacity',
-        { 'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterSeconds))) },
-      );
+      return refusal(HttpRejection.AUTH_BUSY, undefined, {
+        'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterSeconds))),
+      });
     }
     if (controller.signal.aborted) {
       // Nobody is left to read the answer; this was no verdict on the password.
       config.metrics.room_auth_abandoned++;
-      return rejection(403, 'WEBSOCKET_ROOM_FORBIDDEN', 'not allowed to join this room', 'forbidden');
+      return refusal(HttpRejection.ROOM_FORBIDDEN);
     }
-    return verdict(false);
+    return unavailable(request, 'room', error, config);
   };
   try {
     const allowed = authorizer.authorize({
@@ -293,10 +318,14 @@ function authorizeRoom(
   }
 }
 
-/** Why a room authorization was aborted. */
-class ClientGoneError extends Error {
+/**
+ * Why a room authorization was aborted. Authorizers see it as
+ * `signal.reason`, so it carries a code like every wshub error; its name
+ * stays 'AbortError', the name abort reasons conventionally have.
+ */
+class ClientGoneError extends WshubError {
   constructor() {
-    super('the client closed its connection during the upgrade');
+    super('CLIENT_GONE', 'the client closed its connection during the upgrade');
     this.name = 'AbortError';
   }
 }
@@ -346,17 +375,15 @@ export function capacityRejection(result: JoinResult): Rejection | null {
   if (result.ok) return null;
   switch (result.reason) {
     case 'room_full':
-      return rejection(429, 'WEBSOCKET_JOIN_DENIED', 'room is full', 'capacity');
+      return refusal(HttpRejection.ROOM_FULL);
     case 'hub_full':
-      return rejection(503, 'WEBSOCKET_JOIN_DENIED', 'server is full', 'capacity');
+      return refusal(HttpRejection.HUB_FULL);
     case 'rate_limited':
-      return rejection(503, 'WEBSOCKET_JOIN_DENIED', 'too many new connections, retry later', 'capacity', {
-        'Retry-After': '1',
-      });
+      return refusal(HttpRejection.RATE_LIMITED, undefined, { 'Retry-After': '1' });
     case 'stopped':
-      return rejection(503, 'WEBSOCKET_JOIN_DENIED', 'server is shutting down', 'unavailable');
+      return refusal(HttpRejection.SHUTTING_DOWN);
     default:
-      return rejection(400, 'WEBSOCKET_INVALID_ROOM', 'invalid room name', 'validation');
+      return refusal(HttpRejection.INVALID_ROOM);
   }
 }
 

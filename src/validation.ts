@@ -1,6 +1,7 @@
 // Input policies shared by the upgrade pipeline, the hub and the message loop:
 // room names, inbound text messages, and making untrusted text safe to log.
 import { isUtf8 } from 'node:buffer';
+import { CloseCode } from './protocol/close.ts';
 
 /** Longest room name accepted by the default policy, in UTF-8 bytes. */
 export const ROOM_NAME_MAX_BYTES = 128;
@@ -57,12 +58,15 @@ export function defaultTextValidationOptions(): TextValidationOptions {
 }
 
 /** Outcome of {@link validateTextMessage}; on failure, the close code and reason to send. */
-export type TextValidationResult =
-  { ok: true } | { ok: false; closeCode: 1007 | 1008 | 1009; reason: string };
+export type TextValidationResult = { ok: true } | { ok: false; closeCode: TextCloseCode; reason: string };
+
+/** The close codes a text validation failure maps to. */
+type TextCloseCode =
+  typeof CloseCode.INVALID_PAYLOAD | typeof CloseCode.POLICY_VIOLATION | typeof CloseCode.MESSAGE_TOO_BIG;
 
 const OK: TextValidationResult = Object.freeze({ ok: true });
 
-function fail(closeCode: 1007 | 1008 | 1009, reason: string): TextValidationResult {
+function fail(closeCode: TextCloseCode, reason: string): TextValidationResult {
   return { ok: false, closeCode, reason };
 }
 
@@ -83,8 +87,8 @@ export function validateTextMessage(
   const allowTab = options?.allowTab ?? DEFAULT_TEXT_OPTIONS.allowTab;
 
   const len = data.length;
-  if (len > maxBytes) return fail(1009, 'message too large');
-  if (len === 0) return allowEmpty ? OK : fail(1008, 'empty message');
+  if (len > maxBytes) return fail(CloseCode.MESSAGE_TOO_BIG, 'message too large');
+  if (len === 0) return allowEmpty ? OK : fail(CloseCode.POLICY_VIOLATION, 'empty message');
 
   // One pass over the bytes: spot forbidden controls directly and note whether
   // any non-ASCII byte occurs, so pure ASCII never pays for UTF-8 validation.
@@ -108,8 +112,8 @@ export function validateTextMessage(
       }
     }
   }
-  if (nonAscii && !isUtf8(data)) return fail(1007, 'invalid UTF-8');
-  if (control) return fail(1008, 'control character not allowed');
+  if (nonAscii && !isUtf8(data)) return fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8');
+  if (control) return fail(CloseCode.POLICY_VIOLATION, 'control character not allowed');
   return OK;
 }
 

@@ -1,3 +1,5 @@
+import { WshubError } from '../errors.ts';
+
 /** Why a token was rejected; stable strings meant for logs and metrics labels. */
 export type InvalidTokenReason =
   'malformed' | 'algorithm' | 'signature' | 'expired' | 'not_before' | 'claims' | 'unconfigured';
@@ -5,15 +7,15 @@ export type InvalidTokenReason =
 /**
  * Thrown (as a rejection) by token authenticators for every kind of bad token.
  * Takes a human message and a machine-friendly reason; the upgrade pipeline maps
- * it to 403 WEBSOCKET_INVALID_TOKEN.
+ * it to 403 WEBSOCKET_INVALID_TOKEN. Any other error from an authenticator is
+ * an outage and answers 503 WEBSOCKET_AUTH_UNAVAILABLE.
  */
-export class InvalidTokenError extends Error {
-  readonly code = 'WEBSOCKET_INVALID_TOKEN';
+export class InvalidTokenError extends WshubError {
+  declare readonly code: 'WEBSOCKET_INVALID_TOKEN';
   readonly reason: InvalidTokenReason;
 
   constructor(message: string, reason: InvalidTokenReason) {
-    super(message);
-    this.name = 'InvalidTokenError';
+    super('WEBSOCKET_INVALID_TOKEN', message);
     this.reason = reason;
   }
 }
@@ -22,24 +24,22 @@ export class InvalidTokenError extends Error {
  * Thrown when a secret is shorter than 32 bytes (or missing where one is required).
  * `field` names the configuration field at fault, e.g. 'secret' or 'broadcastSecret'.
  */
-export class WeakSecretError extends Error {
-  readonly code = 'WEAK_SECRET';
+export class WeakSecretError extends WshubError {
+  declare readonly code: 'WEAK_SECRET';
   readonly field: string;
 
   constructor(message: string, field = 'secret') {
-    super(message);
-    this.name = 'WeakSecretError';
+    super('WEAK_SECRET', message);
     this.field = field;
   }
 }
 
 /** Thrown when the admin broadcast secret is the same as the token secret. */
-export class SecretReuseError extends Error {
-  readonly code = 'SECRET_REUSED';
+export class SecretReuseError extends WshubError {
+  declare readonly code: 'SECRET_REUSED';
 
   constructor(message = 'broadcastSecret must differ from secret') {
-    super(message);
-    this.name = 'SecretReuseError';
+    super('SECRET_REUSED', message);
   }
 }
 
@@ -48,13 +48,12 @@ export class SecretReuseError extends Error {
  * `reason` is one of the strings returned by `validateRoomPassword`
  * ('empty', 'too_long', 'too_short', 'missing_uppercase', 'missing_lowercase', 'missing_digit').
  */
-export class InvalidRoomPasswordError extends Error {
-  readonly code = 'INVALID_ROOM_PASSWORD';
+export class InvalidRoomPasswordError extends WshubError {
+  declare readonly code: 'INVALID_ROOM_PASSWORD';
   readonly reason: string;
 
   constructor(message: string, reason: string) {
-    super(message);
-    this.name = 'InvalidRoomPasswordError';
+    super('INVALID_ROOM_PASSWORD', message);
     this.reason = reason;
   }
 }
@@ -64,14 +63,13 @@ export class InvalidRoomPasswordError extends Error {
  * check right now (RoomPasswords: too many password checks waiting). The
  * upgrade pipeline maps it to 503 WEBSOCKET_AUTH_BUSY with Retry-After.
  */
-export class RoomAuthBusyError extends Error {
-  readonly code = 'ROOM_AUTH_BUSY';
+export class RoomAuthBusyError extends WshubError {
+  declare readonly code: 'ROOM_AUTH_BUSY';
   /** Seconds the client should wait before trying again (the Retry-After value). */
   readonly retryAfterSeconds: number;
 
   constructor(message = 'too many room authorizations waiting', retryAfterSeconds = 1) {
-    super(message);
-    this.name = 'RoomAuthBusyError';
+    super('ROOM_AUTH_BUSY', message);
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }

@@ -8,8 +8,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { boundedServerOptions, completeUpgrade, reject, selectProtocol } from '../accept.ts';
 import { Connection, defaultConnectionOptions, type ConnectionHandlers } from '../connection.ts';
+import { CloseCode } from '../protocol/close.ts';
 import { Opcode } from '../protocol/frame.ts';
 import { checkHandshake } from '../protocol/handshake.ts';
+import { HttpRejection, refusal } from '../rejections.ts';
 import { intFlag, parseFlags } from './args.ts';
 
 /** Past this many unsent bytes the echo stops reading until the client has read its replies. */
@@ -35,15 +37,7 @@ export function createEchoServer(): { server: Server; connections: Set<Connectio
   const connections = new Set<Connection>();
   const options = { ...defaultConnectionOptions(), sendQueueSize: 65_536, sendQueueBytes: 64 * 1024 * 1024 };
   const server = createServer(boundedServerOptions(), (request, response) => {
-    reject(
-      { response },
-      checkHandshake(request) ?? {
-        status: 426,
-        code: 'WEBSOCKET_BAD_UPGRADE',
-        message: 'upgrade required',
-        category: 'validation',
-      },
-    );
+    reject({ response }, checkHandshake(request) ?? refusal(HttpRejection.UPGRADE_REQUIRED));
   });
   const tracked: ConnectionHandlers = {
     message: echo,
@@ -86,7 +80,7 @@ export async function echoCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   server.close();
-  for (const conn of connections) conn.close(1001, 'server shutting down');
+  for (const conn of connections) conn.close(CloseCode.SHUTDOWN, 'server shutting down');
   await Promise.race([
     Promise.all([...connections].map((c) => c.closed())),
     new Promise((r) => setTimeout(r, 2_000).unref()),

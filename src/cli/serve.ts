@@ -15,6 +15,7 @@ import type { WshubConfig } from '../config.ts';
 import { MAX_READ_LIMIT } from '../connection.ts';
 import { createDemo, type Demo } from '../demo/demo.ts';
 import { ConfigError } from '../errors.ts';
+import { HttpRejection, refusal, sendRejection } from '../rejections.ts';
 import { createWshub, type WshubServer } from '../server.ts';
 import { parseFlags, UsageError, type Flags } from './args.ts';
 import {
@@ -509,8 +510,7 @@ async function shutdown(ws: WshubServer, server: Server, logger: Logger, signal:
 
 function healthz(ws: WshubServer, request: IncomingMessage, response: ServerResponse): void {
   if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'application/json' });
-    response.end(JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED', message: 'use GET' } }));
+    sendRejection(response, refusal(HttpRejection.METHOD_NOT_ALLOWED, 'use GET', { Allow: 'GET, HEAD' }));
     return;
   }
   const health = ws.health();
@@ -524,8 +524,7 @@ function healthz(ws: WshubServer, request: IncomingMessage, response: ServerResp
 }
 
 function notFound(response: ServerResponse): void {
-  response.writeHead(404, { 'Content-Type': 'application/json' });
-  response.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found', category: 'not_found' } }));
+  sendRejection(response, refusal(HttpRejection.NOT_FOUND));
 }
 
 function pathOf(request: IncomingMessage): string {

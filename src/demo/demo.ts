@@ -9,6 +9,7 @@ import type { WshubConfig } from '../config.ts';
 import type { Connection } from '../connection.ts';
 import type { Hub } from '../hub.ts';
 import { Opcode } from '../protocol/frame.ts';
+import { HttpRejection, refusal, sendRejection } from '../rejections.ts';
 import type { WshubServer } from '../server.ts';
 import { parseClientMessage, type ChatMessage, type PresenceMessage } from './chat.ts';
 import { isStaticPath, serveStatic } from './static-files.ts';
@@ -108,7 +109,7 @@ export function createDemo(options: DemoOptions): Demo {
       }
       if (isStaticPath(path)) {
         serveStatic(path, request, response).catch(() => {
-          if (!response.headersSent) response.writeHead(500).end();
+          sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR));
         });
         return true;
       }

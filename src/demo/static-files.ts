@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpRejection, refusal, sendRejection } from '../rejections.ts';
 
 /** The `web/` folder, found relative to this module: `src/demo/` under tsx, `dist/demo/` once built. */
 export const WEB_ROOT = new URL('../../web/', import.meta.url);
@@ -62,21 +63,16 @@ export async function serveStatic(
   const entry = FILES.get(path);
   if (entry === undefined) throw new Error(`not a demo file: ${path}`);
   if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.writeHead(405, { ...securityHeaders(), Allow: 'GET, HEAD', 'Content-Length': 0 }).end();
+    const r = refusal(HttpRejection.METHOD_NOT_ALLOWED, 'use GET', { Allow: 'GET, HEAD' });
+    sendRejection(response, r, securityHeaders());
     return;
   }
   let body: Buffer;
   try {
     body = await readFile(new URL(entry.file, root));
   } catch {
-    const text = 'demo page files are missing';
-    response
-      .writeHead(500, {
-        ...securityHeaders(),
-        'Content-Type': 'text/plain; charset=utf-8',
-        'Content-Length': Buffer.byteLength(text),
-      })
-      .end(text);
+    const r = refusal(HttpRejection.INTERNAL_ERROR, 'demo page files are missing');
+    sendRejection(response, r, securityHeaders());
     return;
   }
   response.writeHead(200, {

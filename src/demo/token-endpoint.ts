@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RoomPasswords } from '../auth/room-password.ts';
 import { signHS256 } from '../auth/token.ts';
+import { WshubError } from '../errors.ts';
+import { HttpRejection, refusal, sendRejection, type Rejection, type RejectionKind } from '../rejections.ts';
 import { isValidRoomName } from '../validation.ts';
 import { securityHeaders } from './static-files.ts';
 
@@ -23,15 +25,15 @@ export interface TokenEndpointOptions {
   tokenTtlSeconds: number;
 }
 
-/** A refused token request: HTTP status and a stable error code. */
-export class TokenRequestError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TokenRequestError';
+/** A refused token request: a row of the rejection table, with a message that may say more. */
+export class TokenRequestError extends WshubError {
+  readonly status: number;
+  readonly rejection: Rejection;
+
+  constructor(kind: RejectionKind, message: string = kind.message) {
+    super(kind.code, message);
+    this.status = kind.status;
+    this.rejection = refusal(kind, message);
   }
 }
 
@@ -48,10 +50,11 @@ export interface TokenRequest {
  */
 export function parseTokenRequest(body: unknown): TokenRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new TokenRequestError(400, 'INVALID_REQUEST', 'body must be a JSON object');
+    throw new TokenRequestError(HttpRejection.INVALID_REQUEST);
   }
   const { name, room, password } = body as Record<string, unknown>;
-  if (typeof name !== 'string') throw new TokenRequestError(400, 'INVALID_NAME', 'name must be a string');
+  if (typeof name !== 'string')
+    throw new TokenRequestError(HttpRejection.INVALID_NAME, 'name must be a string');
   const trimmed = name.trim();
   const chars = [...trimmed].length;
   // Control characters would be refused later by the message validation of
@@ -59,20 +62,18 @@ export function parseTokenRequest(body: unknown): TokenRequest {
   // eslint-disable-next-line no-control-regex
   if (chars < 1 || chars > MAX_NAME_CHARS || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(trimmed)) {
     throw new TokenRequestError(
-      400,
-      'INVALID_NAME',
+      HttpRejection.INVALID_NAME,
       `name must be 1 to ${MAX_NAME_CHARS} printable characters`,
     );
   }
   if (typeof room !== 'string' || !isValidRoomName(room)) {
     throw new TokenRequestError(
-      400,
-      'INVALID_ROOM',
+      HttpRejection.INVALID_ROOM_FIELD,
       'room must be 1 to 128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"',
     );
   }
   if (password !== undefined && password !== null && typeof password !== 'string') {
-    throw new TokenRequestError(400, 'INVALID_PASSWORD', 'password must be a string');
+    throw new TokenRequestError(HttpRejection.INVALID_PASSWORD);
   }
   return { name: trimmed, room, password: typeof password === 'string' ? password : undefined };
 }
@@ -89,10 +90,10 @@ export async function issueToken(
   const claims: Record<string, unknown> = { sub: randomUUID(), name: request.name };
   if (options.roomPasswords.hasRoomPassword(request.room)) {
     if (request.password === undefined || request.password === '') {
-      throw new TokenRequestError(403, 'ROOM_PASSWORD_REQUIRED', 'this room needs a password');
+      throw new TokenRequestError(HttpRejection.ROOM_PASSWORD_REQUIRED);
     }
     if (!(await options.roomPasswords.verify(request.room, request.password))) {
-      throw new TokenRequestError(403, 'ROOM_PASSWORD_INVALID', 'wrong room password');
+      throw new TokenRequestError(HttpRejection.ROOM_PASSWORD_INVALID);
     }
     claims.rooms = [request.room];
   }
@@ -108,31 +109,34 @@ export async function handleTokenRequest(
 ): Promise<void> {
   try {
     if (request.method !== 'POST') {
-      throw new TokenRequestError(405, 'METHOD_NOT_ALLOWED', 'use POST');
+      throw new TokenRequestError(HttpRejection.METHOD_NOT_ALLOWED, 'use POST');
     }
     const type = request.headers['content-type'] ?? '';
     // Requiring JSON keeps cross-site HTML forms (which cannot send it) out.
     if (!/^application\/json\s*(;|$)/i.test(type)) {
-      throw new TokenRequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send application/json');
+      throw new TokenRequestError(HttpRejection.UNSUPPORTED_MEDIA_TYPE);
     }
     const raw = await readBody(request, MAX_TOKEN_REQUEST_BYTES);
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
     } catch {
-      throw new TokenRequestError(400, 'INVALID_JSON', 'body is not valid JSON');
+      throw new TokenRequestError(HttpRejection.INVALID_JSON);
     }
     sendJson(response, 200, await issueToken(parseTokenRequest(body), options));
   } catch (error) {
     if (error instanceof TokenRequestError) {
-      const extra: Record<string, string> = {};
+      const extra: Record<string, string> = { ...securityHeaders(), 'Cache-Control': 'no-store' };
       if (error.status === 405) extra.Allow = 'POST';
       // An over-long body is left unread; closing the connection spares us draining it.
       if (error.status === 413) extra.Connection = 'close';
-      sendJson(response, error.status, { error: { code: error.code, message: error.message } }, extra);
+      sendRejection(response, error.rejection, extra);
       return;
     }
-    sendJson(response, 500, { error: { code: 'INTERNAL_ERROR', message: 'could not issue a token' } });
+    sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR, 'could not issue a token'), {
+      ...securityHeaders(),
+      'Cache-Control': 'no-store',
+    });
   }
 }
 
@@ -141,7 +145,7 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(
-      new TokenRequestError(413, 'BODY_TOO_LARGE', `body must be at most ${limit} bytes`),
+      new TokenRequestError(HttpRejection.BODY_TOO_LARGE, `body must be at most ${limit} bytes`),
     );
   }
   return new Promise((resolve, reject) => {
@@ -152,7 +156,7 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         request.off('data', onData);
         request.pause();
-        reject(new TokenRequestError(413, 'BODY_TOO_LARGE', `body must be at most ${limit} bytes`));
+        reject(new TokenRequestError(HttpRejection.BODY_TOO_LARGE, `body must be at most ${limit} bytes`));
         return;
       }
       chunks.push(chunk);
@@ -163,17 +167,12 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-function sendJson(
-  response: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
+/** The 200 answer; errors go through sendRejection. */
+function sendJson(response: ServerResponse, status: number, value: unknown): void {
   if (response.headersSent) return;
   const body = JSON.stringify(value);
   response.writeHead(status, {
     ...securityHeaders(),
-    ...headers,
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
     'Cache-Control': 'no-store',

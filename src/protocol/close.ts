@@ -1,6 +1,14 @@
 /**
  * Close codes (RFC 6455 §7.4) and the rules for what a peer may send.
  */
+import { WshubError } from '../errors.ts';
+
+/**
+ * Every close code wshub knows, in one table: the registered codes of RFC
+ * 6455 §7.4.1 and IANA, then the names wshub gives to the codes it sends
+ * for its own reasons. Code in wshub closes with a name from here, never a
+ * number.
+ */
 export const CloseCode = {
   /** The purpose of the connection was fulfilled. */
   NORMAL: 1000,
@@ -27,6 +35,16 @@ export const CloseCode = {
   SERVICE_RESTART: 1012,
   TRY_AGAIN_LATER: 1013,
   BAD_GATEWAY: 1014,
+
+  // ---- what wshub sends, by reason ----
+  /** A connection whose send queue overflowed under sendBehavior "close" (policy violation). */
+  SLOW_CONSUMER: 1008,
+  /** Server shutdown (Hub.shutdown, `wshub serve` on SIGTERM). */
+  SHUTDOWN: 1001,
+  /** The server-wide partial-message budget is spent (`maxPartialMessageBytes`). */
+  BUDGET_EXHAUSTED: 1013,
+  /** The connection's token reached its `exp` (`closeOnTokenExpiry`); in the application range. */
+  TOKEN_EXPIRED: 4001,
 } as const;
 
 /** Longest close reason in bytes: a control payload is ≤ 125 bytes, 2 of them hold the code. */
@@ -44,13 +62,13 @@ export function isValidCloseCode(code: number): boolean {
  * A failure that ends the connection with a given close code. Thrown by the
  * protocol layer at the point of detection so the code travels with the error.
  */
-export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError';
+export class ProtocolError extends WshubError {
+  declare readonly code: 'PROTOCOL_ERROR';
   constructor(
-    /** The close code to send: 1002, 1007, 1009 or 1011. */
+    /** The close code to send: 1002, 1007, 1009, 1011 or 1013. */
     readonly closeCode: number,
     message: string,
   ) {
-    super(message);
+    super('PROTOCOL_ERROR', message);
   }
 }

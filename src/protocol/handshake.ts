@@ -1,34 +1,14 @@
 /**
  * The opening handshake (RFC 6455 §4.2): request checks, the accept value,
- * subprotocol parsing and the raw HTTP responses written on the socket.
+ * subprotocol parsing and the 101 response. Refusals come from the table in
+ * rejections.ts.
  */
 import { createHash } from 'node:crypto';
-import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { HttpRejection, refusal, type Rejection } from '../rejections.ts';
 
 /** The GUID appended to the client's key (RFC 6455 §1.3). */
 export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
-/** Why an upgrade was refused: an HTTP status plus a stable error code. */
-export interface Rejection {
-  status: number;
-  code: string;
-  message: string;
-  /** Coarse class of the error, for clients that branch on it. */
-  category: 'forbidden' | 'validation' | 'auth' | 'capacity' | 'unavailable' | 'not_found' | 'method';
-  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` on a version mismatch. */
-  headers?: Record<string, string>;
-}
-
-/** Builds a rejection; a small helper so every step reads as one line. */
-export function rejection(
-  status: number,
-  code: string,
-  message: string,
-  category: Rejection['category'],
-  headers?: Record<string, string>,
-): Rejection {
-  return headers ? { status, code, message, category, headers } : { status, code, message, category };
-}
 
 /** base64(SHA-1(key + GUID)), the value of `Sec-WebSocket-Accept`. */
 export function acceptKey(key: string): string {
@@ -140,11 +120,9 @@ export function readSubprotocols(
 
 /** The refusal for an upgrade offering more than MAX_SUBPROTOCOLS subprotocols. */
 export function tooManySubprotocols(): Rejection {
-  return rejection(
-    400,
-    'WEBSOCKET_BAD_PROTOCOL',
+  return refusal(
+    HttpRejection.TOO_MANY_SUBPROTOCOLS,
     `Sec-WebSocket-Protocol lists more than ${MAX_SUBPROTOCOLS} subprotocols`,
-    'validation',
   );
 }
 
@@ -170,9 +148,7 @@ export function checkHandshake(req: HandshakeRequest): Rejection | null {
 }
 
 export function checkMethod(req: HandshakeRequest): Rejection | null {
-  return req.method === 'GET'
-    ? null
-    : rejection(405, 'METHOD_NOT_ALLOWED', 'WebSocket upgrades must use GET', 'method', { Allow: 'GET' });
+  return req.method === 'GET' ? null : refusal(HttpRejection.METHOD_NOT_ALLOWED, undefined, { Allow: 'GET' });
 }
 
 export function checkUpgradeHeaders(req: HandshakeRequest): Rejection | null {
@@ -180,12 +156,7 @@ export function checkUpgradeHeaders(req: HandshakeRequest): Rejection | null {
     !headerHasToken(req.headers.connection, 'upgrade') ||
     !headerHasToken(req.headers.upgrade, 'websocket')
   ) {
-    return rejection(
-      400,
-      'WEBSOCKET_BAD_UPGRADE',
-      'expected "Connection: Upgrade" and "Upgrade: websocket"',
-      'validation',
-    );
+    return refusal(HttpRejection.BAD_UPGRADE);
   }
   return null;
 }
@@ -193,35 +164,15 @@ export function checkUpgradeHeaders(req: HandshakeRequest): Rejection | null {
 export function checkVersion(req: HandshakeRequest): Rejection | null {
   return req.headers['sec-websocket-version'] === '13'
     ? null
-    : rejection(400, 'WEBSOCKET_BAD_VERSION', 'Sec-WebSocket-Version must be 13', 'validation', {
-        'Sec-WebSocket-Version': '13',
-      });
+    : refusal(HttpRejection.BAD_VERSION, undefined, { 'Sec-WebSocket-Version': '13' });
 }
 
 export function checkKey(req: HandshakeRequest): Rejection | null {
   const key = req.headers['sec-websocket-key'];
   if (key === undefined || key === '') {
-    return rejection(400, 'WEBSOCKET_KEY_MISSING', 'Sec-WebSocket-Key is required', 'validation');
+    return refusal(HttpRejection.KEY_MISSING);
   }
-  return isValidKey(key)
-    ? null
-    : rejection(400, 'WEBSOCKET_KEY_INVALID', 'Sec-WebSocket-Key must be base64 of 16 bytes', 'validation');
-}
-
-/** The JSON error body every rejection carries. */
-export function rejectionBody(r: Rejection): string {
-  return JSON.stringify({ error: { code: r.code, message: r.message, category: r.category } });
-}
-
-/** A complete HTTP/1.1 error response for a rejected upgrade, written straight to the socket. */
-export function rejectionResponse(r: Rejection): string {
-  const body = rejectionBody(r);
-  let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? 'Error'}\r\n`;
-  head += 'Content-Type: application/json\r\n';
-  head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
-  head += 'Connection: close\r\n';
-  for (const [name, value] of Object.entries(r.headers ?? {})) head += `${name}: ${value}\r\n`;
-  return `${head}\r\n${body}`;
+  return isValidKey(key) ? null : refusal(HttpRejection.KEY_INVALID);
 }
 
 /** The 101 response completing the handshake. */

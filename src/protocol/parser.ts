@@ -304,7 +304,7 @@ export class FrameParser {
     if (this.fin && size > needed + this.remaining) size = needed + this.remaining;
     const accounting = this.options.accounting;
     if (accounting !== undefined && !accounting.reserve(size - oldSize)) {
-      this.fail(CloseCode.TRY_AGAIN_LATER, 'server is short of memory for incomplete messages');
+      this.fail(CloseCode.BUDGET_EXHAUSTED, 'server is short of memory for incomplete messages');
       return false;
     }
     const next = Buffer.allocUnsafe(size);

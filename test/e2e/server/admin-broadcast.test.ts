@@ -121,14 +121,14 @@ describe('admin broadcast auth', () => {
     await closeAll(member);
   });
 
-  test('an authorizer that throws denies with 401', async () => {
+  test('an authorizer that throws answers 503 (an outage, not a refusal)', async () => {
     const hub = await startHub({
       broadcastEnabled: true,
       broadcastAuthorizer: () => {
         throw new Error('auth backend down');
       },
     });
-    assertError(await post(hub, 'x', { auth: null }), 401, 'UNAUTHORIZED');
+    assertError(await post(hub, 'x', { auth: null }), 503, 'WEBSOCKET_AUTH_UNAVAILABLE');
   });
 });
 

@@ -179,7 +179,7 @@ describe('handshake status/code table', () => {
     await client.conn.closed();
   });
 
-  test('a room authorizer that throws denies (403), it does not crash the upgrade', async () => {
+  test('a room authorizer that throws answers 503 (an outage), it does not crash the upgrade', async () => {
     const hub = await startHub({
       roomAuthorizer: {
         authorize: () => {
@@ -187,7 +187,7 @@ describe('handshake status/code table', () => {
         },
       },
     });
-    await expectRefused(hub.url(), { headers: await authHeaders() }, 403, 'WEBSOCKET_ROOM_FORBIDDEN');
+    await expectRefused(hub.url(), { headers: await authHeaders() }, 503, 'WEBSOCKET_AUTH_UNAVAILABLE');
   });
 
   test('429 WEBSOCKET_JOIN_DENIED when the room is full', async () => {

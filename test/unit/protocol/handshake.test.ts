@@ -16,12 +16,9 @@ import {
   MAX_SUBPROTOCOLS,
   parseSubprotocols,
   readSubprotocols,
-  rejection,
-  rejectionBody,
-  rejectionResponse,
   type HandshakeRequest,
-  type Rejection,
 } from '../../../src/protocol/handshake.ts';
+import { rejection, rejectionBody, rejectionResponse, type Rejection } from '../../../src/rejections.ts';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 

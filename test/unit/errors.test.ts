@@ -30,6 +30,7 @@ const SAMPLES: Record<string, () => InstanceType<typeof WshubError>> = {
   RoomAuthBusyError: () => new wshub.RoomAuthBusyError(),
   DialError: () => new wshub.DialError('HANDSHAKE_FAILED', 'x', 403),
   BrokerUrlError: () => new wshub.BrokerUrlError('x'),
+  BrokerClientMissingError: () => new wshub.BrokerClientMissingError('redis'),
   ProtocolError: () => new ProtocolError(CloseCode.PROTOCOL_ERROR, 'x'),
   ReceiveTimeoutError: () => new ReceiveTimeoutError(5),
   TokenRequestError: () => new TokenRequestError(HttpRejection.INVALID_JSON),

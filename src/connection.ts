@@ -9,6 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import type { UserInfo } from './auth/user.ts';
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_PING_RATE } from './config.ts';
 import { CloseError, ConnectionClosedError, QueueFullError } from './errors.ts';
 import { joinSweep, type Sweeper } from './heartbeat.ts';
 import { CloseCode, ProtocolError } from './protocol/close.ts';
@@ -26,6 +27,12 @@ import type { ResourceGuard } from './resource-guard.ts';
 import { Delivery, FullAction, SendQueue, type SendBehavior } from './send-queue.ts';
 
 export type { SendBehavior } from './send-queue.ts';
+export {
+  DEFAULT_MAX_FRAGMENTS,
+  DEFAULT_MAX_PING_RATE,
+  MAX_READ_LIMIT,
+  defaultConnectionOptions,
+} from './config.ts';
 
 /** Close code used when a slow consumer is disconnected under `sendBehavior: 'close'`. */
 export const SLOW_CONSUMER_CLOSE_CODE = CloseCode.POLICY_VIOLATION;
@@ -63,44 +70,8 @@ export interface ConnectionOptions {
   guard?: ResourceGuard | undefined;
 }
 
-/** Defaults for a connection (SPEC §5). */
-export function defaultConnectionOptions(): ConnectionOptions {
-  return {
-    readLimit: 16 * 1024 * 1024,
-    sendQueueSize: 256,
-    sendQueueBytes: 16 * 1024 * 1024,
-    sendBehavior: 'block',
-    sendTimeout: 200,
-    writeTimeout: 10_000,
-    pingPeriod: 20_000,
-    pongWait: 30_000,
-    closeTimeout: 5_000,
-    fragmentSize: 0,
-    maxFragments: DEFAULT_MAX_FRAGMENTS,
-    maxPingRate: DEFAULT_MAX_PING_RATE,
-  };
-}
-
-/**
- * Default frame cap per message. Frames are copied into one buffer, so their
- * number costs no memory; the cap bounds per-frame work on one message.
- * Browsers do not fragment; libraries that do use frames of a few KiB (4 KiB
- * frames still carry 256 MiB), and 4 MiB in 64-byte frames, the finest
- * fragmentation of the Autobahn suite, is exactly 65,536 frames.
- */
-export const DEFAULT_MAX_FRAGMENTS = 65_536;
-
-/**
- * Default ping rate cap: browsers never send pings and client heartbeats
- * come every few seconds, so 100 a second is far above any real client.
- */
-export const DEFAULT_MAX_PING_RATE = 100;
-
 /** Length of the window pings are counted in (ms). */
 const PING_WINDOW_MS = 1_000;
-
-/** Hard upper bound for `readLimit`. */
-export const MAX_READ_LIMIT = 64 * 1024 * 1024;
 
 /**
  * Callbacks shared by many connections (one object, not one per connection).

@@ -5,11 +5,13 @@
  */
 import type { Cluster, ClusterMetrics } from './broker/cluster.ts';
 import type { Connection, ConnectionState } from './connection.ts';
-import { ConfigError } from './errors.ts';
+import { resolveHubOptions } from './config.ts';
 import { CloseCode } from './protocol/close.ts';
 import { Opcode, encodeMessage, type DataOpcode } from './protocol/frame.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { Delivery } from './send-queue.ts';
+
+export { defaultHubOptions } from './config.ts';
 import { isValidRoomName, type RoomValidator } from './validation.ts';
 
 /**
@@ -66,20 +68,6 @@ export interface HubOptions {
    * in-memory node.
    */
   cluster?: Cluster | undefined;
-}
-
-/** The seed's hub defaults (SPEC §1). */
-export function defaultHubOptions(): HubOptions {
-  return {
-    workerCount: 16,
-    jobQueueSize: 4096,
-    maxRoomRegistrations: 0,
-    maxRoomConnections: 0,
-    maxConnectionRate: 0,
-    fragmentSize: 0,
-    sendTimeout: 200,
-    closeTimeout: 5_000,
-  };
 }
 
 /** Why a join was refused. */
@@ -173,22 +161,7 @@ export class Hub<C extends Recipient = Connection> {
   };
 
   constructor(options: Partial<HubOptions> = {}) {
-    const merged = { ...defaultHubOptions(), ...stripUndefined(options) };
-    for (const key of [
-      'workerCount',
-      'jobQueueSize',
-      'maxRoomRegistrations',
-      'maxRoomConnections',
-      'maxConnectionRate',
-      'fragmentSize',
-      'sendTimeout',
-      'closeTimeout',
-    ] as const) {
-      const value = merged[key];
-      if (!Number.isFinite(value) || value < 0)
-        throw new ConfigError(key, `must be a non-negative number, got ${value}`);
-    }
-    if (merged.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
+    const merged = resolveHubOptions(options);
     this.options = merged;
     this.rate = merged.maxConnectionRate > 0 ? new TokenBucket(merged.maxConnectionRate) : null;
     this.cluster = merged.cluster ?? null;
@@ -607,9 +580,4 @@ async function withTimeout(promise: Promise<unknown>, ms: number, signal?: Abort
   ]);
   clearTimeout(timer);
   if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-}
-
-/** Drops keys whose value is undefined, so they do not override defaults. */
-export function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -7,6 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from './config.ts';
 import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
 import { acceptResponse, parseSubprotocols } from './protocol/handshake.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
@@ -18,10 +19,7 @@ export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';
 /** Picks one of the offered subprotocols, or undefined for none. */
 export type ProtocolSelector = (offered: string[], request: UpgradeRequest) => string | undefined;
 
-/** Bound on the time from connect to a complete upgrade request, in ms. */
-export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
-/** Bound on the size of the request line plus headers, in bytes. */
-export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+export { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE };
 
 /**
  * Options for `http.createServer` that bound the upgrade request: its

@@ -1,25 +1,46 @@
 /**
- * Server configuration: every option with its default in one place
- * (see docs/CONFIG.md), and the validation the constructor runs. Defaults never read
+ * Server configuration: every option with its default in one place, and
+ * the one validation. The hub's and the connection's options, and their
+ * defaults, are derived from here: adding a hub option means its field and
+ * use in hub.ts, and its default, key and check here. Defaults never read
  * environment variables.
  */
 import type { IncomingMessage } from 'node:http';
 import type { ProtocolSelector } from './accept.ts';
-import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from './accept.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
 import type { UpgradeRequest } from './protocol/request-head.ts';
 import type { Cluster } from './broker/cluster.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import { validateSecurityConfig } from './auth/security.ts';
-import {
-  DEFAULT_MAX_FRAGMENTS,
-  DEFAULT_MAX_PING_RATE,
-  MAX_READ_LIMIT,
-  type Connection,
-  type SendBehavior,
-} from './connection.ts';
+import type { Connection, ConnectionOptions } from './connection.ts';
 import { ConfigError } from './errors.ts';
+import type { HubOptions } from './hub.ts';
+import type { SendBehavior } from './send-queue.ts';
 import type { RoomValidator, TextValidationOptions } from './validation.ts';
+
+/**
+ * Default frame cap per message. Frames are copied into one buffer, so their
+ * number costs no memory; the cap bounds per-frame work on one message.
+ * Browsers do not fragment; libraries that do use frames of a few KiB (4 KiB
+ * frames still carry 256 MiB), and 4 MiB in 64-byte frames, the finest
+ * fragmentation of the Autobahn suite, is exactly 65,536 frames.
+ */
+export const DEFAULT_MAX_FRAGMENTS = 65_536;
+
+/**
+ * Default ping rate cap: browsers never send pings and client heartbeats
+ * come every few seconds, so 100 a second is far above any real client.
+ */
+export const DEFAULT_MAX_PING_RATE = 100;
+
+/** Bound on the time from connect to a complete upgrade request, in ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+/** Bound on the size of the request line plus headers, in bytes. */
+export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+
+/** Hard upper bound for `readLimit`. */
+export const MAX_READ_LIMIT = 64 * 1024 * 1024;
 
 /** Handles a message from a client instead of the built-in room fan-out. */
 export type MessageHandler = (conn: Connection, data: Buffer, binary: boolean) => void | Promise<void>;
@@ -90,6 +111,15 @@ export interface WshubConfig {
   onClose?: ((conn: Connection, code: number, reason: string) => void) | undefined;
 }
 
+/**
+ * The configuration after `resolveConfig`: every option set, validated,
+ * secrets copied into Buffers.
+ */
+export interface ResolvedConfig extends Omit<WshubConfig, 'secret' | 'broadcastSecret'> {
+  secret?: Buffer | undefined;
+  broadcastSecret?: Buffer | undefined;
+}
+
 /** The seed's defaults. Reads no environment variables. */
 export function defaultConfig(): WshubConfig {
   return {
@@ -155,6 +185,111 @@ const NUMERIC_OPTIONS = [
   'maxPingRate',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
+const HUB_NUMERIC_OPTIONS = [
+  'workerCount',
+  'jobQueueSize',
+  'maxRoomRegistrations',
+  'maxRoomConnections',
+  'maxConnectionRate',
+  'fragmentSize',
+  'sendTimeout',
+  'closeTimeout',
+] as const satisfies ReadonlyArray<(typeof NUMERIC_OPTIONS)[number] & keyof HubOptions>;
+
+/** Every listed option is a finite non-negative number. */
+function checkNumbers<T extends object>(options: T, keys: ReadonlyArray<keyof T & string>): void {
+  for (const key of keys) {
+    const value = options[key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new ConfigError(key, `must be a non-negative number, got ${String(value)}`);
+    }
+  }
+}
+
+function checkWorkerCount(workerCount: number): void {
+  if (workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
+}
+
+/** The options a Hub takes from the configuration (HubOptions has them all). */
+const HUB_OPTION_KEYS = [
+  'workerCount',
+  'jobQueueSize',
+  'maxRoomRegistrations',
+  'maxRoomConnections',
+  'maxConnectionRate',
+  'fragmentSize',
+  'sendTimeout',
+  'closeTimeout',
+  'roomValidator',
+  'cluster',
+] as const satisfies ReadonlyArray<keyof HubOptions & keyof WshubConfig>;
+type HubOptionKey = (typeof HUB_OPTION_KEYS)[number];
+
+/** The options a Connection takes from the configuration (all but its resource guard). */
+const CONNECTION_OPTION_KEYS = [
+  'readLimit',
+  'sendQueueSize',
+  'sendQueueBytes',
+  'sendBehavior',
+  'sendTimeout',
+  'writeTimeout',
+  'pingPeriod',
+  'pongWait',
+  'closeTimeout',
+  'fragmentSize',
+  'maxFragments',
+  'maxPingRate',
+  'maxOutboundBytes',
+] as const satisfies ReadonlyArray<keyof ConnectionOptions & keyof WshubConfig>;
+type ConnectionOptionKey = (typeof CONNECTION_OPTION_KEYS)[number];
+
+/** Copies the set values of `keys` from `source`. */
+function pick<T extends object, K extends keyof T>(source: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+  return out;
+}
+
+/** The hub's options from a resolved configuration. */
+export function hubOptionsOf(config: Pick<ResolvedConfig, HubOptionKey>): HubOptions {
+  return pick(config, HUB_OPTION_KEYS);
+}
+
+/** A connection's options from a resolved configuration (the server adds its resource guard). */
+export function connectionOptionsOf(config: Pick<ResolvedConfig, ConnectionOptionKey>): ConnectionOptions {
+  return pick(config, CONNECTION_OPTION_KEYS);
+}
+
+/** Defaults of a Hub constructed directly: the configuration's defaults. */
+export function defaultHubOptions(): HubOptions {
+  return hubOptionsOf(defaultConfig());
+}
+
+/**
+ * Defaults of a Connection constructed directly: the configuration's
+ * defaults, with the outbound cap left unset so it follows `sendQueueBytes`.
+ */
+export function defaultConnectionOptions(): ConnectionOptions {
+  const options = connectionOptionsOf(defaultConfig());
+  delete options.maxOutboundBytes;
+  return options;
+}
+
+/**
+ * Merges `input` over the hub defaults and validates it by the rules of
+ * `resolveConfig`. Throws ConfigError.
+ */
+export function resolveHubOptions(input: Partial<HubOptions>): HubOptions {
+  const options: HubOptions = { ...defaultHubOptions() };
+  for (const key of HUB_OPTION_KEYS) {
+    const value = input[key];
+    if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
+  }
+  checkNumbers(options, HUB_NUMERIC_OPTIONS);
+  checkWorkerCount(options.workerCount);
+  return options;
+}
+
 /** Options whose values are code or live objects (functions, authenticators, a cluster), never data. */
 export const CODE_OPTIONS = [
   'tokenAuthenticator',
@@ -180,18 +315,13 @@ export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = [
  * Merges `input` over the defaults and validates the result. Secrets are
  * copied. Throws ConfigError, WeakSecretError or SecretReuseError.
  */
-export function resolveConfig(input: Partial<WshubConfig>): WshubConfig {
+export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   const config: WshubConfig = { ...defaultConfig() };
   for (const [key, value] of Object.entries(input)) {
     if (value !== undefined) (config as unknown as Record<string, unknown>)[key] = value;
   }
-  for (const key of NUMERIC_OPTIONS) {
-    const value = config[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new ConfigError(key, `must be a non-negative number, got ${String(value)}`);
-    }
-  }
-  if (config.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
+  checkNumbers(config, NUMERIC_OPTIONS);
+  checkWorkerCount(config.workerCount);
   if (config.sendQueueSize < 1) throw new ConfigError('sendQueueSize', 'must be at least 1');
   for (const key of ['maxPendingHandshakes', 'maxPendingHandshakesPerAddress'] as const) {
     if (!Number.isInteger(config[key])) throw new ConfigError(key, 'must be a whole number');
@@ -226,10 +356,12 @@ export function resolveConfig(input: Partial<WshubConfig>): WshubConfig {
     hasTokenAuthenticator: config.tokenAuthenticator !== undefined,
     hasBroadcastAuthorizer: config.broadcastAuthorizer !== undefined,
   });
-  config.secret = copySecret(config.secret);
-  config.broadcastSecret = copySecret(config.broadcastSecret);
-  config.allowedOrigins = [...config.allowedOrigins];
-  return config;
+  return {
+    ...config,
+    secret: copySecret(config.secret),
+    broadcastSecret: copySecret(config.broadcastSecret),
+    allowedOrigins: [...config.allowedOrigins],
+  };
 }
 
 function checkPath(option: string, path: unknown): void {

@@ -9,8 +9,8 @@
  */
 import type { Socket } from 'node:net';
 import type { UserInfo } from './auth/user.ts';
-import { flushPendingBatches } from './batching.ts';
-import { CloseError, ConnectionClosedError, QueueFullError, SendTimeoutError } from './errors.ts';
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_PING_RATE } from './config.ts';
+import { CloseError, ConnectionClosedError, QueueFullError } from './errors.ts';
 import { joinSweep, type Sweeper } from './heartbeat.ts';
 import { CloseCode, ProtocolError } from './protocol/close.ts';
 import {
@@ -24,9 +24,15 @@ import {
 } from './protocol/frame.ts';
 import { FrameParser, type ParserHandlers } from './protocol/parser.ts';
 import type { ResourceGuard } from './resource-guard.ts';
+import { Delivery, FullAction, SendQueue, type SendBehavior } from './send-queue.ts';
 
-/** What to do with a message when the connection's send queue is full. */
-export type SendBehavior = 'block' | 'drop' | 'close';
+export type { SendBehavior } from './send-queue.ts';
+export {
+  DEFAULT_MAX_FRAGMENTS,
+  DEFAULT_MAX_PING_RATE,
+  MAX_READ_LIMIT,
+  defaultConnectionOptions,
+} from './config.ts';
 
 /** Close code used when a slow consumer is disconnected under `sendBehavior: 'close'`. */
 export const SLOW_CONSUMER_CLOSE_CODE = CloseCode.SLOW_CONSUMER;
@@ -64,44 +70,8 @@ export interface ConnectionOptions {
   guard?: ResourceGuard | undefined;
 }
 
-/** Defaults for a connection (each is listed in docs/CONFIG.md). */
-export function defaultConnectionOptions(): ConnectionOptions {
-  return {
-    readLimit: 16 * 1024 * 1024,
-    sendQueueSize: 256,
-    sendQueueBytes: 16 * 1024 * 1024,
-    sendBehavior: 'block',
-    sendTimeout: 200,
-    writeTimeout: 10_000,
-    pingPeriod: 20_000,
-    pongWait: 30_000,
-    closeTimeout: 5_000,
-    fragmentSize: 0,
-    maxFragments: DEFAULT_MAX_FRAGMENTS,
-    maxPingRate: DEFAULT_MAX_PING_RATE,
-  };
-}
-
-/**
- * Default frame cap per message. Frames are copied into one buffer, so their
- * number costs no memory; the cap bounds per-frame work on one message.
- * Browsers do not fragment; libraries that do use frames of a few KiB (4 KiB
- * frames still carry 256 MiB), and 4 MiB in 64-byte frames, the finest
- * fragmentation of the Autobahn suite, is exactly 65,536 frames.
- */
-export const DEFAULT_MAX_FRAGMENTS = 65_536;
-
-/**
- * Default ping rate cap: browsers never send pings and client heartbeats
- * come every few seconds, so 100 a second is far above any real client.
- */
-export const DEFAULT_MAX_PING_RATE = 100;
-
 /** Length of the window pings are counted in (ms). */
 const PING_WINDOW_MS = 1_000;
-
-/** Hard upper bound for `readLimit`. */
-export const MAX_READ_LIMIT = 64 * 1024 * 1024;
 
 /**
  * Callbacks shared by many connections (one object, not one per connection).
@@ -139,15 +109,6 @@ export type ConnectionState = 'open' | 'closing' | 'closed';
 const CONN = Symbol('wshub.connection');
 type ConnSocket = Socket & { [CONN]?: Connection };
 
-/** A block-mode send waiting for room in the queue. */
-interface Waiter {
-  frame: Buffer;
-  count: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 let nextId = 1;
 const EMPTY = Buffer.alloc(0);
 
@@ -158,17 +119,17 @@ export class Connection implements ParserHandlers {
   user: UserInfo | undefined = undefined;
   /** The room the hub put this connection in, if any. */
   room: string | undefined = undefined;
-  /** Messages not queued because the queue was full. */
-  dropped = 0;
+  /**
+   * Set by the hub this connection joined: writes the hub's broadcasts of
+   * this turn, so a direct send or a close never overtakes a broadcast
+   * issued earlier in the same turn.
+   */
+  beforeDirectWrite: (() => void) | null = null;
 
   private state = OPEN;
   private parser: FrameParser | null = null;
-  private queue: Buffer[] | null = null;
-  /** Messages carried by each queued Buffer (a broadcast batch carries several). */
-  private queueCounts: number[] | null = null;
-  private queuedCount = 0;
-  private queuedBytes = 0;
-  private waiters: Waiter[] | null = null;
+  /** Created when the first message cannot go straight to the socket. */
+  private queue: SendQueue | null = null;
   private flushScheduled = false;
   private stalledSince = 0;
   private nextPingAt: number;
@@ -235,12 +196,17 @@ export class Connection implements ParserHandlers {
 
   /** Messages waiting in the send queue (not yet handed to the socket). */
   get queuedMessages(): number {
-    return this.queuedCount;
+    return this.queue === null ? 0 : this.queue.count;
   }
 
   /** Bytes waiting in the send queue plus bytes buffered by the socket. */
   get bufferedBytes(): number {
-    return this.queuedBytes + this.socket.writableLength;
+    return (this.queue === null ? 0 : this.queue.bytes) + this.socket.writableLength;
+  }
+
+  /** Messages not delivered: refused by a full queue, timed out waiting, or discarded at close. */
+  get dropped(): number {
+    return this.queue === null ? 0 : this.queue.dropped;
   }
 
   // ---- sending -----------------------------------------------------------
@@ -282,13 +248,13 @@ export class Connection implements ParserHandlers {
       : encodeFrame(opcode, payload);
   }
 
-  /** Queues an encoded frame, applying the send behaviour as a promise. */
+  /** Queues an encoded frame; a full queue answers as its policy says. */
   private sendEncoded(frame: Buffer): Promise<void> {
-    flushPendingBatches();
-    const status = this.sendFrame(frame);
-    if (status === SendStatus.QUEUED) return Promise.resolve();
-    if (status === SendStatus.CLOSED) return Promise.reject(new ConnectionClosedError());
-    if (this.options.sendBehavior === 'block') return this.waitAndSend(frame, this.options.sendTimeout);
+    this.beforeDirectWrite?.();
+    const delivery = this.deliver(frame, 1, false);
+    if (delivery === Delivery.QUEUED) return Promise.resolve();
+    if (delivery === Delivery.CLOSED) return Promise.reject(new ConnectionClosedError());
+    if (delivery === Delivery.WAIT) return this.waitAndSend(frame, this.options.sendTimeout);
     return Promise.reject(new QueueFullError());
   }
 
@@ -309,28 +275,37 @@ export class Connection implements ParserHandlers {
    * has for the connection, so it is written at once without corking.
    */
   sendFrames(frames: Buffer, count: number, whole: boolean): SendStatus {
-    if (this.state !== OPEN) return SendStatus.CLOSED;
+    const delivery = this.deliver(frames, count, whole);
+    return delivery === Delivery.WAIT ? SendStatus.FULL : delivery;
+  }
+
+  /**
+   * The send path shared by every sender (the hub calls it directly): the
+   * socket directly when nothing waits, else the queue, else the queue's
+   * full-queue policy.
+   */
+  deliver(frames: Buffer, count: number, whole: boolean): Delivery {
+    if (this.state !== OPEN) return Delivery.CLOSED;
     const socket = this.socket;
-    if (this.queuedCount === 0 && !socket.writableNeedDrain) {
+    const queue = this.queue;
+    if ((queue === null || queue.count === 0) && !socket.writableNeedDrain) {
       if (!whole) this.cork();
       // Not checked against maxOutboundBytes: the socket was not backed up, so
       // this adds one message (or one turn's batch) past its high-water mark,
       // as an empty queue takes one message of any size; what follows is queued.
       if (!socket.write(frames)) this.stalledSince = performance.now();
-      return SendStatus.QUEUED;
+      return Delivery.QUEUED;
     }
-    if (this.hasRoom(frames.length, count) && (this.waiters === null || this.waiters.length === 0)) {
-      this.enqueue(frames, count);
-      return this.overflowed() ? SendStatus.CLOSED : SendStatus.QUEUED;
+    const q = queue ?? (this.queue = new SendQueue(this.options));
+    if (q.accepts(frames.length, count)) {
+      q.push(frames, count);
+      return this.overflowed() ? Delivery.CLOSED : Delivery.QUEUED;
     }
-    return this.full(count);
-  }
-
-  private enqueue(frames: Buffer, count: number): void {
-    (this.queue ??= []).push(frames);
-    (this.queueCounts ??= []).push(count);
-    this.queuedCount += count;
-    this.queuedBytes += frames.length;
+    const action = q.refuse(count);
+    if (action === FullAction.WAIT) return Delivery.WAIT;
+    // Messages already accepted still go out, ahead of the close frame.
+    if (action === FullAction.CLOSE) this.close(SLOW_CONSUMER_CLOSE_CODE, 'send queue full');
+    return Delivery.DROPPED;
   }
 
   /**
@@ -343,7 +318,7 @@ export class Connection implements ParserHandlers {
     const options = this.options;
     const cap = options.maxOutboundBytes ?? 2 * options.sendQueueBytes;
     if (cap <= 0) return false;
-    const waiting = this.queuedBytes + this.socket.writableLength;
+    const waiting = this.bufferedBytes;
     if (waiting <= cap || this.socket.destroyed) return false;
     if (options.guard !== undefined) options.guard.outboundOverflowCloses++;
     this.handlers.error?.(this, new Error(`outbound bytes ${waiting} over the cap of ${cap}`));
@@ -355,30 +330,6 @@ export class Connection implements ParserHandlers {
     return true;
   }
 
-  private hasRoom(length: number, count: number): boolean {
-    if (this.queuedCount === 0) return true;
-    return (
-      this.queuedCount + count <= this.options.sendQueueSize &&
-      this.queuedBytes + length <= this.options.sendQueueBytes
-    );
-  }
-
-  private full(count: number): SendStatus {
-    switch (this.options.sendBehavior) {
-      case 'drop':
-        this.dropped += count;
-        break;
-      case 'close':
-        // Messages already accepted still go out, ahead of the close frame.
-        this.dropped += count;
-        this.close(SLOW_CONSUMER_CLOSE_CODE, 'send queue full');
-        break;
-      case 'block':
-        break;
-    }
-    return SendStatus.FULL;
-  }
-
   /**
    * Waits up to `timeoutMs` for room in the queue, then queues `frame`.
    * Waiting sends keep their order. Rejects with SendTimeoutError (counted as
@@ -387,39 +338,12 @@ export class Connection implements ParserHandlers {
    */
   waitAndSend(frame: Buffer, timeoutMs: number, count = 1): Promise<void> {
     if (this.state !== OPEN) return Promise.reject(new ConnectionClosedError());
-    const waiters = (this.waiters ??= []);
-    if (waiters.length >= this.options.sendQueueSize) {
-      this.dropped += count;
-      return Promise.reject(new QueueFullError());
-    }
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        frame,
-        count,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          const index = waiters.indexOf(waiter);
-          if (index >= 0) waiters.splice(index, 1);
-          this.dropped += count;
-          reject(new SendTimeoutError(timeoutMs));
-        }, timeoutMs),
-      };
-      waiters.push(waiter);
-    });
+    return (this.queue ??= new SendQueue(this.options)).wait(frame, timeoutMs, count);
   }
 
   /** Moves waiting block-mode sends into the queue while there is room. */
-  private admitWaiters(): void {
-    const waiters = this.waiters;
-    if (waiters === null) return;
-    while (waiters.length > 0 && this.hasRoom(waiters[0]!.frame.length, waiters[0]!.count)) {
-      const waiter = waiters.shift()!;
-      clearTimeout(waiter.timer);
-      this.enqueue(waiter.frame, waiter.count);
-      waiter.resolve();
-      if (this.overflowed()) return;
-    }
+  private admitWaiters(queue: SendQueue): void {
+    while (queue.admitOne()) if (this.overflowed()) return;
   }
 
   /** Batches every write of this tick into one syscall. */
@@ -440,25 +364,13 @@ export class Connection implements ParserHandlers {
   private flush(): void {
     this.stalledSince = 0;
     const queue = this.queue;
-    const counts = this.queueCounts;
-    if (queue !== null && counts !== null && queue.length > 0) {
-      const socket = this.socket;
-      this.cork();
-      let i = 0;
-      while (i < queue.length) {
-        const frame = queue[i]!;
-        this.queuedBytes -= frame.length;
-        this.queuedCount -= counts[i]!;
-        i++;
-        if (!socket.write(frame)) {
-          this.stalledSince = performance.now();
-          break;
-        }
+    if (queue !== null) {
+      if (queue.count > 0) {
+        this.cork();
+        if (queue.writeTo(this.socket)) this.stalledSince = performance.now();
       }
-      queue.splice(0, i);
-      counts.splice(0, i);
+      this.admitWaiters(queue);
     }
-    this.admitWaiters();
     if (this.state === CLOSING && this.queuedMessages === 0 && this.pendingCloseFrame !== null) {
       const frame = this.pendingCloseFrame;
       this.pendingCloseFrame = null;
@@ -488,22 +400,7 @@ export class Connection implements ParserHandlers {
   }
 
   private discardQueue(): void {
-    this.dropped += this.queuedCount;
-    this.queue = null;
-    this.queueCounts = null;
-    this.queuedCount = 0;
-    this.queuedBytes = 0;
-    this.rejectWaiters();
-  }
-
-  private rejectWaiters(): void {
-    const waiters = this.waiters;
-    if (waiters === null) return;
-    this.waiters = null;
-    for (const waiter of waiters) {
-      clearTimeout(waiter.timer);
-      waiter.reject(new ConnectionClosedError());
-    }
+    this.queue?.discard();
   }
 
   /** Sends a ping (payload ≤ 125 bytes). */
@@ -526,7 +423,7 @@ export class Connection implements ParserHandlers {
   close(code: number = CloseCode.NORMAL, reason = ''): void {
     const payload = closePayload(code, reason);
     if (this.state !== OPEN) return;
-    flushPendingBatches();
+    this.beforeDirectWrite?.();
     this.startClosing(code, this.control(Opcode.CLOSE, payload));
   }
 
@@ -562,7 +459,7 @@ export class Connection implements ParserHandlers {
   private startClosing(code: number | undefined, frame: Buffer): void {
     this.state = CLOSING;
     this.sentCloseCode = code;
-    this.rejectWaiters();
+    this.queue?.rejectWaiters();
     if (this.queuedMessages > 0) this.pendingCloseFrame = frame;
     else this.writeNow(frame);
     if (this.receivedClose) {

@@ -3,14 +3,40 @@
  * shutdown. Every broadcast encodes its frame once and hands the same Buffer
  * to each recipient; nothing is allocated per recipient on the fast path.
  */
-import { clearBatchPending, markBatchPending } from './batching.ts';
 import type { Cluster, ClusterMetrics } from './broker/cluster.ts';
-import { Connection, SendStatus } from './connection.ts';
-import { ConfigError } from './errors.ts';
+import type { Connection, ConnectionState } from './connection.ts';
+import { resolveHubOptions } from './config.ts';
 import { CloseCode } from './protocol/close.ts';
 import { Opcode, encodeMessage, type DataOpcode } from './protocol/frame.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { Delivery } from './send-queue.ts';
+
+export { defaultHubOptions } from './config.ts';
 import { isValidRoomName, type RoomValidator } from './validation.ts';
+
+/**
+ * What the hub needs from a member: delivery of shared frames (the member's
+ * send queue decides what a full queue means), waiting for room, its state,
+ * and closing. Connection implements it; tests may use a small fake.
+ */
+export interface Recipient {
+  /** The first room the hub put the member in, kept up to date by the hub. */
+  room: string | undefined;
+  /**
+   * Set by the hub on join: the member calls it before a direct send or a
+   * close, so those never overtake a broadcast of the same turn.
+   */
+  beforeDirectWrite: (() => void) | null;
+  readonly isOpen: boolean;
+  readonly readyState: ConnectionState;
+  /** Hands over a Buffer holding `count` frames, shared with other members; never copies or waits. */
+  deliver(frames: Buffer, count: number, whole: boolean): Delivery;
+  /** After Delivery.WAIT: queues the frames once there is room, within `timeoutMs`. */
+  waitAndSend(frames: Buffer, timeoutMs: number, count: number): Promise<void>;
+  close(code: number, reason: string): void;
+  terminate(): void;
+  closed(): Promise<{ code: number; reason: string }>;
+}
 
 export interface HubOptions {
   /**
@@ -42,20 +68,6 @@ export interface HubOptions {
    * in-memory node.
    */
   cluster?: Cluster | undefined;
-}
-
-/** The seed's hub defaults (each is listed in docs/CONFIG.md). */
-export function defaultHubOptions(): HubOptions {
-  return {
-    workerCount: 16,
-    jobQueueSize: 4096,
-    maxRoomRegistrations: 0,
-    maxRoomConnections: 0,
-    maxConnectionRate: 0,
-    fragmentSize: 0,
-    sendTimeout: 200,
-    closeTimeout: 5_000,
-  };
 }
 
 /** Why a join was refused. */
@@ -111,13 +123,18 @@ function emptyResult(): BroadcastResult {
   return { attempted: 0, enqueued: 0, skipped: 0, dropped: 0, invalid: false, stopped: false };
 }
 
-export class Hub {
+/**
+ * Rooms of members (Connections unless told otherwise). The fan-out lives
+ * here in one place: per-turn batches, delivery, and waits for members
+ * whose queue asks the sender to wait.
+ */
+export class Hub<C extends Recipient = Connection> {
   readonly options: HubOptions;
-  private readonly rooms = new Map<string, Set<Connection>>();
+  private readonly rooms = new Map<string, Set<C>>();
   /** The rooms of each connection: a plain string for the usual single room, a Set beyond that. */
-  private readonly memberships = new Map<Connection, string | Set<string>>();
+  private readonly memberships = new Map<C, string | Set<string>>();
   /** Every connection that joined and is not yet removed (it may have left all rooms after stop()). */
-  private readonly known = new Set<Connection>();
+  private readonly known = new Set<C>();
   private registrations = 0;
   private readonly rate: TokenBucket | null;
   private readonly cluster: Cluster | null;
@@ -144,22 +161,7 @@ export class Hub {
   };
 
   constructor(options: Partial<HubOptions> = {}) {
-    const merged = { ...defaultHubOptions(), ...stripUndefined(options) };
-    for (const key of [
-      'workerCount',
-      'jobQueueSize',
-      'maxRoomRegistrations',
-      'maxRoomConnections',
-      'maxConnectionRate',
-      'fragmentSize',
-      'sendTimeout',
-      'closeTimeout',
-    ] as const) {
-      const value = merged[key];
-      if (!Number.isFinite(value) || value < 0)
-        throw new ConfigError(key, `must be a non-negative number, got ${value}`);
-    }
-    if (merged.workerCount < 1) throw new ConfigError('workerCount', 'must be at least 1');
+    const merged = resolveHubOptions(options);
     this.options = merged;
     this.rate = merged.maxConnectionRate > 0 ? new TokenBucket(merged.maxConnectionRate) : null;
     this.cluster = merged.cluster ?? null;
@@ -205,7 +207,7 @@ export class Hub {
    * connection, already a member (succeeds, bypassing limits), rate limit,
    * hub full, room full.
    */
-  tryJoin(room: string, conn: Connection): JoinResult {
+  tryJoin(room: string, conn: C): JoinResult {
     const result = this.admission(room, conn, true);
     if (result.ok) {
       if (!result.alreadyMember) this.add(room, conn);
@@ -216,7 +218,7 @@ export class Hub {
     return result;
   }
 
-  private admission(room: string, conn: Connection | null | undefined, consume: boolean): JoinResult {
+  private admission(room: string, conn: C | null | undefined, consume: boolean): JoinResult {
     if (this.stopped) return { ok: false, reason: 'stopped' };
     if (!this.isValidRoom(room)) return { ok: false, reason: 'invalid_room' };
     if (consume && (conn === null || conn === undefined)) return { ok: false, reason: 'invalid_connection' };
@@ -233,7 +235,8 @@ export class Hub {
     return { ok: true, alreadyMember: false };
   }
 
-  private add(room: string, conn: Connection): void {
+  private add(room: string, conn: C): void {
+    conn.beforeDirectWrite = this.flushBatches;
     let members = this.rooms.get(room);
     if (members === undefined) {
       this.rooms.set(room, (members = new Set()));
@@ -250,7 +253,7 @@ export class Hub {
   }
 
   /** Removes `conn` from `room`; returns whether it was a member. */
-  leave(room: string, conn: Connection): boolean {
+  leave(room: string, conn: C): boolean {
     const members = this.rooms.get(room);
     if (members === undefined || !members.delete(conn)) return false;
     if (members.size === 0) {
@@ -272,17 +275,18 @@ export class Hub {
   }
 
   /** Removes `conn` from every room (called when it closes). */
-  removeConn(conn: Connection): void {
+  removeConn(conn: C): void {
     this.known.delete(conn);
+    if (conn.beforeDirectWrite === this.flushBatches) conn.beforeDirectWrite = null;
     this.leaveAll(conn);
   }
 
-  private leaveAll(conn: Connection): void {
+  private leaveAll(conn: C): void {
     for (const room of this.roomsOf(conn)) this.leave(room, conn);
   }
 
   /** Calls `fn` for each member of `room`, over a snapshot (fn may join/leave). */
-  rangeConns(room: string, fn: (conn: Connection) => void): void {
+  rangeConns(room: string, fn: (conn: C) => void): void {
     const members = this.rooms.get(room);
     if (members === undefined) return;
     for (const conn of [...members]) fn(conn);
@@ -325,14 +329,14 @@ export class Hub {
   }
 
   /** Rooms `conn` is in. */
-  roomsOf(conn: Connection): string[] {
+  roomsOf(conn: C): string[] {
     const joined = this.memberships.get(conn);
     if (joined === undefined) return [];
     return typeof joined === 'string' ? [joined] : [...joined];
   }
 
   /** Every connection in at least one room. */
-  connections(): Connection[] {
+  connections(): C[] {
     return [...this.memberships.keys()];
   }
 
@@ -379,7 +383,6 @@ export class Hub {
     else batch.push(frame);
     if (!this.batchScheduled) {
       this.batchScheduled = true;
-      markBatchPending(this.flushBatches);
       setImmediate(this.flushBatches);
     }
   }
@@ -388,7 +391,6 @@ export class Hub {
   private writeBatches(): void {
     if (!this.batchScheduled) return;
     this.batchScheduled = false;
-    clearBatchPending(this.flushBatches);
     const batches = this.batches;
     this.batches = new Map();
     const result = emptyResult();
@@ -442,23 +444,23 @@ export class Hub {
    * message and recipient.
    */
   private deliver(
-    recipients: Iterable<Connection>,
+    recipients: Iterable<C>,
     frames: Buffer,
     result: BroadcastResult,
     count = 1,
     whole = false,
   ): BroadcastResult {
-    let blocked: Connection[] | null = null;
+    let blocked: C[] | null = null;
     let attempted = 0;
     let enqueued = 0;
     let skipped = 0;
     let dropped = 0;
     for (const conn of recipients) {
       attempted++;
-      const status = conn.sendFrames(frames, count, whole);
-      if (status === SendStatus.QUEUED) enqueued++;
-      else if (status === SendStatus.CLOSED) skipped++;
-      else if (conn.options.sendBehavior === 'block') (blocked ??= []).push(conn);
+      const delivery = conn.deliver(frames, count, whole);
+      if (delivery === Delivery.QUEUED) enqueued++;
+      else if (delivery === Delivery.CLOSED) skipped++;
+      else if (delivery === Delivery.WAIT) (blocked ??= []).push(conn);
       else dropped++;
     }
     if (blocked !== null) {
@@ -482,7 +484,7 @@ export class Hub {
   }
 
   /** A broadcast job waiting for blocked recipients; copies that time out are counted as dropped. */
-  private waitFor(blocked: Connection[], frame: Buffer, count: number): void {
+  private waitFor(blocked: C[], frame: Buffer, count: number): void {
     this.waitingJobs++;
     const timeout = this.options.sendTimeout;
     let pending = blocked.length;
@@ -578,9 +580,4 @@ async function withTimeout(promise: Promise<unknown>, ms: number, signal?: Abort
   ]);
   clearTimeout(timer);
   if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-}
-
-/** Drops keys whose value is undefined, so they do not override defaults. */
-export function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -15,9 +15,15 @@ import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog, handleAdminBroadcast } from
 import type { RoomPasswordMetrics } from './auth/room-password.ts';
 import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
 import type { ClusterMetrics } from './broker/cluster.ts';
-import { resolveConfig, type WshubConfig } from './config.ts';
+import {
+  connectionOptionsOf,
+  hubOptionsOf,
+  resolveConfig,
+  type ResolvedConfig,
+  type WshubConfig,
+} from './config.ts';
 import { CloseError, ConfigError } from './errors.ts';
-import type { Connection, ConnectionHandlers, ConnectionOptions } from './connection.ts';
+import type { Connection, ConnectionHandlers } from './connection.ts';
 import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from './handshake-guard.ts';
 import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
 import { Opcode } from './protocol/frame.ts';
@@ -69,7 +75,7 @@ export interface Health {
 }
 
 export class WshubServer {
-  readonly config: WshubConfig;
+  readonly config: ResolvedConfig;
   readonly hub: Hub;
   /** Receives structured log events; replace to route them to your logger. */
   log: (entry: LogEntry) => void = () => {};
@@ -96,40 +102,12 @@ export class WshubServer {
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
     this.config = resolveConfig(config);
     const c = this.config;
-    this.hub =
-      hub ??
-      new Hub({
-        workerCount: c.workerCount,
-        jobQueueSize: c.jobQueueSize,
-        maxRoomRegistrations: c.maxRoomRegistrations,
-        maxRoomConnections: c.maxRoomConnections,
-        maxConnectionRate: c.maxConnectionRate,
-        roomValidator: c.roomValidator,
-        fragmentSize: c.fragmentSize,
-        sendTimeout: c.sendTimeout,
-        closeTimeout: c.closeTimeout,
-        cluster: c.cluster,
-      });
+    this.hub = hub ?? new Hub(hubOptionsOf(c));
     this.textValidation = c.messageValidation === false ? null : c.messageValidation;
     const tokenAuthenticator: TokenAuthenticator | undefined =
       c.tokenAuthenticator ?? (c.secret !== undefined ? new HS256TokenAuthenticator(c.secret) : undefined);
     this.resources = new ResourceGuard(c.maxPartialMessageBytes);
-    const connection: ConnectionOptions = {
-      readLimit: c.readLimit,
-      sendQueueSize: c.sendQueueSize,
-      sendQueueBytes: c.sendQueueBytes,
-      sendBehavior: c.sendBehavior,
-      sendTimeout: c.sendTimeout,
-      writeTimeout: c.writeTimeout,
-      pingPeriod: c.pingPeriod,
-      pongWait: c.pongWait,
-      closeTimeout: c.closeTimeout,
-      fragmentSize: c.fragmentSize,
-      maxFragments: c.maxFragments,
-      maxPingRate: c.maxPingRate,
-      maxOutboundBytes: c.maxOutboundBytes,
-      guard: this.resources,
-    };
+    const connection = { ...connectionOptionsOf(c), guard: this.resources };
     this.pipeline = {
       hub: this.hub,
       connection,
@@ -268,7 +246,7 @@ export class WshubServer {
       handleAdminBroadcast(request, response, {
         hub: this.hub,
         maxBytes: c.broadcastMaxBytes,
-        secret: c.broadcastSecret as Buffer | undefined,
+        secret: c.broadcastSecret,
         authorizer: c.broadcastAuthorizer,
         onUnauthorized: (r) => this.adminAuthFailures.record(r.socket.remoteAddress),
         onAuthError: (r, error) =>

@@ -1,14 +1,18 @@
 /**
- * A stand-in for Connection with exactly the surface the Hub uses, so hub
- * semantics can be tested without sockets: it records every frame handed to
- * it and answers sendFrame/sendFrames with a status the test chooses.
+ * A hub Recipient without a socket, so hub semantics can be tested directly:
+ * it records every frame handed to it and answers with a status the test
+ * chooses; a FULL status becomes what a full queue with its send behaviour
+ * answers (WAIT under "block", DROPPED otherwise).
  */
-import { SendStatus, type Connection, type SendBehavior } from '../../../src/connection.ts';
+import { SendStatus, type ConnectionState, type SendBehavior } from '../../../src/connection.ts';
+import type { Recipient } from '../../../src/hub.ts';
+import { Delivery } from '../../../src/send-queue.ts';
 
-export class FakeConn {
+export class FakeConn implements Recipient {
   room: string | undefined = undefined;
-  readonly options: { sendBehavior: SendBehavior };
-  /** Every frame passed to sendFrame, by reference. */
+  beforeDirectWrite: (() => void) | null = null;
+  readonly sendBehavior: SendBehavior;
+  /** Every frame handed over, by reference. */
   readonly frames: Buffer[] = [];
   /** What sendFrame answers while the connection is open. */
   status: SendStatus = SendStatus.QUEUED;
@@ -20,41 +24,34 @@ export class FakeConn {
   /** Pending waitAndSend calls, for the test to settle. */
   readonly waits: Array<{ frame: Buffer; timeout: number; resolve: () => void; reject: (e: Error) => void }> =
     [];
-  private state: 'open' | 'closing' | 'closed' = 'open';
+  private state: ConnectionState = 'open';
   private closedWaiters: Array<(info: { code: number; reason: string }) => void> = [];
 
   constructor(sendBehavior: SendBehavior = 'drop') {
-    this.options = { sendBehavior };
-  }
-
-  /** The object typed as a Connection, for passing to the Hub. */
-  get asConn(): Connection {
-    return this as unknown as Connection;
+    this.sendBehavior = sendBehavior;
   }
 
   get isOpen(): boolean {
     return this.state === 'open';
   }
 
-  get readyState(): 'open' | 'closing' | 'closed' {
+  get readyState(): ConnectionState {
     return this.state;
   }
 
-  sendFrame(frame: Buffer): SendStatus {
-    return this.sendFrames(frame, 1, false);
-  }
-
   /** The hub hands over a Buffer holding `count` frames (a broadcast batch holds several). */
-  sendFrames(frame: Buffer, _count: number, _whole: boolean): SendStatus {
+  deliver(frame: Buffer, _count: number, _whole: boolean): Delivery {
     this.frames.push(frame);
-    return this.state === 'open' ? this.status : SendStatus.CLOSED;
+    if (this.state !== 'open') return Delivery.CLOSED;
+    if (this.status === SendStatus.FULL && this.sendBehavior === 'block') return Delivery.WAIT;
+    return this.status;
   }
 
   waitAndSend(frame: Buffer, timeout: number): Promise<void> {
     return new Promise((resolve, reject) => this.waits.push({ frame, timeout, resolve, reject }));
   }
 
-  close(code: number): void {
+  close(code: number, _reason = ''): void {
     this.closeCodes.push(code);
     this.state = 'closing';
     if (this.answersClose) this.finish(code);

@@ -11,8 +11,8 @@ import { Opcode, type DataOpcode } from '../../../src/protocol/frame.ts';
 import { assertNoLeaks } from '../../helpers/leaks.ts';
 import { FakeConn, fakes } from './fake-conn.ts';
 
-function hub(options: Partial<HubOptions> = {}): Hub {
-  return new Hub(options);
+function hub(options: Partial<HubOptions> = {}): Hub<FakeConn> {
+  return new Hub<FakeConn>(options);
 }
 
 function result(partial: Partial<BroadcastResult>): BroadcastResult {
@@ -23,26 +23,26 @@ describe('tryJoin: order of checks', () => {
   test('stopped comes first (before an invalid room and a missing connection)', async () => {
     const h = hub();
     await h.stop();
-    assert.deepEqual(h.tryJoin('bad room', null as unknown as Connection), { ok: false, reason: 'stopped' });
-    assert.deepEqual(h.tryJoin('ok', new FakeConn().asConn), { ok: false, reason: 'stopped' });
+    assert.deepEqual(h.tryJoin('bad room', null as unknown as FakeConn), { ok: false, reason: 'stopped' });
+    assert.deepEqual(h.tryJoin('ok', new FakeConn()), { ok: false, reason: 'stopped' });
   });
 
   test('an invalid room comes before a missing connection', () => {
     const h = hub();
-    assert.deepEqual(h.tryJoin('bad room', null as unknown as Connection), {
+    assert.deepEqual(h.tryJoin('bad room', null as unknown as FakeConn), {
       ok: false,
       reason: 'invalid_room',
     });
-    assert.deepEqual(h.tryJoin('x'.repeat(129), new FakeConn().asConn), {
+    assert.deepEqual(h.tryJoin('x'.repeat(129), new FakeConn()), {
       ok: false,
       reason: 'invalid_room',
     });
-    assert.deepEqual(h.tryJoin('', new FakeConn().asConn), { ok: false, reason: 'invalid_room' });
-    assert.deepEqual(h.tryJoin('ok', null as unknown as Connection), {
+    assert.deepEqual(h.tryJoin('', new FakeConn()), { ok: false, reason: 'invalid_room' });
+    assert.deepEqual(h.tryJoin('ok', null as unknown as FakeConn), {
       ok: false,
       reason: 'invalid_connection',
     });
-    assert.deepEqual(h.tryJoin('ok', undefined as unknown as Connection), {
+    assert.deepEqual(h.tryJoin('ok', undefined as unknown as FakeConn), {
       ok: false,
       reason: 'invalid_connection',
     });
@@ -51,11 +51,10 @@ describe('tryJoin: order of checks', () => {
   test('already a member: succeeds and bypasses every limit', () => {
     const h = hub({ maxRoomConnections: 1, maxRoomRegistrations: 1, maxConnectionRate: 0.5 });
     const [a, b] = fakes(2);
-    assert.deepEqual(h.tryJoin('r', a!.asConn), { ok: true, alreadyMember: false });
+    assert.deepEqual(h.tryJoin('r', a!), { ok: true, alreadyMember: false });
     // The room and the hub are full and the bucket (burst 1) is empty.
-    assert.equal(h.tryJoin('r', b!.asConn).ok, false);
-    for (let i = 0; i < 3; i++)
-      assert.deepEqual(h.tryJoin('r', a!.asConn), { ok: true, alreadyMember: true });
+    assert.equal(h.tryJoin('r', b!).ok, false);
+    for (let i = 0; i < 3; i++) assert.deepEqual(h.tryJoin('r', a!), { ok: true, alreadyMember: true });
     assert.equal(h.getRoomCount('r'), 1);
     assert.equal(h.getRoomRegistrationCount(), 1);
   });
@@ -63,41 +62,41 @@ describe('tryJoin: order of checks', () => {
   test('rate limit: hub-wide, burst of 2 × rate, refills over time', async () => {
     const h = hub({ maxConnectionRate: 5 });
     const conns = fakes(12);
-    const outcomes = conns.map((c, i) => h.tryJoin(`room-${i % 3}`, c.asConn));
+    const outcomes = conns.map((c, i) => h.tryJoin(`room-${i % 3}`, c));
     assert.equal(outcomes.filter((o) => o.ok).length, 10, 'burst of 10 across rooms');
     assert.deepEqual(outcomes[10], { ok: false, reason: 'rate_limited' });
     await sleep(450); // 5/s → at least 2 tokens back
-    assert.equal(h.tryJoin('room-0', conns[10]!.asConn).ok, true);
-    assert.equal(h.tryJoin('room-0', conns[11]!.asConn).ok, true);
+    assert.equal(h.tryJoin('room-0', conns[10]!).ok, true);
+    assert.equal(h.tryJoin('room-0', conns[11]!).ok, true);
   });
 
   test('rate limit comes before hub full, hub full before room full', () => {
     const rate = hub({ maxConnectionRate: 1, maxRoomRegistrations: 2 });
     const [a, b, c] = fakes(3);
-    rate.tryJoin('x', a!.asConn);
-    rate.tryJoin('y', b!.asConn);
-    assert.deepEqual(rate.tryJoin('z', c!.asConn), { ok: false, reason: 'rate_limited' });
+    rate.tryJoin('x', a!);
+    rate.tryJoin('y', b!);
+    assert.deepEqual(rate.tryJoin('z', c!), { ok: false, reason: 'rate_limited' });
 
     const full = hub({ maxRoomRegistrations: 1, maxRoomConnections: 1 });
     const [d, e] = fakes(2);
-    full.tryJoin('same', d!.asConn);
-    assert.deepEqual(full.tryJoin('same', e!.asConn), { ok: false, reason: 'hub_full' });
+    full.tryJoin('same', d!);
+    assert.deepEqual(full.tryJoin('same', e!), { ok: false, reason: 'hub_full' });
   });
 
   test('room full applies per room', () => {
     const h = hub({ maxRoomConnections: 2 });
     const [a, b, c] = fakes(3);
-    assert.equal(h.tryJoin('r', a!.asConn).ok, true);
-    assert.equal(h.tryJoin('r', b!.asConn).ok, true);
-    assert.deepEqual(h.tryJoin('r', c!.asConn), { ok: false, reason: 'room_full' });
-    assert.equal(h.tryJoin('other', c!.asConn).ok, true);
+    assert.equal(h.tryJoin('r', a!).ok, true);
+    assert.equal(h.tryJoin('r', b!).ok, true);
+    assert.deepEqual(h.tryJoin('r', c!), { ok: false, reason: 'room_full' });
+    assert.equal(h.tryJoin('other', c!).ok, true);
   });
 
   test('hub full counts registrations, so one connection in many rooms uses several', () => {
     const h = hub({ maxRoomRegistrations: 3 });
     const [a, b] = fakes(2);
-    for (const room of ['r1', 'r2', 'r3']) assert.equal(h.tryJoin(room, a!.asConn).ok, true);
-    assert.deepEqual(h.tryJoin('r4', b!.asConn), { ok: false, reason: 'hub_full' });
+    for (const room of ['r1', 'r2', 'r3']) assert.equal(h.tryJoin(room, a!).ok, true);
+    assert.deepEqual(h.tryJoin('r4', b!), { ok: false, reason: 'hub_full' });
     assert.equal(h.getActiveConnectionCount(), 1);
     assert.equal(h.getRoomRegistrationCount(), 3);
   });
@@ -105,7 +104,7 @@ describe('tryJoin: order of checks', () => {
   test('checkJoin predicts without changing anything', () => {
     const h = hub({ maxRoomConnections: 1, maxConnectionRate: 1 });
     for (let i = 0; i < 5; i++) assert.equal(h.checkJoin('r').ok, true, 'checkJoin consumes no rate tokens');
-    h.tryJoin('r', new FakeConn().asConn);
+    h.tryJoin('r', new FakeConn());
     assert.deepEqual(h.checkJoin('r'), { ok: false, reason: 'room_full' });
     assert.deepEqual(h.checkJoin('bad room'), { ok: false, reason: 'invalid_room' });
     assert.equal(h.metrics().accepted_total, 1);
@@ -114,8 +113,8 @@ describe('tryJoin: order of checks', () => {
 
   test('a custom roomValidator replaces the default policy', () => {
     const h = hub({ roomValidator: (room) => room.startsWith('team/') });
-    assert.equal(h.tryJoin('team/blue', new FakeConn().asConn).ok, true);
-    assert.deepEqual(h.tryJoin('lobby', new FakeConn().asConn), { ok: false, reason: 'invalid_room' });
+    assert.equal(h.tryJoin('team/blue', new FakeConn()).ok, true);
+    assert.deepEqual(h.tryJoin('lobby', new FakeConn()), { ok: false, reason: 'invalid_room' });
     assert.equal(h.tryBroadcastRoom('lobby', Opcode.TEXT, 'x').invalid, true);
   });
 
@@ -138,30 +137,30 @@ describe('membership and queries', () => {
   test('leave, removeConn and the queries', () => {
     const h = hub();
     const [a, b, c] = fakes(3);
-    h.tryJoin('r1', a!.asConn);
-    h.tryJoin('r2', a!.asConn);
-    h.tryJoin('r1', b!.asConn);
-    h.tryJoin('r3', c!.asConn);
+    h.tryJoin('r1', a!);
+    h.tryJoin('r2', a!);
+    h.tryJoin('r1', b!);
+    h.tryJoin('r3', c!);
     assert.equal(a!.room, 'r1', 'the first room is the connection’s room');
     assert.deepEqual(h.getRooms().sort(), ['r1', 'r2', 'r3']);
     assert.equal(h.getRoomCount('r1'), 2);
     assert.equal(h.getRoomCount('missing'), 0);
     assert.equal(h.getRoomRegistrationCount(), 4);
     assert.equal(h.getActiveConnectionCount(), 3);
-    assert.deepEqual(h.roomsOf(a!.asConn).sort(), ['r1', 'r2']);
+    assert.deepEqual(h.roomsOf(a!).sort(), ['r1', 'r2']);
 
-    assert.equal(h.leave('r1', a!.asConn), true);
-    assert.equal(h.leave('r1', a!.asConn), false, 'leaving twice');
-    assert.equal(h.leave('nowhere', a!.asConn), false);
+    assert.equal(h.leave('r1', a!), true);
+    assert.equal(h.leave('r1', a!), false, 'leaving twice');
+    assert.equal(h.leave('nowhere', a!), false);
     assert.equal(a!.room, 'r2', 'room follows the remaining membership');
     assert.equal(h.getRoomRegistrationCount(), 3);
 
-    assert.equal(h.leave('r3', c!.asConn), true);
+    assert.equal(h.leave('r3', c!), true);
     assert.deepEqual(h.getRooms().sort(), ['r1', 'r2'], 'an empty room disappears');
     assert.equal(c!.room, undefined);
 
-    h.removeConn(a!.asConn);
-    h.removeConn(a!.asConn);
+    h.removeConn(a!);
+    h.removeConn(a!);
     assert.deepEqual(h.getRooms(), ['r1']);
     assert.equal(h.getActiveConnectionCount(), 1);
     assert.equal(h.getRoomRegistrationCount(), 1);
@@ -174,16 +173,16 @@ describe('membership and queries', () => {
   test('rangeConns iterates a snapshot: the callback may join and leave', () => {
     const h = hub();
     const members = fakes(4);
-    for (const c of members) h.tryJoin('r', c.asConn);
-    const visited: Connection[] = [];
+    for (const c of members) h.tryJoin('r', c);
+    const visited: FakeConn[] = [];
     h.rangeConns('r', (conn) => {
       visited.push(conn);
       h.leave('r', conn);
-      h.tryJoin('r', new FakeConn().asConn);
+      h.tryJoin('r', new FakeConn());
     });
     assert.deepEqual(
       visited,
-      members.map((c) => c.asConn),
+      members.map((c) => c),
     );
     assert.equal(h.getRoomCount('r'), 4, 'the newcomers stayed; the originals left');
     let calls = 0;
@@ -198,7 +197,7 @@ describe('broadcast results', () => {
     const [ok, full, closed] = fakes(3);
     full!.status = SendStatus.FULL;
     closed!.finish();
-    for (const c of [ok, full, closed]) h.tryJoin('r', c!.asConn);
+    for (const c of [ok, full, closed]) h.tryJoin('r', c!);
     const r = h.tryBroadcastRoom('r', Opcode.TEXT, 'hello');
     assert.deepEqual(r, result({ attempted: 3, enqueued: 1, dropped: 1, skipped: 1 }));
     assert.equal(isRejected(r), false);
@@ -211,7 +210,7 @@ describe('broadcast results', () => {
 
   test('invalid room or opcode, stopped hub, empty room', async () => {
     const h = hub();
-    h.tryJoin('r', new FakeConn().asConn);
+    h.tryJoin('r', new FakeConn());
     assert.deepEqual(h.tryBroadcastRoom('bad room', Opcode.TEXT, 'x'), result({ invalid: true }));
     for (const opcode of [Opcode.PING, Opcode.CLOSE, Opcode.CONTINUATION, 3]) {
       assert.deepEqual(h.tryBroadcastRoom('r', opcode as DataOpcode, 'x'), result({ invalid: true }));
@@ -236,16 +235,16 @@ describe('broadcast results', () => {
     const h = hub();
     const [a] = fakes(1);
     a!.status = SendStatus.FULL;
-    h.tryJoin('r', a!.asConn);
+    h.tryJoin('r', a!);
     assert.equal(isRejected(h.tryBroadcastRoom('r', Opcode.TEXT, 'x')), true);
   });
 
   test('broadcastAll reaches a connection in several rooms once', () => {
     const h = hub();
     const [a, b, c] = fakes(3);
-    for (const room of ['r1', 'r2', 'r3']) h.tryJoin(room, a!.asConn);
-    h.tryJoin('r1', b!.asConn);
-    h.tryJoin('r2', c!.asConn);
+    for (const room of ['r1', 'r2', 'r3']) h.tryJoin(room, a!);
+    h.tryJoin('r1', b!);
+    h.tryJoin('r2', c!);
     const r = h.tryBroadcastAll(Opcode.TEXT, 'all');
     assert.deepEqual(r, result({ attempted: 3, enqueued: 3 }));
     assert.deepEqual(
@@ -259,7 +258,7 @@ describe('broadcast results', () => {
   test('a broadcast encodes once: every recipient gets the identical Buffer', async () => {
     const h = hub();
     const conns = fakes(5);
-    for (const c of conns) h.tryJoin('r', c.asConn);
+    for (const c of conns) h.tryJoin('r', c);
     h.broadcastRoom('r', Opcode.TEXT, 'shared');
     // Room broadcasts are written at the end of the event-loop turn.
     assert.equal(conns[0]!.frames.length, 0);
@@ -280,7 +279,7 @@ describe('broadcast results', () => {
   test('the payload is not shared with the caller after the call', async () => {
     const h = hub();
     const [a] = fakes(1);
-    h.tryJoin('r', a!.asConn);
+    h.tryJoin('r', a!);
     const data = Buffer.from('abc');
     h.broadcastRoom('r', Opcode.BINARY, data);
     data.fill(0x7a);
@@ -294,8 +293,8 @@ describe('broadcast under "block"', () => {
     const h = hub({ sendTimeout: 123 });
     const [slow, fast] = [new FakeConn('block'), new FakeConn('block')];
     slow.status = SendStatus.FULL;
-    h.tryJoin('r', slow.asConn);
-    h.tryJoin('r', fast.asConn);
+    h.tryJoin('r', slow);
+    h.tryJoin('r', fast);
     const r1 = h.tryBroadcastRoom('r', Opcode.TEXT, 'one');
     assert.deepEqual(r1, result({ attempted: 2, enqueued: 2 }));
     assert.equal(slow.waits.length, 1);
@@ -320,7 +319,7 @@ describe('broadcast under "block"', () => {
     const h = hub({ workerCount: 1, jobQueueSize: 1 });
     const [slow] = [new FakeConn('block')];
     slow.status = SendStatus.FULL;
-    h.tryJoin('r', slow.asConn);
+    h.tryJoin('r', slow);
     assert.equal(h.tryBroadcastRoom('r', Opcode.TEXT, '1').enqueued, 1);
     assert.equal(h.tryBroadcastRoom('r', Opcode.TEXT, '2').enqueued, 1);
     const third = h.tryBroadcastRoom('r', Opcode.TEXT, '3');
@@ -334,12 +333,12 @@ describe('broadcast under "block"', () => {
     const h = hub({ sendTimeout: 100 });
     const slow = new FakeConn('block');
     slow.status = SendStatus.FULL;
-    h.tryJoin('r', slow.asConn);
+    h.tryJoin('r', slow);
     h.tryBroadcastRoom('r', Opcode.TEXT, 'x');
     const started = performance.now();
     const stopping = h.stop();
     assert.equal(h.isStopped, true, 'stopped at once');
-    assert.deepEqual(h.tryJoin('r', new FakeConn().asConn), { ok: false, reason: 'stopped' });
+    assert.deepEqual(h.tryJoin('r', new FakeConn()), { ok: false, reason: 'stopped' });
     setTimeout(() => slow.waits[0]!.resolve(), 30);
     await stopping;
     const elapsed = performance.now() - started;
@@ -354,7 +353,7 @@ describe('broadcast under "block"', () => {
     const h = hub({ sendTimeout: 50 });
     const slow = new FakeConn('block');
     slow.status = SendStatus.FULL;
-    h.tryJoin('r', slow.asConn);
+    h.tryJoin('r', slow);
     h.tryBroadcastRoom('r', Opcode.TEXT, 'x');
     const started = performance.now();
     await h.stop();
@@ -366,10 +365,10 @@ describe('shutdown', () => {
   test('closes every connection with 1001, once, and is shared by concurrent calls', async () => {
     const h = hub();
     const conns = fakes(3);
-    h.tryJoin('a', conns[0]!.asConn);
-    h.tryJoin('a', conns[1]!.asConn);
-    h.tryJoin('b', conns[1]!.asConn);
-    h.tryJoin('b', conns[2]!.asConn);
+    h.tryJoin('a', conns[0]!);
+    h.tryJoin('a', conns[1]!);
+    h.tryJoin('b', conns[1]!);
+    h.tryJoin('b', conns[2]!);
     const p1 = h.shutdown({ timeout: 1_000 });
     const p2 = h.shutdown({ timeout: 1_000 });
     assert.equal(p1, p2, 'the same shutdown');
@@ -386,8 +385,8 @@ describe('shutdown', () => {
     const h = hub();
     const [deaf, polite] = fakes(2);
     deaf!.answersClose = false;
-    h.tryJoin('r', deaf!.asConn);
-    h.tryJoin('r', polite!.asConn);
+    h.tryJoin('r', deaf!);
+    h.tryJoin('r', polite!);
     const started = performance.now();
     await h.shutdown({ timeout: 150 });
     const elapsed = performance.now() - started;
@@ -400,7 +399,7 @@ describe('shutdown', () => {
     const h = hub();
     const [deaf] = fakes(1);
     deaf!.answersClose = false;
-    h.tryJoin('r', deaf!.asConn);
+    h.tryJoin('r', deaf!);
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
     const started = performance.now();
@@ -426,7 +425,7 @@ describe('with real connections', () => {
       ),
     );
     while (serverSockets.length < 3) await sleep(5);
-    const h = hub();
+    const h = new Hub();
     const options = { ...defaultConnectionOptions(), pingPeriod: 0, closeTimeout: 200 };
     const conns = serverSockets.map((s) => new Connection(s, options, {}));
     const seen: Buffer[][] = conns.map(() => []);
@@ -468,9 +467,9 @@ describe('with real connections', () => {
 
 describe('room broadcast batching', () => {
   test('messages broadcast to a room in one turn reach each member as one Buffer, in order', async () => {
-    const h = new Hub();
+    const h = new Hub<FakeConn>();
     const conns = fakes(3);
-    for (const c of conns) h.tryJoin('r', c.asConn);
+    for (const c of conns) h.tryJoin('r', c);
     for (let i = 0; i < 5; i++) h.broadcastRoom('r', Opcode.TEXT, `m${i}`);
     await new Promise((resolve) => setImmediate(resolve));
     for (const c of conns) {
@@ -487,9 +486,9 @@ describe('room broadcast batching', () => {
   });
 
   test('a result-returning broadcast writes pending batches first, keeping order', async () => {
-    const h = new Hub();
+    const h = new Hub<FakeConn>();
     const [a] = fakes(1);
-    h.tryJoin('r', a!.asConn);
+    h.tryJoin('r', a!);
     h.broadcastRoom('r', Opcode.TEXT, 'first');
     h.tryBroadcastRoom('r', Opcode.TEXT, 'second');
     assert.equal(a!.frames.length, 2);
@@ -497,5 +496,61 @@ describe('room broadcast batching', () => {
     assert.equal(a!.frames[1]!.subarray(2).toString(), 'second');
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(a!.frames.length, 2, 'nothing written twice');
+  });
+});
+
+describe('a direct send or close never overtakes a broadcast of the same turn', () => {
+  test('the hub links each member to its batches on join and unlinks it on removal', async () => {
+    const h = new Hub<FakeConn>();
+    const [a] = fakes(1);
+    h.tryJoin('r', a!);
+    assert.ok(a!.beforeDirectWrite !== null, 'linked on join');
+    h.broadcastRoom('r', Opcode.TEXT, 'batched');
+    assert.equal(a!.frames.length, 0);
+    a!.beforeDirectWrite();
+    assert.equal(a!.frames.length, 1, 'the link writes the pending batch now');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(a!.frames.length, 1, 'nothing written twice');
+    h.removeConn(a!);
+    assert.equal(a!.beforeDirectWrite, null, 'unlinked on removal');
+  });
+
+  test('over a socket: broadcast, direct send and close arrive in the order issued', async () => {
+    let serverSocket: Socket | undefined;
+    const server = createServer((socket) => (serverSocket = socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const client = await new Promise<Socket>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+    });
+    const received: Buffer[] = [];
+    client.on('data', (d: Buffer) => received.push(d));
+    while (serverSocket === undefined) await sleep(5);
+    const h = new Hub();
+    const options = { ...defaultConnectionOptions(), pingPeriod: 0, closeTimeout: 100 };
+    const conn = new Connection(serverSocket, options, {});
+    h.tryJoin('r', conn);
+    h.broadcastRoom('r', Opcode.TEXT, 'one');
+    void conn.sendText('two');
+    h.broadcastRoom('r', Opcode.TEXT, 'three');
+    conn.close(1000, 'bye');
+    const expected = Buffer.concat([
+      Buffer.from([0x81, 3]),
+      Buffer.from('one'),
+      Buffer.from([0x81, 3]),
+      Buffer.from('two'),
+      Buffer.from([0x81, 5]),
+      Buffer.from('three'),
+      Buffer.from([0x88, 5, 0x03, 0xe8]),
+      Buffer.from('bye'),
+    ]);
+    const deadline = performance.now() + 2_000;
+    while (Buffer.concat(received).length < expected.length && performance.now() < deadline) await sleep(5);
+    assert.deepEqual(Buffer.concat(received), expected);
+    client.destroy();
+    await conn.closed();
+    h.removeConn(conn);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await assertNoLeaks();
   });
 });

@@ -6,17 +6,17 @@
  * environment variables.
  */
 import type { IncomingMessage } from 'node:http';
-import type { ProtocolSelector } from './accept.ts';
+import type { ProtocolSelector } from './upgrade/respond.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
-import type { UpgradeRequest } from './protocol/request-head.ts';
+import type { UpgradeRequest } from './upgrade/request-head.ts';
 import type { Cluster } from './broker/cluster.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
 import { validateSecurityConfig } from './auth/security.ts';
-import type { Connection, ConnectionOptions } from './connection.ts';
+import type { Connection, ConnectionOptions } from './connection/connection.ts';
 import { ConfigError } from './errors.ts';
-import type { HubOptions } from './hub.ts';
-import type { SendBehavior } from './send-queue.ts';
-import type { RoomValidator, TextValidationOptions } from './validation.ts';
+import type { HubOptions } from './hub/hub.ts';
+import type { SendBehavior } from './connection/send-queue.ts';
+import type { RoomValidator, TextValidationOptions } from './hub/validation.ts';
 
 /**
  * Default frame cap per message. Frames are copied into one buffer, so their

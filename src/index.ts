@@ -9,16 +9,16 @@
  */
 
 // -- the server and its configuration --
-export { WshubServer, createWshub, TOKEN_EXPIRED_CLOSE_CODE } from './server.ts';
-export type { Health, LogEntry, ServerMetrics } from './server.ts';
+export { WshubServer, createWshub, TOKEN_EXPIRED_CLOSE_CODE } from './server/server.ts';
+export type { Health, LogEntry, ServerMetrics } from './server/server.ts';
 export { defaultConfig } from './config.ts';
 export type { WshubConfig, MessageHandler } from './config.ts';
-export { boundedServerOptions, BEARER_PROTOCOL_PREFIX, type ProtocolSelector } from './accept.ts';
-export { BROWSER_PROTOCOL } from './upgrade.ts';
-export type { UpgradeRequest } from './protocol/request-head.ts';
+export { boundedServerOptions, BEARER_PROTOCOL_PREFIX, type ProtocolSelector } from './upgrade/respond.ts';
+export { BROWSER_PROTOCOL } from './upgrade/pipeline.ts';
+export type { UpgradeRequest } from './upgrade/request-head.ts';
 
 // -- the hub --
-export { Hub, defaultHubOptions, isRejected } from './hub.ts';
+export { Hub, defaultHubOptions, isRejected } from './hub/hub.ts';
 export type {
   HubOptions,
   HubMetrics,
@@ -26,11 +26,11 @@ export type {
   JoinResult,
   JoinDenial,
   ShutdownOptions,
-} from './hub.ts';
+} from './hub/hub.ts';
 
 // -- connections and messages --
-export { Connection, SLOW_CONSUMER_CLOSE_CODE, MAX_READ_LIMIT } from './connection.ts';
-export type { ConnectionState, SendBehavior } from './connection.ts';
+export { Connection, SLOW_CONSUMER_CLOSE_CODE, MAX_READ_LIMIT } from './connection/connection.ts';
+export type { ConnectionState, SendBehavior } from './connection/connection.ts';
 export { Opcode, type DataOpcode } from './protocol/frame.ts';
 export { CloseCode, isValidCloseCode } from './protocol/close.ts';
 export {
@@ -39,8 +39,8 @@ export {
   defaultTextValidationOptions,
   sanitizeForLogging,
   ROOM_NAME_MAX_BYTES,
-} from './validation.ts';
-export type { RoomValidator, TextValidationOptions, TextValidationResult } from './validation.ts';
+} from './hub/validation.ts';
+export type { RoomValidator, TextValidationOptions, TextValidationResult } from './hub/validation.ts';
 
 // -- errors --
 export {

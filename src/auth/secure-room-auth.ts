@@ -1,4 +1,4 @@
-import { addressKey } from '../handshake-guard.ts';
+import { addressKey } from '../upgrade/admission.ts';
 import { InvalidRoomPasswordError, InvalidTokenError } from './errors.ts';
 import {
   RoomPasswords,

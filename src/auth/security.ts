@@ -1,4 +1,4 @@
-import { isValidKey } from '../protocol/handshake.ts';
+import { isValidKey } from '../upgrade/handshake.ts';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SecretReuseError, WeakSecretError } from './errors.ts';
 import { MAX_ROOM_PASSWORD_BYTES } from './room-password.ts';

@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { DataOpcode } from '../protocol/frame.ts';
-import { isValidRoomName } from '../validation.ts';
+import { isValidRoomName } from '../hub/validation.ts';
 import { decodeEnvelope, encodeEnvelope } from './envelope.ts';
 import type { Transport } from './transport.ts';
 

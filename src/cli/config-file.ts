@@ -10,7 +10,7 @@ import { InvalidRoomPasswordError } from '../auth/errors.ts';
 import { RoomPasswords } from '../auth/room-password.ts';
 import { MIN_SECRET_BYTES } from '../auth/secret.ts';
 import { CODE_OPTIONS, CONFIG_KEYS, defaultConfig, type WshubConfig } from '../config.ts';
-import { defaultTextValidationOptions } from '../validation.ts';
+import { defaultTextValidationOptions } from '../hub/validation.ts';
 import { UsageError } from './args.ts';
 
 /** Options that hold code and so cannot come from a JSON file. */

@@ -6,12 +6,12 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { boundedServerOptions, completeUpgrade, reject, selectProtocol } from '../accept.ts';
-import { Connection, defaultConnectionOptions, type ConnectionHandlers } from '../connection.ts';
+import { boundedServerOptions, completeUpgrade, reject, selectProtocol } from '../upgrade/respond.ts';
+import { Connection, defaultConnectionOptions, type ConnectionHandlers } from '../connection/connection.ts';
 import { CloseCode } from '../protocol/close.ts';
 import { Opcode } from '../protocol/frame.ts';
-import { checkHandshake } from '../protocol/handshake.ts';
-import { HttpRejection, refusal } from '../rejections.ts';
+import { checkHandshake } from '../upgrade/handshake.ts';
+import { HttpRejection, refusal } from '../http/rejections.ts';
 import { intFlag, parseFlags } from './args.ts';
 
 /** Past this many unsent bytes the echo stops reading until the client has read its replies. */

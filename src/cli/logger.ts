@@ -4,7 +4,7 @@
  * suggest a secret or a message body are replaced, so a careless log call
  * cannot leak them.
  */
-import type { LogEntry } from '../server.ts';
+import type { LogEntry } from '../server/server.ts';
 
 /** Log levels, least to most severe. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

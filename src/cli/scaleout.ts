@@ -13,7 +13,7 @@ import {
   transportFromUrl,
 } from '../broker/index.ts';
 import type { Transport, TransportEvents, TransportListener } from '../broker/transport.ts';
-import type { WshubServer } from '../server.ts';
+import type { WshubServer } from '../server/server.ts';
 import { UsageError } from './args.ts';
 import type { Logger } from './logger.ts';
 

@@ -12,11 +12,11 @@ import { SecretReuseError, WeakSecretError } from '../auth/errors.ts';
 import type { RoomPasswords } from '../auth/room-password.ts';
 import { generateSecureSecret, validateRoomPassword } from '../auth/security.ts';
 import type { WshubConfig } from '../config.ts';
-import { MAX_READ_LIMIT } from '../connection.ts';
+import { MAX_READ_LIMIT } from '../connection/connection.ts';
 import { createDemo, type Demo } from '../demo/demo.ts';
 import { ConfigError } from '../errors.ts';
-import { HttpRejection, refusal, sendRejection } from '../rejections.ts';
-import { createWshub, type WshubServer } from '../server.ts';
+import { HttpRejection, refusal, sendRejection } from '../http/rejections.ts';
+import { createWshub, type WshubServer } from '../server/server.ts';
 import { parseFlags, UsageError, type Flags } from './args.ts';
 import {
   buildRoomPasswords,

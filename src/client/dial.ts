@@ -12,9 +12,9 @@ import {
   defaultConnectionOptions,
   type ConnectionHandlers,
   type ConnectionOptions,
-} from '../connection.ts';
+} from '../connection/connection.ts';
 import { WshubError } from '../errors.ts';
-import { acceptKey, headerHasToken, parseSubprotocols } from '../protocol/handshake.ts';
+import { acceptKey, headerHasToken, parseSubprotocols } from '../upgrade/handshake.ts';
 
 /** Options of `dial()`. */
 export interface DialOptions {

@@ -11,7 +11,7 @@
  * Messages are buffered without bound until taken, so this suits tests and
  * request/response style clients, not firehose consumers.
  */
-import type { Connection, ConnectionHandlers } from '../connection.ts';
+import type { Connection, ConnectionHandlers } from '../connection/connection.ts';
 import { ConnectionClosedError, WshubError } from '../errors.ts';
 
 /** One received message. */

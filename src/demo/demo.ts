@@ -6,11 +6,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RoomAuthContext, RoomPasswords } from '../auth/room-password.ts';
 import type { WshubConfig } from '../config.ts';
-import type { Connection } from '../connection.ts';
-import type { Hub } from '../hub.ts';
+import type { Connection } from '../connection/connection.ts';
+import type { Hub } from '../hub/hub.ts';
 import { Opcode } from '../protocol/frame.ts';
-import { HttpRejection, refusal, sendRejection } from '../rejections.ts';
-import type { WshubServer } from '../server.ts';
+import { HttpRejection, refusal, sendRejection } from '../http/rejections.ts';
+import type { WshubServer } from '../server/server.ts';
 import { parseClientMessage, type ChatMessage, type PresenceMessage } from './chat.ts';
 import { isStaticPath, serveStatic } from './static-files.ts';
 import { handleTokenRequest } from './token-endpoint.ts';

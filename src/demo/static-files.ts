@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpRejection, refusal, sendRejection } from '../rejections.ts';
+import { HttpRejection, refusal, sendRejection } from '../http/rejections.ts';
 
 /** The `web/` folder, found relative to this module: `src/demo/` under tsx, `dist/demo/` once built. */
 export const WEB_ROOT = new URL('../../web/', import.meta.url);

@@ -9,8 +9,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RoomPasswords } from '../auth/room-password.ts';
 import { signHS256 } from '../auth/token.ts';
 import { WshubError } from '../errors.ts';
-import { HttpRejection, refusal, sendRejection, type Rejection, type RejectionKind } from '../rejections.ts';
-import { isValidRoomName } from '../validation.ts';
+import {
+  HttpRejection,
+  refusal,
+  sendRejection,
+  type Rejection,
+  type RejectionKind,
+} from '../http/rejections.ts';
+import { isValidRoomName } from '../hub/validation.ts';
 import { securityHeaders } from './static-files.ts';
 
 /** Largest accepted request body, in bytes. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { dial } from '../../src/client/dial.ts';
 import { MessageQueue } from '../../src/client/messages.ts';
-import type { Connection } from '../../src/connection.ts';
+import type { Connection } from '../../src/connection/connection.ts';
 import { createLogger } from '../../src/cli/logger.ts';
 import { MemoryBus, MemoryTransport } from '../../src/broker/memory.ts';
 import { buildCluster, LoggedTransport, planScaleOut } from '../../src/cli/scaleout.ts';

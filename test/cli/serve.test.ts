@@ -8,7 +8,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { signHS256 } from '../../src/auth/token.ts';
 import { dial } from '../../src/client/dial.ts';
 import { MessageQueue } from '../../src/client/messages.ts';
-import type { Connection } from '../../src/connection.ts';
+import type { Connection } from '../../src/connection/connection.ts';
 import { cliCommand, runCli, startCli, type RunningCli } from '../helpers/cli.ts';
 import { dialError, logLines, request, SECRET, tempDir, waitFor } from './support.ts';
 

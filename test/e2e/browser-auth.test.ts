@@ -9,8 +9,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { signHS256 } from '../../src/auth/token.ts';
-import type { Connection } from '../../src/connection.ts';
-import { createWshub, type LogEntry, type WshubServer } from '../../src/server.ts';
+import type { Connection } from '../../src/connection/connection.ts';
+import { createWshub, type LogEntry, type WshubServer } from '../../src/server/server.ts';
 import { launchChromium, requireChromium } from '../helpers/chromium.ts';
 
 const limits = { timeout: 20_000 };

@@ -10,7 +10,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { boundedServerOptions } from '../../src/accept.ts';
+import { boundedServerOptions } from '../../src/upgrade/respond.ts';
 import type { WshubConfig } from '../../src/config.ts';
 import { createWshub, type WshubServer } from '../../src/index.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../helpers/leaks.ts';

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import type { Server, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { activeSweepers } from '../../src/heartbeat.ts';
+import { activeSweepers } from '../../src/connection/heartbeat.ts';
 
 const tracked = new WeakMap<Server, Set<Socket>>();
 

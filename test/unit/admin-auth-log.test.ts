@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AuthFailureLog } from '../../src/admin-broadcast.ts';
+import { AuthFailureLog } from '../../src/http/admin-broadcast.ts';
 
 function recorder(intervalMs: number): { log: AuthFailureLog; lines: Array<[number, string | undefined]> } {
   const lines: Array<[number, string | undefined]> = [];

@@ -11,7 +11,7 @@ import * as wshub from '../../src/index.ts';
 import { ReceiveTimeoutError } from '../../src/client/messages.ts';
 import { TokenRequestError } from '../../src/demo/token-endpoint.ts';
 import { CloseCode, isValidCloseCode, ProtocolError } from '../../src/protocol/close.ts';
-import { HttpRejection, rejectionBody, refusal } from '../../src/rejections.ts';
+import { HttpRejection, rejectionBody, refusal } from '../../src/http/rejections.ts';
 
 const { WshubError } = wshub;
 

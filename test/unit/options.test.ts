@@ -11,7 +11,7 @@ import {
   resolveConfig,
 } from '../../src/config.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { Hub } from '../../src/hub.ts';
+import { Hub } from '../../src/hub/hub.ts';
 
 test('direct Hub and Connection defaults are the configuration defaults', () => {
   const config = defaultConfig();

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { TokenBucket } from '../../src/rate-limit.ts';
+import { TokenBucket } from '../../src/hub/rate-limit.ts';
 
 /** A hand-driven clock in milliseconds. */
 function fakeClock(start = 1000): {

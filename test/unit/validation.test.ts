@@ -7,7 +7,7 @@ import {
   sanitizeForLogging,
   validateTextMessage,
   type TextValidationResult,
-} from '../../src/validation.ts';
+} from '../../src/hub/validation.ts';
 
 const enc = new TextEncoder();
 const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { dial, DialError, MessageQueue, ReceiveTimeoutError } from '../../../src/client/index.ts';
-import type { Connection } from '../../../src/connection.ts';
+import type { Connection } from '../../../src/connection/connection.ts';
 
 /** An open client connection and the queue its messages land in. */
 export interface TestClient {

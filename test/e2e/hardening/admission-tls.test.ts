@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
-import { createWshub, type WshubServer } from '../../../src/server.ts';
+import { createWshub, type WshubServer } from '../../../src/server/server.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../../helpers/leaks.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wshub-admission-tls-'));

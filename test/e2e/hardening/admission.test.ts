@@ -9,11 +9,11 @@ import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { boundedServerOptions } from '../../../src/accept.ts';
+import { boundedServerOptions } from '../../../src/upgrade/respond.ts';
 import { ConfigError } from '../../../src/errors.ts';
-import { addressKey } from '../../../src/handshake-guard.ts';
-import type { LogEntry } from '../../../src/server.ts';
-import { createWshub } from '../../../src/server.ts';
+import { addressKey } from '../../../src/upgrade/admission.ts';
+import type { LogEntry } from '../../../src/server/server.ts';
+import { createWshub } from '../../../src/server/server.ts';
 import { assertNoLeaks, closeServer, openConnections, trackSockets } from '../../helpers/leaks.ts';
 import {
   cleanupHubs,

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, test } from 'node:test';
 import type { TokenAuthenticator } from '../../../src/auth/token.ts';
 import { Opcode, encodeFrame, randomMask } from '../../../src/protocol/frame.ts';
-import { createWshub } from '../../../src/server.ts';
+import { createWshub } from '../../../src/server/server.ts';
 import { cleanupHubs, startHub } from '../server/harness.ts';
 
 afterEach(cleanupHubs);

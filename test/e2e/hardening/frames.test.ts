@@ -5,7 +5,7 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveConfig, type WshubConfig } from '../../../src/config.ts';
-import type { Connection } from '../../../src/connection.ts';
+import type { Connection } from '../../../src/connection/connection.ts';
 import { ConfigError } from '../../../src/errors.ts';
 import { CloseCode } from '../../../src/protocol/close.ts';
 import { Opcode, encodeFrame, randomMask } from '../../../src/protocol/frame.ts';

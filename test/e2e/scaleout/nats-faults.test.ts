@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, test } from 'node:test';
 import { Cluster } from '../../../src/broker/cluster.ts';
 import { channelToSubject, NatsTransport } from '../../../src/broker/nats.ts';
-import { createWshub } from '../../../src/server.ts';
+import { createWshub } from '../../../src/server/server.ts';
 import { assertNoLeaks } from '../../helpers/leaks.ts';
 import {
   freePort,

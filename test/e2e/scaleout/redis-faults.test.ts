@@ -12,7 +12,7 @@ import { createClient } from 'redis';
 import { Cluster, type ClusterMetrics, type ClusterOptions } from '../../../src/broker/cluster.ts';
 import { RedisTransport } from '../../../src/broker/redis.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
-import { createWshub } from '../../../src/server.ts';
+import { createWshub } from '../../../src/server/server.ts';
 import { assertNoLeaks } from '../../helpers/leaks.ts';
 import { freePort, redisRequirement, startRedis, type RedisServer } from '../../helpers/redis.ts';
 import {

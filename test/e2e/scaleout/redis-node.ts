@@ -6,7 +6,7 @@
  */
 import { Cluster } from '../../../src/broker/cluster.ts';
 import { RedisTransport } from '../../../src/broker/redis.ts';
-import { createWshub } from '../../../src/server.ts';
+import { createWshub } from '../../../src/server/server.ts';
 
 const [url, interval] = process.argv.slice(2);
 if (url === undefined) throw new Error('usage: redis-node.ts <redisUrl> [presenceIntervalMs]');

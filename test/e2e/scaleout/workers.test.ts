@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { dial } from '../../../src/client/dial.ts';
 import { MessageQueue } from '../../../src/client/messages.ts';
-import type { Connection } from '../../../src/connection.ts';
+import type { Connection } from '../../../src/connection/connection.ts';
 import { startCli, type RunningCli } from '../../helpers/cli.ts';
 import { redisRequirement, startRedis } from '../../helpers/redis.ts';
 import { logLines, request, waitFor, type LogLine } from '../../cli/support.ts';

@@ -2,9 +2,9 @@
 // room validation, delivery to a room or to everyone, and its refusals.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { ADMIN_AUTH_LOG_INTERVAL_MS } from '../../../src/admin-broadcast.ts';
+import { ADMIN_AUTH_LOG_INTERVAL_MS } from '../../../src/http/admin-broadcast.ts';
 import type { WshubConfig } from '../../../src/config.ts';
-import type { LogEntry } from '../../../src/server.ts';
+import type { LogEntry } from '../../../src/server/server.ts';
 import {
   BROADCAST_SECRET,
   authHeaders,

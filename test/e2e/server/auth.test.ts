@@ -8,7 +8,7 @@ import type { RoomAuthContext } from '../../../src/auth/room-password.ts';
 import { RoomPasswords } from '../../../src/auth/room-password.ts';
 import { SecureRoomAuth } from '../../../src/auth/secure-room-auth.ts';
 import { HS256TokenAuthenticator } from '../../../src/auth/token.ts';
-import { TOKEN_EXPIRED_CLOSE_CODE } from '../../../src/server.ts';
+import { TOKEN_EXPIRED_CLOSE_CODE } from '../../../src/server/server.ts';
 import {
   SECRET,
   authHeaders,

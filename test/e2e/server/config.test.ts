@@ -7,7 +7,7 @@ import { afterEach, describe, test } from 'node:test';
 import { SecretReuseError, WeakSecretError } from '../../../src/auth/errors.ts';
 import { defaultConfig } from '../../../src/config.ts';
 import { ConfigError } from '../../../src/errors.ts';
-import { createWshub } from '../../../src/server.ts';
+import { createWshub } from '../../../src/server/server.ts';
 import { cleanupHubs, connectClient, expectRefused, makeToken, rawHttp, startHub } from './harness.ts';
 
 afterEach(cleanupHubs);

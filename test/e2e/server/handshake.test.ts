@@ -2,7 +2,7 @@
 // exercised through real HTTP against an in-process server.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { acceptKey } from '../../../src/protocol/handshake.ts';
+import { acceptKey } from '../../../src/upgrade/handshake.ts';
 import {
   authHeaders,
   cleanupHubs,

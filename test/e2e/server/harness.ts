@@ -12,8 +12,8 @@ import { signHS256 } from '../../../src/auth/token.ts';
 import { dial, DialError, type DialOptions } from '../../../src/client/dial.ts';
 import { MessageQueue } from '../../../src/client/messages.ts';
 import type { WshubConfig } from '../../../src/config.ts';
-import type { Connection } from '../../../src/connection.ts';
-import { createWshub, type WshubServer } from '../../../src/server.ts';
+import type { Connection } from '../../../src/connection/connection.ts';
+import { createWshub, type WshubServer } from '../../../src/server/server.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../../helpers/leaks.ts';
 
 /** The token secret every test server uses (fresh per process, 32 bytes). */

@@ -3,7 +3,7 @@
 // error message cannot forge a log line or flood the log.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import type { LogEntry } from '../../../src/server.ts';
+import type { LogEntry } from '../../../src/server/server.ts';
 import { authHeaders, cleanupHubs, connectClient, startHub, waitFor } from './harness.ts';
 
 afterEach(cleanupHubs);

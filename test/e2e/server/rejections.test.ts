@@ -12,8 +12,8 @@ import { afterEach, describe, test } from 'node:test';
 import { InvalidTokenError } from '../../../src/auth/errors.ts';
 import type { TokenAuthenticator } from '../../../src/auth/token.ts';
 import type { WshubConfig } from '../../../src/config.ts';
-import { HttpRejection, type RejectionKind } from '../../../src/rejections.ts';
-import type { LogEntry } from '../../../src/server.ts';
+import { HttpRejection, type RejectionKind } from '../../../src/http/rejections.ts';
+import type { LogEntry } from '../../../src/server/server.ts';
 import {
   BROADCAST_SECRET,
   authHeaders,

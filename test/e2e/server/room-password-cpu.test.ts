@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RoomPasswords } from '../../../src/auth/room-password.ts';
-import { createWshub, type ServerMetrics } from '../../../src/server.ts';
+import { createWshub, type ServerMetrics } from '../../../src/server/server.ts';
 import { closeServer, trackSockets } from '../../helpers/leaks.ts';
 import {
   SECRET,

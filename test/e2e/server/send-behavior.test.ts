@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BroadcastResult } from '../../../src/hub.ts';
+import type { BroadcastResult } from '../../../src/hub/hub.ts';
 import { dial } from '../../../src/client/dial.ts';
 import type { WshubConfig } from '../../../src/config.ts';
-import { SLOW_CONSUMER_CLOSE_CODE, type Connection } from '../../../src/connection.ts';
+import { SLOW_CONSUMER_CLOSE_CODE, type Connection } from '../../../src/connection/connection.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
 import { authHeaders, cleanupHubs, startHub, waitFor, type RunningHub } from './harness.ts';
 

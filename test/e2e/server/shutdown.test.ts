@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRejected } from '../../../src/hub.ts';
+import { isRejected } from '../../../src/hub/hub.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
 import {
   authHeaders,

@@ -14,7 +14,7 @@ import {
 } from '../../../src/broker/cluster.ts';
 import { MemoryBus, MemoryTransport } from '../../../src/broker/memory.ts';
 import type { Transport } from '../../../src/broker/transport.ts';
-import { MAX_READ_LIMIT } from '../../../src/connection.ts';
+import { MAX_READ_LIMIT } from '../../../src/connection/connection.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
 import { waitFor } from '../../e2e/server/harness.ts';
 import { LossyTransport, dropNth } from './lossy-transport.ts';

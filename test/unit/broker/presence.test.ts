@@ -16,7 +16,7 @@ import {
 } from '../../../src/broker/cluster.ts';
 import { MemoryBus, MemoryTransport } from '../../../src/broker/memory.ts';
 import type { Transport } from '../../../src/broker/transport.ts';
-import { ROOM_NAME_MAX_BYTES } from '../../../src/validation.ts';
+import { ROOM_NAME_MAX_BYTES } from '../../../src/hub/validation.ts';
 import { waitFor } from '../../e2e/server/harness.ts';
 import { LossyTransport } from './lossy-transport.ts';
 

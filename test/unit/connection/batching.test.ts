@@ -3,7 +3,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import type { Connection } from '../../../src/connection.ts';
+import type { Connection } from '../../../src/connection/connection.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
 import { RawPeer, serverPool, waitUntil } from './wire.ts';
 

@@ -3,7 +3,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { CloseCode } from '../../../src/protocol/close.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
-import { activeSweepers } from '../../../src/heartbeat.ts';
+import { activeSweepers } from '../../../src/connection/heartbeat.ts';
 import { RawPeer, delay, serverPool } from './wire.ts';
 
 const pool = serverPool();

@@ -3,10 +3,10 @@
 // a raw client over loopback, a bounded number of frames and a few seconds.
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Connection } from '../../../src/connection.ts';
+import type { Connection } from '../../../src/connection/connection.ts';
 import { CloseCode } from '../../../src/protocol/close.ts';
 import { Opcode, encodeFrame, randomMask } from '../../../src/protocol/frame.ts';
-import { ResourceGuard } from '../../../src/resource-guard.ts';
+import { ResourceGuard } from '../../../src/connection/resource-guard.ts';
 import { RawPeer, closeInfo, delay, serverPool, waitUntil } from './wire.ts';
 
 const pool = serverPool();

@@ -3,7 +3,7 @@
 // queue fill up.
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { SLOW_CONSUMER_CLOSE_CODE, type Connection } from '../../../src/connection.ts';
+import { SLOW_CONSUMER_CLOSE_CODE, type Connection } from '../../../src/connection/connection.ts';
 import { ConnectionClosedError, QueueFullError, SendTimeoutError } from '../../../src/errors.ts';
 import { Opcode } from '../../../src/protocol/frame.ts';
 import { RawPeer, closeInfo, delay, serverPool, waitUntil } from './wire.ts';

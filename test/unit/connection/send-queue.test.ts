@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { ConnectionClosedError, QueueFullError, SendTimeoutError } from '../../../src/errors.ts';
-import { FullAction, SendQueue, type SendBehavior } from '../../../src/send-queue.ts';
+import { FullAction, SendQueue, type SendBehavior } from '../../../src/connection/send-queue.ts';
 
 function queue(sendBehavior: SendBehavior, sendQueueSize = 2, sendQueueBytes = 100): SendQueue {
   return new SendQueue({ sendBehavior, sendQueueSize, sendQueueBytes });

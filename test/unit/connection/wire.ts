@@ -9,15 +9,15 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { completeUpgrade, reject, selectProtocol } from '../../../src/accept.ts';
+import { completeUpgrade, reject, selectProtocol } from '../../../src/upgrade/respond.ts';
 import {
   Connection,
   defaultConnectionOptions,
   type ConnectionHandlers,
   type ConnectionOptions,
-} from '../../../src/connection.ts';
+} from '../../../src/connection/connection.ts';
 import { Opcode, encodeFrame, randomMask } from '../../../src/protocol/frame.ts';
-import { acceptKey, checkHandshake } from '../../../src/protocol/handshake.ts';
+import { acceptKey, checkHandshake } from '../../../src/upgrade/handshake.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../../helpers/leaks.ts';
 
 /** A frame as seen on the wire, payload already unmasked. */

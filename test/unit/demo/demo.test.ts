@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { RoomPasswords } from '../../../src/auth/room-password.ts';
 import { HS256TokenAuthenticator, signHS256 } from '../../../src/auth/token.ts';
 import { createDemo } from '../../../src/demo/demo.ts';
-import { createWshub, type WshubServer } from '../../../src/server.ts';
+import { createWshub, type WshubServer } from '../../../src/server/server.ts';
 
 const secret = randomBytes(32);
 const TTL = 600;

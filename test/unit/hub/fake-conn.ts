@@ -4,9 +4,9 @@
  * chooses; a FULL status becomes what a full queue with its send behaviour
  * answers (WAIT under "block", DROPPED otherwise).
  */
-import { SendStatus, type ConnectionState, type SendBehavior } from '../../../src/connection.ts';
-import type { Recipient } from '../../../src/hub.ts';
-import { Delivery } from '../../../src/send-queue.ts';
+import { SendStatus, type ConnectionState, type SendBehavior } from '../../../src/connection/connection.ts';
+import type { Recipient } from '../../../src/hub/hub.ts';
+import { Delivery } from '../../../src/connection/send-queue.ts';
 
 export class FakeConn implements Recipient {
   room: string | undefined = undefined;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { FrameParser, type ParserOptions } from '../../../src/protocol/parser.ts';
 import { CloseCode, ProtocolError } from '../../../src/protocol/close.ts';
 import { Opcode, encodeFrame } from '../../../src/protocol/frame.ts';
-import { ResourceGuard } from '../../../src/resource-guard.ts';
+import { ResourceGuard } from '../../../src/connection/resource-guard.ts';
 
 const KEY = Buffer.from([0x0a, 0x1b, 0x2c, 0x3d]);
 

@@ -1,7 +1,7 @@
 // Input policies shared by the upgrade pipeline, the hub and the message loop:
 // room names, inbound text messages, and making untrusted text safe to log.
 import { isUtf8 } from 'node:buffer';
-import { CloseCode } from './protocol/close.ts';
+import { CloseCode } from '../protocol/close.ts';
 
 /** Longest room name accepted by the default policy, in UTF-8 bytes. */
 export const ROOM_NAME_MAX_BYTES = 128;

@@ -3,15 +3,15 @@
  * shutdown. Every broadcast encodes its frame once and hands the same Buffer
  * to each recipient; nothing is allocated per recipient on the fast path.
  */
-import type { Cluster, ClusterMetrics } from './broker/cluster.ts';
-import type { Connection, ConnectionState } from './connection.ts';
-import { resolveHubOptions } from './config.ts';
-import { CloseCode } from './protocol/close.ts';
-import { Opcode, encodeMessage, type DataOpcode } from './protocol/frame.ts';
+import type { Cluster, ClusterMetrics } from '../broker/cluster.ts';
+import type { Connection, ConnectionState } from '../connection/connection.ts';
+import { resolveHubOptions } from '../config.ts';
+import { CloseCode } from '../protocol/close.ts';
+import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
 import { TokenBucket } from './rate-limit.ts';
-import { Delivery } from './send-queue.ts';
+import { Delivery } from '../connection/send-queue.ts';
 
-export { defaultHubOptions } from './config.ts';
+export { defaultHubOptions } from '../config.ts';
 import { isValidRoomName, type RoomValidator } from './validation.ts';
 
 /**

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { HttpRejection, refusal, type Rejection } from '../rejections.ts';
+import { HttpRejection, refusal, type Rejection } from '../http/rejections.ts';
 
 /** The GUID appended to the client's key (RFC 6455 §1.3). */
 export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';

@@ -11,14 +11,14 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './accept.ts';
-import { InvalidTokenError, RoomAuthBusyError } from './auth/errors.ts';
-import type { RoomAuthorizer } from './auth/room-password.ts';
-import type { TokenAuthenticator } from './auth/token.ts';
-import type { UserInfo } from './auth/user.ts';
-import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
-import type { Hub, JoinResult } from './hub.ts';
-import { WshubError } from './errors.ts';
+import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './respond.ts';
+import { InvalidTokenError, RoomAuthBusyError } from '../auth/errors.ts';
+import type { RoomAuthorizer } from '../auth/room-password.ts';
+import type { TokenAuthenticator } from '../auth/token.ts';
+import type { UserInfo } from '../auth/user.ts';
+import { Connection, type ConnectionHandlers, type ConnectionOptions } from '../connection/connection.ts';
+import type { Hub, JoinResult } from '../hub/hub.ts';
+import { WshubError } from '../errors.ts';
 import {
   acceptResponse,
   checkKey,
@@ -27,9 +27,9 @@ import {
   checkVersion,
   readSubprotocols,
   tooManySubprotocols,
-} from './protocol/handshake.ts';
-import type { UpgradeRequest } from './protocol/request-head.ts';
-import { HttpRejection, refusal, type Rejection } from './rejections.ts';
+} from './handshake.ts';
+import type { UpgradeRequest } from './request-head.ts';
+import { HttpRejection, refusal, type Rejection } from '../http/rejections.ts';
 
 export { BEARER_PROTOCOL_PREFIX };
 /** The subprotocol a browser offers next to its token, and the one the server selects. */

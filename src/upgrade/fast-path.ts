@@ -9,7 +9,7 @@
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { HAND_OFF, findHeadEnd, parseRequestHead, type UpgradeRequest } from './protocol/request-head.ts';
+import { HAND_OFF, findHeadEnd, parseRequestHead, type UpgradeRequest } from './request-head.ts';
 
 export interface RawUpgradeOptions {
   /** The WebSocket path (without query). */

@@ -7,11 +7,11 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from './config.ts';
-import { Connection, type ConnectionHandlers, type ConnectionOptions } from './connection.ts';
-import { acceptResponse, parseSubprotocols } from './protocol/handshake.ts';
-import type { UpgradeRequest } from './protocol/request-head.ts';
-import { rejectionResponse, sendRejection, type Rejection } from './rejections.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from '../config.ts';
+import { Connection, type ConnectionHandlers, type ConnectionOptions } from '../connection/connection.ts';
+import { acceptResponse, parseSubprotocols } from './handshake.ts';
+import type { UpgradeRequest } from './request-head.ts';
+import { rejectionResponse, sendRejection, type Rejection } from '../http/rejections.ts';
 
 /** Subprotocol prefix under which a browser may present its bearer token. */
 export const BEARER_PROTOCOL_PREFIX = 'wshub.bearer.';

@@ -5,9 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isUtf8 } from 'node:buffer';
-import { constantTimeEqual } from './auth/security.ts';
-import { isRejected, type Hub } from './hub.ts';
-import { Opcode } from './protocol/frame.ts';
+import { constantTimeEqual } from '../auth/security.ts';
+import { isRejected, type Hub } from '../hub/hub.ts';
+import { Opcode } from '../protocol/frame.ts';
 import { HttpRejection, refusal, sendRejection, type RejectionKind } from './rejections.ts';
 
 export interface AdminBroadcastConfig {

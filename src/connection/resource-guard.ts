@@ -4,7 +4,7 @@
  * for abusing a resource. One object per server (not a module global), so
  * two servers in one process keep separate budgets and metrics.
  */
-import type { InboundAccounting } from './protocol/parser.ts';
+import type { InboundAccounting } from '../protocol/parser.ts';
 
 export interface ResourceGuardMetrics {
   /** Bytes currently held by incomplete incoming messages. */

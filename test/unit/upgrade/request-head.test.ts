@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { HAND_OFF, findHeadEnd, parseRequestHead } from '../../../src/protocol/request-head.ts';
+import { HAND_OFF, findHeadEnd, parseRequestHead } from '../../../src/upgrade/request-head.ts';
 
 test('parses the request line and lower-cases header names', () => {
   const parsed = parseRequestHead(

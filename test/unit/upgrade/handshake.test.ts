@@ -17,8 +17,8 @@ import {
   parseSubprotocols,
   readSubprotocols,
   type HandshakeRequest,
-} from '../../../src/protocol/handshake.ts';
-import { rejection, rejectionBody, rejectionResponse, type Rejection } from '../../../src/rejections.ts';
+} from '../../../src/upgrade/handshake.ts';
+import { rejection, rejectionBody, rejectionResponse, type Rejection } from '../../../src/http/rejections.ts';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 

@@ -24,7 +24,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { HttpRejection, refusal, rejectionResponse, type Rejection } from './rejections.ts';
+import { HttpRejection, refusal, rejectionResponse, type Rejection } from '../http/rejections.ts';
 
 /** Counters of the guard (part of the server's metrics). */
 export interface HandshakeMetrics {

@@ -8,11 +8,11 @@
  * heartbeat is a shared sweep rather than a timer per connection.
  */
 import type { Socket } from 'node:net';
-import type { UserInfo } from './auth/user.ts';
-import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_PING_RATE } from './config.ts';
-import { CloseError, ConnectionClosedError, QueueFullError } from './errors.ts';
+import type { UserInfo } from '../auth/user.ts';
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_PING_RATE } from '../config.ts';
+import { CloseError, ConnectionClosedError, QueueFullError } from '../errors.ts';
 import { joinSweep, type Sweeper } from './heartbeat.ts';
-import { CloseCode, ProtocolError } from './protocol/close.ts';
+import { CloseCode, ProtocolError } from '../protocol/close.ts';
 import {
   EMPTY_PING,
   Opcode,
@@ -21,8 +21,8 @@ import {
   encodeMessage,
   randomMask,
   type DataOpcode,
-} from './protocol/frame.ts';
-import { FrameParser, type ParserHandlers } from './protocol/parser.ts';
+} from '../protocol/frame.ts';
+import { FrameParser, type ParserHandlers } from '../protocol/parser.ts';
 import type { ResourceGuard } from './resource-guard.ts';
 import { Delivery, FullAction, SendQueue, type SendBehavior } from './send-queue.ts';
 
@@ -32,7 +32,7 @@ export {
   DEFAULT_MAX_PING_RATE,
   MAX_READ_LIMIT,
   defaultConnectionOptions,
-} from './config.ts';
+} from '../config.ts';
 
 /** Close code used when a slow consumer is disconnected under `sendBehavior: 'close'`. */
 export const SLOW_CONSUMER_CLOSE_CODE = CloseCode.SLOW_CONSUMER;

@@ -10,31 +10,31 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { boundedServerOptions, reject } from './accept.ts';
-import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog, handleAdminBroadcast } from './admin-broadcast.ts';
-import type { RoomPasswordMetrics } from './auth/room-password.ts';
-import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from './auth/token.ts';
-import type { ClusterMetrics } from './broker/cluster.ts';
+import { boundedServerOptions, reject } from '../upgrade/respond.ts';
+import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog, handleAdminBroadcast } from '../http/admin-broadcast.ts';
+import type { RoomPasswordMetrics } from '../auth/room-password.ts';
+import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from '../auth/token.ts';
+import type { ClusterMetrics } from '../broker/cluster.ts';
 import {
   connectionOptionsOf,
   hubOptionsOf,
   resolveConfig,
   type ResolvedConfig,
   type WshubConfig,
-} from './config.ts';
-import { CloseError, ConfigError } from './errors.ts';
-import type { Connection, ConnectionHandlers } from './connection.ts';
-import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from './handshake-guard.ts';
-import { Hub, type HubMetrics, type ShutdownOptions } from './hub.ts';
-import { Opcode } from './protocol/frame.ts';
-import { CloseCode } from './protocol/close.ts';
-import { checkMethod, checkUpgradeHeaders } from './protocol/handshake.ts';
-import { HttpRejection, refusal, sendRejection, type Rejection } from './rejections.ts';
-import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from './upgrade.ts';
-import type { UpgradeRequest } from './protocol/request-head.ts';
-import { interceptUpgrades } from './raw-upgrade.ts';
-import { ResourceGuard, type ResourceGuardMetrics } from './resource-guard.ts';
-import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } from './validation.ts';
+} from '../config.ts';
+import { CloseError, ConfigError } from '../errors.ts';
+import type { Connection, ConnectionHandlers } from '../connection/connection.ts';
+import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from '../upgrade/admission.ts';
+import { Hub, type HubMetrics, type ShutdownOptions } from '../hub/hub.ts';
+import { Opcode } from '../protocol/frame.ts';
+import { CloseCode } from '../protocol/close.ts';
+import { checkMethod, checkUpgradeHeaders } from '../upgrade/handshake.ts';
+import { HttpRejection, refusal, sendRejection, type Rejection } from '../http/rejections.ts';
+import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from '../upgrade/pipeline.ts';
+import type { UpgradeRequest } from '../upgrade/request-head.ts';
+import { interceptUpgrades } from '../upgrade/fast-path.ts';
+import { ResourceGuard, type ResourceGuardMetrics } from '../connection/resource-guard.ts';
+import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } from '../hub/validation.ts';
 import { ExpiryTimer } from './expiry-timer.ts';
 
 interface PasswordMetricsSource {

@@ -5,7 +5,7 @@
  * connection holds none.
  */
 import type { Writable } from 'node:stream';
-import { ConnectionClosedError, QueueFullError, SendTimeoutError } from './errors.ts';
+import { ConnectionClosedError, QueueFullError, SendTimeoutError } from '../errors.ts';
 
 /** What to do with a message when the connection's send queue is full. */
 export type SendBehavior = 'block' | 'drop' | 'close';

@@ -1,6 +1,6 @@
 import { pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { UpgradeRequest } from '../upgrade/request-head.ts';
-import { addressKey } from '../upgrade/admission.ts';
+import { addressKey } from '../http/address.ts';
 import { InvalidRoomPasswordError, RoomAuthBusyError } from './errors.ts';
 import type { UserInfo } from './user.ts';
 

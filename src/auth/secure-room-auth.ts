@@ -1,4 +1,4 @@
-import { addressKey } from '../upgrade/admission.ts';
+import { addressKey } from '../http/address.ts';
 import { InvalidRoomPasswordError, InvalidTokenError } from './errors.ts';
 import {
   RoomPasswords,

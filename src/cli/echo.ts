@@ -10,7 +10,7 @@ import { boundedServerOptions, completeUpgrade, reject, selectProtocol } from '.
 import { Connection, defaultConnectionOptions, type ConnectionHandlers } from '../connection/connection.ts';
 import { CloseCode } from '../protocol/close.ts';
 import { Opcode } from '../protocol/frame.ts';
-import { checkHandshake } from '../upgrade/handshake.ts';
+import { checkHandshake, readHandshake } from '../upgrade/handshake.ts';
 import { HttpRejection, refusal } from '../http/rejections.ts';
 import { intFlag, parseFlags } from './args.ts';
 
@@ -37,7 +37,7 @@ export function createEchoServer(): { server: Server; connections: Set<Connectio
   const connections = new Set<Connection>();
   const options = { ...defaultConnectionOptions(), sendQueueSize: 65_536, sendQueueBytes: 64 * 1024 * 1024 };
   const server = createServer(boundedServerOptions(), (request, response) => {
-    reject({ response }, checkHandshake(request) ?? refusal(HttpRejection.UPGRADE_REQUIRED));
+    reject({ response }, checkHandshake(readHandshake(request)) ?? refusal(HttpRejection.UPGRADE_REQUIRED));
   });
   const tracked: ConnectionHandlers = {
     message: echo,
@@ -46,7 +46,7 @@ export function createEchoServer(): { server: Server; connections: Set<Connectio
     },
   };
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const rejection = checkHandshake(request);
+    const rejection = checkHandshake(readHandshake(request));
     if (rejection !== null) {
       reject({ socket }, rejection);
       return;

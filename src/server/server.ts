@@ -28,7 +28,7 @@ import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from '../upgr
 import { Hub, type HubMetrics, type ShutdownOptions } from '../hub/hub.ts';
 import { Opcode } from '../protocol/frame.ts';
 import { CloseCode } from '../protocol/close.ts';
-import { checkMethod, checkUpgradeHeaders } from '../upgrade/handshake.ts';
+import { checkMethod, checkUpgradeHeaders, readHandshake } from '../upgrade/handshake.ts';
 import { HttpRejection, refusal, sendRejection, type Rejection } from '../http/rejections.ts';
 import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from '../upgrade/pipeline.ts';
 import type { UpgradeRequest } from '../upgrade/request-head.ts';
@@ -264,10 +264,11 @@ export class WshubServer {
     }
     if (path === c.wsRoutePath) {
       // Not an upgrade (Node routes those to 'upgrade'): answer with the pipeline's rejection.
+      const h = readHandshake(request);
       const r: Rejection =
-        checkOrigin(request, this.pipeline) ??
-        checkMethod(request) ??
-        checkUpgradeHeaders(request) ??
+        checkOrigin(h, this.pipeline) ??
+        checkMethod(h) ??
+        checkUpgradeHeaders(h) ??
         refusal(HttpRejection.UPGRADE_REQUIRED);
       this.pipeline.onReject?.(request, r);
       reject({ response }, r);

@@ -126,10 +126,55 @@ export function tooManySubprotocols(): Rejection {
   );
 }
 
-/** What the handshake checks look at: a request's method and headers. */
+/** What an upgrade request is read from: node's IncomingMessage, or the fast path's parsed head. */
 export interface HandshakeRequest {
   method?: string | undefined;
+  url?: string | undefined;
   headers: IncomingHttpHeaders;
+}
+
+/**
+ * An upgrade request read once: everything the pipeline's steps consume, in
+ * their order, so no step goes back to the raw headers.
+ */
+export interface Handshake {
+  method: string | undefined;
+  origin: string | undefined;
+  /** Whether `Connection` lists `upgrade` and `Upgrade` lists `websocket`. */
+  upgrade: boolean;
+  version: string | undefined;
+  key: string | undefined;
+  /** The offered subprotocols, in the client's order; null past MAX_SUBPROTOCOLS. */
+  subprotocols: string[] | null;
+  /** The `room` query parameter, `default` when absent. */
+  room: string;
+  /** The `Authorization` header, when sent. */
+  authorization: string | undefined;
+  /** The `token` query parameter, when sent (used only with allowQueryToken). */
+  queryToken: string | undefined;
+  /** `X-WebSocket-Room-Password` (the first, when repeated). */
+  password: string | undefined;
+}
+
+/** Reads an upgrade request into a Handshake; linear in the head's size. */
+export function readHandshake(req: HandshakeRequest): Handshake {
+  const h = req.headers;
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const query = q < 0 ? null : new URLSearchParams(url.slice(q + 1));
+  const password = h['x-websocket-room-password'];
+  return {
+    method: req.method,
+    origin: h.origin,
+    upgrade: headerHasToken(h.connection, 'upgrade') && headerHasToken(h.upgrade, 'websocket'),
+    version: h['sec-websocket-version'],
+    key: h['sec-websocket-key'],
+    subprotocols: readSubprotocols(h['sec-websocket-protocol']),
+    room: query?.get('room') ?? 'default',
+    authorization: h.authorization,
+    queryToken: query?.get('token') ?? undefined,
+    password: Array.isArray(password) ? password[0] : password,
+  };
 }
 
 /**
@@ -137,42 +182,31 @@ export interface HandshakeRequest {
  * key, then the subprotocol cap. Returns the first rejection, or null when
  * the request is a valid WebSocket upgrade.
  */
-export function checkHandshake(req: HandshakeRequest): Rejection | null {
-  return (
-    checkMethod(req) ??
-    checkUpgradeHeaders(req) ??
-    checkVersion(req) ??
-    checkKey(req) ??
-    (readSubprotocols(req.headers['sec-websocket-protocol']) === null ? tooManySubprotocols() : null)
-  );
+export function checkHandshake(h: Handshake): Rejection | null {
+  return checkMethod(h) ?? checkUpgradeHeaders(h) ?? checkVersion(h) ?? checkKey(h) ?? checkSubprotocols(h);
 }
 
-export function checkMethod(req: HandshakeRequest): Rejection | null {
-  return req.method === 'GET' ? null : refusal(HttpRejection.METHOD_NOT_ALLOWED, undefined, { Allow: 'GET' });
+export function checkMethod(h: Handshake): Rejection | null {
+  return h.method === 'GET' ? null : refusal(HttpRejection.METHOD_NOT_ALLOWED, undefined, { Allow: 'GET' });
 }
 
-export function checkUpgradeHeaders(req: HandshakeRequest): Rejection | null {
-  if (
-    !headerHasToken(req.headers.connection, 'upgrade') ||
-    !headerHasToken(req.headers.upgrade, 'websocket')
-  ) {
-    return refusal(HttpRejection.BAD_UPGRADE);
-  }
-  return null;
+export function checkUpgradeHeaders(h: Handshake): Rejection | null {
+  return h.upgrade ? null : refusal(HttpRejection.BAD_UPGRADE);
 }
 
-export function checkVersion(req: HandshakeRequest): Rejection | null {
-  return req.headers['sec-websocket-version'] === '13'
+export function checkVersion(h: Handshake): Rejection | null {
+  return h.version === '13'
     ? null
     : refusal(HttpRejection.BAD_VERSION, undefined, { 'Sec-WebSocket-Version': '13' });
 }
 
-export function checkKey(req: HandshakeRequest): Rejection | null {
-  const key = req.headers['sec-websocket-key'];
-  if (key === undefined || key === '') {
-    return refusal(HttpRejection.KEY_MISSING);
-  }
-  return isValidKey(key) ? null : refusal(HttpRejection.KEY_INVALID);
+export function checkKey(h: Handshake): Rejection | null {
+  if (h.key === undefined || h.key === '') return refusal(HttpRejection.KEY_MISSING);
+  return isValidKey(h.key) ? null : refusal(HttpRejection.KEY_INVALID);
+}
+
+export function checkSubprotocols(h: Handshake): Rejection | null {
+  return h.subprotocols === null ? tooManySubprotocols() : null;
 }
 
 /** The 101 response completing the handshake. */

@@ -4,10 +4,11 @@
  *   origin → method → upgrade headers → version → key → subprotocol list
  *   → room → token → room authorization → capacity pre-check → join → 101
  *
- * Each step is a small function returning a Rejection (HTTP status + JSON
- * error code) or nothing. The join happens before the 101 is written, in the
- * same synchronous block, so two upgrades racing for the last slot cannot
- * both succeed.
+ * The request is read once into a Handshake (readHandshake); each step is a
+ * small function over it returning a Rejection (HTTP status + JSON error
+ * code) or nothing. The join happens before the 101 is written, in the same
+ * synchronous block, so two upgrades racing for the last slot cannot both
+ * succeed.
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -23,10 +24,11 @@ import {
   acceptResponse,
   checkKey,
   checkMethod,
+  checkSubprotocols,
   checkUpgradeHeaders,
   checkVersion,
-  readSubprotocols,
-  tooManySubprotocols,
+  readHandshake,
+  type Handshake,
 } from './handshake.ts';
 import type { UpgradeRequest } from './request-head.ts';
 import { HttpRejection, refusal, type Rejection } from '../http/rejections.ts';
@@ -105,35 +107,31 @@ export function handleUpgrade(
     return null;
   };
 
+  const h = readHandshake(request);
   const early =
-    checkOrigin(request, config) ??
-    checkMethod(request) ??
-    checkUpgradeHeaders(request) ??
-    checkVersion(request) ??
-    countInvalidKey(checkKey(request), config.metrics);
+    checkOrigin(h, config) ??
+    checkMethod(h) ??
+    checkUpgradeHeaders(h) ??
+    checkVersion(h) ??
+    countInvalidKey(checkKey(h), config.metrics) ??
+    checkSubprotocols(h) ??
+    checkRoom(h, config);
   if (early !== null) return refuse(early);
+  // Checked above: the list is within its cap.
+  const offered = h.subprotocols!;
 
-  // Parsed once, here; the token and protocol steps read this list.
-  const offered = readSubprotocols(request.headers['sec-websocket-protocol']);
-  if (offered === null) return refuse(tooManySubprotocols());
-
-  const room = readRoom(request);
-  const badRoom = checkRoom(room, config);
-  if (badRoom !== null) return refuse(badRoom);
-
-  return then(authenticate(request, offered, config), (identity) => {
+  return then(authenticate(h, offered, config, request), (identity) => {
     if ('status' in identity) return refuse(identity);
-    return then(authorizeRoom(request, socket, room, identity.user, config), (denied) => {
+    return then(authorizeRoom(request, socket, h, identity.user, config), (denied) => {
       if (denied !== null) return refuse(denied);
 
-      const full = capacityRejection(config.hub.checkJoin(room));
+      // The seed's capacity pre-check, before any Connection is built.
+      const full = capacityRejection(config.hub.checkJoin(h.room));
       if (full !== null) return refuse(full);
 
       if (socket.destroyed) return null;
-      return (
-        join(request, socket, head, room, identity, offered, config) ??
-        refuse(capacityRejection(config.hub.checkJoin(room)) ?? refusal(HttpRejection.JOIN_FAILED))
-      );
+      const joined = join(request, socket, head, h, identity, offered, config);
+      return joined instanceof Connection ? joined : refuse(joined);
     });
   });
 }
@@ -147,10 +145,10 @@ function then<T, R>(value: MaybeAsync<T>, next: (value: T) => MaybeAsync<R>): Ma
 
 /** Browsers send Origin; other clients usually do not, and are allowed. `*` is not a wildcard. */
 export function checkOrigin(
-  request: UpgradeRequest,
+  h: Handshake,
   config: Pick<UpgradeConfig, 'allowedOrigins' | 'allowAllOrigins' | 'metrics'>,
 ): Rejection | null {
-  const origin = request.headers.origin;
+  const origin = h.origin;
   if (origin === undefined || origin === '' || config.allowAllOrigins) return null;
   if (config.allowedOrigins.includes(origin)) return null;
   config.metrics.security_rejections++;
@@ -166,20 +164,8 @@ function countInvalidKey(r: Rejection | null, metrics: UpgradeMetrics): Rejectio
 
 // ---- step 6: room ------------------------------------------------------------
 
-/** The `room` query parameter, `default` when absent. */
-export function readRoom(request: UpgradeRequest): string {
-  return queryParam(request, 'room') ?? 'default';
-}
-
-function checkRoom(room: string, config: UpgradeConfig): Rejection | null {
-  return config.hub.isValidRoom(room) ? null : refusal(HttpRejection.INVALID_ROOM);
-}
-
-function queryParam(request: UpgradeRequest, name: string): string | undefined {
-  const url = request.url ?? '/';
-  const q = url.indexOf('?');
-  if (q < 0) return undefined;
-  return new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined;
+function checkRoom(h: Handshake, config: UpgradeConfig): Rejection | null {
+  return config.hub.isValidRoom(h.room) ? null : refusal(HttpRejection.INVALID_ROOM);
 }
 
 // ---- step 7: token -----------------------------------------------------------
@@ -191,11 +177,12 @@ function queryParam(request: UpgradeRequest, name: string): string | undefined {
  * fallback; any other failure of the authenticator is an outage (503).
  */
 function authenticate(
-  request: UpgradeRequest,
+  h: Handshake,
   offered: readonly string[],
   config: UpgradeConfig,
+  request: UpgradeRequest,
 ): MaybeAsync<Identity | Rejection> {
-  const found = findToken(request, offered, config.allowQueryToken);
+  const found = findToken(h, offered, config.allowQueryToken);
   if (found === undefined) {
     if (config.allowUnauthenticated) return { user: undefined, viaProtocol: false };
     config.metrics.security_rejections++;
@@ -233,11 +220,11 @@ function unavailable(
 }
 
 function findToken(
-  request: UpgradeRequest,
+  h: Handshake,
   offered: readonly string[],
   allowQuery: boolean,
 ): { token: string; viaProtocol: boolean } | undefined {
-  const header = request.headers.authorization;
+  const header = h.authorization;
   if (header !== undefined) {
     const match = /^bearer\s+(\S+)\s*$/i.exec(header);
     // A malformed Authorization header is a present-but-invalid token.
@@ -246,10 +233,7 @@ function findToken(
   const carried = offered.find((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
   if (carried !== undefined)
     return { token: carried.slice(BEARER_PROTOCOL_PREFIX.length), viaProtocol: true };
-  if (allowQuery) {
-    const token = queryParam(request, 'token');
-    if (token !== undefined) return { token, viaProtocol: false };
-  }
+  if (allowQuery && h.queryToken !== undefined) return { token: h.queryToken, viaProtocol: false };
   return undefined;
 }
 
@@ -266,14 +250,12 @@ function findToken(
 function authorizeRoom(
   request: UpgradeRequest,
   socket: Duplex,
-  room: string,
+  h: Handshake,
   user: UserInfo | undefined,
   config: UpgradeConfig,
 ): MaybeAsync<Rejection | null> {
   const authorizer = config.roomAuthorizer;
   if (authorizer === undefined) return null;
-  const header = request.headers['x-websocket-room-password'];
-  const password = Array.isArray(header) ? header[0] : header;
   const verdict = (allowed: boolean): Rejection | null => {
     if (allowed) return null;
     config.metrics.security_rejections++;
@@ -299,8 +281,8 @@ function authorizeRoom(
   try {
     const allowed = authorizer.authorize({
       request,
-      room,
-      password,
+      room: h.room,
+      password: h.password,
       user,
       claims: user?.claims,
       signal: controller.signal,
@@ -388,29 +370,28 @@ export function capacityRejection(result: JoinResult): Rejection | null {
 }
 
 /**
- * Joins the room and writes the 101, synchronously. Returns null (nothing
- * written) when the join is refused.
+ * Joins the room and writes the 101, synchronously. Returns the refusal
+ * (nothing written) when the hub refuses the join: the join itself is the
+ * admission check, and its result says why.
  */
 function join(
   request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
-  room: string,
+  h: Handshake,
   identity: Identity,
   offered: readonly string[],
   config: UpgradeConfig,
-): Connection | null {
-  const admitted = config.hub.checkJoin(room);
-  if (!admitted.ok) return null;
+): Connection | Rejection {
   const protocol = identity.viaProtocol
     ? browserProtocol(offered)
     : selectProtocol(request, config.selectProtocol, offered);
-  const key = request.headers['sec-websocket-key'] as string;
+  const key = h.key!;
   const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
-  const joined = config.hub.tryJoin(room, conn);
+  const joined = config.hub.tryJoin(h.room, conn);
   if (!joined.ok) {
     conn.detach();
-    return null;
+    return capacityRejection(joined) ?? refusal(HttpRejection.JOIN_FAILED);
   }
   conn.user = identity.user;
   socket.write(acceptResponse(key, protocol));

@@ -11,7 +11,7 @@ import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { boundedServerOptions } from '../../../src/upgrade/respond.ts';
 import { ConfigError } from '../../../src/errors.ts';
-import { addressKey } from '../../../src/upgrade/admission.ts';
+import { addressKey } from '../../../src/http/address.ts';
 import type { LogEntry } from '../../../src/server/server.ts';
 import { createWshub } from '../../../src/server/server.ts';
 import { assertNoLeaks, closeServer, openConnections, trackSockets } from '../../helpers/leaks.ts';

@@ -17,7 +17,7 @@ import {
   type ConnectionOptions,
 } from '../../../src/connection/connection.ts';
 import { Opcode, encodeFrame, randomMask } from '../../../src/protocol/frame.ts';
-import { acceptKey, checkHandshake } from '../../../src/upgrade/handshake.ts';
+import { acceptKey, checkHandshake, readHandshake } from '../../../src/upgrade/handshake.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../../helpers/leaks.ts';
 
 /** A frame as seen on the wire, payload already unmasked. */
@@ -291,7 +291,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   const arrivals: Array<() => void> = [];
   const server = trackSockets(createHttpServer());
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const rejection = checkHandshake(request);
+    const rejection = checkHandshake(readHandshake(request));
     if (rejection !== null) {
       reject({ socket }, rejection);
       return;

@@ -16,7 +16,8 @@ import {
   MAX_SUBPROTOCOLS,
   parseSubprotocols,
   readSubprotocols,
-  type HandshakeRequest,
+  readHandshake,
+  type Handshake,
 } from '../../../src/upgrade/handshake.ts';
 import { rejection, rejectionBody, rejectionResponse, type Rejection } from '../../../src/http/rejections.ts';
 
@@ -26,7 +27,7 @@ const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
  * A valid upgrade request, with `overrides` applied (undefined removes a
  * header); a null method leaves the method unset.
  */
-function request(overrides: IncomingHttpHeaders = {}, method: string | null = 'GET'): HandshakeRequest {
+function request(overrides: IncomingHttpHeaders = {}, method: string | null = 'GET'): Handshake {
   const headers: IncomingHttpHeaders = {
     host: '127.0.0.1',
     upgrade: 'websocket',
@@ -38,7 +39,7 @@ function request(overrides: IncomingHttpHeaders = {}, method: string | null = 'G
     if (value === undefined) delete headers[name];
     else headers[name] = value;
   }
-  return { method: method ?? undefined, headers };
+  return readHandshake({ method: method ?? undefined, headers });
 }
 
 /** Splits a raw HTTP response into status line, headers (lower-cased names) and body. */
@@ -198,7 +199,7 @@ describe('checkHandshake', () => {
   });
 
   test('each step in isolation returns the same rejection as the pipeline', () => {
-    const cases: Array<[HandshakeRequest, (r: HandshakeRequest) => Rejection | null]> = [
+    const cases: Array<[Handshake, (r: Handshake) => Rejection | null]> = [
       [request({}, 'PUT'), checkMethod],
       [request({ upgrade: 'h2c' }), checkUpgradeHeaders],
       [request({ 'sec-websocket-version': '14' }), checkVersion],

@@ -211,18 +211,9 @@ function checkWorkerCount(workerCount: number): void {
 }
 
 /** The options a Hub takes from the configuration (HubOptions has them all). */
-const HUB_OPTION_KEYS = [
-  'workerCount',
-  'jobQueueSize',
-  'maxRoomRegistrations',
-  'maxRoomConnections',
-  'maxConnectionRate',
-  'fragmentSize',
-  'sendTimeout',
-  'closeTimeout',
-  'roomValidator',
-  'cluster',
-] as const satisfies ReadonlyArray<keyof HubOptions & keyof WshubConfig>;
+const HUB_OPTION_KEYS = [...HUB_NUMERIC_OPTIONS, 'roomValidator', 'cluster'] as const satisfies ReadonlyArray<
+  keyof HubOptions & keyof WshubConfig
+>;
 type HubOptionKey = (typeof HUB_OPTION_KEYS)[number];
 
 /** The options a Connection takes from the configuration (all but its resource guard). */

@@ -227,8 +227,13 @@ export class WshubServer {
     };
     try {
       const result = handleUpgrade(request, socket, head, this.pipeline);
-      if (result instanceof Promise) result.then(owned, failed);
-      else owned(result);
+      if (result instanceof Promise) {
+        // Bytes a client sends before the 101, while a token or room check
+        // waits, stay in the socket until the Connection reads them (the
+        // fast path leaves the socket flowing; node:http leaves it paused).
+        socket.pause();
+        result.then(owned, failed);
+      } else owned(result);
     } catch (error) {
       failed(error);
     }

@@ -75,9 +75,6 @@ function onData(this: SniffSocket, chunk: Buffer): void {
   const path = q < 0 ? parsed.url : parsed.url.slice(0, q);
   if (path !== state.options.path || !parsed.upgrade) return handOff(this, state, data);
   stopSniffing(this);
-  // Bytes a client sends before the 101 (while a token or room check waits)
-  // stay in the socket until the Connection reads them, as with node:http.
-  this.pause();
   const request: UpgradeRequest = {
     method: parsed.method,
     url: parsed.url,

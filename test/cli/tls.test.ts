@@ -1,45 +1,16 @@
 // `wshub serve --tls-cert --tls-key` run as a real process with a
 // self-signed certificate made by openssl: https /healthz and a wss client.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { startCli } from '../helpers/cli.ts';
+import { selfSignedCertificate } from '../helpers/self-signed.ts';
 import { request, tempDir } from './support.ts';
 
 const files = tempDir();
 after(() => files.cleanup());
 
-/** Makes a self-signed localhost certificate; returns the paths, or a reason to skip. */
-function selfSigned(): { cert: string; key: string } | string {
-  const cert = join(files.dir, 'cert.pem');
-  const key = join(files.dir, 'key.pem');
-  const result = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore', timeout: 30_000 },
-  );
-  if (result.error !== undefined) return `openssl is not available (${result.error.message})`;
-  if (result.status !== 0) return `openssl failed with exit code ${String(result.status)}`;
-  return { cert, key };
-}
-
-const material = selfSigned();
+const material = selfSignedCertificate(files.dir);
 
 describe('wshub serve over TLS', () => {
   test(
@@ -54,9 +25,9 @@ describe('wshub serve over TLS', () => {
           '0',
           '--allow-unauthenticated',
           '--tls-cert',
-          material.cert,
+          material.certPath,
           '--tls-key',
-          material.key,
+          material.keyPath,
         ],
         { WS_SECRET: '' },
       );

@@ -4,9 +4,8 @@
 // TLS connection). A self-signed certificate made by openssl; skipped
 // without it.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,29 +15,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { createWshub, type WshubServer } from '../../../src/server/server.ts';
 import { assertNoLeaks, closeServer, trackSockets } from '../../helpers/leaks.ts';
+import { selfSignedCertificate } from '../../helpers/self-signed.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wshub-admission-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function selfSigned(): { cert: Buffer; key: Buffer } | string {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  const result = spawnSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost'].concat([
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]),
-    { stdio: 'ignore', timeout: 30_000 },
-  );
-  if (result.error !== undefined) return `openssl is not available (${result.error.message})`;
-  if (result.status !== 0) return `openssl failed with exit code ${String(result.status)}`;
-  return { cert: readFileSync(cert), key: readFileSync(key) };
-}
-
-const material = selfSigned();
+const material = selfSignedCertificate(dir);
 const skip = typeof material === 'string' ? material : false;
 
 const running: Array<{ ws: WshubServer; server: Server }> = [];
@@ -54,7 +36,7 @@ afterEach(async () => {
 async function startTls(config: Parameters<typeof createWshub>[0]) {
   if (typeof material === 'string') throw new Error(material);
   const ws = createWshub({ allowUnauthenticated: true, pingPeriod: 0, ...config });
-  const server = trackSockets(ws.createServer(undefined, material));
+  const server = trackSockets(ws.createServer(undefined, { cert: material.cert, key: material.key }));
   running.push({ ws, server });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

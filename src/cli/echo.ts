@@ -46,12 +46,14 @@ export function createEchoServer(): { server: Server; connections: Set<Connectio
     },
   };
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const rejection = checkHandshake(readHandshake(request));
+    const handshake = readHandshake(request);
+    const rejection = checkHandshake(handshake);
     if (rejection !== null) {
       reject({ socket }, rejection);
       return;
     }
-    const protocol = selectProtocol(request, (offered) => offered[0]);
+    // Checked above: the list is within its cap.
+    const protocol = selectProtocol(request, (offered) => offered[0], handshake.subprotocols!);
     const conn = completeUpgrade(request, socket, head, protocol, options, tracked);
     if (conn !== null && conn.readyState !== 'closed') connections.add(conn);
   });

@@ -8,6 +8,10 @@
  * taskset execs node, and tsx loaded with --import runs the TypeScript in
  * that same node process, so the child's pid is the server's pid and /proc
  * figures are the server's own.
+ *
+ * A server that is not one of these scripts (Centrifugo, a Go binary) is
+ * started with {@link startExternalPeer}: the same taskset pinning and
+ * /proc measurement, readiness found by probing the server.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -39,6 +43,8 @@ export interface PeerLaunch {
   args?: string[];
   /** CPU list for taskset (default '0'); undefined pinning when taskset is missing. */
   cpuList?: string;
+  /** Environment of the peer (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 let tasksetChecked: boolean | undefined;
@@ -226,8 +232,9 @@ export async function startPeer(launch: PeerLaunch): Promise<PeerProcess> {
   const child = pinned
     ? spawn('taskset', ['-c', launch.cpuList ?? '0', process.execPath, ...nodeArgs], {
         stdio: ['pipe', 'pipe', 'pipe'],
+        env: launch.env ?? process.env,
       })
-    : spawn(process.execPath, nodeArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
+    : spawn(process.execPath, nodeArgs, { stdio: ['pipe', 'pipe', 'pipe'], env: launch.env ?? process.env });
   const lines = new AsyncLineFeed();
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => lines.push(chunk));
@@ -276,4 +283,66 @@ export async function startPeer(launch: PeerLaunch): Promise<PeerProcess> {
   child.stderr.off('data', onStderr);
   const peer = new PeerProcess(launch.name, port, child, pinned, lines);
   return peer;
+}
+
+/** How to start a server that is not a bench/peers script. */
+export interface ExternalPeerLaunch {
+  /** Label used in errors and as the peer's name. */
+  name: string;
+  /** Executable and its arguments; taskset execs it, so its pid is the server's. */
+  command: string;
+  args: string[];
+  /** The port the server was told to listen on. */
+  port: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** CPU list for taskset (default '0'). */
+  cpuList?: string;
+  /** One readiness probe; polled every 100 ms until it resolves true. */
+  ready(): Promise<boolean>;
+  /** Deadline for readiness in ms (default 20,000). */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts an external server pinned with taskset when available and resolves
+ * with its PeerProcess once `ready()` says it serves. Rejects (and kills
+ * the child) when it exits first or is not ready in time. Such a peer does
+ * not answer `stats()`: its figures come from /proc only.
+ */
+export async function startExternalPeer(launch: ExternalPeerLaunch): Promise<PeerProcess> {
+  const pinned = tasksetAvailable();
+  const options = {
+    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
+    env: launch.env ?? process.env,
+    ...(launch.cwd ? { cwd: launch.cwd } : {}),
+  };
+  const child = pinned
+    ? spawn('taskset', ['-c', launch.cpuList ?? '0', launch.command, ...launch.args], options)
+    : spawn(launch.command, launch.args, options);
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-2000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = `code ${code}, signal ${signal}`));
+  child.once('error', (error) => (exited = error.message));
+  const deadline = Date.now() + (launch.readyTimeoutMs ?? READY_TIMEOUT_MS);
+  for (;;) {
+    if (exited !== undefined) {
+      throw new Error(`${launch.name}: exited before serving (${exited}) ${output.trim()}`);
+    }
+    if (await launch.ready().catch(() => false)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(
+        `${launch.name}: not serving within ${launch.readyTimeoutMs ?? READY_TIMEOUT_MS} ms ${output.trim()}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // `keep` stays attached: a pipe nobody reads would block the server once full.
+  return new PeerProcess(launch.name, launch.port, child, pinned, new AsyncLineFeed());
 }

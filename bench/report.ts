@@ -1,6 +1,9 @@
 /**
  * Renders docs/BENCHMARKS.md's hub-benchmarks section and docs/bench-fanout.svg
- * from a results file (default bench/results/latest.json).
+ * from a results file (default bench/results/latest.json), and its
+ * channels section when the file holds channel cells. A file with channel
+ * cells only (a run of the channels scenario alone) leaves the hub section
+ * and the chart as they are.
  *
  * Run: node --import tsx bench/report.ts [results.json]
  */
@@ -10,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchResults } from './results.ts';
 import { renderSection, replaceSection } from './report/document.ts';
 import { fanoutSvg } from './report/svg.ts';
+import { renderChannelSection, replaceChannelSection } from './report/channels.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -18,14 +22,19 @@ export const DOC_PATH = join(ROOT, 'docs', 'BENCHMARKS.md');
 export const SVG_PATH = join(ROOT, 'docs', 'bench-fanout.svg');
 
 /**
- * Writes the section into `docPath` (between its markers) and the chart to
- * `svgPath`. Returns the rendered section.
+ * Writes the sections into `docPath` (each between its markers) and the
+ * chart to `svgPath`. Returns the rendered sections ('' for one not written).
  */
 export function writeReport(results: BenchResults, docPath = DOC_PATH, svgPath = SVG_PATH): string {
-  const section = renderSection(results);
-  writeFileSync(docPath, replaceSection(readFileSync(docPath, 'utf8'), section));
-  writeFileSync(svgPath, fanoutSvg(results));
-  return section;
+  const hub = results.scenarios.some((s) => s !== 'channels');
+  const section = hub ? renderSection(results) : '';
+  const channels = renderChannelSection(results);
+  let doc = readFileSync(docPath, 'utf8');
+  if (hub) doc = replaceSection(doc, section);
+  if (channels !== '') doc = replaceChannelSection(doc, channels);
+  writeFileSync(docPath, doc);
+  if (hub) writeFileSync(svgPath, fanoutSvg(results));
+  return [section, channels].filter((s) => s !== '').join('\n');
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

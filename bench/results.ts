@@ -27,6 +27,9 @@ export interface RateStep {
   lost: number;
   generatorLimited: boolean;
   pass: boolean;
+  /** Server CPU-seconds in the step's window and its median latency (absent in older results). */
+  serverCpuSec?: number;
+  p50Ms?: number;
 }
 
 /** Fan-out of one room with one publisher, for one target × members × payload. */
@@ -138,6 +141,38 @@ export interface CrossNodeRow {
   generatorLimited: boolean;
 }
 
+/**
+ * Channel fan-out (one channel, N subscribers speaking the Centrifuge client
+ * protocol, one publisher posting to the server API), for one target × N × payload.
+ */
+export interface ChannelCell {
+  target: string;
+  subscribers: number;
+  payloadBytes: number;
+  /** The fixed open-loop publication rate of the fixed-rate runs, publications/s. */
+  ratePerPublisher: number;
+  deliveriesPerSec: Summary;
+  lost: Summary;
+  p50Ms: Summary;
+  p99Ms: Summary;
+  serverCpuSec: Summary;
+  /** Deliveries per server CPU-second at the fixed rate: the same work for every target. */
+  deliveriesPerCpuSec: Summary;
+  generatorLimited: boolean;
+  /** Highest passing publication rate × subscribers of each search (one search per run). */
+  maxSustainable: Summary;
+  /** Deliveries per server CPU-second, p50 and p99 in the highest passing step of each search. */
+  maxDeliveriesPerCpuSec: Summary;
+  maxP50Ms: Summary;
+  maxP99Ms: Summary;
+  /** True when the search stopped on a generator-limited step: the true maximum may be higher. */
+  maxGeneratorBound: boolean;
+  /** Publications the server API refused or did not answer, fixed-rate runs. */
+  publishFailures: Summary;
+  /** The steps of the last search, for inspection. */
+  searchSteps: RateStep[];
+}
+
 /** A failed measurement, kept so the report says what is missing and why. */
 export interface RunError {
   scenario: string;
@@ -164,5 +199,7 @@ export interface BenchResults {
   slow: SlowRow[];
   /** Absent in results written before the scenario existed. */
   crossNode?: CrossNodeRow[];
+  /** Absent in results written before the scenario existed. */
+  channels?: ChannelCell[];
   errors: RunError[];
 }

@@ -5,8 +5,11 @@
  * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
- *        [--scenarios fanout,many-rooms,idle,handshakes,slow] [--large]
+ *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels] [--large]
  *        [--report | --no-report]
+ *
+ * The channels scenario has its own targets (wshub and centrifugo): it runs
+ * those of --targets that are channel targets, or both when --targets is not given.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -16,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { tasksetAvailable } from './peer-process.ts';
 import type { BenchResults } from './results.ts';
 import { renderTables, renderVerdicts } from './report/document.ts';
+import { renderChannelSection } from './report/channels.ts';
 import { writeReport } from './report.ts';
 import type { ScenarioContext } from './scenarios/context.ts';
 import { runFanoutScenario } from './scenarios/fanout.ts';
@@ -24,19 +28,20 @@ import { runIdleScenario } from './scenarios/idle-memory.ts';
 import { runManyRoomsScenario } from './scenarios/many-rooms.ts';
 import { runSlowScenario } from './scenarios/slow-consumers.ts';
 import { runCrossNodeScenario } from './scenarios/cross-node.ts';
+import { CHANNEL_TARGETS, runChannelScenario } from './scenarios/channel-fanout.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', 'bare-net'];
 /** The targets of a quick run unless --targets says otherwise. */
 export const QUICK_TARGETS = ['wshub', 'ws-preframed', 'uws', 'bare-net'];
 /** Every scenario, in run order. */
-export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow', 'cross-node'];
+export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow', 'cross-node', 'channels'];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: bench/run.ts [--quick] [--runs N] [--targets ${ALL_TARGETS.join(',')}] ` +
+    `${message}\nusage: bench/run.ts [--quick] [--runs N] [--targets ${[...ALL_TARGETS, 'centrifugo'].join(',')}] ` +
       `[--scenarios ${ALL_SCENARIOS.join(',')}] [--large] [--report|--no-report] [--merge RESULTS.json]\n`,
   );
   process.exit(2);
@@ -78,11 +83,14 @@ async function main(): Promise<void> {
   const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) usage(`bad --runs ${values.runs}`);
   // Quick mode (a development check, under 2 minutes) compares wshub with the strongest peers only.
-  const targets = listOf(
-    values.targets ?? (quick ? QUICK_TARGETS.join(',') : undefined),
-    ALL_TARGETS,
-    'target',
-  );
+  // centrifugo is a target of the channels scenario only; the others never see it.
+  const requested = values.targets?.split(',').map((t) => t.trim());
+  const channelTargets = requested ? CHANNEL_TARGETS.filter((t) => requested.includes(t)) : CHANNEL_TARGETS;
+  const hubTargets = requested?.filter((t) => t !== 'centrifugo').join(',');
+  const targets =
+    requested !== undefined && hubTargets === ''
+      ? []
+      : listOf(hubTargets ?? (quick ? QUICK_TARGETS.join(',') : undefined), ALL_TARGETS, 'target');
   const scenarios = listOf(values.scenarios, ALL_SCENARIOS, 'scenario');
   const writeDocs = values['no-report'] ? false : (values.report ?? !quick);
 
@@ -154,6 +162,9 @@ async function main(): Promise<void> {
   if (scenarios.includes('slow')) results.slow = await runSlowScenario(ctx);
   savePartial();
   if (scenarios.includes('cross-node')) results.crossNode = await runCrossNodeScenario(ctx);
+  savePartial();
+  if (scenarios.includes('channels'))
+    results.channels = await runChannelScenario({ ...ctx, targets: channelTargets });
 
   // --merge: this run's scenarios replace those of an earlier results file, the rest is kept.
   if (values.merge !== undefined) {
@@ -172,6 +183,7 @@ async function main(): Promise<void> {
     if (scenarios.includes('handshakes')) merged.handshakes = results.handshakes;
     if (scenarios.includes('slow')) merged.slow = results.slow;
     if (scenarios.includes('cross-node')) merged.crossNode = results.crossNode;
+    if (scenarios.includes('channels')) merged.channels = results.channels;
     Object.assign(results, merged);
   }
 
@@ -188,9 +200,13 @@ async function main(): Promise<void> {
   writeFileSync(file, json);
   writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
 
-  process.stdout.write(
-    `${renderTables(results)}\n\n### Verdict against the targets\n\n${renderVerdicts(results)}\n\n`,
-  );
+  if (scenarios.some((s) => s !== 'channels')) {
+    process.stdout.write(
+      `${renderTables(results)}\n\n### Verdict against the targets\n\n${renderVerdicts(results)}\n\n`,
+    );
+  }
+  const channelSection = renderChannelSection(results);
+  if (channelSection !== '') process.stdout.write(`${channelSection}\n`);
   if (ctx.errors.length > 0) {
     process.stdout.write(
       `Failed measurements:\n${ctx.errors.map((e) => `- ${e.scenario} / ${e.target}: ${e.message}`).join('\n')}\n\n`,
@@ -199,7 +215,11 @@ async function main(): Promise<void> {
   process.stdout.write(`results: ${file} (and latest.json); ${results.durationSec.toFixed(0)} s\n`);
   if (writeDocs) {
     writeReport(results);
-    process.stdout.write('updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n');
+    process.stdout.write(
+      scenarios.some((s) => s !== 'channels')
+        ? 'updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n'
+        : 'updated the channels section of docs/BENCHMARKS.md\n',
+    );
   }
 }
 

@@ -79,8 +79,12 @@ export function upgradeRequest(
   return Buffer.from(text + '\r\n', 'latin1');
 }
 
-/** Request path for a room: `/ws?room=NAME` style, or the Engine.IO v4 WebSocket URL for Socket.IO. */
-export function roomPath(protocol: 'ws' | 'socketio', path: string, room: string): string {
+/**
+ * Request path for a room: `/ws?room=NAME` style, the Engine.IO v4 WebSocket URL for Socket.IO,
+ * or the path as given for the channel protocol (whose channel is named in its subscribe command).
+ */
+export function roomPath(protocol: 'ws' | 'socketio' | 'centrifuge', path: string, room: string): string {
+  if (protocol === 'centrifuge') return path;
   const r = encodeURIComponent(room);
   if (protocol === 'socketio') {
     const base = path === '/ws' ? '/socket.io/' : path;

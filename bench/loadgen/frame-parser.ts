@@ -5,6 +5,11 @@
  * `captureBytes` of the payload into a fixed per-connection buffer and skips
  * the rest, so a 1 KiB payload costs the same as a 16 B one. Frames may be
  * split across chunks at any byte.
+ *
+ * A subclass that must see whole payloads (the channel protocol counts
+ * pushes inside each frame) sets `scanPayload`; every data frame's payload
+ * is then handed to `onPayload` in the pieces it arrived in, before its
+ * `onFrame` call.
  */
 
 const STATE_HEADER = 0;
@@ -25,6 +30,8 @@ export class FrameParser {
   private captureWant = 0;
 
   private readonly dataCapture: number;
+  /** When true, `onPayload` sees every byte of every data frame's payload. */
+  protected scanPayload = false;
 
   /**
    * `dataCaptureBytes`: how many payload bytes of each data frame to keep;
@@ -47,6 +54,16 @@ export class FrameParser {
     void length;
   }
 
+  /**
+   * Called with bytes [start, end) of `chunk`, a piece of the current data
+   * frame's payload, when `scanPayload` is set. Subclasses override it.
+   */
+  protected onPayload(chunk: Buffer, start: number, end: number): void {
+    void chunk;
+    void start;
+    void end;
+  }
+
   /** Consumes bytes [start, end) of `chunk`. */
   feed(chunk: Buffer, start: number, end: number): void {
     let i = start;
@@ -67,6 +84,7 @@ export class FrameParser {
               const captured = length < want ? length : want;
               const from = i + headerSize;
               for (let k = 0; k < captured; k++) prefix[k] = chunk[from + k]!;
+              if (this.scanPayload && opcode < 8 && length > 0) this.onPayload(chunk, from, from + length);
               i = from + length;
               this.onFrame(opcode, (b0 & 0x80) !== 0, captured, length);
               continue;
@@ -80,6 +98,10 @@ export class FrameParser {
         }
         if (this.headerLen === this.headerNeed) this.startPayload();
         continue;
+      }
+      if (this.scanPayload && this.opcode < 8) {
+        const n = this.remaining < end - i ? this.remaining : end - i;
+        this.onPayload(chunk, i, i + n);
       }
       if (this.captured < this.captureWant) {
         let n = this.captureWant - this.captured;

@@ -37,13 +37,13 @@ export class Histogram {
   total = 0;
   maxUs = 0;
 
-  /** Adds one value in microseconds (rounded, clamped to 0..60 s). */
-  record(us: number): void {
+  /** Adds a value in microseconds (rounded, clamped to 0..60 s), `count` times (default once). */
+  record(us: number, count = 1): void {
     let v = Math.round(us);
     if (v < 0) v = 0;
     else if (v > HISTOGRAM_MAX_US) v = HISTOGRAM_MAX_US;
-    this.counts[indexOf(v)]! += 1;
-    this.total += 1;
+    this.counts[indexOf(v)]! += count;
+    this.total += count;
     if (v > this.maxUs) this.maxUs = v;
   }
 

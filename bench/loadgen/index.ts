@@ -18,15 +18,30 @@ import type { FromWorker, ToWorker, WorkerResult, WorkerRoom } from './messages.
 export interface Target {
   host: string;
   port: number;
-  protocol: 'ws' | 'socketio';
-  /** '/ws'; for Socket.IO, '/ws' means the default '/socket.io/'. */
+  /** `centrifuge`: the Centrifuge client protocol v2 (JSON) on `path`, publishing through the server API. */
+  protocol: 'ws' | 'socketio' | 'centrifuge';
+  /** '/ws'; for Socket.IO, '/ws' means the default '/socket.io/'; for channels '/connection/websocket'. */
   path: string;
   headers?: Record<string, string>;
+  /** Channel protocol only: the server API's key and path, and a connection token when the server wants one. */
+  channel?: ChannelAccess;
+}
+
+/** How the channel benchmark reaches a server's API and channels. */
+export interface ChannelAccess {
+  apiKey: string;
+  /** Default '/api/publish'. */
+  apiPath?: string;
+  token?: string;
 }
 
 export interface FanoutSpec {
   target: Target;
-  /** Publishers are extra connections that also join the room (they count as members and receive too). */
+  /**
+   * Publishers are extra connections that also join the room (they count as members and receive too);
+   * for a `centrifuge` target they are server API clients instead, and not members.
+   * A room's name is the channel's name there.
+   */
   /** Entries may share a name to spread one room over several servers (each with its own `target`). */
   rooms: Array<{ name: string; subscribers: number; publishers: number; target?: Target }>;
   /** Messages/s per publisher, open-loop: latency counts from the scheduled send time. */
@@ -67,6 +82,8 @@ export interface FanoutResult {
   generatorCpu: GeneratorCpu;
   /** framesReceived counts every data frame the slow members got over the whole run, backlog drained at the end. */
   slow?: { members: number; closedByServer: number; framesReceived: number };
+  /** Channel protocol: what the server API made of the publications (failed = refused, failed or unanswered). */
+  publish?: { accepted: number; failed: number; firstError: string };
 }
 
 export interface HandshakeSpec {
@@ -204,13 +221,17 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
   const workerCount = spec.workers ?? defaultWorkers(totalSockets, spec.cpuList);
   const plans: WorkerRoom[][] = Array.from({ length: workerCount }, () => []);
   const totalPublishers = spec.rooms.reduce((n, r) => n + r.publishers, 0);
+  const channels = spec.target.protocol === 'centrifuge';
+  if (channels && new Set(spec.rooms.map((r) => r.name)).size !== 1)
+    throw new Error('a channel fan-out run measures exactly one channel');
   const healthy = new Map<string, number>();
   let publisherIndex = 0;
   let slowTotal = 0;
   for (const room of spec.rooms) {
     const slow = Math.round(room.subscribers * (spec.slowFraction ?? 0));
     slowTotal += slow;
-    healthy.set(room.name, (healthy.get(room.name) ?? 0) + room.subscribers - slow + room.publishers);
+    const members = room.subscribers - slow + (channels ? 0 : room.publishers);
+    healthy.set(room.name, (healthy.get(room.name) ?? 0) + members);
     const subs = splitEvenly(room.subscribers, workerCount);
     const slows = splitEvenly(slow, workerCount);
     const pubs = splitEvenly(room.publishers, workerCount);
@@ -260,11 +281,13 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
       for (const w of workers) w.send({ type: 'poll' });
       const progress = await Promise.all(workers.map((w) => w.next('progress')));
       const total = progress.reduce((n, p) => n + p.delivered, 0);
+      const pending = progress.reduce((n, p) => n + p.pending, 0);
       if (total !== last) {
         last = total;
         quietSince = Date.now();
       }
-      if (Date.now() - quietSince >= GRACE_QUIET_MS || Date.now() - graceStart >= GRACE_MAX_MS) break;
+      const quiet = Date.now() - quietSince >= GRACE_QUIET_MS && pending === 0;
+      if (quiet || Date.now() - graceStart >= GRACE_MAX_MS) break;
       await sleep(100);
     }
     if (slowTotal > 0) {
@@ -279,6 +302,8 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
     let delivered = 0;
     let cpuUs = 0;
     let sentTotal = 0;
+    let pushesTotal = 0;
+    const publish = { accepted: 0, failed: 0, firstError: '' };
     const slow = { members: 0, closedByServer: 0, framesReceived: 0 };
     for (const r of results) {
       histogram.merge(r.histogram, r.maxUs);
@@ -290,6 +315,10 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
       slow.members += r.slowMembers;
       slow.closedByServer += r.slowClosed;
       slow.framesReceived += r.slowFrames;
+      pushesTotal += r.pushesTotal;
+      publish.accepted += r.publishAccepted;
+      publish.failed += r.publishFailed;
+      if (publish.firstError === '') publish.firstError = r.publishError;
     }
     let sent = 0;
     let expected = 0;
@@ -297,6 +326,12 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
       sent += n;
       expected += n * (healthy.get(room) ?? 0);
     }
+    // Channel pushes are counted per frame, and a frame is placed in or out of the window by its
+    // first publication only, so loss is counted over the whole run: every publication attempted
+    // (warm-up included) × members, against every push received.
+    const lost = channels
+      ? Math.max(0, sentTotal * (healthy.values().next().value ?? 0) - pushesTotal)
+      : Math.max(0, expected - delivered);
     const result: FanoutResult = {
       connected: connectedReplies.reduce((n, c) => n + c.connected, 0),
       connectFailures: connectedReplies.reduce((n, c) => n + c.failures, 0),
@@ -304,7 +339,7 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
       sentTotal,
       expected,
       delivered,
-      lost: Math.max(0, expected - delivered),
+      lost,
       deliveriesPerSec: delivered / (spec.durationMs / 1000),
       latencyMs: {
         p50: ms(histogram.quantile(0.5)),
@@ -315,6 +350,7 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
       generatorCpu: cpuResult(cpuUs, spec.durationMs, generatorCores(workerCount, spec.cpuList)),
     };
     if (slowTotal > 0) result.slow = slow;
+    if (channels) result.publish = publish;
     return result;
   } finally {
     await Promise.all(workers.map((w) => w.stop()));

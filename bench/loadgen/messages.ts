@@ -40,11 +40,19 @@ export interface WorkerResult {
   slowMembers: number;
   slowClosed: number;
   slowFrames: number;
+  /** Channel mode: publication pushes received over the whole run. */
+  pushesTotal: number;
+  /** Channel mode: publications the server API accepted, and those it did not (or did not answer). */
+  publishAccepted: number;
+  publishFailed: number;
+  /** The first publish failure's description, '' when none. */
+  publishError: string;
 }
 
 export type FromWorker =
   | { type: 'connected'; connected: number; failures: number }
-  | { type: 'progress'; delivered: number }
+  /** `delivered` only grows while deliveries arrive; `pending` counts unanswered publish requests. */
+  | { type: 'progress'; delivered: number; pending: number }
   | { type: 'drained' }
   | ({ type: 'result' } & WorkerResult)
   | {

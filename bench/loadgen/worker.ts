@@ -8,6 +8,10 @@
  *   falls inside the measurement window; chosen subscribers stop reading at
  *   the window start.
  * - idle: open connections and hold them, answering pings.
+ * - channel fan-out (targets of protocol `centrifuge`): subscribers speak the
+ *   Centrifuge client protocol (connect, subscribe, then count publication
+ *   pushes, answering the server's `{}` pings), and each publisher is an
+ *   HTTP client of the server API (http-publisher.ts) instead of a socket.
  * - handshake: `concurrency` loops of connect → upgrade → close.
  *
  * The receive path reads into one shared buffer (`onread`), so a read
@@ -35,6 +39,16 @@ import {
   roomPath,
   upgradeRequest,
 } from './client-frames.ts';
+import {
+  CONNECT_ID,
+  PushScanner,
+  SUBSCRIBE_ID,
+  connectFrame,
+  pongFrame,
+  replyKind,
+  subscribeFrame,
+} from './channel-frames.ts';
+import { HttpPublisher } from './http-publisher.ts';
 import type { FromWorker, ToWorker, WorkerRoom } from './messages.ts';
 import type { Target } from './index.ts';
 
@@ -53,6 +67,8 @@ let winEnd = -Infinity;
 let nowMs = 0;
 const histogram = new Histogram();
 let delivered = 0;
+/** Channel mode: every publication push received, warm-up and grace included (loss is counted from it). */
+let pushesTotal = 0;
 let slowFrames = 0;
 let workerIndex = 0;
 let addressCursor = 0;
@@ -78,6 +94,9 @@ class Conn extends FrameParser {
   private handshake: Buffer | null = Buffer.allocUnsafe(0);
   private readonly mask = newMask();
   private readonly sio: boolean;
+  /** Centrifuge protocol: 0 = waiting for the connect reply, 1 = for the subscribe reply, 2 = subscribed. */
+  private readonly scanner: PushScanner | null;
+  private phase = 0;
   private settle: ((ok: boolean) => void) | null;
 
   constructor(
@@ -85,8 +104,16 @@ class Conn extends FrameParser {
     readonly room: string,
     settle: (ok: boolean) => void,
   ) {
-    super(target.protocol === 'socketio' ? SIO_PREFIX.length + SIO_STAMP_DIGITS : BINARY_STAMP_BYTES);
+    super(
+      target.protocol === 'socketio'
+        ? SIO_PREFIX.length + SIO_STAMP_DIGITS
+        : target.protocol === 'centrifuge'
+          ? 125
+          : BINARY_STAMP_BYTES,
+    );
     this.sio = target.protocol === 'socketio';
+    this.scanner = target.protocol === 'centrifuge' ? new PushScanner() : null;
+    this.scanPayload = this.scanner !== null;
     this.settle = settle;
   }
 
@@ -126,14 +153,21 @@ class Conn extends FrameParser {
       return true;
     }
     this.upgraded = true;
-    if (!this.sio) this.becomeReady();
+    if (this.scanner !== null) this.write(connectFrame(this.mask, this.target.channel?.token));
+    else if (!this.sio) this.becomeReady();
     if (end + 4 < hs.length) this.feed(hs, end + 4, hs.length);
     return true;
   }
 
-  protected override onFrame(opcode: number, _fin: boolean, prefixLen: number, length: number): void {
+  protected override onPayload(chunk: Buffer, start: number, end: number): void {
+    this.scanner?.push(chunk, start, end);
+  }
+
+  protected override onFrame(opcode: number, fin: boolean, prefixLen: number, length: number): void {
     const p = this.prefix;
-    if (opcode === OPCODE_BINARY) {
+    if (this.scanner !== null && (opcode === OPCODE_TEXT || opcode === 0)) {
+      if (fin) this.channelMessage(prefixLen);
+    } else if (opcode === OPCODE_BINARY) {
       if (prefixLen >= BINARY_STAMP_BYTES) this.delivery(p.readDoubleLE(0));
     } else if (opcode === OPCODE_TEXT) {
       if (!this.sio) return;
@@ -151,6 +185,33 @@ class Conn extends FrameParser {
       this.closedByServer = true;
       this.close();
     }
+  }
+
+  /** One whole Centrifuge message (one or more replies, pushes and pings). */
+  private channelMessage(prefixLen: number): void {
+    const scanner = this.scanner!;
+    if (this.phase < 2) {
+      const kind = replyKind(this.prefix, prefixLen, this.phase === 0 ? CONNECT_ID : SUBSCRIBE_ID);
+      if (kind === 'error') {
+        scanner.reset();
+        this.fail();
+        return;
+      }
+      if (kind === 'ok' && this.phase++ === 0) this.write(subscribeFrame(this.mask, this.room));
+      else if (kind === 'ok') this.becomeReady();
+    }
+    if (scanner.ping) this.write(pongFrame(this.mask));
+    if (scanner.pubs > 0) {
+      const n = scanner.pubs;
+      const ts = scanner.firstStampMs;
+      pushesTotal += n;
+      // The frame's first publication is its oldest: its latency stands for all n, an upper bound.
+      if (ts >= winStart && ts < winEnd) {
+        delivered += n;
+        histogram.record((nowMs - ts) * 1000, n);
+      }
+    }
+    scanner.reset();
   }
 
   private delivery(ts: number): void {
@@ -236,8 +297,17 @@ interface Publisher {
   k: number;
 }
 
+/** A channel-mode publisher: the server API over HTTP. */
+interface ApiPublisher {
+  http: HttpPublisher;
+  room: string;
+  firstAt: number;
+  k: number;
+}
+
 let conns: Conn[] = [];
 let publishers: Publisher[] = [];
+const apiPublishers: ApiPublisher[] = [];
 let intervalMs = 1;
 let tickTimer: NodeJS.Timeout | null = null;
 const sentByRoom: Record<string, number> = {};
@@ -254,7 +324,27 @@ async function setupFanout(message: Extract<ToWorker, { type: 'fanout' }>): Prom
     sentByRoom[room.name] = 0;
     for (let i = 0; i < room.subscribers; i++)
       roles.push({ room, kind: i < room.slow ? 'slow' : 'sub', index: i });
-    for (let i = 0; i < room.publishers; i++) roles.push({ room, kind: 'pub', index: i });
+    const target = room.target ?? message.target;
+    for (let i = 0; i < room.publishers; i++) {
+      if (target.protocol !== 'centrifuge') {
+        roles.push({ room, kind: 'pub', index: i });
+        continue;
+      }
+      const global = room.firstPublisher + i;
+      apiPublishers.push({
+        http: new HttpPublisher({
+          host: target.host,
+          port: target.port,
+          apiKey: target.channel?.apiKey ?? '',
+          channel: room.name,
+          payloadBytes: message.payloadBytes,
+          ...(target.channel?.apiPath ? { path: target.channel.apiPath } : {}),
+        }),
+        room: room.name,
+        firstAt: (global / message.totalPublishers) * intervalMs,
+        k: 0,
+      });
+    }
   }
   for (const role of roles)
     make.push((settle) => new Conn(role.room.target ?? message.target, role.room.name, settle));
@@ -269,7 +359,11 @@ async function setupFanout(message: Extract<ToWorker, { type: 'fanout' }>): Prom
       publishers.push({
         conn,
         room: role.room.name,
-        template: new MessageTemplate(message.target.protocol, message.payloadBytes, newMask()),
+        template: new MessageTemplate(
+          message.target.protocol === 'socketio' ? 'socketio' : 'ws',
+          message.payloadBytes,
+          newMask(),
+        ),
         firstAt: (global / message.totalPublishers) * intervalMs,
         k: 0,
       });
@@ -286,6 +380,7 @@ function start(startAt: number, ws: number, we: number): void {
   winStart = ws;
   winEnd = we;
   for (const p of publishers) p.firstAt += startAt;
+  for (const p of apiPublishers) p.firstAt += startAt;
   const at = (abs: number, fn: () => void): void => {
     timers.push(setTimeout(fn, Math.max(0, abs - (timeOrigin + performance.now()))));
   };
@@ -328,6 +423,16 @@ function tick(): void {
     }
     p.conn.write(out);
   }
+  for (const p of apiPublishers) {
+    for (;;) {
+      const t = p.firstAt + p.k * intervalMs;
+      if (t > now || t >= winEnd) break;
+      p.http.publish(t);
+      if (t >= winStart) sentByRoom[p.room]!++;
+      sentTotal++;
+      p.k++;
+    }
+  }
 }
 
 /** Lets the paused subscribers read again until they go quiet, so their totals are final. */
@@ -360,6 +465,10 @@ function collect(): void {
     slowMembers: slowConns.length,
     slowClosed: slowConns.filter((c) => c.closedByServer).length,
     slowFrames,
+    pushesTotal,
+    publishAccepted: apiPublishers.reduce((n, p) => n + p.http.accepted, 0),
+    publishFailed: apiPublishers.reduce((n, p) => n + p.http.failed + p.http.pending, 0),
+    publishError: apiPublishers.find((p) => p.http.firstError !== undefined)?.http.firstError ?? '',
   });
 }
 
@@ -456,6 +565,7 @@ function release(): void {
   for (const t of timers) clearTimeout(t);
   if (tickTimer !== null) clearInterval(tickTimer);
   for (const c of conns) c.close();
+  for (const p of apiPublishers) p.http.close();
   send({ type: 'released' });
   process.disconnect?.();
 }
@@ -478,7 +588,11 @@ process.on('message', (message: ToWorker) => {
       start(message.startAt, message.winStart, message.winEnd);
       break;
     case 'poll':
-      send({ type: 'progress', delivered });
+      send({
+        type: 'progress',
+        delivered: delivered + pushesTotal,
+        pending: apiPublishers.reduce((n, p) => n + p.http.pending, 0),
+      });
       break;
     case 'drain':
       drain();

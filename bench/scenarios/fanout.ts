@@ -25,12 +25,14 @@ export const FIXED_DELIVERIES = 100_000;
 /** A rate passes when p99 stays below this and nothing is lost. */
 export const P99_LIMIT_MS = 100;
 
-interface Timing {
+/** Warm-up and measurement window of one run. */
+export interface Timing {
   warmupMs: number;
   durationMs: number;
 }
 
-interface SearchPlan {
+/** How a maximum-rate search steps: up by `factor` at most `maxUpSteps` times, then bisects. */
+export interface SearchPlan {
   factor: number;
   maxUpSteps: number;
   bisectSteps: number;
@@ -38,7 +40,7 @@ interface SearchPlan {
 }
 
 /** One measured fan-out run with the server's CPU in its window. */
-interface Measured {
+export interface Measured {
   result: FanoutResult;
   cpuSec: number;
 }
@@ -81,20 +83,20 @@ export function sustainable(result: FanoutResult): boolean {
 
 /**
  * Searches the highest sustainable rate per publisher, starting at
- * `startRate`. Returns it (0 when even the start fails), the steps, and
- * whether a generator-limited step capped the search.
+ * `startRate`; `run(rate)` measures one step (its window given by
+ * `plan.step`) and returns the run's result and the server's CPU-seconds in
+ * the window. Returns the highest passing rate (0 when even the start
+ * fails), the steps, and whether a generator-limited step capped the search.
  */
-async function searchMax(
+export async function searchMax(
   ctx: ScenarioContext,
-  peer: PeerProcess,
-  subscribers: number,
-  payloadBytes: number,
   startRate: number,
   plan: SearchPlan,
+  run: (rate: number) => Promise<Measured>,
 ): Promise<{ best: number; steps: RateStep[]; generatorBound: boolean }> {
   const steps: RateStep[] = [];
   const step = async (rate: number): Promise<RateStep> => {
-    const { result } = await measure(ctx, peer, subscribers, payloadBytes, rate, plan.step);
+    const { result, cpuSec } = await run(rate);
     const s: RateStep = {
       ratePerPublisher: rate,
       deliveriesPerSec: result.deliveriesPerSec,
@@ -102,6 +104,8 @@ async function searchMax(
       lost: result.lost,
       generatorLimited: result.generatorCpu.limited,
       pass: sustainable(result),
+      serverCpuSec: cpuSec,
+      p50Ms: result.latencyMs.p50,
     };
     steps.push(s);
     ctx.log(
@@ -181,7 +185,9 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
             const search =
               ctx.quick && !sustainable(fixedRun.result)
                 ? { best: 0, steps: [] as RateStep[], generatorBound: fixedRun.result.generatorCpu.limited }
-                : await searchMax(ctx, peer, subscribers, payloadBytes, start, plan);
+                : await searchMax(ctx, start, plan, (rate) =>
+                    measure(ctx, peer, subscribers, payloadBytes, rate, plan.step),
+                  );
             let best = search.best;
             if (ctx.quick && best === 0 && sustainable(fixedRun.result)) best = fixedRate;
             previousMax = best;

@@ -1,0 +1,61 @@
+/**
+ * Peer `wshub-channels`: this repository's server with its channel endpoint
+ * (the Centrifuge client protocol v2, JSON, at /connection/websocket) and
+ * its server API (`POST /api/publish` with `X-API-Key`), configured as the
+ * channel benchmark configures Centrifugo: anonymous connections, any
+ * client may subscribe to any channel, no history, no presence.
+ *
+ * The API key comes from the environment variable WSHUB_BENCH_API_KEY (the
+ * orchestrator makes a fresh one per start). Every channel option the
+ * benchmark sets is in CHANNEL_OPTIONS below, so a renamed option is one
+ * edit.
+ *
+ * Run: WSHUB_BENCH_API_KEY=… node --import tsx bench/peers/wshub-channels.ts --port 0
+ */
+import { existsSync } from 'node:fs';
+import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
+
+// The compiled package (what users run) when it has been built, else the sources through tsx.
+const dist = new URL('../../dist/index.js', import.meta.url);
+const source = existsSync(dist) ? dist.href : new URL('../../src/index.ts', import.meta.url).href;
+const { createWshub } = (await import(source)) as typeof import('../../src/index.ts');
+process.stderr.write(`wshub-channels: using ${existsSync(dist) ? 'dist/' : 'src/'}\n`);
+
+const apiKey = process.env['WSHUB_BENCH_API_KEY'];
+if (apiKey === undefined || apiKey === '') fail('wshub-channels: WSHUB_BENCH_API_KEY is not set', 2);
+
+/** The channel options of the benchmark, the only place that names them. */
+const CHANNEL_OPTIONS = {
+  channels: {
+    apiKey,
+    allowAnonymousConnect: true,
+    allowSubscribeForClient: true,
+  },
+};
+
+const options = parsePeerArgs();
+const hub = (() => {
+  try {
+    // Spread from a plain object: the channel options are checked by createWshub at run time.
+    const config: Record<string, unknown> = {
+      allowUnauthenticated: true,
+      messageValidation: false,
+      allowAllOrigins: true,
+      ...CHANNEL_OPTIONS,
+    };
+    return createWshub(config);
+  } catch (error) {
+    return fail(`wshub-channels: ${error instanceof Error ? error.message : String(error)}`);
+  }
+})();
+
+await hub.start().catch((error: unknown) => fail(`wshub-channels: ${String(error)}`));
+const server = hub.createServer();
+server.listen(options.port, HOST, () => {
+  const address = server.address();
+  peerReady(typeof address === 'object' && address !== null ? address.port : options.port, {
+    connections: () => hub.hub.getActiveConnectionCount(),
+    dropped: () => -1,
+    closed: () => -1,
+  });
+});

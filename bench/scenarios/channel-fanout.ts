@@ -1,0 +1,238 @@
+/**
+ * Scenario "channels": channel fan-out, wshub against Centrifugo v6.9.1.
+ * One channel with N subscribers (N ∈ {1,000, 5,000}), each a WebSocket
+ * client of the Centrifuge client protocol v2 (JSON) that connects,
+ * subscribes and counts publication pushes; one publisher posting
+ * `POST /api/publish` to the server API at an open-loop rate. Payloads of
+ * 64 B (and 1 KiB in full mode). Both servers run pinned to the same core
+ * (Centrifugo with GOMAXPROCS=1), in the same invocation, driven by the
+ * same load generator on the other core.
+ *
+ * Per run and cell, as in the fan-out scenario: a fixed rate
+ * (FIXED_DELIVERIES deliveries/s) for latency and deliveries per server
+ * CPU-second at equal work, then the maximum sustainable rate search (no
+ * loss, p99 < 100 ms, every subscriber subscribed). Loss here is counted
+ * over the whole run: every publication the publisher attempted × N
+ * against every push received, so a publication the API refused or did
+ * not answer is a loss too.
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { runFanout, type ChannelAccess, type FanoutResult } from '../loadgen/index.ts';
+import { startPeer } from '../peer-process.ts';
+import { startCentrifugo, type ChannelPeer } from '../peers/centrifugo.ts';
+import type { ChannelCell, RateStep } from '../results.ts';
+import { summarize } from '../summary.ts';
+import { repeat, type ScenarioContext } from './context.ts';
+import { FIXED_DELIVERIES, searchMax, type Measured, type SearchPlan, type Timing } from './fanout.ts';
+import { probeWindow } from './window-probe.ts';
+
+/** The targets of this scenario, in report order. */
+export const CHANNEL_TARGETS = ['wshub', 'centrifugo'];
+/** The issue's target: wshub ≥ this × Centrifugo, in every cell, on both figures. */
+export const TARGET_RATIO = 3;
+/** Where both servers take channel clients. */
+export const CHANNEL_WS_PATH = '/connection/websocket';
+
+const API_CHECK_TIMEOUT_MS = 5_000;
+let channelCounter = 0;
+
+/** Starts wshub's channel peer with a fresh API key. */
+async function startWshubChannels(cpuList: string): Promise<ChannelPeer> {
+  const apiKey = randomBytes(24).toString('hex');
+  const peer = await startPeer({
+    name: 'wshub-channels',
+    cpuList,
+    env: { ...process.env, WSHUB_BENCH_API_KEY: apiKey },
+  });
+  return { peer, wsPath: CHANNEL_WS_PATH, access: { apiKey }, stop: () => peer.stop() };
+}
+
+/**
+ * Publishes one publication through the API and resolves when the server
+ * accepted it; rejects with what it answered otherwise (a server without
+ * the channel endpoint is told apart from a slow one before any run).
+ */
+export function checkPublishApi(port: number, access: ChannelAccess): Promise<void> {
+  const body = JSON.stringify({ channel: 'bench-check', data: { check: true } });
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: access.apiPath ?? '/api/publish',
+        method: 'POST',
+        agent: false,
+        timeout: API_CHECK_TIMEOUT_MS,
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': String(Buffer.byteLength(body)),
+          'X-API-Key': access.apiKey,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < 1000) text += chunk;
+        });
+        res.on('end', () => {
+          if (res.statusCode === 200 && text.includes('"result"')) resolve();
+          else reject(new Error(`the server API answered HTTP ${res.statusCode} ${text.slice(0, 200)}`));
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('the server API did not answer')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Starts the named target's server, checks its API, and always stops it after `body`. */
+async function withChannelPeer<T>(
+  ctx: ScenarioContext,
+  name: string,
+  body: (peer: ChannelPeer) => Promise<T>,
+): Promise<T | undefined> {
+  let peer: ChannelPeer | undefined;
+  try {
+    peer =
+      name === 'centrifugo'
+        ? await startCentrifugo(ctx.serverCpuList, (line) => ctx.log(line))
+        : await startWshubChannels(ctx.serverCpuList);
+    await checkPublishApi(peer.peer.port, peer.access);
+    return await body(peer);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    ctx.errors.push({ scenario: 'channels', target: name, message });
+    ctx.log(`  ! channels / ${name}: ${message}`);
+    return undefined;
+  } finally {
+    await peer?.stop();
+  }
+}
+
+/** One run: N subscribers on a fresh channel, one API publisher at `rate`, server CPU in the window. */
+async function measure(
+  ctx: ScenarioContext,
+  server: ChannelPeer,
+  subscribers: number,
+  payloadBytes: number,
+  rate: number,
+  timing: Timing,
+): Promise<Measured> {
+  const channel = `bench-${++channelCounter}`;
+  const { result, window } = await probeWindow(
+    server.peer,
+    subscribers,
+    timing.warmupMs,
+    timing.durationMs,
+    () =>
+      runFanout({
+        target: {
+          host: '127.0.0.1',
+          port: server.peer.port,
+          protocol: 'centrifuge',
+          path: server.wsPath,
+          channel: server.access,
+        },
+        rooms: [{ name: channel, subscribers, publishers: 1 }],
+        ratePerPublisher: rate,
+        payloadBytes,
+        warmupMs: timing.warmupMs,
+        durationMs: timing.durationMs,
+        ...(ctx.generatorCpuList ? { cpuList: ctx.generatorCpuList } : {}),
+      }),
+  );
+  return { result, cpuSec: window.cpuSec };
+}
+
+function logRun(ctx: ScenarioContext, label: string, m: Measured): void {
+  const r = m.result;
+  const failed = r.publish?.failed ?? 0;
+  ctx.log(
+    `    ${label}: ${Math.round(r.deliveriesPerSec)} deliveries/s, p99 ${r.latencyMs.p99.toFixed(1)} ms, lost ${r.lost}` +
+      `${failed > 0 ? `, ${failed} publish failures (${r.publish?.firstError})` : ''}, server CPU ${m.cpuSec.toFixed(2)} s` +
+      `${r.generatorCpu.limited ? ' (generator-limited)' : ''}`,
+  );
+}
+
+/** Deliveries per server CPU-second of a run (NaN when nothing was delivered). */
+function perCpuSec(m: Measured): number {
+  return m.result.delivered > 0 && m.cpuSec > 0 ? m.result.delivered / m.cpuSec : NaN;
+}
+
+/** The highest passing step of a search, if any. */
+function bestStep(steps: RateStep[], best: number): RateStep | undefined {
+  return steps.find((s) => s.pass && s.ratePerPublisher === best);
+}
+
+/** Runs the channel fan-out scenario for the selected channel targets (`ctx.targets`). */
+export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelCell[]> {
+  const sizes = [1_000, 5_000];
+  const payloads = ctx.quick ? [64] : [64, 1024];
+  const fixed: Timing = ctx.quick
+    ? { warmupMs: 300, durationMs: 1000 }
+    : { warmupMs: 1000, durationMs: 3000 };
+  const plan: SearchPlan = ctx.quick
+    ? { factor: 4, maxUpSteps: 4, bisectSteps: 0, step: { warmupMs: 300, durationMs: 700 } }
+    : { factor: 2, maxUpSteps: 10, bisectSteps: 2, step: { warmupMs: 500, durationMs: 1500 } };
+  const cells: ChannelCell[] = [];
+
+  for (const name of ctx.targets) {
+    if (!CHANNEL_TARGETS.includes(name)) continue;
+    ctx.log(`channels / ${name}`);
+    await withChannelPeer(ctx, name, async (server) => {
+      for (const subscribers of sizes) {
+        for (const payloadBytes of payloads) {
+          const fixedRate = Math.max(1, Math.round(FIXED_DELIVERIES / subscribers));
+          ctx.log(`  N=${subscribers} payload=${payloadBytes} B, fixed rate ${fixedRate}/s`);
+          let lastSteps: RateStep[] = [];
+          let generatorBound = false;
+          let previousMax = 0;
+          const runs = await repeat(ctx.runs, async () => {
+            const fixedRun = await measure(ctx, server, subscribers, payloadBytes, fixedRate, fixed);
+            logRun(ctx, 'fixed', fixedRun);
+            const start = Math.max(fixedRate, previousMax / 2);
+            const search = await searchMax(ctx, start, plan, (rate) =>
+              measure(ctx, server, subscribers, payloadBytes, rate, plan.step),
+            );
+            previousMax = search.best;
+            lastSteps = search.steps;
+            generatorBound ||= search.generatorBound;
+            return { fixedRun, best: search.best, top: bestStep(search.steps, search.best) };
+          });
+          const fixedResults = runs.map((r) => r.fixedRun.result);
+          const tops = runs.map((r) => r.top);
+          cells.push({
+            target: name,
+            subscribers,
+            payloadBytes,
+            ratePerPublisher: fixedRate,
+            deliveriesPerSec: summarize(fixedResults.map((r) => r.deliveriesPerSec)),
+            lost: summarize(fixedResults.map((r) => r.lost)),
+            p50Ms: summarize(fixedResults.map((r) => r.latencyMs.p50)),
+            p99Ms: summarize(fixedResults.map((r) => r.latencyMs.p99)),
+            serverCpuSec: summarize(runs.map((r) => r.fixedRun.cpuSec)),
+            deliveriesPerCpuSec: summarize(runs.map((r) => perCpuSec(r.fixedRun))),
+            generatorLimited: fixedResults.some((r) => r.generatorCpu.limited),
+            maxSustainable: summarize(runs.map((r) => r.best * subscribers)),
+            maxDeliveriesPerCpuSec: summarize(
+              tops.map((s) =>
+                s?.serverCpuSec !== undefined && s.serverCpuSec > 0
+                  ? (s.deliveriesPerSec * (plan.step.durationMs / 1000)) / s.serverCpuSec
+                  : NaN,
+              ),
+            ),
+            maxP50Ms: summarize(tops.map((s) => s?.p50Ms ?? NaN)),
+            maxP99Ms: summarize(tops.map((s) => s?.p99Ms ?? NaN)),
+            maxGeneratorBound: generatorBound,
+            publishFailures: summarize(fixedResults.map((r: FanoutResult) => r.publish?.failed ?? 0)),
+            searchSteps: lastSteps,
+          });
+        }
+      }
+    });
+  }
+  return cells;
+}

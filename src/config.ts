@@ -5,6 +5,7 @@
  * use in hub.ts, and its default, key and check here. Defaults never read
  * environment variables.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ProtocolSelector } from './upgrade/respond.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
@@ -17,6 +18,10 @@ import { ConfigError } from './errors.ts';
 import type { HubOptions } from './hub/hub.ts';
 import type { SendBehavior } from './connection/send-queue.ts';
 import type { RoomValidator, TextValidationOptions } from './hub/validation.ts';
+import type { ChannelHooks, ChannelLimits } from './channels/node.ts';
+import type { ChannelsConfig } from './channels/options.ts';
+import type { HistoryLimits } from './channels/history.ts';
+import type { PresenceLimits } from './channels/presence.ts';
 
 /**
  * Default frame cap per message. Frames are copied into one buffer, so their
@@ -109,15 +114,65 @@ export interface WshubConfig {
   onMessage?: MessageHandler | undefined;
   onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
   onClose?: ((conn: Connection, code: number, reason: string) => void) | undefined;
+  // -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
+  /** Serve the channel protocol at `channelPath`. */
+  channelsEnabled: boolean;
+  channelPath: string;
+  /** Channel options (top level) and namespaces. */
+  channels: ChannelsConfig;
+  /** Bounds of the channel protocol, per connection and per node. */
+  channelLimits: ChannelBounds;
+  /** Verifies subscription tokens (default: the connection token authenticator). */
+  subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
+  /** RPC, send and authorization hooks of the channel protocol. */
+  channelHooks?: ChannelHooks | undefined;
+  /** Server API key (≥ 32 bytes, different from secret); without one the server API is off. */
+  apiKey?: Uint8Array | string | undefined;
+  /** Prefix of the server API (`POST <apiPath>/publish`, …). */
+  apiPath: string;
+  /** Largest server API request body in bytes. */
+  apiMaxBodyBytes: number;
+}
+
+/** Every bound of the channel layer: the protocol's, history's and presence's. */
+export interface ChannelBounds extends ChannelLimits {
+  historyMaxBytes: HistoryLimits['maxBytes'];
+  historyMaxStreams: HistoryLimits['maxStreams'];
+  historyMetaTtl: HistoryLimits['metaTtl'];
+  presenceMaxEntries: PresenceLimits['maxEntries'];
+}
+
+/** Defaults of the channel bounds (see docs/CONFIG.md for the reasons). */
+export function defaultChannelBounds(): ChannelBounds {
+  return {
+    connectTimeout: 10_000,
+    pingInterval: 25_000,
+    pongTimeout: 8_000,
+    expiredCloseDelay: 25_000,
+    maxSubscriptions: 128,
+    maxPublicationBytes: 64 * 1024,
+    maxCommandsPerSecond: 100,
+    maxCommandsPerFrame: 100,
+    maxPendingCommands: 32,
+    maxHistoryLimit: 1000,
+    maxRecoveredPublications: 1000,
+    hookTimeout: 10_000,
+    allowAnonymousConnect: false,
+    historyMaxBytes: 64 * 1024 * 1024,
+    historyMaxStreams: 100_000,
+    historyMetaTtl: 24 * 3600 * 1000,
+    presenceMaxEntries: 1_000_000,
+  };
 }
 
 /**
  * The configuration after `resolveConfig`: every option set, validated,
  * secrets copied into Buffers.
  */
-export interface ResolvedConfig extends Omit<WshubConfig, 'secret' | 'broadcastSecret'> {
+export interface ResolvedConfig extends Omit<WshubConfig, 'secret' | 'broadcastSecret' | 'apiKey'> {
   secret?: Buffer | undefined;
   broadcastSecret?: Buffer | undefined;
+  apiKey?: Buffer | undefined;
 }
 
 /** The seed's defaults. Reads no environment variables. */
@@ -156,6 +211,12 @@ export function defaultConfig(): WshubConfig {
     maxPartialMessageBytes: 256 * 1024 * 1024,
     maxPingRate: DEFAULT_MAX_PING_RATE,
     messageValidation: {},
+    channelsEnabled: true,
+    channelPath: '/connection/websocket',
+    channels: {},
+    channelLimits: defaultChannelBounds(),
+    apiPath: '/api',
+    apiMaxBodyBytes: 1024 * 1024,
   };
 }
 
@@ -183,6 +244,7 @@ const NUMERIC_OPTIONS = [
   'maxFragments',
   'maxPartialMessageBytes',
   'maxPingRate',
+  'apiMaxBodyBytes',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 const HUB_NUMERIC_OPTIONS = [
@@ -292,6 +354,8 @@ export const CODE_OPTIONS = [
   'onConnect',
   'onClose',
   'cluster',
+  'subscriptionTokenAuthenticator',
+  'channelHooks',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every option name, for the CLI's config file check. */
@@ -299,6 +363,7 @@ export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = [
   ...(Object.keys(defaultConfig()) as Array<keyof WshubConfig>),
   'secret',
   'broadcastSecret',
+  'apiKey',
   ...CODE_OPTIONS,
 ];
 
@@ -333,9 +398,13 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   }
   checkPath('wsRoutePath', config.wsRoutePath);
   checkPath('broadcastPath', config.broadcastPath);
-  if (config.broadcastEnabled && config.broadcastPath === config.wsRoutePath) {
-    throw new ConfigError('broadcastPath', 'must differ from wsRoutePath');
-  }
+  checkPath('channelPath', config.channelPath);
+  checkPath('apiPath', config.apiPath);
+  checkDistinctPaths(config);
+  const channelLimits = resolveChannelBounds(input.channelLimits);
+  config.channelLimits = channelLimits;
+  if (config.channels === null || typeof config.channels !== 'object' || Array.isArray(config.channels))
+    throw new ConfigError('channels', 'must be an object of channel options and namespaces');
   if (!Array.isArray(config.allowedOrigins) || config.allowedOrigins.some((o) => typeof o !== 'string')) {
     throw new ConfigError('allowedOrigins', 'must be an array of strings');
   }
@@ -347,12 +416,76 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
     hasTokenAuthenticator: config.tokenAuthenticator !== undefined,
     hasBroadcastAuthorizer: config.broadcastAuthorizer !== undefined,
   });
+  if (config.apiKey !== undefined && config.apiKey.length > 0) checkApiKey(config.apiKey, config.secret);
   return {
     ...config,
     secret: copySecret(config.secret),
     broadcastSecret: copySecret(config.broadcastSecret),
+    apiKey: config.apiKey === undefined || config.apiKey.length === 0 ? undefined : copySecret(config.apiKey),
     allowedOrigins: [...config.allowedOrigins],
   };
+}
+
+/** The routes a server serves must be distinct (a prefix for the API). */
+function checkDistinctPaths(config: WshubConfig): void {
+  const routes: Array<[string, string, boolean]> = [
+    ['wsRoutePath', config.wsRoutePath, true],
+    ['broadcastPath', config.broadcastPath, config.broadcastEnabled],
+    ['channelPath', config.channelPath, config.channelsEnabled],
+  ];
+  const seen = new Map<string, string>();
+  for (const [name, path, used] of routes) {
+    if (!used) continue;
+    const other = seen.get(path);
+    if (other !== undefined) throw new ConfigError(name, `must differ from ${other}`);
+    seen.set(path, name);
+    if (config.apiKey !== undefined && (path === config.apiPath || path.startsWith(`${config.apiPath}/`)))
+      throw new ConfigError(name, 'must not lie under apiPath');
+  }
+}
+
+/** Merges channel bounds over their defaults; every number finite and ≥ 0 (timeouts ≥ 1). Throws ConfigError. */
+export function resolveChannelBounds(input: Partial<ChannelBounds> | undefined): ChannelBounds {
+  const bounds = defaultChannelBounds();
+  if (input === undefined) return bounds;
+  if (input === null || typeof input !== 'object' || Array.isArray(input))
+    throw new ConfigError('channelLimits', 'must be an object');
+  for (const [key, value] of Object.entries(input)) {
+    if (!(key in bounds)) throw new ConfigError(`channelLimits.${key}`, 'is not a channel limit');
+    if (value === undefined) continue;
+    const expected = typeof (bounds as unknown as Record<string, unknown>)[key];
+    if (expected === 'boolean') {
+      if (typeof value !== 'boolean') throw new ConfigError(`channelLimits.${key}`, 'must be true or false');
+    } else if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new ConfigError(`channelLimits.${key}`, `must be a non-negative number, got ${String(value)}`);
+    }
+    (bounds as unknown as Record<string, unknown>)[key] = value;
+  }
+  for (const key of [
+    'connectTimeout',
+    'pongTimeout',
+    'hookTimeout',
+    'maxCommandsPerFrame',
+    'maxSubscriptions',
+  ] as const) {
+    if (bounds[key] < 1) throw new ConfigError(`channelLimits.${key}`, 'must be at least 1');
+  }
+  return bounds;
+}
+
+/**
+ * Checks a server API key: at least 32 bytes, and not the token secret
+ * (compared in constant time). Throws ConfigError naming `apiKey`.
+ */
+export function checkApiKey(key: Uint8Array | string, tokenSecret: Uint8Array | string | undefined): void {
+  const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
+  if (bytes.length < 32) throw new ConfigError('apiKey', 'must be at least 32 bytes');
+  if (tokenSecret !== undefined && tokenSecret.length > 0) {
+    const secret =
+      typeof tokenSecret === 'string' ? Buffer.from(tokenSecret, 'utf8') : Buffer.from(tokenSecret);
+    if (secret.length === bytes.length && timingSafeEqual(secret, bytes))
+      throw new ConfigError('apiKey', 'must differ from the token secret');
+  }
 }
 
 function checkPath(option: string, path: unknown): void {

@@ -68,6 +68,8 @@ export interface ConnectionOptions {
   maxOutboundBytes?: number;
   /** Budget for incomplete messages and abuse counters shared by a server's connections. */
   guard?: ResourceGuard | undefined;
+  /** Close code and reason for a full queue under sendBehavior "close" (default 1008 "send queue full"). */
+  slowConsumerClose?: { code: number; reason: string } | undefined;
 }
 
 /** Length of the window pings are counted in (ms). */
@@ -304,7 +306,10 @@ export class Connection implements ParserHandlers {
     const action = q.refuse(count);
     if (action === FullAction.WAIT) return Delivery.WAIT;
     // Messages already accepted still go out, ahead of the close frame.
-    if (action === FullAction.CLOSE) this.close(SLOW_CONSUMER_CLOSE_CODE, 'send queue full');
+    if (action === FullAction.CLOSE) {
+      const slow = this.options.slowConsumerClose;
+      this.close(slow?.code ?? SLOW_CONSUMER_CLOSE_CODE, slow?.reason ?? 'send queue full');
+    }
     return Delivery.DROPPED;
   }
 

@@ -38,6 +38,21 @@ export interface Recipient {
   closed(): Promise<{ code: number; reason: string }>;
 }
 
+/**
+ * Receives every message broadcast to a room, local or from another node,
+ * besides the room's members: the channel layer subscribes here, so rooms
+ * and channels are one space of names.
+ */
+export interface RoomSink {
+  /**
+   * A message broadcast to `room`. `data` is shared and must not be
+   * modified. `publication` is what a local publisher passed to
+   * broadcastRoom (the channel layer's own metadata), undefined for raw
+   * messages and for messages from other nodes.
+   */
+  roomMessage(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): void;
+}
+
 export interface HubOptions {
   /**
    * Broadcast jobs that may wait at once for room in slow recipients' queues
@@ -131,6 +146,13 @@ function emptyResult(): BroadcastResult {
 export class Hub<C extends Recipient = Connection> {
   readonly options: HubOptions;
   private readonly rooms = new Map<string, Set<C>>();
+  /**
+   * Registrations of rooms by something other than a member (a channel
+   * subscription): counted in room counts and limits, and in the cluster's
+   * interest, but not sent raw frames.
+   */
+  private readonly external = new Map<string, number>();
+  private sink: RoomSink | null = null;
   /** The rooms of each connection: a plain string for the usual single room, a Set beyond that. */
   private readonly memberships = new Map<C, string | Set<string>>();
   /** Every connection that joined and is not yet removed (it may have left all rooms after stop()). */
@@ -174,7 +196,11 @@ export class Hub<C extends Recipient = Connection> {
   async start(): Promise<void> {
     await this.cluster?.start({
       deliver: (room, opcode, data) => this.deliverRemote(room, opcode, data),
-      localCounts: () => new Map([...this.rooms].map(([room, members]) => [room, members.size])),
+      localCounts: () => {
+        const counts = new Map([...this.rooms].map(([room, members]) => [room, members.size]));
+        for (const [room, n] of this.external) counts.set(room, (counts.get(room) ?? 0) + n);
+        return counts;
+      },
       isValidRoom: (room) => this.isValidRoom(room),
     });
   }
@@ -182,7 +208,10 @@ export class Hub<C extends Recipient = Connection> {
   /** A broadcast published by another node: delivered to local members only. */
   private deliverRemote(room: string | null, opcode: DataOpcode, data: Buffer): void {
     if (this.stopped) return;
-    if (room !== null) return this.batchForRoom(room, this.encode(opcode, data));
+    if (room !== null) {
+      this.sink?.roomMessage(room, opcode, data, undefined);
+      return this.batchForRoom(room, this.encode(opcode, data));
+    }
     this.writeBatches();
     this.deliver(this.memberships.keys(), this.encode(opcode, data), emptyResult());
   }
@@ -230,9 +259,63 @@ export class Hub<C extends Recipient = Connection> {
     const { maxRoomRegistrations, maxRoomConnections } = this.options;
     if (maxRoomRegistrations > 0 && this.registrations >= maxRoomRegistrations)
       return { ok: false, reason: 'hub_full' };
-    if (maxRoomConnections > 0 && (members?.size ?? 0) >= maxRoomConnections)
+    if (maxRoomConnections > 0 && (members?.size ?? 0) + (this.external.get(room) ?? 0) >= maxRoomConnections)
       return { ok: false, reason: 'room_full' };
     return { ok: true, alreadyMember: false };
+  }
+
+  /**
+   * Admits a connection that joins no room at the upgrade (a channel
+   * connection): stopped, rate limit, hub full. `consume` takes a token
+   * of the join rate.
+   */
+  admitConnection(consume: boolean): JoinResult {
+    if (this.stopped) return { ok: false, reason: 'stopped' };
+    if (this.rate !== null && !(consume ? this.rate.tryTake() : this.rate.available() >= 1)) {
+      return { ok: false, reason: 'rate_limited' };
+    }
+    const max = this.options.maxRoomRegistrations;
+    if (max > 0 && this.registrations >= max) return { ok: false, reason: 'hub_full' };
+    return { ok: true, alreadyMember: false };
+  }
+
+  /**
+   * Registers `room` for something that is not a member (a channel
+   * subscription), under the same limits as a join except the join rate:
+   * stopped, invalid room, hub full, room full. Undo with unregister().
+   */
+  register(room: string): JoinResult {
+    if (this.stopped) return { ok: false, reason: 'stopped' };
+    if (!this.isValidRoom(room)) return { ok: false, reason: 'invalid_room' };
+    const { maxRoomRegistrations, maxRoomConnections } = this.options;
+    if (maxRoomRegistrations > 0 && this.registrations >= maxRoomRegistrations)
+      return { ok: false, reason: 'hub_full' };
+    const n = this.external.get(room) ?? 0;
+    if (maxRoomConnections > 0 && (this.rooms.get(room)?.size ?? 0) + n >= maxRoomConnections)
+      return { ok: false, reason: 'room_full' };
+    this.external.set(room, n + 1);
+    if (n === 0 && !this.rooms.has(room)) this.cluster?.roomActive(room);
+    this.registrations++;
+    return { ok: true, alreadyMember: false };
+  }
+
+  /** Undoes one register(room). */
+  unregister(room: string): void {
+    const n = this.external.get(room);
+    if (n === undefined) return;
+    if (n > 1) this.external.set(room, n - 1);
+    else {
+      this.external.delete(room);
+      if (!this.rooms.has(room)) this.cluster?.roomInactive(room);
+    }
+    this.registrations--;
+  }
+
+  /** Sets the receiver of every room broadcast besides the members (one per hub). */
+  setRoomSink(sink: RoomSink | null): void {
+    if (sink !== null && this.sink !== null && this.sink !== sink)
+      throw new Error('this hub already has a room sink');
+    this.sink = sink;
   }
 
   private add(room: string, conn: C): void {
@@ -240,7 +323,7 @@ export class Hub<C extends Recipient = Connection> {
     let members = this.rooms.get(room);
     if (members === undefined) {
       this.rooms.set(room, (members = new Set()));
-      this.cluster?.roomActive(room);
+      if (!this.external.has(room)) this.cluster?.roomActive(room);
     }
     members.add(conn);
     const joined = this.memberships.get(conn);
@@ -258,7 +341,7 @@ export class Hub<C extends Recipient = Connection> {
     if (members === undefined || !members.delete(conn)) return false;
     if (members.size === 0) {
       this.rooms.delete(room);
-      this.cluster?.roomInactive(room);
+      if (!this.external.has(room)) this.cluster?.roomInactive(room);
     }
     this.registrations--;
     const joined = this.memberships.get(conn);
@@ -294,8 +377,9 @@ export class Hub<C extends Recipient = Connection> {
 
   // ---- queries -----------------------------------------------------------
 
+  /** Members of `room` plus its other registrations (channel subscribers). */
   getRoomCount(room: string): number {
-    return this.rooms.get(room)?.size ?? 0;
+    return (this.rooms.get(room)?.size ?? 0) + (this.external.get(room) ?? 0);
   }
 
   getRoomRegistrationCount(): number {
@@ -306,8 +390,12 @@ export class Hub<C extends Recipient = Connection> {
     return this.memberships.size;
   }
 
+  /** Rooms with members or other registrations (channel subscribers). */
   getRooms(): string[] {
-    return [...this.rooms.keys()];
+    if (this.external.size === 0) return [...this.rooms.keys()];
+    const rooms = new Set(this.rooms.keys());
+    for (const room of this.external.keys()) rooms.add(room);
+    return [...rooms];
   }
 
   /** Members of `room` on every node of the cluster (local count when there is no cluster). */
@@ -319,7 +407,7 @@ export class Hub<C extends Recipient = Connection> {
   getClusterRooms(): string[] {
     if (this.cluster === null) return this.getRooms();
     const rooms = this.cluster.remoteRooms();
-    for (const room of this.rooms.keys()) rooms.add(room);
+    for (const room of this.getRooms()) rooms.add(room);
     return [...rooms];
   }
 
@@ -349,7 +437,7 @@ export class Hub<C extends Recipient = Connection> {
     return {
       active_connections: this.memberships.size,
       room_registrations: this.registrations,
-      rooms: this.rooms.size,
+      rooms: this.external.size === 0 ? this.rooms.size : this.getRooms().length,
       accepted_total: c.accepted,
       rejected_total: c.rejected,
       max_room_registrations: this.options.maxRoomRegistrations,
@@ -369,10 +457,18 @@ export class Hub<C extends Recipient = Connection> {
    * written at the end of the event-loop turn together with the room's other
    * messages of this turn (in order); counters are updated then.
    */
-  broadcastRoom(room: string, opcode: DataOpcode, data: Uint8Array | string): void {
+  broadcastRoom(
+    room: string,
+    opcode: DataOpcode,
+    data: Uint8Array | string,
+    /** For the room sink only (the channel layer's metadata); see RoomSink. */
+    publication?: unknown,
+  ): void {
     if (this.stopped || !isDataOpcode(opcode) || !this.isValidRoom(room)) return;
-    this.cluster?.publish(room, opcode, typeof data === 'string' ? Buffer.from(data) : data);
-    this.batchForRoom(room, this.encode(opcode, data));
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    this.cluster?.publish(room, opcode, bytes);
+    this.sink?.roomMessage(room, opcode, toBuffer(bytes), publication);
+    this.batchForRoom(room, this.encode(opcode, bytes));
   }
 
   /** Adds a frame to the room's batch for this turn. */
@@ -416,7 +512,9 @@ export class Hub<C extends Recipient = Connection> {
     const result = emptyResult();
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode) || !this.isValidRoom(room)) return ((result.invalid = true), result);
-    this.cluster?.publish(room, opcode, typeof data === 'string' ? Buffer.from(data) : data);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    this.cluster?.publish(room, opcode, bytes);
+    this.sink?.roomMessage(room, opcode, toBuffer(bytes), undefined);
     const members = this.rooms.get(room);
     if (members === undefined || members.size === 0) return result;
     return this.deliver(members, this.encode(opcode, data), result);
@@ -554,6 +652,10 @@ export class Hub<C extends Recipient = Connection> {
     }
     await this.cluster?.close();
   }
+}
+
+function toBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 function isDataOpcode(opcode: number): opcode is DataOpcode {

@@ -30,12 +30,23 @@ import { Opcode } from '../protocol/frame.ts';
 import { CloseCode } from '../protocol/close.ts';
 import { checkMethod, checkUpgradeHeaders, readHandshake } from '../upgrade/handshake.ts';
 import { HttpRejection, refusal, sendRejection, type Rejection } from '../http/rejections.ts';
-import { checkOrigin, handleUpgrade, type UpgradeConfig, type UpgradeMetrics } from '../upgrade/pipeline.ts';
+import {
+  checkOrigin,
+  handleChannelUpgrade,
+  handleUpgrade,
+  type ChannelUpgradeConfig,
+  type UpgradeConfig,
+  type UpgradeMetrics,
+} from '../upgrade/pipeline.ts';
+import { ChannelNode, type ChannelMetrics } from '../channels/node.ts';
+import { Namespaces } from '../channels/options.ts';
+import { Disconnects } from '../channels/protocol.ts';
+import { WSHUB_VERSION } from '../version.ts';
 import type { UpgradeRequest } from '../upgrade/request-head.ts';
 import { interceptUpgrades } from '../upgrade/fast-path.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from '../connection/resource-guard.ts';
 import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } from '../hub/validation.ts';
-import { ExpiryTimer } from './expiry-timer.ts';
+import { ExpiryTimer } from '../auth/expiry-timer.ts';
 
 interface PasswordMetricsSource {
   passwordMetrics(): RoomPasswordMetrics;
@@ -62,6 +73,7 @@ export interface ServerMetrics
     HandshakeMetrics,
     ResourceGuardMetrics,
     Partial<ClusterMetrics>,
+    Partial<ChannelMetrics>,
     Partial<RoomPasswordMetrics> {
   /** Admin broadcast requests refused for missing or wrong credentials. */
   admin_auth_failures: number;
@@ -77,6 +89,8 @@ export interface Health {
 export class WshubServer {
   readonly config: ResolvedConfig;
   readonly hub: Hub;
+  /** The channel protocol's node (null when `channelsEnabled` is false): publish, history, presence. */
+  readonly channels: ChannelNode | null;
   /** Receives structured log events; replace to route them to your logger. */
   log: (entry: LogEntry) => void = () => {};
   private readonly upgradeMetrics: UpgradeMetrics = {
@@ -88,6 +102,7 @@ export class WshubServer {
     auth_errors: 0,
   };
   private readonly pipeline: UpgradeConfig;
+  private channelPipeline: ChannelUpgradeConfig | null = null;
   private readonly textValidation: Partial<TextValidationOptions> | null;
   private readonly expiryTimers = new Map<Connection, ExpiryTimer>();
   private readonly adminAuthFailures = new AuthFailureLog(ADMIN_AUTH_LOG_INTERVAL_MS, (count, remote) =>
@@ -138,6 +153,7 @@ export class WshubServer {
         }),
       onConnect: (conn, request) => this.connected(conn, request),
     };
+    this.channels = c.channelsEnabled ? this.channelNode(tokenAuthenticator) : null;
     this.handshakes = new HandshakeGuard({
       timeout: c.handshakeTimeout,
       maxPending: c.maxPendingHandshakes,
@@ -147,6 +163,50 @@ export class WshubServer {
   }
 
   // ---- wiring --------------------------------------------------------------
+
+  /** The channel node and the upgrade configuration of its endpoint. */
+  private channelNode(tokenAuthenticator: TokenAuthenticator | undefined): ChannelNode {
+    const c = this.config;
+    const { historyMaxBytes, historyMaxStreams, historyMetaTtl, presenceMaxEntries, ...limits } =
+      c.channelLimits;
+    const node = new ChannelNode({
+      hub: this.hub,
+      namespaces: new Namespaces(c.channels),
+      limits,
+      tokenAuthenticator,
+      subscriptionTokenAuthenticator: c.subscriptionTokenAuthenticator,
+      history: { maxBytes: historyMaxBytes, maxStreams: historyMaxStreams, metaTtl: historyMetaTtl },
+      presence: { maxEntries: presenceMaxEntries },
+      hooks: c.channelHooks ?? {},
+      version: WSHUB_VERSION,
+      log: (entry) => this.log(entry),
+    });
+    this.channelPipeline = {
+      hub: this.hub,
+      allowedOrigins: c.allowedOrigins,
+      allowAllOrigins: c.allowAllOrigins,
+      metrics: this.upgradeMetrics,
+      onReject: this.pipeline.onReject,
+      // A channel client that does not read is disconnected (3008), and
+      // recovers what it missed when it reconnects: never a silent gap.
+      connection: {
+        ...this.pipeline.connection,
+        sendBehavior: 'close',
+        slowConsumerClose: Disconnects.SLOW,
+      },
+      handlers: node.handlers,
+      accept: (conn, token) => {
+        node.accept(conn, token);
+      },
+    };
+    return node;
+  }
+
+  /** The paths whose upgrades this server takes. */
+  private upgradePaths(): string[] {
+    const c = this.config;
+    return this.channels === null ? [c.wsRoutePath] : [c.wsRoutePath, c.channelPath];
+  }
 
   /** The callbacks every connection of this server shares. */
   private handlers(): ConnectionHandlers {
@@ -205,7 +265,9 @@ export class WshubServer {
    * (touching nothing) otherwise.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    if (pathOf(request) !== this.config.wsRoutePath) return false;
+    const path = pathOf(request);
+    if (path !== this.config.wsRoutePath && (this.channels === null || path !== this.config.channelPath))
+      return false;
     this.upgrade(request, socket, head);
     return true;
   }
@@ -226,7 +288,11 @@ export class WshubServer {
       this.handshakes.release(socket);
     };
     try {
-      const result = handleUpgrade(request, socket, head, this.pipeline);
+      const channel = this.channelPipeline;
+      const result =
+        channel !== null && pathOf(request) === this.config.channelPath
+          ? handleChannelUpgrade(request, socket, head, channel)
+          : handleUpgrade(request, socket, head, this.pipeline);
       if (result instanceof Promise) {
         // Bytes a client sends before the 101, while a token or room check
         // waits, stay in the socket until the Connection reads them (the
@@ -267,7 +333,7 @@ export class WshubServer {
       });
       return true;
     }
-    if (path === c.wsRoutePath) {
+    if (path === c.wsRoutePath || (this.channels !== null && path === c.channelPath)) {
       // Not an upgrade (Node routes those to 'upgrade'): answer with the pipeline's rejection.
       const h = readHandshake(request);
       const r: Rejection =
@@ -310,7 +376,7 @@ export class WshubServer {
     this.attach(server);
     if (!tls) {
       interceptUpgrades(server, {
-        path: this.config.wsRoutePath,
+        paths: this.upgradePaths(),
         maxHeaderSize: this.config.maxHeaderSize,
         upgrade: (request, socket, head) => this.upgrade(request, socket, head),
       });
@@ -331,6 +397,7 @@ export class WshubServer {
       ...this.resources.metrics(),
       admin_auth_failures: this.adminAuthFailures.total,
       ...this.hub.clusterMetrics(),
+      ...this.channels?.channelMetrics(),
       ...(typeof passwords?.passwordMetrics === 'function' ? passwords.passwordMetrics() : {}),
     };
   }
@@ -348,7 +415,7 @@ export class WshubServer {
     return {
       status: stopped ? 'unhealthy' : 'healthy',
       stopped,
-      active_connections: this.hub.getActiveConnectionCount(),
+      active_connections: this.hub.getActiveConnectionCount() + (this.channels?.connectionCount ?? 0),
       rooms: this.hub.getRooms().length,
     };
   }
@@ -360,7 +427,10 @@ export class WshubServer {
 
   /** Graceful shutdown (see Hub.shutdown). Safe to call twice. */
   async shutdown(options: ShutdownOptions = {}): Promise<void> {
-    await this.hub.shutdown(options);
+    await Promise.all([
+      this.hub.shutdown(options),
+      this.channels?.shutdown(options.timeout ?? this.config.closeTimeout),
+    ]);
     this.adminAuthFailures.flush();
     for (const timer of this.expiryTimers.values()) timer.cancel();
     this.expiryTimers.clear();
@@ -412,7 +482,10 @@ class Mount {
 
 function paths(hub: WshubServer): string[] {
   const c = hub.config;
-  return c.broadcastEnabled ? [c.wsRoutePath, c.broadcastPath] : [c.wsRoutePath];
+  const out = [c.wsRoutePath];
+  if (c.broadcastEnabled) out.push(c.broadcastPath);
+  if (c.channelsEnabled) out.push(c.channelPath);
+  return out;
 }
 
 const mounts = new WeakMap<Server, Mount>();
@@ -428,7 +501,7 @@ export function createWshub(config: Partial<WshubConfig> = {}): WshubServer {
   return new WshubServer(config);
 }
 
-function pathOf(request: IncomingMessage): string {
+function pathOf(request: Pick<IncomingMessage, 'url'>): string {
   const url = request.url ?? '/';
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);

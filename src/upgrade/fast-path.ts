@@ -12,8 +12,8 @@ import type { Socket } from 'node:net';
 import { HAND_OFF, findHeadEnd, parseRequestHead, type UpgradeRequest } from './request-head.ts';
 
 export interface RawUpgradeOptions {
-  /** The WebSocket path (without query). */
-  path: string;
+  /** The WebSocket paths (without query). */
+  paths: readonly string[];
   /**
    * Largest request head the fast path reads, in bytes. A longer one goes
    * to node:http, which counts the same limit over fewer bytes (target,
@@ -73,7 +73,7 @@ function onData(this: SniffSocket, chunk: Buffer): void {
   if (parsed === null) return handOff(this, state, data);
   const q = parsed.url.indexOf('?');
   const path = q < 0 ? parsed.url : parsed.url.slice(0, q);
-  if (path !== state.options.path || !parsed.upgrade) return handOff(this, state, data);
+  if (!parsed.upgrade || !state.options.paths.includes(path)) return handOff(this, state, data);
   stopSniffing(this);
   const request: UpgradeRequest = {
     method: parsed.method,

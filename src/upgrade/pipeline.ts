@@ -399,3 +399,54 @@ function join(
   if (head.length > 0) conn.receive(head);
   return conn;
 }
+
+// ---- the channel endpoint ----------------------------------------------------------
+
+/** What the channel endpoint's upgrade needs: the seed's HTTP checks, capacity, and the channel node. */
+export interface ChannelUpgradeConfig extends Pick<
+  UpgradeConfig,
+  'hub' | 'allowedOrigins' | 'allowAllOrigins' | 'metrics' | 'onReject'
+> {
+  /** Options of channel connections. */
+  connection: ConnectionOptions;
+  /** Takes the new connection (the channel node), with the token of an `Authorization: Bearer` header. */
+  accept: (conn: Connection, headerToken: string | undefined) => void;
+  handlers: ConnectionHandlers;
+}
+
+/**
+ * The channel endpoint's upgrade: origin → method → upgrade headers →
+ * version → key → subprotocol list → capacity → 101. There is no room and
+ * no token step: the token comes in the connect command, which the channel
+ * session waits for within its connect timeout. Synchronous; returns the
+ * Connection or null when refused.
+ */
+export function handleChannelUpgrade(
+  request: UpgradeRequest,
+  socket: Duplex,
+  head: Buffer,
+  config: ChannelUpgradeConfig,
+): Connection | null {
+  const h = readHandshake(request);
+  const refused =
+    checkOrigin(h, config) ??
+    checkMethod(h) ??
+    checkUpgradeHeaders(h) ??
+    checkVersion(h) ??
+    countInvalidKey(checkKey(h), config.metrics) ??
+    checkSubprotocols(h) ??
+    capacityRejection(config.hub.admitConnection(true));
+  if (refused !== null) {
+    config.onReject?.(request, refused);
+    reject({ socket }, refused);
+    return null;
+  }
+  if (socket.destroyed) return null;
+  const conn = new Connection(socket as Socket, config.connection, config.handlers, undefined);
+  socket.write(acceptResponse(h.key!, undefined));
+  const header =
+    h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];
+  config.accept(conn, header);
+  if (head.length > 0) conn.receive(head);
+  return conn;
+}

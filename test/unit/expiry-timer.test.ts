@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExpiryTimer, MAX_TIMER_DELAY_MS } from '../../src/server/expiry-timer.ts';
+import { ExpiryTimer, MAX_TIMER_DELAY_MS } from '../../src/auth/expiry-timer.ts';
 
 describe('ExpiryTimer', () => {
   test('re-arms in capped steps until the clock reaches the deadline, then fires once', async () => {

@@ -1,0 +1,1048 @@
+/**
+ * The channel node: every channel-protocol connection of one server, the
+ * channels they subscribe to, history and presence, and the fan-out of
+ * publications. It receives every room broadcast of the hub (as its room
+ * sink), so a raw `/ws` room and the channel of the same name are one:
+ * a raw message reaches channel subscribers, and a channel publication
+ * goes out through the hub to raw members and to other nodes.
+ *
+ * Publications are encoded once per channel and event-loop turn: the
+ * pushes of one channel in one turn go out as one WebSocket frame (one
+ * JSON reply per line), the same Buffer for every subscriber.
+ */
+import { InvalidTokenError } from '../auth/errors.ts';
+import { ExpiryTimer } from '../auth/expiry-timer.ts';
+import type { TokenAuthenticator } from '../auth/token.ts';
+import type { UserInfo } from '../auth/user.ts';
+import type { Connection, ConnectionHandlers } from '../connection/connection.ts';
+import { Delivery } from '../connection/send-queue.ts';
+import type { Hub, RoomSink } from '../hub/hub.ts';
+import { sanitizeForLogging } from '../hub/validation.ts';
+import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
+import type {
+  ChannelApi,
+  DisconnectOptions,
+  HistoryQuery,
+  HistoryReply,
+  NodeInfo,
+  PublishOptions,
+  PublishResult,
+} from './api.ts';
+import { PING_JSON, pushJson } from './codec.ts';
+import { MemoryHistory, type HistoryLimits, type StoredPublication } from './history.ts';
+import type { ChannelOptions, Namespaces } from './options.ts';
+import { hasHistory, mayPublish, mayReadHistory, mayReadPresence, maySubscribe } from './permissions.ts';
+import { MemoryPresence, type PresenceLimits } from './presence.ts';
+import {
+  DisconnectException,
+  Disconnects,
+  ReplyErrorException,
+  ReplyErrors,
+  Unsubscribes,
+  type ClientInfo,
+  type Json,
+  type Publication,
+  type SubscribeRequest,
+} from './protocol.ts';
+import { ChannelSession, type ChannelClient, type Subscription } from './session.ts';
+
+/** Bounds of the channel protocol, per connection and per node. */
+export interface ChannelLimits {
+  /** Time from the upgrade to the connect command (ms); then 3502 stale. */
+  connectTimeout: number;
+  /** Interval of the protocol's server pings (ms; 0 = none). */
+  pingInterval: number;
+  /** Time a client has to answer a ping (ms); then 3012 no pong. */
+  pongTimeout: number;
+  /** Grace after a token's `exp` for a refresh before 3005 (connection) or the expiry unsubscribe (ms). */
+  expiredCloseDelay: number;
+  /** Channels one connection may subscribe to (client- and server-side). */
+  maxSubscriptions: number;
+  /** Largest publication from a client, as JSON bytes. */
+  maxPublicationBytes: number;
+  /** Commands per second per connection, with bursts of twice that (0 = unlimited); beyond: 111. */
+  maxCommandsPerSecond: number;
+  /** Commands in one frame. */
+  maxCommandsPerFrame: number;
+  /** Commands that may wait behind a waiting one; beyond: 3013. */
+  maxPendingCommands: number;
+  /** Most publications a history call returns. */
+  maxHistoryLimit: number;
+  /** Most publications a recovery returns; more missed is recovered: false. */
+  maxRecoveredPublications: number;
+  /** Bound on a token check or application hook (ms); beyond: 100 internal error. */
+  hookTimeout: number;
+  /** Whether a connect without any token is accepted (as an anonymous user ''). */
+  allowAnonymousConnect: boolean;
+}
+
+/** What an RPC handler gets. */
+export interface RpcContext {
+  client: ChannelClient;
+  method: string;
+  data: Json | undefined;
+}
+
+/** Application hooks of the channel protocol. */
+export interface ChannelHooks {
+  /**
+   * Answers `rpc` commands: returns the reply data (any JSON value), or
+   * throws a ReplyErrorException for a protocol error the client sees
+   * (code and message); any other failure answers 100 internal error.
+   * Without it, rpc answers 108 not available.
+   */
+  onRpc?: (ctx: RpcContext) => Json | undefined | Promise<Json | undefined>;
+  /** Receives `send` commands (no reply). */
+  onSend?: (client: ChannelClient, data: Json | undefined) => void | Promise<void>;
+  /** Asked when a subscribe without a token is not allowed by the channel's options; true allows. */
+  authorizeSubscribe?: (client: ChannelClient, channel: string) => boolean | Promise<boolean>;
+  /** Asked when a client publication is not allowed by the channel's options; true allows. */
+  authorizePublish?: (client: ChannelClient, channel: string, data: Json) => boolean | Promise<boolean>;
+}
+
+export interface ChannelNodeOptions {
+  hub: Hub;
+  namespaces: Namespaces;
+  limits: ChannelLimits;
+  /** Verifies connection tokens (`sub`, `exp`, `info`, `channels`). Without one, only anonymous connects work. */
+  tokenAuthenticator?: TokenAuthenticator | undefined;
+  /** Verifies subscription tokens (`sub`, `channel`, `exp`, `info`); default: tokenAuthenticator. */
+  subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
+  history?: Partial<HistoryLimits>;
+  presence?: Partial<PresenceLimits>;
+  hooks?: ChannelHooks;
+  /** Name of this node in `info` and the connect reply. */
+  name?: string;
+  /** Version announced in the connect reply. */
+  version?: string;
+  /** Receives log events. */
+  log?: (entry: {
+    level: 'debug' | 'info' | 'warn' | 'error';
+    event: string;
+    [field: string]: unknown;
+  }) => void;
+}
+
+/** Counters of the channel layer (part of the server's metrics). */
+export interface ChannelMetrics {
+  channel_connections: number;
+  channel_subscriptions: number;
+  channels: number;
+  commands: number;
+  commands_limited: number;
+  channel_publications: number;
+  channel_pushes_queued: number;
+  channel_pushes_dropped: number;
+  /** Binary room messages not delivered to channel subscribers (the JSON encoding cannot carry them). */
+  channel_binary_skipped: number;
+  /** Non-JSON text room messages delivered to channel subscribers as a JSON string. */
+  channel_text_wrapped: number;
+  channel_disconnects: number;
+  history_streams: number;
+  history_publications: number;
+  history_bytes: number;
+  history_trimmed: number;
+  presence_entries: number;
+}
+
+/** What a subscribe was granted by its token, the options or a hook. */
+interface Grant {
+  options: ChannelOptions;
+  chanInfo: Json | undefined;
+  /** Subscription token `exp` in seconds, if any. */
+  exp: number | undefined;
+}
+
+/** A batched push: `jl` ones (join/leave) go only to subscribers that asked for them. */
+interface Pending {
+  json: string;
+  jl: boolean;
+}
+
+interface ChannelState {
+  name: string;
+  subscribers: Map<ChannelSession, Subscription>;
+  pending: Pending[] | null;
+}
+
+/**
+ * A publication made through the channel layer, handed to the hub with its
+ * data so the room sink knows its publisher and options.
+ */
+class LocalPublication {
+  result: PublishResult = {};
+  constructor(
+    readonly dataJson: string,
+    readonly infoJson: string | undefined,
+    readonly tagsJson: string | undefined,
+    readonly skipHistory: boolean,
+  ) {}
+}
+
+const MAX_CHANNEL_NAME_BYTES = 255;
+const HISTORY_SWEEP_MS = 1000;
+
+export class ChannelNode implements ChannelApi, RoomSink {
+  readonly limits: ChannelLimits;
+  readonly version: string;
+  readonly name: string;
+  readonly historyStore: MemoryHistory;
+  readonly presenceStore: MemoryPresence;
+  stopped = false;
+  readonly metrics = {
+    commands: 0,
+    commands_limited: 0,
+    channel_publications: 0,
+    channel_pushes_queued: 0,
+    channel_pushes_dropped: 0,
+    channel_binary_skipped: 0,
+    channel_text_wrapped: 0,
+    channel_disconnects: 0,
+  };
+  /** The handlers every channel connection shares. */
+  readonly handlers: ConnectionHandlers;
+  private readonly hub: Hub;
+  private readonly namespaces: Namespaces;
+  private readonly hooks: ChannelHooks;
+  private readonly tokens: TokenAuthenticator | undefined;
+  private readonly subscriptionTokens: TokenAuthenticator | undefined;
+  private readonly log: NonNullable<ChannelNodeOptions['log']>;
+  private readonly sessions = new Map<Connection, ChannelSession>();
+  private readonly byId = new Map<string, ChannelSession>();
+  private readonly byUser = new Map<string, Set<ChannelSession>>();
+  private readonly channelStates = new Map<string, ChannelState>();
+  private subscriptionCount = 0;
+  /** Channels with pushes waiting for the end of this turn. */
+  private dirty: ChannelState[] = [];
+  private flushScheduled = false;
+  readonly flush = (): void => this.flushPending();
+  private readonly pingTimer: NodeJS.Timeout | null;
+  private pongCheck: NodeJS.Timeout | null = null;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly startedAt = Date.now();
+  private readonly uid = crypto.randomUUID();
+  private closing: Promise<void> | null = null;
+
+  constructor(options: ChannelNodeOptions) {
+    this.hub = options.hub;
+    this.namespaces = options.namespaces;
+    this.limits = options.limits;
+    this.hooks = options.hooks ?? {};
+    this.tokens = options.tokenAuthenticator;
+    this.subscriptionTokens = options.subscriptionTokenAuthenticator ?? options.tokenAuthenticator;
+    this.version = options.version ?? '';
+    this.name = options.name ?? 'wshub';
+    this.log = options.log ?? (() => {});
+    this.historyStore = new MemoryHistory(options.history);
+    this.presenceStore = new MemoryPresence(options.presence);
+    this.handlers = {
+      message: (conn, data, binary) => this.sessions.get(conn)?.receive(data, binary),
+      close: (conn, code) => this.closed(conn, code),
+      error: (conn, error) =>
+        this.log({
+          level: 'debug',
+          event: 'channel_connection_error',
+          error: sanitizeForLogging(error.message),
+        }),
+    };
+    const ping = this.limits.pingInterval;
+    this.pingTimer = ping > 0 ? setInterval(() => this.pingAll(), ping) : null;
+    this.pingTimer?.unref();
+    this.sweepTimer = setInterval(() => this.historyStore.sweep(), HISTORY_SWEEP_MS);
+    this.sweepTimer.unref();
+    this.hub.setRoomSink(this);
+  }
+
+  // ---- connections ------------------------------------------------------------------
+
+  /** Takes a new channel connection (right after the 101); `headerToken` from `Authorization: Bearer`. */
+  accept(conn: Connection, headerToken: string | undefined): ChannelSession {
+    const session = new ChannelSession(conn, this, headerToken);
+    conn.beforeDirectWrite = this.flush;
+    this.sessions.set(conn, session);
+    return session;
+  }
+
+  /** A session finished its connect. */
+  attach(session: ChannelSession): void {
+    this.byId.set(session.id, session);
+    let set = this.byUser.get(session.user);
+    if (set === undefined) this.byUser.set(session.user, (set = new Set()));
+    set.add(session);
+    this.log({
+      level: 'debug',
+      event: 'channel_connected',
+      client: session.id,
+      user: sanitizeForLogging(session.user),
+    });
+  }
+
+  private closed(conn: Connection, code: number): void {
+    const session = this.sessions.get(conn);
+    if (session === undefined) return;
+    this.sessions.delete(conn);
+    const wasConnected = session.state === 'connected';
+    session.closed();
+    for (const channel of [...session.subscriptions.keys()]) this.endSubscription(session, channel, null);
+    if (wasConnected) {
+      this.byId.delete(session.id);
+      const set = this.byUser.get(session.user);
+      set?.delete(session);
+      if (set?.size === 0) this.byUser.delete(session.user);
+    }
+    if (code >= 3000) this.metrics.channel_disconnects++;
+    this.log({ level: 'debug', event: 'channel_closed', client: session.id, code });
+  }
+
+  /** Verifies a connection token; maps its failure to the protocol's answer. */
+  verifyToken(token: string, purpose: 'connection' | 'refresh'): Promise<UserInfo> {
+    const authenticator = this.tokens;
+    if (authenticator === undefined)
+      return Promise.reject(new DisconnectException(Disconnects.INVALID_TOKEN));
+    return this.withTimeout(callAuthenticator(authenticator, token)).catch((error: unknown) => {
+      throw this.tokenFailure(
+        error,
+        purpose === 'connection' ? ReplyErrors.TOKEN_EXPIRED : ReplyErrors.EXPIRED,
+      );
+    });
+  }
+
+  /**
+   * Verifies a subscription token for `channel`: its `channel` must be the
+   * channel and its `sub` the connection's user. Returns its `exp` and `info`.
+   */
+  verifySubscriptionToken(
+    session: ChannelSession,
+    channel: string,
+    token: string,
+    purpose: 'subscribe' | 'refresh',
+  ): Promise<{ exp: number | undefined; info: Json | undefined }> {
+    const authenticator = this.subscriptionTokens;
+    if (authenticator === undefined)
+      return Promise.reject(new DisconnectException(Disconnects.INVALID_TOKEN));
+    return this.withTimeout(callAuthenticator(authenticator, token)).then(
+      (user) => {
+        const claims = user.claims;
+        const sub = typeof claims.sub === 'string' ? claims.sub : '';
+        if (claims.channel !== channel || sub !== session.user)
+          throw new DisconnectException(Disconnects.INVALID_TOKEN);
+        const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
+        return { exp, info: claims.info as Json | undefined };
+      },
+      (error: unknown) => {
+        throw this.tokenFailure(
+          error,
+          purpose === 'subscribe' ? ReplyErrors.TOKEN_EXPIRED : ReplyErrors.EXPIRED,
+        );
+      },
+    );
+  }
+
+  /** Expired → the given reply error; invalid → 3500; anything else (an outage) → 100, logged. */
+  private tokenFailure(error: unknown, expired: { code: number; message: string }): Error {
+    if (error instanceof ReplyErrorException || error instanceof DisconnectException) return error;
+    if (error instanceof InvalidTokenError) {
+      this.log({ level: 'info', event: 'channel_token_refused', reason: error.reason });
+      return error.reason === 'expired'
+        ? new ReplyErrorException(expired)
+        : new DisconnectException(Disconnects.INVALID_TOKEN);
+    }
+    this.reportError(undefined, error);
+    return new ReplyErrorException(ReplyErrors.INTERNAL);
+  }
+
+  /** The connect reply. */
+  connectResultJson(session: ChannelSession, ttl: number | undefined, subs: Map<string, string>): string {
+    const fields = [`"client":"${session.id}"`, `"version":${JSON.stringify(this.version)}`];
+    if (ttl !== undefined) fields.push('"expires":true', `"ttl":${ttl}`);
+    if (subs.size > 0) {
+      const entries = [...subs].map(([channel, json]) => `${JSON.stringify(channel)}:${json}`);
+      fields.push(`"subs":{${entries.join(',')}}`);
+    }
+    if (this.pingTimer !== null)
+      fields.push(`"ping":${Math.max(1, Math.round(this.limits.pingInterval / 1000))}`, '"pong":true');
+    return `{${fields.join(',')}}`;
+  }
+
+  // ---- subscribing ----------------------------------------------------------------------
+
+  /** The namespace options of a channel the client names: 107 for an invalid name, 102 for an unknown namespace. */
+  private optionsFor(channel: string): ChannelOptions {
+    if (Buffer.byteLength(channel) > MAX_CHANNEL_NAME_BYTES || !this.hub.isValidRoom(channel))
+      throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+    const resolved = this.namespaces.resolve(channel);
+    if (resolved === null) throw new ReplyErrorException(ReplyErrors.UNKNOWN_CHANNEL);
+    return resolved.options;
+  }
+
+  /**
+   * Checks a client's subscribe: name, namespace, the connection's channel
+   * limit, then a subscription token, the options, or the hook.
+   */
+  admitSubscribe(
+    session: ChannelSession,
+    channel: string,
+    request: SubscribeRequest,
+  ): Grant | Promise<Grant> {
+    const options = this.optionsFor(channel);
+    if (session.subscriptions.size >= this.limits.maxSubscriptions)
+      throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+    const token = request.token;
+    if (token !== undefined && typeof token !== 'string')
+      throw new DisconnectException(Disconnects.BAD_REQUEST);
+    if (token !== undefined && token !== '') {
+      return this.verifySubscriptionToken(session, channel, token, 'subscribe').then((granted) => ({
+        options,
+        chanInfo: granted.info,
+        exp: granted.exp,
+      }));
+    }
+    const grant: Grant = { options, chanInfo: undefined, exp: undefined };
+    if (maySubscribe(options, { user: session.user, subscribed: false })) return grant;
+    const hook = this.hooks.authorizeSubscribe;
+    if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+    return this.withTimeout(Promise.resolve().then(() => hook(session, channel))).then((allowed) => {
+      if (allowed !== true) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+      return grant;
+    });
+  }
+
+  /**
+   * Subscribes `session` (admitted): registers the room with the hub,
+   * reads the position or recovers, adds presence and the join push.
+   * Returns the SubscribeResult JSON.
+   */
+  subscribe(
+    session: ChannelSession,
+    channel: string,
+    request: SubscribeRequest,
+    grant: Grant,
+    serverSide: boolean,
+  ): string {
+    const { options } = grant;
+    const registered = this.hub.register(channel);
+    if (!registered.ok) {
+      if (registered.reason === 'stopped') throw new DisconnectException(Disconnects.SHUTDOWN);
+      throw new ReplyErrorException(
+        registered.reason === 'invalid_room' ? ReplyErrors.BAD_REQUEST : ReplyErrors.LIMIT_EXCEEDED,
+      );
+    }
+    const info: ClientInfo = { user: session.user, client: session.id };
+    if (session.info !== undefined) info.conn_info = session.info;
+    if (grant.chanInfo !== undefined) info.chan_info = grant.chanInfo;
+    if (options.presence && !this.presenceStore.add(channel, session.id, info)) {
+      this.hub.unregister(channel);
+      throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+    }
+    // Pushes already waiting for this channel go to the subscribers that were
+    // there; the new one gets them through recovery, never twice.
+    this.flushPending();
+    const fields: string[] = [];
+    const withHistory = hasHistory(options);
+    // A client may ask for recovery where it could read the history anyway (Centrifugo's rule).
+    const recoverable =
+      withHistory &&
+      (options.forceRecovery ||
+        (request.recoverable === true &&
+          (options.allowRecovery || mayReadHistory(options, { user: session.user, subscribed: true }))));
+    const positioned = withHistory && (recoverable || request.positioned === true);
+    if (recoverable) fields.push('"recoverable":true');
+    if (positioned) fields.push('"positioned":true');
+    if (request.recover === true && recoverable) {
+      const since = readPosition(request.offset, request.epoch);
+      const r = this.historyStore.recover(channel, since, this.limits.maxRecoveredPublications);
+      fields.push(`"epoch":${JSON.stringify(r.top.epoch)}`, `"offset":${r.top.offset}`);
+      fields.push('"was_recovering":true', `"recovered":${r.recovered}`);
+      if (r.publications.length > 0) fields.push(`"publications":[${jsonList(r.publications)}]`);
+    } else if (positioned) {
+      const top = this.historyStore.top(channel);
+      fields.push(`"epoch":${JSON.stringify(top.epoch)}`, `"offset":${top.offset}`);
+    }
+    const sub: Subscription = {
+      channel,
+      joinLeave: options.joinLeave && (options.forcePushJoinLeave || request.join_leave === true),
+      infoJson: JSON.stringify(info),
+      chanInfo: grant.chanInfo,
+      expiry: null,
+      serverSide,
+    };
+    const ttl = this.armSubscriptionExpiry(session, sub, grant.exp);
+    if (ttl !== undefined) fields.unshift('"expires":true', `"ttl":${ttl}`);
+    session.subscriptions.set(channel, sub);
+    let state = this.channelStates.get(channel);
+    if (state === undefined)
+      this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
+    state.subscribers.set(session, sub);
+    this.subscriptionCount++;
+    if (options.joinLeave) this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
+    return `{${fields.join(',')}}`;
+  }
+
+  /**
+   * Server-side subscriptions from the token's `channels` claim, with the
+   * recovery positions the client sent in `connect.subs`. Channels of
+   * unknown namespaces or invalid names are skipped (and logged).
+   */
+  subscribeServerSide(
+    session: ChannelSession,
+    claim: unknown,
+    requests: Record<string, SubscribeRequest>,
+  ): Map<string, string> {
+    const results = new Map<string, string>();
+    if (claim === undefined) return results;
+    if (!Array.isArray(claim)) throw new DisconnectException(Disconnects.INVALID_TOKEN);
+    if (claim.length > this.limits.maxSubscriptions) throw new DisconnectException(Disconnects.CHANNEL_LIMIT);
+    for (const channel of claim) {
+      if (typeof channel !== 'string' || results.has(channel)) continue;
+      let options: ChannelOptions;
+      try {
+        options = this.optionsFor(channel);
+      } catch {
+        this.log({
+          level: 'warn',
+          event: 'server_subscription_skipped',
+          channel: sanitizeForLogging(channel),
+        });
+        continue;
+      }
+      const request = requests[channel];
+      const asked = typeof request === 'object' && request !== null ? request : {};
+      try {
+        results.set(
+          channel,
+          this.subscribe(session, channel, asked, { options, chanInfo: undefined, exp: undefined }, true),
+        );
+      } catch (error) {
+        if (error instanceof ReplyErrorException) throw new DisconnectException(Disconnects.CHANNEL_LIMIT);
+        throw error;
+      }
+    }
+    return results;
+  }
+
+  /** Arms the unsubscribe of an expiring subscription token; returns its ttl in seconds. */
+  armSubscriptionExpiry(
+    session: ChannelSession,
+    sub: Subscription,
+    exp: number | undefined,
+  ): number | undefined {
+    sub.expiry?.cancel();
+    sub.expiry = null;
+    if (exp === undefined || !Number.isFinite(exp)) return undefined;
+    sub.expiry = new ExpiryTimer(exp * 1000 + this.limits.expiredCloseDelay, () =>
+      session.subscriptionExpired(sub.channel),
+    );
+    return Math.max(0, Math.ceil(exp - Date.now() / 1000));
+  }
+
+  /**
+   * Ends a subscription: presence, the leave push, the hub registration.
+   * `push` tells the client why (a server unsubscribe); null when the
+   * client asked or is gone.
+   */
+  endSubscription(
+    session: ChannelSession,
+    channel: string,
+    push: { code: number; reason: string } | null,
+  ): void {
+    const sub = session.subscriptions.get(channel);
+    if (sub === undefined) return;
+    session.subscriptions.delete(channel);
+    sub.expiry?.cancel();
+    this.subscriptionCount--;
+    const state = this.channelStates.get(channel);
+    if (state !== undefined) {
+      state.subscribers.delete(session);
+      const options = this.namespaces.resolve(channel)?.options;
+      if (options?.presence === true) this.presenceStore.remove(channel, session.id);
+      if (options?.joinLeave === true && state.subscribers.size > 0)
+        this.enqueue(state, pushJson(channel, 'leave', `{"info":${sub.infoJson}}`), true);
+      if (state.subscribers.size === 0 && state.pending === null) this.channelStates.delete(channel);
+    }
+    this.hub.unregister(channel);
+    if (push !== null) session.unsubscribed(channel, push);
+  }
+
+  // ---- publishing -------------------------------------------------------------------------
+
+  /** A client's publish command. */
+  publishFromClient(
+    session: ChannelSession,
+    channel: string,
+    data: Json | undefined,
+  ): string | Promise<string> {
+    if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+    const options = this.optionsFor(channel);
+    const dataJson = JSON.stringify(data);
+    if (Buffer.byteLength(dataJson) > this.limits.maxPublicationBytes)
+      throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+    const sub = session.subscriptions.get(channel);
+    const publish = (): string => {
+      const info = sub?.infoJson ?? JSON.stringify(clientInfo(session));
+      this.hub.broadcastRoom(
+        channel,
+        Opcode.TEXT,
+        dataJson,
+        new LocalPublication(dataJson, info, undefined, false),
+      );
+      return '{}';
+    };
+    if (mayPublish(options, { user: session.user, subscribed: sub !== undefined })) return publish();
+    const hook = this.hooks.authorizePublish;
+    if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+    return this.withTimeout(Promise.resolve().then(() => hook(session, channel, data))).then((allowed) => {
+      if (allowed !== true) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+      return publish();
+    });
+  }
+
+  /**
+   * RoomSink: every broadcast to a room. Channel publications carry their
+   * LocalPublication; raw room messages and messages from other nodes are
+   * turned into publications: JSON text as it is, other text as a JSON
+   * string (counted), binary skipped (counted: the JSON encoding has no
+   * binary data).
+   */
+  roomMessage(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): void {
+    if (publication instanceof LocalPublication) {
+      publication.result = this.publishLocal(
+        room,
+        publication.dataJson,
+        publication.infoJson,
+        publication.tagsJson,
+        publication.skipHistory,
+      );
+      return;
+    }
+    const state = this.channelStates.get(room);
+    if (state === undefined) {
+      // Nobody listens here; only a channel that keeps history needs it.
+      const resolved = this.namespaces.resolve(room);
+      if (resolved === null || !hasHistory(resolved.options)) return;
+    }
+    if (opcode === Opcode.BINARY) {
+      this.metrics.channel_binary_skipped++;
+      return;
+    }
+    const text = data.toString('utf8');
+    let dataJson = text;
+    if (!isJson(text)) {
+      dataJson = JSON.stringify(text);
+      this.metrics.channel_text_wrapped++;
+    }
+    this.publishLocal(room, dataJson, undefined, undefined, false);
+  }
+
+  /** Appends to history (when the channel keeps it) and queues the push. */
+  private publishLocal(
+    channel: string,
+    dataJson: string,
+    infoJson: string | undefined,
+    tagsJson: string | undefined,
+    skipHistory: boolean,
+  ): PublishResult {
+    const resolved = this.namespaces.resolve(channel);
+    if (resolved === null) return {};
+    const options = resolved.options;
+    const tail =
+      (infoJson === undefined ? '' : `,"info":${infoJson}`) +
+      (tagsJson === undefined ? '' : `,"tags":${tagsJson}`);
+    let pubJson: string;
+    let result: PublishResult = {};
+    if (!skipHistory && hasHistory(options)) {
+      let built = '';
+      const position = this.historyStore.append(
+        channel,
+        (offset) => (built = `{"data":${dataJson},"offset":${offset}${tail}}`),
+        options.historySize,
+        options.historyTtl,
+      );
+      pubJson = built;
+      result = { offset: position.offset, epoch: position.epoch };
+    } else pubJson = `{"data":${dataJson}${tail}}`;
+    this.metrics.channel_publications++;
+    const state = this.channelStates.get(channel);
+    if (state !== undefined && state.subscribers.size > 0)
+      this.enqueue(state, pushJson(channel, 'pub', pubJson), false);
+    return result;
+  }
+
+  private enqueue(state: ChannelState, json: string, jl: boolean): void {
+    if (state.pending === null) {
+      state.pending = [];
+      this.dirty.push(state);
+    }
+    state.pending.push({ json, jl });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Writes every channel's pending pushes: one frame per channel, shared by its subscribers. */
+  private flushPending(): void {
+    if (!this.flushScheduled) return;
+    this.flushScheduled = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const state of dirty) {
+      const pending = state.pending!;
+      state.pending = null;
+      if (state.subscribers.size === 0) {
+        if (this.channelStates.get(state.name) === state) this.channelStates.delete(state.name);
+        continue;
+      }
+      const hasJl = pending.some((p) => p.jl);
+      const all = frameOf(pending);
+      const pubsOnly = hasJl ? frameOf(pending.filter((p) => !p.jl)) : all;
+      const count = pending.length;
+      for (const [session, sub] of state.subscribers) {
+        const frame = sub.joinLeave ? all : pubsOnly;
+        if (frame === null) continue;
+        const delivery = session.conn.deliver(frame, 1, true);
+        if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT)
+          this.metrics.channel_pushes_queued += count;
+        else this.metrics.channel_pushes_dropped += count;
+      }
+    }
+  }
+
+  // ---- presence, history, rpc, send ------------------------------------------------------------
+
+  presenceFor(session: ChannelSession, channel: string): string {
+    const options = this.optionsFor(channel);
+    if (!options.presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+    if (!mayReadPresence(options, { user: session.user, subscribed: session.subscriptions.has(channel) }))
+      throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+    return JSON.stringify({ presence: this.presenceStore.get(channel) });
+  }
+
+  presenceStatsFor(session: ChannelSession, channel: string): string {
+    const options = this.optionsFor(channel);
+    if (!options.presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+    if (!mayReadPresence(options, { user: session.user, subscribed: session.subscriptions.has(channel) }))
+      throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+    const stats = this.presenceStore.stats(channel);
+    return `{"num_clients":${stats.numClients},"num_users":${stats.numUsers}}`;
+  }
+
+  historyFor(session: ChannelSession, channel: string, request: Record<string, unknown>): string {
+    const options = this.optionsFor(channel);
+    if (!hasHistory(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+    if (!mayReadHistory(options, { user: session.user, subscribed: session.subscriptions.has(channel) }))
+      throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+    const query = readHistoryQuery(request);
+    const r = this.historyStore.read(channel, {
+      ...(query.since === undefined ? {} : { since: query.since }),
+      limit: this.clampLimit(query.limit),
+      reverse: query.reverse,
+    });
+    return `{"publications":[${jsonList(r.publications)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`;
+  }
+
+  private clampLimit(limit: number): number {
+    const max = this.limits.maxHistoryLimit;
+    return limit < 0 || limit > max ? max : limit;
+  }
+
+  rpc(session: ChannelSession, request: Record<string, unknown>): Promise<string> {
+    const method = request.method ?? '';
+    if (typeof method !== 'string') throw new DisconnectException(Disconnects.BAD_REQUEST);
+    const handler = this.hooks.onRpc;
+    if (handler === undefined) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+    const data = request.data as Json | undefined;
+    return Promise.resolve()
+      .then(() => handler({ client: session, method, data }))
+      .then(
+        (result) => (result === undefined ? '{}' : `{"data":${JSON.stringify(result)}}`),
+        (error: unknown) => {
+          if (error instanceof ReplyErrorException) throw error;
+          this.reportError(session, error);
+          throw new ReplyErrorException(ReplyErrors.INTERNAL);
+        },
+      );
+  }
+
+  send(session: ChannelSession, data: Json | undefined): void {
+    const handler = this.hooks.onSend;
+    if (handler === undefined) return;
+    Promise.resolve()
+      .then(() => handler(session, data))
+      .catch((error: unknown) => this.reportError(session, error));
+  }
+
+  /** An application hook or authenticator failed (not a refusal): logged. */
+  reportError(session: ChannelSession | undefined, error: unknown): void {
+    this.log({
+      level: 'error',
+      event: 'channel_error',
+      client: session?.id,
+      error: sanitizeForLogging(String(error).slice(0, 200)),
+    });
+  }
+
+  /** Bounds a token check or hook in time: past `hookTimeout`, a 100 internal error. */
+  withTimeout<T>(promise: Promise<T>): Promise<T> {
+    const ms = this.limits.hookTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ReplyErrorException(ReplyErrors.INTERNAL)), ms);
+      timer.unref();
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  // ---- ping ------------------------------------------------------------------------------
+
+  /** Pings every connected client (one shared frame); those still silent after pongTimeout are dropped. */
+  private pingAll(): void {
+    if (this.byId.size === 0) return;
+    const frame = encodeMessage(Opcode.TEXT, PING_JSON, 0);
+    for (const session of this.byId.values()) {
+      session.pongPending = true;
+      session.conn.deliver(frame, 1, false);
+    }
+    if (this.pongCheck !== null) clearTimeout(this.pongCheck);
+    this.pongCheck = setTimeout(() => {
+      this.pongCheck = null;
+      for (const session of [...this.byId.values()]) {
+        if (session.pongPending) session.disconnect(Disconnects.NO_PONG);
+      }
+    }, this.limits.pongTimeout);
+    this.pongCheck.unref();
+  }
+
+  // ---- ChannelApi ----------------------------------------------------------------------------
+
+  /** Throws 107 for a name that is not a valid channel, 102 for an unknown namespace. */
+  private apiOptions(channel: unknown): ChannelOptions {
+    if (typeof channel !== 'string' || channel === '') throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+    return this.optionsFor(channel);
+  }
+
+  publish(channel: string, data: Json, options: PublishOptions = {}): Promise<PublishResult> {
+    return settle(() => {
+      this.apiOptions(channel);
+      if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+      const dataJson = JSON.stringify(data);
+      const tags = options.tags;
+      const tagsJson = tags !== undefined && Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined;
+      const publication = new LocalPublication(dataJson, undefined, tagsJson, options.skipHistory === true);
+      this.hub.broadcastRoom(channel, Opcode.TEXT, dataJson, publication);
+      return publication.result;
+    });
+  }
+
+  history(channel: string, query: HistoryQuery = {}): Promise<HistoryReply> {
+    return settle(() => {
+      const options = this.apiOptions(channel);
+      if (!hasHistory(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+      const r = this.historyStore.read(channel, {
+        ...(query.since === undefined ? {} : { since: readPosition(query.since.offset, query.since.epoch) }),
+        limit: this.clampLimit(query.limit ?? 0),
+        reverse: query.reverse === true,
+      });
+      return {
+        publications: r.publications.map((p) => JSON.parse(p.json) as Publication),
+        offset: r.top.offset,
+        epoch: r.top.epoch,
+      };
+    });
+  }
+
+  historyRemove(channel: string): Promise<void> {
+    return settle(() => {
+      const options = this.apiOptions(channel);
+      if (!hasHistory(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+      this.historyStore.remove(channel);
+    });
+  }
+
+  presence(channel: string): Promise<Record<string, ClientInfo>> {
+    return settle(() => {
+      if (!this.apiOptions(channel).presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+      return this.presenceStore.get(channel);
+    });
+  }
+
+  presenceStats(channel: string): Promise<{ num_clients: number; num_users: number }> {
+    return settle(() => {
+      if (!this.apiOptions(channel).presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+      const stats = this.presenceStore.stats(channel);
+      return { num_clients: stats.numClients, num_users: stats.numUsers };
+    });
+  }
+
+  unsubscribe(channel: string, user: string, client?: string): Promise<void> {
+    for (const session of this.sessionsOf(user, client))
+      this.endSubscription(session, channel, Unsubscribes.SERVER);
+    return Promise.resolve();
+  }
+
+  disconnect(user: string, options: DisconnectOptions = {}): Promise<void> {
+    for (const session of this.sessionsOf(user, options.client))
+      session.disconnect(options.disconnect ?? Disconnects.FORCE_NO_RECONNECT);
+    return Promise.resolve();
+  }
+
+  private sessionsOf(user: string, client: string | undefined): ChannelSession[] {
+    if (client !== undefined && client !== '') {
+      const session = this.byId.get(client);
+      return session !== undefined && (user === '' || session.user === user) ? [session] : [];
+    }
+    return [...(this.byUser.get(user) ?? [])];
+  }
+
+  channels(pattern?: string): Promise<Record<string, { num_clients: number }>> {
+    const match = pattern === undefined || pattern === '' ? null : globMatcher(pattern);
+    const out: Record<string, { num_clients: number }> = {};
+    for (const [channel, state] of this.channelStates) {
+      if (state.subscribers.size === 0 || (match !== null && !match(channel))) continue;
+      out[channel] = { num_clients: state.subscribers.size };
+    }
+    return Promise.resolve(out);
+  }
+
+  info(): Promise<{ nodes: NodeInfo[] }> {
+    return Promise.resolve({
+      nodes: [
+        {
+          uid: this.uid,
+          name: this.name,
+          version: this.version,
+          num_clients: this.byId.size,
+          num_users: this.byUser.size,
+          num_channels: this.channelStates.size,
+          num_subs: this.subscriptionCount,
+          uptime: Math.floor((Date.now() - this.startedAt) / 1000),
+        },
+      ],
+    });
+  }
+
+  channelMetrics(): ChannelMetrics {
+    const h = this.historyStore.stats();
+    return {
+      channel_connections: this.sessions.size,
+      channel_subscriptions: this.subscriptionCount,
+      channels: this.channelStates.size,
+      ...this.metrics,
+      history_streams: h.streams,
+      history_publications: h.publications,
+      history_bytes: h.bytes,
+      history_trimmed: h.trimmed,
+      presence_entries: this.presenceStore.size(),
+    };
+  }
+
+  /** Connected clients (after their connect command) and all channel connections. */
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Closes every channel connection with 3001 shutdown (clients reconnect
+   * elsewhere) and waits for them, within `timeout` ms. Safe to call twice.
+   */
+  shutdown(timeout: number): Promise<void> {
+    this.closing ??= this.runShutdown(timeout);
+    return this.closing;
+  }
+
+  private async runShutdown(timeout: number): Promise<void> {
+    this.stopped = true;
+    this.flushPending();
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    if (this.pongCheck !== null) clearTimeout(this.pongCheck);
+    clearInterval(this.sweepTimer);
+    this.hub.setRoomSink(null);
+    const conns = [...this.sessions.keys()];
+    for (const session of this.sessions.values()) session.disconnect(Disconnects.SHUTDOWN);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(conns.map((c) => c.closed())),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeout))),
+    ]);
+    clearTimeout(timer);
+    for (const conn of conns) if (conn.readyState !== 'closed') conn.terminate();
+  }
+}
+
+/** Calls the authenticator; a synchronous throw becomes a rejection. */
+function callAuthenticator(authenticator: TokenAuthenticator, token: string): Promise<UserInfo> {
+  return settle(() => authenticator.authenticate(token));
+}
+
+/** Runs `fn` now; its result or throw as a promise. */
+function settle<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+function clientInfo(session: ChannelSession): ClientInfo {
+  const info: ClientInfo = { user: session.user, client: session.id };
+  if (session.info !== undefined) info.conn_info = session.info;
+  return info;
+}
+
+/** One text frame holding the pushes, one per line; null when there are none. */
+function frameOf(pending: Pending[]): Buffer | null {
+  if (pending.length === 0) return null;
+  const text = pending.length === 1 ? pending[0]!.json : pending.map((p) => p.json).join('\n');
+  return encodeMessage(Opcode.TEXT, text, 0);
+}
+
+function jsonList(publications: StoredPublication[]): string {
+  return publications.map((p) => p.json).join(',');
+}
+
+/** A stream position from a client (missing parts are the empty position). */
+function readPosition(offset: unknown, epoch: unknown): { offset: number; epoch: string } {
+  if (offset !== undefined && !(Number.isSafeInteger(offset) && (offset as number) >= 0))
+    throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+  if (epoch !== undefined && typeof epoch !== 'string')
+    throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+  return { offset: (offset as number | undefined) ?? 0, epoch: epoch ?? '' };
+}
+
+function readHistoryQuery(request: Record<string, unknown>): {
+  limit: number;
+  since: { offset: number; epoch: string } | undefined;
+  reverse: boolean;
+} {
+  const limit = request.limit ?? 0;
+  if (!Number.isSafeInteger(limit)) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+  const since = request.since;
+  if (since !== undefined && (typeof since !== 'object' || since === null || Array.isArray(since)))
+    throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+  const reverse = request.reverse ?? false;
+  if (typeof reverse !== 'boolean') throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+  const position = since === undefined ? undefined : (since as Record<string, unknown>);
+  return {
+    limit: limit as number,
+    since: position === undefined ? undefined : readPosition(position.offset, position.epoch),
+    reverse,
+  };
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `*` any run of characters, `?` one; everything else literal. */
+function globMatcher(pattern: string): (name: string) => boolean {
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  const re = new RegExp(`^${source}$`, 's');
+  return (name) => re.test(name);
+}

@@ -32,6 +32,8 @@ export interface ChannelAccess {
   apiKey: string;
   /** Default '/api/publish'. */
   apiPath?: string;
+  /** The server API's port when it is not the WebSocket port (as with Centrifugo's internal port). */
+  apiPort?: number;
   token?: string;
 }
 

@@ -334,7 +334,7 @@ async function setupFanout(message: Extract<ToWorker, { type: 'fanout' }>): Prom
       apiPublishers.push({
         http: new HttpPublisher({
           host: target.host,
-          port: target.port,
+          port: target.channel?.apiPort ?? target.port,
           apiKey: target.channel?.apiKey ?? '',
           channel: room.name,
           payloadBytes: message.payloadBytes,

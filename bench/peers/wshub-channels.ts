@@ -13,6 +13,7 @@
  * Run: WSHUB_BENCH_API_KEY=… node --import tsx bench/peers/wshub-channels.ts --port 0
  */
 import { existsSync } from 'node:fs';
+import type { WshubConfig } from '../../src/index.ts';
 import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
 
 // The compiled package (what users run) when it has been built, else the sources through tsx.
@@ -26,24 +27,24 @@ if (apiKey === undefined || apiKey === '') fail('wshub-channels: WSHUB_BENCH_API
 
 /** The channel options of the benchmark, the only place that names them. */
 const CHANNEL_OPTIONS = {
+  apiKey,
   channels: {
-    apiKey,
-    allowAnonymousConnect: true,
     allowSubscribeForClient: true,
-  },
+    allowSubscribeForAnonymous: true,
+  } satisfies WshubConfig['channels'],
+  // createWshub merges channel limits over their defaults, so only the one that changes is given.
+  channelLimits: { allowAnonymousConnect: true } as WshubConfig['channelLimits'],
 };
 
 const options = parsePeerArgs();
 const hub = (() => {
   try {
-    // Spread from a plain object: the channel options are checked by createWshub at run time.
-    const config: Record<string, unknown> = {
+    return createWshub({
       allowUnauthenticated: true,
       messageValidation: false,
       allowAllOrigins: true,
       ...CHANNEL_OPTIONS,
-    };
-    return createWshub(config);
+    });
   } catch (error) {
     return fail(`wshub-channels: ${error instanceof Error ? error.message : String(error)}`);
   }

@@ -176,7 +176,7 @@ export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelC
     : { warmupMs: 1000, durationMs: 3000 };
   const plan: SearchPlan = ctx.quick
     ? { factor: 4, maxUpSteps: 4, bisectSteps: 0, step: { warmupMs: 300, durationMs: 700 } }
-    : { factor: 2, maxUpSteps: 10, bisectSteps: 2, step: { warmupMs: 500, durationMs: 1500 } };
+    : { factor: 2, maxUpSteps: 10, bisectSteps: 3, step: { warmupMs: 500, durationMs: 1500 } };
   const cells: ChannelCell[] = [];
 
   for (const name of ctx.targets) {
@@ -193,7 +193,8 @@ export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelC
           const runs = await repeat(ctx.runs, async () => {
             const fixedRun = await measure(ctx, server, subscribers, payloadBytes, fixedRate, fixed);
             logRun(ctx, 'fixed', fixedRun);
-            const start = Math.max(fixedRate, previousMax / 2);
+            // Below the fixed rate, so a server that cannot sustain it still gets a figure.
+            const start = Math.max(1, Math.round(fixedRate / 4), Math.round(previousMax / 2));
             const search = await searchMax(ctx, start, plan, (rate) =>
               measure(ctx, server, subscribers, payloadBytes, rate, plan.step),
             );

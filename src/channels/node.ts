@@ -146,7 +146,7 @@ export interface ChannelMetrics {
 }
 
 /** What a subscribe was granted by its token, the options or a hook. */
-interface Grant {
+export interface Grant {
   options: ChannelOptions;
   chanInfo: Json | undefined;
   /** Subscription token `exp` in seconds, if any. */
@@ -188,7 +188,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   readonly name: string;
   readonly historyStore: MemoryHistory;
   readonly presenceStore: MemoryPresence;
-  stopped = false;
+  private shuttingDown = false;
   readonly metrics = {
     commands: 0,
     commands_limited: 0,
@@ -474,8 +474,20 @@ export class ChannelNode implements ChannelApi, RoomSink {
       this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
     state.subscribers.set(session, sub);
     this.subscriptionCount++;
-    if (options.joinLeave) this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
     return `{${fields.join(',')}}`;
+  }
+
+  /**
+   * The join push of a new subscriber, where the channel has join/leave
+   * events; called after its subscribe (or connect) reply went out, so the
+   * reply comes first.
+   */
+  announceJoin(session: ChannelSession, channel: string): void {
+    const sub = session.subscriptions.get(channel);
+    const state = this.channelStates.get(channel);
+    if (sub === undefined || state === undefined) return;
+    if (this.namespaces.resolve(channel)?.options.joinLeave === true)
+      this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
   }
 
   /**
@@ -824,6 +836,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return settle(() => {
       this.apiOptions(channel);
       if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+      if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const dataJson = JSON.stringify(data);
       const tags = options.tags;
       const tagsJson = tags !== undefined && Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined;
@@ -935,7 +948,12 @@ export class ChannelNode implements ChannelApi, RoomSink {
     };
   }
 
-  /** Connected clients (after their connect command) and all channel connections. */
+  /** Whether new connects are refused (node shutting down or hub stopped). */
+  get stopped(): boolean {
+    return this.shuttingDown || this.hub.isStopped;
+  }
+
+  /** Every channel connection (connected or still waiting for its connect command). */
   get connectionCount(): number {
     return this.sessions.size;
   }
@@ -950,7 +968,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   }
 
   private async runShutdown(timeout: number): Promise<void> {
-    this.stopped = true;
+    this.shuttingDown = true;
     this.flushPending();
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     if (this.pongCheck !== null) clearTimeout(this.pongCheck);

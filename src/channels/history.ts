@@ -265,6 +265,18 @@ export class MemoryHistory {
     this.#clear(stream);
   }
 
+  /**
+   * Forgets the channel's stream entirely: its next use starts a new epoch,
+   * so every position taken before reports recovered false. For a node that
+   * may have missed publications (it was not listening to other nodes).
+   */
+  reset(channel: string): void {
+    const stream = this.#streams.get(channel);
+    if (stream === undefined) return;
+    this.#trimmed += stream.count;
+    this.#forget(stream);
+  }
+
   /** Removes expired publications and idle streams; the node calls it from a timer (e.g. every second). Costs O(1) when nothing is due. */
   sweep(): void {
     const now = this.#now();

@@ -645,6 +645,16 @@ export class ChannelNode implements ChannelApi, RoomSink {
     this.publishLocal(room, dataJson, undefined, undefined, false);
   }
 
+  /**
+   * RoomSink: this node starts listening to `room` on other nodes. Its
+   * history missed what they published meanwhile, so the stream starts
+   * over with a new epoch: a position from before reports recovered false,
+   * never a silent gap. (History shared by all nodes is a Redis engine's job.)
+   */
+  roomListening(room: string): void {
+    this.historyStore.reset(room);
+  }
+
   /** Appends to history (when the channel keeps it) and queues the push. */
   private publishLocal(
     channel: string,

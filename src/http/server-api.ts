@@ -141,6 +141,19 @@ export async function handleServerApi(
   response: ServerResponse,
   options: ServerApiOptions,
 ): Promise<void> {
+  try {
+    await serve(request, response, options);
+  } catch {
+    // Only a hook that threw (log, counters) gets here; the caller still gets an answer.
+    sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR));
+  }
+}
+
+async function serve(
+  request: IncomingMessage,
+  response: ServerResponse,
+  options: ServerApiOptions,
+): Promise<void> {
   const counters = options.counters;
   if (counters) counters.api_requests++;
   const refuse = (kind: RejectionKind, message?: string, headers?: Record<string, string>): void => {

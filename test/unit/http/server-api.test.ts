@@ -698,6 +698,20 @@ describe('server API bounds', () => {
     );
   });
 
+  test('a log hook that throws: 500 INTERNAL_ERROR, and the server keeps serving', async () => {
+    await start({
+      log: () => {
+        throw new Error('logger broken');
+      },
+    });
+    running.fake.failing.add('news');
+    assertRefusal(
+      await send(JSON.stringify({ channel: 'news', data: 1 }), { path: '/api/publish' }),
+      HttpRejection.INTERNAL_ERROR,
+    );
+    assert.equal((await send('{}')).status, 200);
+  });
+
   test('a channel node that never answers: command error 100 after callTimeoutMs', async () => {
     await start({ callTimeoutMs: 200 });
     running.fake.hanging.add('news');

@@ -13,11 +13,10 @@
  * for a request without a valid key.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MIN_SECRET_BYTES, secretBytes } from '../auth/secret.ts';
+import { MIN_SECRET_BYTES } from '../auth/secret.ts';
 import { constantTimeEqual } from '../auth/security.ts';
 import type { ChannelApi } from '../channels/api.ts';
 import { ReplyErrors } from '../channels/protocol.ts';
-import { ConfigError } from '../errors.ts';
 import { sanitizeForLogging } from '../hub/validation.ts';
 import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog } from './admin-broadcast.ts';
 import { closeAfterResponse, parseJsonBody, readBody } from './body.ts';
@@ -103,31 +102,6 @@ export function apiAuthFailureLog(log: (entry: ServerApiLogEntry) => void): Auth
   return new AuthFailureLog(ADMIN_AUTH_LOG_INTERVAL_MS, (count, remote) =>
     log({ level: 'warn', event: 'api_auth_failed', count, remote }),
   );
-}
-
-/**
- * Checks the API key option: at least 32 bytes, and not the token secret
- * (compared in constant time), so a leaked key cannot sign tokens nor the
- * other way round. Takes the key (bytes, or a string as UTF-8), the token
- * secret when there is one, and the option's name for the error; returns a
- * copy of the key as a Buffer or throws ConfigError.
- */
-export function checkApiKey(
-  key: Uint8Array | string | undefined,
-  tokenSecret?: Uint8Array | string,
-  option = 'apiKey',
-): Buffer {
-  if (key === undefined || (typeof key !== 'string' && !(key instanceof Uint8Array))) {
-    throw new ConfigError(option, `an API key of at least ${MIN_SECRET_BYTES} bytes is required`);
-  }
-  const bytes = secretBytes(key);
-  if (bytes.length < MIN_SECRET_BYTES) {
-    throw new ConfigError(option, `must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes.length}`);
-  }
-  if (tokenSecret !== undefined && constantTimeEqual(bytes, tokenSecret)) {
-    throw new ConfigError(option, 'must differ from the token secret');
-  }
-  return bytes;
 }
 
 /**

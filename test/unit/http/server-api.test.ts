@@ -9,12 +9,12 @@ import { connect, type AddressInfo } from 'node:net';
 import { syncBuiltinESMExports } from 'node:module';
 import { after, afterEach, before, beforeEach, describe, mock, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { checkApiKey } from '../../../src/config.ts';
 import { ConfigError } from '../../../src/errors.ts';
 import { AuthFailureLog } from '../../../src/http/admin-broadcast.ts';
 import { HttpRejection, type RejectionKind } from '../../../src/http/rejections.ts';
 import {
   apiAuthFailureLog,
-  checkApiKey,
   handleServerApi,
   newServerApiCounters,
   SERVER_API_METHODS,

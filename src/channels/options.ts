@@ -25,10 +25,15 @@ export interface ChannelOptions {
    * recovery without it.
    */
   allowRecovery: boolean;
+  /** The channel keeps presence (who is subscribed); needed by the presence and presence_stats calls. */
   presence: boolean;
-  /** Join/leave events are available; a subscriber asks for them with `join_leave: true`. */
+  /**
+   * Subscribing and unsubscribing emit join/leave events. A subscriber
+   * receives them when it asks (`join_leave: true`) and, as in Centrifugo,
+   * may read the channel's presence (allowPresenceFor*).
+   */
   joinLeave: boolean;
-  /** Join/leave events go to every subscriber without asking. */
+  /** Every subscriber receives join/leave events without asking (there are events only with joinLeave). */
   forcePushJoinLeave: boolean;
   /** A subscriber of the channel may publish to it. */
   allowPublishForSubscriber: boolean;

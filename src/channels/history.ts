@@ -160,9 +160,10 @@ export class MemoryHistory {
   /**
    * Appends a publication to `channel`; returns the new position. `encode`
    * gets the new offset and returns the publication's JSON (if it throws,
-   * the position does not advance). `size` and `ttl` are the channel's historySize and
-   * historyTtl; with either at 0 the offset still advances but nothing is
-   * kept. A publication bigger than maxBytes is trimmed at once.
+   * the position does not advance). `size` and `ttl` are the channel's
+   * historySize and historyTtl; with either at 0 the offset still advances
+   * but nothing is kept (and what was kept is dropped). A publication bigger
+   * than maxBytes is trimmed at once.
    */
   append(channel: string, encode: (offset: number) => string, size: number, ttl: number): StreamPosition {
     const now = this.#now();
@@ -202,7 +203,8 @@ export class MemoryHistory {
    * undefined), at most `limit` (limit < 0 = all kept, 0 = none), oldest
    * first unless `reverse` (newest first; with since: those before
    * since.offset). Throws ReplyErrorException(UNRECOVERABLE_POSITION) when
-   * since.epoch differs from the stream's epoch.
+   * since.epoch differs from the stream's epoch, and BAD_REQUEST when
+   * since.offset is not a whole number of 0 or more.
    */
   read(
     channel: string,

@@ -79,7 +79,10 @@ function startServer() {
   });
 }
 
-async function client(hub: Awaited<ReturnType<typeof startServer>>, user: string): Promise<[Centrifuge, string]> {
+async function client(
+  hub: Awaited<ReturnType<typeof startServer>>,
+  user: string,
+): Promise<[Centrifuge, string]> {
   const c = sdkClient(hub, { token: await connectionToken(user) });
   const { client: id } = await connected(c);
   return [c, id];
@@ -91,66 +94,90 @@ afterEach(async () => {
 });
 
 describe('Python cent 5.2.0 against a wshub server, with SDK subscribers', requireCent(), () => {
-  test('publish, broadcast, history, presence, channels, info, unsubscribe and disconnect', limits, async () => {
-    const hub = await startServer();
-    const [carol] = await client(hub, 'carol');
-    const { sub: history } = await subscribed(carol, 'chat:h');
-    const seen: unknown[] = [];
-    history.on('publication', (ctx) => seen.push(ctx.data));
-    const [a1, a1id] = await client(hub, 'alice');
-    const [a2] = await client(hub, 'alice');
-    const [bob] = await client(hub, 'bob');
-    const { sub: p1 } = await subscribed(a1, 'chat:p');
-    const { sub: p2 } = await subscribed(a2, 'chat:p');
-    await subscribed(bob, 'chat:p');
-    await subscribed(bob, 'chat:q');
-    const unsubscribedCodes: number[] = [];
-    for (const s of [p1, p2]) s.on('unsubscribed', (ctx) => unsubscribedCodes.push(ctx.code));
-    const a1Gone = sdkEvent<{ code: number; reason: string }>(a1, 'disconnected');
-    const a2Gone = sdkEvent<{ code: number; reason: string }>(a2, 'disconnected');
+  test(
+    'publish, broadcast, history, presence, channels, info, unsubscribe and disconnect',
+    limits,
+    async () => {
+      const hub = await startServer();
+      const [carol] = await client(hub, 'carol');
+      const { sub: history } = await subscribed(carol, 'chat:h');
+      const seen: unknown[] = [];
+      history.on('publication', (ctx) => seen.push(ctx.data));
+      const [a1, a1id] = await client(hub, 'alice');
+      const [a2] = await client(hub, 'alice');
+      const [bob] = await client(hub, 'bob');
+      const { sub: p1 } = await subscribed(a1, 'chat:p');
+      const { sub: p2 } = await subscribed(a2, 'chat:p');
+      await subscribed(bob, 'chat:p');
+      await subscribed(bob, 'chat:q');
+      const unsubscribedCodes: number[] = [];
+      for (const s of [p1, p2]) s.on('unsubscribed', (ctx) => unsubscribedCodes.push(ctx.code));
+      // 4100 is in the range a client reconnects after (4000–4499).
+      const a1Gone = sdkEvent<{ code: number; reason: string }>(a1, 'connecting');
+      const a2Gone = sdkEvent<{ code: number; reason: string }>(a2, 'disconnected');
 
-    const steps = await runCent([
-      'calls',
-      ...['--url', `http://127.0.0.1:${hub.port}/api`, '--key', KEY],
-      ...['--history-channel', 'chat:h', '--presence-channel', 'chat:p'],
-      ...['--plain-channel', 'news', '--unknown-channel', 'nope:x'],
-      ...['--user', 'alice', '--client', a1id],
-    ]);
+      const steps = await runCent([
+        'calls',
+        ...['--url', `http://127.0.0.1:${hub.port}/api`, '--key', KEY],
+        ...['--history-channel', 'chat:h', '--presence-channel', 'chat:p'],
+        ...['--plain-channel', 'news', '--unknown-channel', 'nope:x'],
+        ...['--user', 'alice', '--client', a1id],
+      ]);
 
-    const published = result(steps, 'publish');
-    assert.equal(published['offset'], 1);
-    const epoch = published['epoch'];
-    assert.deepEqual(seen, [{ text: 'hello' }, { text: 'not kept' }, { text: 'to all' }], 'the SDK got every publication');
-    assert.deepEqual(
-      (result(steps, 'history')['publications'] as Array<{ data: unknown; offset: number }>).map((p) => [
-        p.data,
-        p.offset,
-      ]),
-      [
-        [{ text: 'hello' }, 1],
-        [{ text: 'to all' }, 2],
-      ],
-    );
-    assert.deepEqual(result(steps, 'history_after_remove'), { publications: [], offset: 2, epoch });
-    const presence = result(steps, 'presence')['presence'] as Record<string, { user: string }>;
-    assert.deepEqual(Object.values(presence).map((e) => e.user).sort(), ['alice', 'alice', 'bob']);
-    assert.deepEqual(result(steps, 'presence_stats'), { num_clients: 3, num_users: 2 });
-    assert.deepEqual(result(steps, 'channels'), {
-      channels: { 'chat:h': { num_clients: 1 }, 'chat:p': { num_clients: 3 }, 'chat:q': { num_clients: 1 } },
-    });
-    const nodes = result(steps, 'info')['nodes'] as Array<Record<string, unknown>>;
-    assert.equal(nodes[0]?.['num_clients'], 4);
-    assert.equal(nodes[0]?.['num_users'], 3);
-    assert.deepEqual(unsubscribedCodes, [2000, 2000], 'both of alice’s subscriptions ended by the server');
-    const after = result(steps, 'presence_after_unsubscribe')['presence'] as Record<string, { user: string }>;
-    assert.deepEqual(Object.values(after).map((e) => e.user), ['bob']);
-    assert.deepEqual(await a1Gone, { code: 4100, reason: 'bye from cent' });
-    assert.equal((await a2Gone).code, 3503);
-    const failed = (name: string) => steps.find((s) => s.name === name)?.error?.code;
-    assert.equal(failed('publish_unknown'), 102);
-    assert.equal(failed('presence_unavailable'), 108);
-    assert.equal(failed('publish_b64data'), 107);
-  });
+      const published = result(steps, 'publish');
+      assert.equal(published['offset'], 1);
+      const epoch = published['epoch'];
+      assert.deepEqual(
+        seen,
+        [{ text: 'hello' }, { text: 'not kept' }, { text: 'to all' }],
+        'the SDK got every publication',
+      );
+      assert.deepEqual(
+        (result(steps, 'history')['publications'] as Array<{ data: unknown; offset: number }>).map((p) => [
+          p.data,
+          p.offset,
+        ]),
+        [
+          [{ text: 'hello' }, 1],
+          [{ text: 'to all' }, 2],
+        ],
+      );
+      assert.deepEqual(result(steps, 'history_after_remove'), { publications: [], offset: 2, epoch });
+      const presence = result(steps, 'presence')['presence'] as Record<string, { user: string }>;
+      assert.deepEqual(
+        Object.values(presence)
+          .map((e) => e.user)
+          .sort(),
+        ['alice', 'alice', 'bob'],
+      );
+      assert.deepEqual(result(steps, 'presence_stats'), { num_clients: 3, num_users: 2 });
+      assert.deepEqual(result(steps, 'channels'), {
+        channels: {
+          'chat:h': { num_clients: 1 },
+          'chat:p': { num_clients: 3 },
+          'chat:q': { num_clients: 1 },
+        },
+      });
+      const nodes = result(steps, 'info')['nodes'] as Array<Record<string, unknown>>;
+      assert.equal(nodes[0]?.['num_clients'], 4);
+      assert.equal(nodes[0]?.['num_users'], 3);
+      assert.deepEqual(unsubscribedCodes, [2000, 2000], 'both of alice’s subscriptions ended by the server');
+      const after = result(steps, 'presence_after_unsubscribe')['presence'] as Record<
+        string,
+        { user: string }
+      >;
+      assert.deepEqual(
+        Object.values(after).map((e) => e.user),
+        ['bob'],
+      );
+      assert.deepEqual(await a1Gone, { code: 4100, reason: 'bye from cent' });
+      assert.equal((await a2Gone).code, 3503);
+      const failed = (name: string) => steps.find((s) => s.name === name)?.error?.code;
+      assert.equal(failed('publish_unknown'), 102);
+      assert.equal(failed('presence_unavailable'), 108);
+      assert.equal(failed('publish_b64data'), 107);
+    },
+  );
 
   test('a wrong key: 401, cent raises, and nothing is published', limits, async () => {
     const hub = await startServer();

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'artifacts/', 'web/', 'bin/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', 'artifacts/', 'web/', 'bin/', 'coverage/', '.venv-test/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites drive (when missing):
 # chromium (browser interop and demo tests), python3-websockets (Python
-# interop), openssl (TLS test certificates), redis-server and nats-server
+# interop), python3-venv (the venv .ci/run makes for the cent interop
+# test), openssl (TLS test certificates), redis-server and nats-server
 # (scale-out tests; the tests start their own instances on free ports).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || missing+=(python3-websockets)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)

@@ -5,14 +5,14 @@
  * use in hub.ts, and its default, key and check here. Defaults never read
  * environment variables.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ProtocolSelector } from './upgrade/respond.ts';
 import type { RoomAuthorizer } from './auth/room-password.ts';
 import type { UpgradeRequest } from './upgrade/request-head.ts';
 import type { Cluster } from './broker/cluster.ts';
 import type { TokenAuthenticator } from './auth/token.ts';
-import { validateSecurityConfig } from './auth/security.ts';
+import { constantTimeEqual, validateSecurityConfig } from './auth/security.ts';
+import { MIN_SECRET_BYTES, secretBytes } from './auth/secret.ts';
 import type { Connection, ConnectionOptions } from './connection/connection.ts';
 import { ConfigError } from './errors.ts';
 import type { HubOptions } from './hub/hub.ts';
@@ -474,18 +474,28 @@ export function resolveChannelBounds(input: Partial<ChannelBounds> | undefined):
 }
 
 /**
- * Checks a server API key: at least 32 bytes, and not the token secret
- * (compared in constant time). Throws ConfigError naming `apiKey`.
+ * Checks the API key option: at least 32 bytes, and not the token secret
+ * (compared in constant time), so a leaked key cannot sign tokens nor the
+ * other way round. Takes the key (bytes, or a string as UTF-8), the token
+ * secret when there is one, and the option's name for the error; returns a
+ * copy of the key as a Buffer or throws ConfigError.
  */
-export function checkApiKey(key: Uint8Array | string, tokenSecret: Uint8Array | string | undefined): void {
-  const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
-  if (bytes.length < 32) throw new ConfigError('apiKey', 'must be at least 32 bytes');
-  if (tokenSecret !== undefined && tokenSecret.length > 0) {
-    const secret =
-      typeof tokenSecret === 'string' ? Buffer.from(tokenSecret, 'utf8') : Buffer.from(tokenSecret);
-    if (secret.length === bytes.length && timingSafeEqual(secret, bytes))
-      throw new ConfigError('apiKey', 'must differ from the token secret');
+export function checkApiKey(
+  key: Uint8Array | string | undefined,
+  tokenSecret?: Uint8Array | string,
+  option = 'apiKey',
+): Buffer {
+  if (key === undefined || (typeof key !== 'string' && !(key instanceof Uint8Array))) {
+    throw new ConfigError(option, `an API key of at least ${MIN_SECRET_BYTES} bytes is required`);
   }
+  const bytes = secretBytes(key);
+  if (bytes.length < MIN_SECRET_BYTES) {
+    throw new ConfigError(option, `must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes.length}`);
+  }
+  if (tokenSecret !== undefined && constantTimeEqual(bytes, tokenSecret)) {
+    throw new ConfigError(option, 'must differ from the token secret');
+  }
+  return bytes;
 }
 
 function checkPath(option: string, path: unknown): void {

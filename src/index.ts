@@ -17,9 +17,41 @@ export { boundedServerOptions, BEARER_PROTOCOL_PREFIX, type ProtocolSelector } f
 export { BROWSER_PROTOCOL } from './upgrade/pipeline.ts';
 export type { UpgradeRequest } from './upgrade/request-head.ts';
 
+// -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
+export { ChannelNode } from './channels/node.ts';
+export type {
+  ChannelHooks,
+  ChannelLimits,
+  ChannelMetrics,
+  ChannelNodeOptions,
+  RpcContext,
+} from './channels/node.ts';
+export type { ChannelClient } from './channels/session.ts';
+export { Namespaces, defaultChannelOptions } from './channels/options.ts';
+export type { ChannelOptions, ChannelsConfig, NamespaceConfig } from './channels/options.ts';
+export {
+  Disconnects,
+  DisconnectException,
+  ReplyErrors,
+  ReplyErrorException,
+  Unsubscribes,
+} from './channels/protocol.ts';
+export type { ClientInfo, Disconnect, Json, Publication, ReplyError } from './channels/protocol.ts';
+export type {
+  ChannelApi,
+  DisconnectOptions,
+  HistoryQuery,
+  HistoryReply,
+  NodeInfo,
+  PublishOptions,
+  PublishResult,
+} from './channels/api.ts';
+export { defaultChannelBounds, checkApiKey, type ChannelBounds } from './config.ts';
+
 // -- the hub --
 export { Hub, defaultHubOptions, isRejected } from './hub/hub.ts';
 export type {
+  RoomSink,
   HubOptions,
   HubMetrics,
   BroadcastResult,

@@ -30,8 +30,17 @@ import type {
 } from './api.ts';
 import { PING_JSON, pushJson } from './codec.ts';
 import { MemoryHistory, type HistoryLimits, type StoredPublication } from './history.ts';
-import type { ChannelOptions, Namespaces } from './options.ts';
-import { hasHistory, mayPublish, mayReadHistory, mayReadPresence, maySubscribe } from './permissions.ts';
+import {
+  historyEnabled,
+  mayPublish,
+  mayReadHistory,
+  mayReadPresence,
+  maySubscribeWithoutToken,
+  pushJoinLeave,
+  recoveryEnabled,
+  type ChannelOptions,
+  type Namespaces,
+} from './options.ts';
 import { MemoryPresence, type PresenceLimits } from './presence.ts';
 import {
   DisconnectException,
@@ -146,7 +155,7 @@ export interface ChannelMetrics {
 }
 
 /** What a subscribe was granted by its token, the options or a hook. */
-interface Grant {
+export interface Grant {
   options: ChannelOptions;
   chanInfo: Json | undefined;
   /** Subscription token `exp` in seconds, if any. */
@@ -188,7 +197,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   readonly name: string;
   readonly historyStore: MemoryHistory;
   readonly presenceStore: MemoryPresence;
-  stopped = false;
+  private shuttingDown = false;
   readonly metrics = {
     commands: 0,
     commands_limited: 0,
@@ -398,7 +407,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       }));
     }
     const grant: Grant = { options, chanInfo: undefined, exp: undefined };
-    if (maySubscribe(options, { user: session.user, subscribed: false })) return grant;
+    if (maySubscribeWithoutToken(options, session.user === '')) return grant;
     const hook = this.hooks.authorizeSubscribe;
     if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     return this.withTimeout(Promise.resolve().then(() => hook(session, channel))).then((allowed) => {
@@ -438,13 +447,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     // there; the new one gets them through recovery, never twice.
     this.flushPending();
     const fields: string[] = [];
-    const withHistory = hasHistory(options);
-    // A client may ask for recovery where it could read the history anyway (Centrifugo's rule).
-    const recoverable =
-      withHistory &&
-      (options.forceRecovery ||
-        (request.recoverable === true &&
-          (options.allowRecovery || mayReadHistory(options, { user: session.user, subscribed: true }))));
+    const withHistory = historyEnabled(options);
+    const anonymous = session.user === '';
+    const recoverable = recoveryEnabled(options, request.recoverable === true, anonymous);
     const positioned = withHistory && (recoverable || request.positioned === true);
     if (recoverable) fields.push('"recoverable":true');
     if (positioned) fields.push('"positioned":true');
@@ -460,7 +465,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     }
     const sub: Subscription = {
       channel,
-      joinLeave: options.joinLeave && (options.forcePushJoinLeave || request.join_leave === true),
+      joinLeave: pushJoinLeave(options, request.join_leave === true, anonymous),
       infoJson: JSON.stringify(info),
       chanInfo: grant.chanInfo,
       expiry: null,
@@ -474,8 +479,20 @@ export class ChannelNode implements ChannelApi, RoomSink {
       this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
     state.subscribers.set(session, sub);
     this.subscriptionCount++;
-    if (options.joinLeave) this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
     return `{${fields.join(',')}}`;
+  }
+
+  /**
+   * The join push of a new subscriber, where the channel has join/leave
+   * events; called after its subscribe (or connect) reply went out, so the
+   * reply comes first.
+   */
+  announceJoin(session: ChannelSession, channel: string): void {
+    const sub = session.subscriptions.get(channel);
+    const state = this.channelStates.get(channel);
+    if (sub === undefined || state === undefined) return;
+    if (this.namespaces.resolve(channel)?.options.joinLeave === true)
+      this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
   }
 
   /**
@@ -587,7 +604,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
       );
       return '{}';
     };
-    if (mayPublish(options, { user: session.user, subscribed: sub !== undefined })) return publish();
+    if (mayPublish(options, { anonymous: session.user === '', subscribed: sub !== undefined }))
+      return publish();
     const hook = this.hooks.authorizePublish;
     if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     return this.withTimeout(Promise.resolve().then(() => hook(session, channel, data))).then((allowed) => {
@@ -618,7 +636,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (state === undefined) {
       // Nobody listens here; only a channel that keeps history needs it.
       const resolved = this.namespaces.resolve(room);
-      if (resolved === null || !hasHistory(resolved.options)) return;
+      if (resolved === null || !historyEnabled(resolved.options)) return;
     }
     if (opcode === Opcode.BINARY) {
       this.metrics.channel_binary_skipped++;
@@ -631,6 +649,16 @@ export class ChannelNode implements ChannelApi, RoomSink {
       this.metrics.channel_text_wrapped++;
     }
     this.publishLocal(room, dataJson, undefined, undefined, false);
+  }
+
+  /**
+   * RoomSink: this node starts listening to `room` on other nodes. Its
+   * history missed what they published meanwhile, so the stream starts
+   * over with a new epoch: a position from before reports recovered false,
+   * never a silent gap. (History shared by all nodes is a Redis engine's job.)
+   */
+  roomListening(room: string): void {
+    this.historyStore.reset(room);
   }
 
   /** Appends to history (when the channel keeps it) and queues the push. */
@@ -649,7 +677,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       (tagsJson === undefined ? '' : `,"tags":${tagsJson}`);
     let pubJson: string;
     let result: PublishResult = {};
-    if (!skipHistory && hasHistory(options)) {
+    if (!skipHistory && historyEnabled(options)) {
       let built = '';
       const position = this.historyStore.append(
         channel,
@@ -712,7 +740,12 @@ export class ChannelNode implements ChannelApi, RoomSink {
   presenceFor(session: ChannelSession, channel: string): string {
     const options = this.optionsFor(channel);
     if (!options.presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    if (!mayReadPresence(options, { user: session.user, subscribed: session.subscriptions.has(channel) }))
+    if (
+      !mayReadPresence(options, {
+        anonymous: session.user === '',
+        subscribed: session.subscriptions.has(channel),
+      })
+    )
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     return JSON.stringify({ presence: this.presenceStore.get(channel) });
   }
@@ -720,7 +753,12 @@ export class ChannelNode implements ChannelApi, RoomSink {
   presenceStatsFor(session: ChannelSession, channel: string): string {
     const options = this.optionsFor(channel);
     if (!options.presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    if (!mayReadPresence(options, { user: session.user, subscribed: session.subscriptions.has(channel) }))
+    if (
+      !mayReadPresence(options, {
+        anonymous: session.user === '',
+        subscribed: session.subscriptions.has(channel),
+      })
+    )
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     const stats = this.presenceStore.stats(channel);
     return `{"num_clients":${stats.numClients},"num_users":${stats.numUsers}}`;
@@ -728,8 +766,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
 
   historyFor(session: ChannelSession, channel: string, request: Record<string, unknown>): string {
     const options = this.optionsFor(channel);
-    if (!hasHistory(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    if (!mayReadHistory(options, { user: session.user, subscribed: session.subscriptions.has(channel) }))
+    if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+    if (
+      !mayReadHistory(options, {
+        anonymous: session.user === '',
+        subscribed: session.subscriptions.has(channel),
+      })
+    )
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     const query = readHistoryQuery(request);
     const r = this.historyStore.read(channel, {
@@ -824,6 +867,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return settle(() => {
       this.apiOptions(channel);
       if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+      if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const dataJson = JSON.stringify(data);
       const tags = options.tags;
       const tagsJson = tags !== undefined && Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined;
@@ -836,7 +880,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   history(channel: string, query: HistoryQuery = {}): Promise<HistoryReply> {
     return settle(() => {
       const options = this.apiOptions(channel);
-      if (!hasHistory(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+      if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
       const r = this.historyStore.read(channel, {
         ...(query.since === undefined ? {} : { since: readPosition(query.since.offset, query.since.epoch) }),
         limit: this.clampLimit(query.limit ?? 0),
@@ -853,7 +897,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   historyRemove(channel: string): Promise<void> {
     return settle(() => {
       const options = this.apiOptions(channel);
-      if (!hasHistory(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
+      if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
       this.historyStore.remove(channel);
     });
   }
@@ -935,7 +979,12 @@ export class ChannelNode implements ChannelApi, RoomSink {
     };
   }
 
-  /** Connected clients (after their connect command) and all channel connections. */
+  /** Whether new connects are refused (node shutting down or hub stopped). */
+  get stopped(): boolean {
+    return this.shuttingDown || this.hub.isStopped;
+  }
+
+  /** Every channel connection (connected or still waiting for its connect command). */
   get connectionCount(): number {
     return this.sessions.size;
   }
@@ -950,7 +999,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   }
 
   private async runShutdown(timeout: number): Promise<void> {
-    this.stopped = true;
+    this.shuttingDown = true;
     this.flushPending();
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     if (this.pongCheck !== null) clearTimeout(this.pongCheck);

@@ -25,10 +25,15 @@ export interface ChannelOptions {
    * recovery without it.
    */
   allowRecovery: boolean;
+  /** The channel keeps presence (who is subscribed); needed by the presence and presence_stats calls. */
   presence: boolean;
-  /** Join/leave events are available; a subscriber asks for them with `join_leave: true`. */
+  /**
+   * Subscribing and unsubscribing emit join/leave events. A subscriber
+   * receives them when it asks (`join_leave: true`) and, as in Centrifugo,
+   * may read the channel's presence (allowPresenceFor*).
+   */
   joinLeave: boolean;
-  /** Join/leave events go to every subscriber without asking. */
+  /** Every subscriber receives join/leave events without asking (there are events only with joinLeave). */
   forcePushJoinLeave: boolean;
   /** A subscriber of the channel may publish to it. */
   allowPublishForSubscriber: boolean;
@@ -166,6 +171,80 @@ export class Namespaces {
     }
     return out;
   }
+}
+
+// ---- what the options allow (Centrifugo's rules) ------------------------------------------
+
+/** Who asks: whether the client is anonymous (user '') and whether it is subscribed to the channel. */
+export interface Asker {
+  anonymous: boolean;
+  subscribed: boolean;
+}
+
+/** Whether the channel keeps history (both historySize and historyTtl above 0); without it history calls answer 108 not available. */
+export function historyEnabled(options: ChannelOptions): boolean {
+  return options.historySize > 0 && options.historyTtl > 0;
+}
+
+/** Whether a client may publish: allowPublishForClient, or allowPublishForSubscriber when subscribed; an anonymous client also needs allowPublishForAnonymous. */
+export function mayPublish(options: ChannelOptions, asker: Asker): boolean {
+  return mayBy(
+    options.allowPublishForClient,
+    options.allowPublishForSubscriber,
+    options.allowPublishForAnonymous,
+    asker,
+  );
+}
+
+/** Whether a client may call history (the channel must also have history). */
+export function mayReadHistory(options: ChannelOptions, asker: Asker): boolean {
+  return mayBy(
+    options.allowHistoryForClient,
+    options.allowHistoryForSubscriber,
+    options.allowHistoryForAnonymous,
+    asker,
+  );
+}
+
+/** Whether a client may call presence and presence_stats (the channel must also have presence). */
+export function mayReadPresence(options: ChannelOptions, asker: Asker): boolean {
+  return mayBy(
+    options.allowPresenceForClient,
+    options.allowPresenceForSubscriber,
+    options.allowPresenceForAnonymous,
+    asker,
+  );
+}
+
+/** Whether a client may subscribe without a subscription token. */
+export function maySubscribeWithoutToken(options: ChannelOptions, anonymous: boolean): boolean {
+  return options.allowSubscribeForClient && (!anonymous || options.allowSubscribeForAnonymous);
+}
+
+/**
+ * Whether a new subscription is recoverable: always with forceRecovery;
+ * when the client asked (`recoverable: true`) with allowRecovery or when it
+ * may read the channel's history (as a subscriber). Never without history.
+ */
+export function recoveryEnabled(options: ChannelOptions, asked: boolean, anonymous: boolean): boolean {
+  if (!historyEnabled(options)) return false;
+  if (options.forceRecovery) return true;
+  return asked && (options.allowRecovery || mayReadHistory(options, { anonymous, subscribed: true }));
+}
+
+/**
+ * Whether a new subscriber receives join/leave events: with
+ * forcePushJoinLeave, or when it asked (`join_leave: true`), the channel has
+ * joinLeave and the client may read its presence (as a subscriber).
+ */
+export function pushJoinLeave(options: ChannelOptions, asked: boolean, anonymous: boolean): boolean {
+  if (options.forcePushJoinLeave) return true;
+  return asked && options.joinLeave && mayReadPresence(options, { anonymous, subscribed: true });
+}
+
+function mayBy(forClient: boolean, forSubscriber: boolean, forAnonymous: boolean, asker: Asker): boolean {
+  if (asker.anonymous && !forAnonymous) return false;
+  return forClient || (forSubscriber && asker.subscribed);
 }
 
 function readOptions(source: Record<string, unknown>, at: string, extraKeys: string[]): ChannelOptions {

@@ -14,7 +14,7 @@ import type { UserInfo } from '../auth/user.ts';
 import type { Connection } from '../connection/connection.ts';
 import { TokenBucket } from '../hub/rate-limit.ts';
 import { decodeCommands, errorReplyJson, methodOf, pushJson, replyJson } from './codec.ts';
-import type { ChannelNode } from './node.ts';
+import type { ChannelNode, Grant } from './node.ts';
 import {
   DisconnectException,
   Disconnects,
@@ -75,6 +75,8 @@ export class ChannelSession implements ChannelClient {
   /** Commands waiting behind one that waits. */
   private readonly queue: Command[] = [];
   private busy = false;
+  /** Runs right after the reply of the command being handled is written (join pushes). */
+  private afterReply: (() => void) | null = null;
 
   constructor(
     readonly conn: Connection,
@@ -219,6 +221,7 @@ export class ChannelSession implements ChannelClient {
 
   /** A command's failure: a reply error keeps the connection; anything else ends it. */
   private answerError(id: number, error: unknown): undefined {
+    this.afterReply = null;
     if (error instanceof ReplyErrorException) {
       if (id > 0) this.replyError(id, error.error);
       return undefined;
@@ -261,6 +264,9 @@ export class ChannelSession implements ChannelClient {
     const node = this.node;
     node.attach(this);
     const serverSubs = node.subscribeServerSide(this, claims.channels, subs ?? {});
+    this.afterReply = () => {
+      for (const channel of serverSubs.keys()) node.announceJoin(this, channel);
+    };
     return node.connectResultJson(this, this.expiresIn(claims), serverSubs);
   }
 
@@ -300,14 +306,19 @@ export class ChannelSession implements ChannelClient {
     if (this.subscriptions.has(channel) || this.subscribing.has(channel))
       throw new ReplyErrorException(ReplyErrors.ALREADY_SUBSCRIBED);
     const node = this.node;
+    const subscribe = (grant: Grant): string => {
+      const json = node.subscribe(this, channel, request, grant, false);
+      this.afterReply = () => node.announceJoin(this, channel);
+      return json;
+    };
     const admitted = node.admitSubscribe(this, channel, request);
-    if (!(admitted instanceof Promise)) return node.subscribe(this, channel, request, admitted, false);
+    if (!(admitted instanceof Promise)) return subscribe(admitted);
     this.subscribing.add(channel);
     return admitted.then(
       (grant) => {
         this.subscribing.delete(channel);
         if (this.state !== 'connected') return undefined;
-        return node.subscribe(this, channel, request, grant, false);
+        return subscribe(grant);
       },
       (error: unknown) => {
         this.subscribing.delete(channel);
@@ -342,8 +353,11 @@ export class ChannelSession implements ChannelClient {
   // ---- writing ------------------------------------------------------------------------
 
   private reply(id: number, method: string, resultJson: string): void {
+    const after = this.afterReply;
+    this.afterReply = null;
     if (this.state === 'closed') return;
     this.conn.sendText(replyJson(id, method, resultJson)).catch(ignore);
+    after?.();
   }
 
   private replyError(id: number, error: ReplyError): void {

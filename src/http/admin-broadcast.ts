@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { constantTimeEqual } from '../auth/security.ts';
 import { isRejected, type Hub } from '../hub/hub.ts';
 import { Opcode } from '../protocol/frame.ts';
+import { readBody } from './body.ts';
 import { HttpRejection, refusal, sendRejection, type RejectionKind } from './rejections.ts';
 
 export interface AdminBroadcastConfig {
@@ -105,8 +106,11 @@ export async function handleAdminBroadcast(
   if (room !== null && !config.hub.isValidRoom(room)) {
     return refuseBody(response, HttpRejection.INVALID_ROOM);
   }
-  const body = await readBody(request, config.maxBytes);
-  if (body === null) return refuseBody(response, HttpRejection.REQUEST_TOO_LARGE, tooLarge);
+  const read = await readBody(request, { maxBytes: config.maxBytes });
+  // A client that went away gets no answer: there is no one to read it.
+  if (!read.ok && read.reason === 'aborted') return;
+  if (!read.ok) return refuseBody(response, HttpRejection.REQUEST_TOO_LARGE, tooLarge);
+  const body = read.body;
   if (!isUtf8(body)) return sendError(response, HttpRejection.INVALID_BODY);
   const result =
     room === null
@@ -129,24 +133,4 @@ async function authorized(request: IncomingMessage, config: AdminBroadcastConfig
 function refuseBody(response: ServerResponse, kind: RejectionKind, message?: string): void {
   sendError(response, kind, message, { Connection: 'close' });
   response.req.resume();
-}
-
-/** Reads at most `maxBytes`; null when the body is larger. */
-function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        request.removeAllListeners('data');
-        request.resume();
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks, size)));
-    request.on('error', reject);
-  });
 }

@@ -99,6 +99,11 @@ export const HttpRejection = {
   INVALID_BODY: kind(400, 'WEBSOCKET_INVALID_BODY', 'validation', 'body must be UTF-8 text'),
   BROADCAST_REJECTED: kind(503, 'WEBSOCKET_BROADCAST_REJECTED', 'unavailable', 'broadcast rejected'),
 
+  // ---- server API (POST <apiPath>/<method>) ----
+  API_UNAUTHORIZED: kind(401, 'API_UNAUTHORIZED', 'auth', 'missing or invalid API key'),
+  /** The body parsed, but does not have the method's shape (a field of the wrong type, too deep, not an object). */
+  API_BAD_REQUEST: kind(400, 'API_BAD_REQUEST', 'validation', 'malformed API request'),
+
   // ---- demo token endpoint ----
   INVALID_REQUEST: kind(400, 'INVALID_REQUEST', 'validation', 'body must be a JSON object'),
   INVALID_JSON: kind(400, 'INVALID_JSON', 'validation', 'body is not valid JSON'),

@@ -51,6 +51,12 @@ export interface RoomSink {
    * messages and for messages from other nodes.
    */
   roomMessage(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): void;
+  /**
+   * With a cluster: this node starts listening to `room` on other nodes
+   * (its first local member or registration). What other nodes published
+   * to the room before was not seen here.
+   */
+  roomListening?(room: string): void;
 }
 
 export interface HubOptions {
@@ -294,9 +300,16 @@ export class Hub<C extends Recipient = Connection> {
     if (maxRoomConnections > 0 && (this.rooms.get(room)?.size ?? 0) + n >= maxRoomConnections)
       return { ok: false, reason: 'room_full' };
     this.external.set(room, n + 1);
-    if (n === 0 && !this.rooms.has(room)) this.cluster?.roomActive(room);
+    if (n === 0 && !this.rooms.has(room)) this.activate(room);
     this.registrations++;
     return { ok: true, alreadyMember: false };
+  }
+
+  /** The room's first local member or registration: the cluster starts listening to it. */
+  private activate(room: string): void {
+    if (this.cluster === null) return;
+    this.cluster.roomActive(room);
+    this.sink?.roomListening?.(room);
   }
 
   /** Undoes one register(room). */
@@ -323,7 +336,7 @@ export class Hub<C extends Recipient = Connection> {
     let members = this.rooms.get(room);
     if (members === undefined) {
       this.rooms.set(room, (members = new Set()));
-      if (!this.external.has(room)) this.cluster?.roomActive(room);
+      if (!this.external.has(room)) this.activate(room);
     }
     members.add(conn);
     const joined = this.memberships.get(conn);

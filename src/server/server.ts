@@ -47,6 +47,13 @@ import { interceptUpgrades } from '../upgrade/fast-path.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from '../connection/resource-guard.ts';
 import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } from '../hub/validation.ts';
 import { ExpiryTimer } from '../auth/expiry-timer.ts';
+import {
+  apiAuthFailureLog,
+  handleServerApi,
+  newServerApiCounters,
+  type ServerApiCounters,
+  type ServerApiOptions,
+} from '../http/server-api.ts';
 
 interface PasswordMetricsSource {
   passwordMetrics(): RoomPasswordMetrics;
@@ -74,6 +81,7 @@ export interface ServerMetrics
     ResourceGuardMetrics,
     Partial<ClusterMetrics>,
     Partial<ChannelMetrics>,
+    Partial<ServerApiCounters>,
     Partial<RoomPasswordMetrics> {
   /** Admin broadcast requests refused for missing or wrong credentials. */
   admin_auth_failures: number;
@@ -103,6 +111,8 @@ export class WshubServer {
   };
   private readonly pipeline: UpgradeConfig;
   private channelPipeline: ChannelUpgradeConfig | null = null;
+  /** The server API (Centrifugo's), when channels are on and an API key is set. */
+  private serverApi: ServerApiOptions | null = null;
   private readonly textValidation: Partial<TextValidationOptions> | null;
   private readonly expiryTimers = new Map<Connection, ExpiryTimer>();
   private readonly adminAuthFailures = new AuthFailureLog(ADMIN_AUTH_LOG_INTERVAL_MS, (count, remote) =>
@@ -154,6 +164,17 @@ export class WshubServer {
       onConnect: (conn, request) => this.connected(conn, request),
     };
     this.channels = c.channelsEnabled ? this.channelNode(tokenAuthenticator) : null;
+    if (this.channels !== null && c.apiKey !== undefined) {
+      this.serverApi = {
+        api: this.channels,
+        key: c.apiKey,
+        apiPath: c.apiPath,
+        maxBodyBytes: c.apiMaxBodyBytes,
+        counters: newServerApiCounters(),
+        authFailures: apiAuthFailureLog((entry) => this.log(entry)),
+        log: (entry) => this.log(entry),
+      };
+    }
     this.handshakes = new HandshakeGuard({
       timeout: c.handshakeTimeout,
       maxPending: c.maxPendingHandshakes,
@@ -333,6 +354,11 @@ export class WshubServer {
       });
       return true;
     }
+    const api = this.serverApi;
+    if (api !== null && (path === c.apiPath || path.startsWith(`${c.apiPath}/`))) {
+      void handleServerApi(request, response, api);
+      return true;
+    }
     if (path === c.wsRoutePath || (this.channels !== null && path === c.channelPath)) {
       // Not an upgrade (Node routes those to 'upgrade'): answer with the pipeline's rejection.
       const h = readHandshake(request);
@@ -398,6 +424,7 @@ export class WshubServer {
       admin_auth_failures: this.adminAuthFailures.total,
       ...this.hub.clusterMetrics(),
       ...this.channels?.channelMetrics(),
+      ...this.serverApi?.counters,
       ...(typeof passwords?.passwordMetrics === 'function' ? passwords.passwordMetrics() : {}),
     };
   }
@@ -432,6 +459,7 @@ export class WshubServer {
       this.channels?.shutdown(options.timeout ?? this.config.closeTimeout),
     ]);
     this.adminAuthFailures.flush();
+    this.serverApi?.authFailures?.flush();
     for (const timer of this.expiryTimers.values()) timer.cancel();
     this.expiryTimers.clear();
   }
@@ -485,6 +513,7 @@ function paths(hub: WshubServer): string[] {
   const out = [c.wsRoutePath];
   if (c.broadcastEnabled) out.push(c.broadcastPath);
   if (c.channelsEnabled) out.push(c.channelPath);
+  if (c.channelsEnabled && c.apiKey !== undefined) out.push(c.apiPath);
   return out;
 }
 

@@ -431,6 +431,20 @@ describe('MemoryHistory: streams', () => {
     assert.equal(history.stats().publications, 0);
   });
 
+  test('one sweep handles at most maxSteps due streams; the rest wait for the next', () => {
+    const { clock, history, publish } = setup({ metaTtl: 1000 });
+    for (let i = 0; i < 25; i++) publish(`c${i}`, 'x', 10, 100);
+    clock.advance(1000);
+    assert.equal(history.sweep(10), false);
+    assert.equal(history.stats().streams, 15);
+    assert.equal(history.sweep(10), false);
+    assert.equal(history.sweep(10), true);
+    assert.equal(history.stats().streams, 0);
+    assert.equal(history.sweep(10), true, 'nothing due');
+    const r = history.read('c3', { limit: -1, reverse: false });
+    assert.equal(r.top.offset, 0, 'forgotten streams start over');
+  });
+
   test('remove of an unknown channel creates nothing', () => {
     const { history } = setup();
     history.remove('nothing');

@@ -5,6 +5,14 @@ import { describe, test } from 'node:test';
 import { ConfigError } from '../../../src/errors.ts';
 import {
   defaultChannelOptions,
+  historyEnabled,
+  mayPublish,
+  mayReadHistory,
+  mayReadPresence,
+  maySubscribeWithoutToken,
+  pushJoinLeave,
+  recoveryEnabled,
+  type ChannelOptions,
   MAX_HISTORY_SIZE,
   MAX_HISTORY_TTL,
   MAX_NAMESPACES,
@@ -213,5 +221,96 @@ describe('Namespaces: refusals name the key', () => {
       () => new Namespaces({ namespaces: [{ name: 'x'.repeat(100_000) }] }),
       (error: unknown) => error instanceof ConfigError && error.message.length < 300,
     );
+  });
+});
+
+describe('what the options allow', () => {
+  const opts = (o: Partial<ChannelOptions>): ChannelOptions => ({ ...defaultChannelOptions, ...o });
+  const user = { anonymous: false, subscribed: false };
+  const subscriber = { anonymous: false, subscribed: true };
+  const anon = { anonymous: true, subscribed: false };
+  const anonSubscriber = { anonymous: true, subscribed: true };
+
+  test('nothing is allowed by default', () => {
+    const o = opts({});
+    for (const who of [user, subscriber, anon, anonSubscriber]) {
+      assert.equal(mayPublish(o, who), false);
+      assert.equal(mayReadHistory(o, who), false);
+      assert.equal(mayReadPresence(o, who), false);
+    }
+    assert.equal(maySubscribeWithoutToken(o, false), false);
+    assert.equal(historyEnabled(o), false);
+    assert.equal(recoveryEnabled(o, true, false), false);
+    assert.equal(pushJoinLeave(o, true, false), false);
+  });
+
+  test('ForClient lets any client with a user; ForSubscriber only subscribers; ForAnonymous extends both', () => {
+    const table: [Partial<ChannelOptions>, boolean[]][] = [
+      // [options, [user, subscriber, anon, anonSubscriber]]
+      [{ allowPublishForClient: true }, [true, true, false, false]],
+      [{ allowPublishForSubscriber: true }, [false, true, false, false]],
+      [{ allowPublishForAnonymous: true }, [false, false, false, false]],
+      [{ allowPublishForClient: true, allowPublishForAnonymous: true }, [true, true, true, true]],
+      [{ allowPublishForSubscriber: true, allowPublishForAnonymous: true }, [false, true, false, true]],
+    ];
+    for (const [o, want] of table) {
+      const got = [user, subscriber, anon, anonSubscriber].map((who) => mayPublish(opts(o), who));
+      assert.deepEqual(got, want, JSON.stringify(o));
+    }
+    assert.equal(mayReadHistory(opts({ allowHistoryForSubscriber: true }), subscriber), true);
+    assert.equal(mayReadHistory(opts({ allowHistoryForSubscriber: true }), anonSubscriber), false);
+    assert.equal(
+      mayReadHistory(opts({ allowPublishForClient: true }), user),
+      false,
+      'publish rights are not history rights',
+    );
+    assert.equal(
+      mayReadPresence(opts({ allowPresenceForClient: true, allowPresenceForAnonymous: true }), anon),
+      true,
+    );
+    assert.equal(mayReadPresence(opts({ allowPresenceForClient: true }), anon), false);
+  });
+
+  test('subscribe without a token', () => {
+    assert.equal(maySubscribeWithoutToken(opts({ allowSubscribeForClient: true }), false), true);
+    assert.equal(maySubscribeWithoutToken(opts({ allowSubscribeForClient: true }), true), false);
+    assert.equal(
+      maySubscribeWithoutToken(
+        opts({ allowSubscribeForClient: true, allowSubscribeForAnonymous: true }),
+        true,
+      ),
+      true,
+    );
+    assert.equal(maySubscribeWithoutToken(opts({ allowSubscribeForAnonymous: true }), true), false);
+  });
+
+  test('recovery: forced, or asked with allowRecovery or history rights, and never without history', () => {
+    const h = { historySize: 10, historyTtl: 1000 };
+    assert.equal(historyEnabled(opts(h)), true);
+    assert.equal(recoveryEnabled(opts({ ...h, forceRecovery: true }), false, true), true);
+    assert.equal(recoveryEnabled(opts({ ...h, allowRecovery: true }), false, false), false, 'not asked');
+    assert.equal(recoveryEnabled(opts({ ...h, allowRecovery: true }), true, true), true);
+    assert.equal(
+      recoveryEnabled(opts(h), true, false),
+      false,
+      'asked, but neither allowed nor history rights',
+    );
+    assert.equal(recoveryEnabled(opts({ ...h, allowHistoryForSubscriber: true }), true, false), true);
+    assert.equal(recoveryEnabled(opts({ ...h, allowHistoryForSubscriber: true }), true, true), false);
+    assert.equal(recoveryEnabled(opts({ forceRecovery: true }), true, false), false, 'no history');
+  });
+
+  test('join/leave: forced, or asked with joinLeave and presence rights', () => {
+    assert.equal(pushJoinLeave(opts({ forcePushJoinLeave: true }), false, true), true);
+    assert.equal(pushJoinLeave(opts({ joinLeave: true }), true, false), false, 'no presence rights');
+    assert.equal(
+      pushJoinLeave(opts({ joinLeave: true, allowPresenceForSubscriber: true }), true, false),
+      true,
+    );
+    assert.equal(
+      pushJoinLeave(opts({ joinLeave: true, allowPresenceForSubscriber: true }), false, false),
+      false,
+    );
+    assert.equal(pushJoinLeave(opts({ allowPresenceForClient: true }), true, false), false, 'joinLeave off');
   });
 });

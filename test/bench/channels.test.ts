@@ -22,6 +22,7 @@ import {
 import { HttpPublisher } from '../../bench/loadgen/http-publisher.ts';
 import { runFanout, type Target } from '../../bench/loadgen/index.ts';
 import { centrifugoBinDir, startCentrifugo } from '../../bench/peers/centrifugo.ts';
+import { startPeer } from '../../bench/peer-process.ts';
 import { checkPublishApi } from '../../bench/scenarios/channel-fanout.ts';
 import type { BenchResults, ChannelCell } from '../../bench/results.ts';
 import { summarize } from '../../bench/summary.ts';
@@ -526,6 +527,43 @@ describe('channels report', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('wshub channel peer', () => {
+  test('serves the channel protocol and the server API with the key it is given, without loss', async () => {
+    const apiKey = 'bench-key-'.repeat(4);
+    const peer = await startPeer({
+      name: 'wshub-channels',
+      cpuList: '0',
+      env: { ...process.env, WSHUB_BENCH_API_KEY: apiKey },
+    });
+    try {
+      await checkPublishApi(peer.port, { apiKey });
+      await assert.rejects(checkPublishApi(peer.port, { apiKey: 'wrong' }), /HTTP 401/);
+      const result = await runFanout({
+        target: {
+          host: '127.0.0.1',
+          port: peer.port,
+          protocol: 'centrifuge',
+          path: '/connection/websocket',
+          channel: { apiKey },
+        },
+        rooms: [{ name: 'peer-test', subscribers: 20, publishers: 1 }],
+        ratePerPublisher: 50,
+        payloadBytes: 64,
+        warmupMs: 200,
+        durationMs: 800,
+        workers: 1,
+      });
+      assert.equal(result.connected, 20);
+      assert.equal(result.lost, 0);
+      assert.equal(result.publish?.failed, 0);
+      assert.ok((result.publish?.accepted ?? 0) > 0);
+    } finally {
+      await peer.stop();
+    }
+    assert.equal(peer.alive(), false);
   });
 });
 

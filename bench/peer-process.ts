@@ -87,6 +87,26 @@ export function procCpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU-seconds core `cpu` has spent busy (everything but idle and iowait)
+ * since boot, from /proc/stat; NaN when unreadable. The difference over a
+ * run, less the server's own CPU, is what other processes took from the
+ * server's core.
+ */
+export function coreBusySeconds(cpu: number): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`cpu${cpu} `));
+    if (line === undefined) return NaN;
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const busy = f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!;
+    return busy / clockTicksPerSecond();
+  } catch {
+    return NaN;
+  }
+}
+
 /** Resident set size in bytes from /proc/<pid>/status (VmRSS); NaN when the process is gone. */
 export function procRssBytes(pid: number): number {
   try {

@@ -30,6 +30,8 @@ export interface RateStep {
   /** Server CPU-seconds in the step's window and its median latency (absent in older results). */
   serverCpuSec?: number;
   p50Ms?: number;
+  /** Share of the server's core other processes used during the step (0–1), when measured. */
+  otherLoad?: number;
 }
 
 /** Fan-out of one room with one publisher, for one target × members × payload. */
@@ -169,6 +171,8 @@ export interface ChannelCell {
   maxGeneratorBound: boolean;
   /** Publications the server API refused or did not answer, fixed-rate runs. */
   publishFailures: Summary;
+  /** Share of the server's core (0–1) other processes used during every run of the cell (fixed and search steps). */
+  otherLoad: Summary;
   /** The steps of the last search, for inspection. */
   searchSteps: RateStep[];
 }

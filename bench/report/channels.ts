@@ -45,6 +45,7 @@ export function channelTable(cells: ChannelCell[]): string {
     formatSummary(c.deliveriesPerCpuSec),
     `${formatSummary(c.p50Ms, ms)} / ${formatSummary(c.p99Ms, ms)}`,
     formatSummary(c.lost, formatNumber),
+    c.otherLoad ? formatSummary(c.otherLoad, (n) => `${Math.round(n * 100)}%`) : '–',
   ]);
   return table(
     [
@@ -58,9 +59,10 @@ export function channelTable(cells: ChannelCell[]): string {
       'Deliveries / CPU-s at fixed rate',
       'p50 / p99 ms at fixed rate',
       'Lost at fixed rate',
+      "Others' share of CPU 0",
     ],
     rows,
-    new Set([1, 3, 4, 5, 6, 7, 8, 9]),
+    new Set([1, 3, 4, 5, 6, 7, 8, 9, 10]),
   );
 }
 
@@ -173,7 +175,10 @@ push received over the whole run, so a publication the API refused or left
 unanswered is lost too. "Deliveries / CPU-s at fixed rate" compares both
 servers doing the same work (${formatNumber(cells[0]!.ratePerPublisher * cells[0]!.subscribers)} deliveries/s). Cells show the median of
 ${results.runs} run${results.runs === 1 ? '' : 's'} with the min–max range; ⚠ marks a fixed-rate run in which the
-generator's core was more than 90% busy.
+generator's core was more than 90% busy. "Others' share of CPU 0" is the
+part of the server's core that other processes on the machine used during
+the cell's runs (from \`/proc/stat\`, less the server's own CPU): where it
+is high, latency and the maximum are understated.
 
 Command:
 

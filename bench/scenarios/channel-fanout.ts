@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { runFanout, type ChannelAccess, type FanoutResult } from '../loadgen/index.ts';
-import { startPeer } from '../peer-process.ts';
+import { coreBusySeconds, startPeer } from '../peer-process.ts';
 import { startCentrifugo, type ChannelPeer } from '../peers/centrifugo.ts';
 import type { ChannelCell, RateStep } from '../results.ts';
 import { summarize } from '../summary.ts';
@@ -128,6 +128,10 @@ async function measure(
   timing: Timing,
 ): Promise<Measured> {
   const channel = `bench-${++channelCounter}`;
+  const core = Number.parseInt(ctx.serverCpuList, 10);
+  const wall0 = performance.now();
+  const busy0 = coreBusySeconds(core);
+  const server0 = server.peer.cpuSeconds();
   const { result, window } = await probeWindow(
     server.peer,
     subscribers,
@@ -150,7 +154,10 @@ async function measure(
         ...(ctx.generatorCpuList ? { cpuList: ctx.generatorCpuList } : {}),
       }),
   );
-  return { result, cpuSec: window.cpuSec };
+  // What others took from the server's core over the whole run: the figures' contamination.
+  const others = coreBusySeconds(core) - busy0 - (server.peer.cpuSeconds() - server0);
+  const otherLoad = Math.min(1, Math.max(0, others / ((performance.now() - wall0) / 1000)));
+  return { result, cpuSec: window.cpuSec, ...(Number.isFinite(otherLoad) ? { otherLoad } : {}) };
 }
 
 function logRun(ctx: ScenarioContext, label: string, m: Measured): void {
@@ -159,7 +166,8 @@ function logRun(ctx: ScenarioContext, label: string, m: Measured): void {
   ctx.log(
     `    ${label}: ${Math.round(r.deliveriesPerSec)} deliveries/s, p99 ${r.latencyMs.p99.toFixed(1)} ms, lost ${r.lost}` +
       `${failed > 0 ? `, ${failed} publish failures (${r.publish?.firstError})` : ''}, server CPU ${m.cpuSec.toFixed(2)} s` +
-      `${r.generatorCpu.limited ? ' (generator-limited)' : ''}`,
+      `${r.generatorCpu.limited ? ' (generator-limited)' : ''}` +
+      `${m.otherLoad !== undefined ? `, others ${Math.round(m.otherLoad * 100)}% of the server's core` : ''}`,
   );
 }
 
@@ -207,7 +215,13 @@ export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelC
             previousMax = search.best;
             lastSteps = search.steps;
             generatorBound ||= search.generatorBound;
-            return { fixedRun, best: search.best, top: bestStep(search.steps, search.best) };
+            const loads = [fixedRun.otherLoad, ...search.steps.map((s) => s.otherLoad)];
+            return {
+              fixedRun,
+              best: search.best,
+              top: bestStep(search.steps, search.best),
+              loads: loads.filter((l): l is number => l !== undefined),
+            };
           });
           const fixedResults = runs.map((r) => r.fixedRun.result);
           const tops = runs.map((r) => r.top);
@@ -236,6 +250,7 @@ export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelC
             maxGeneratorBound: generatorBound,
             publishFailures: summarize(fixedResults.map((r: FanoutResult) => r.publish?.failed ?? 0)),
             searchSteps: lastSteps,
+            otherLoad: summarize(runs.flatMap((r) => r.loads)),
           });
         }
       }

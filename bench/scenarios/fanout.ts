@@ -43,6 +43,8 @@ export interface SearchPlan {
 export interface Measured {
   result: FanoutResult;
   cpuSec: number;
+  /** Share of the server's core that other processes used during the run (0–1), when measured. */
+  otherLoad?: number;
 }
 
 let roomCounter = 0;
@@ -96,7 +98,7 @@ export async function searchMax(
 ): Promise<{ best: number; steps: RateStep[]; generatorBound: boolean }> {
   const steps: RateStep[] = [];
   const step = async (rate: number): Promise<RateStep> => {
-    const { result, cpuSec } = await run(rate);
+    const { result, cpuSec, otherLoad } = await run(rate);
     const s: RateStep = {
       ratePerPublisher: rate,
       deliveriesPerSec: result.deliveriesPerSec,
@@ -106,11 +108,13 @@ export async function searchMax(
       pass: sustainable(result),
       serverCpuSec: cpuSec,
       p50Ms: result.latencyMs.p50,
+      ...(otherLoad !== undefined ? { otherLoad } : {}),
     };
     steps.push(s);
     ctx.log(
       `    rate ${rate}/s → ${Math.round(s.deliveriesPerSec)} deliveries/s, p99 ${s.p99Ms.toFixed(1)} ms, lost ${s.lost}` +
-        `${s.generatorLimited ? ' (generator-limited)' : ''} ${s.pass ? 'pass' : 'FAIL'}`,
+        `${s.generatorLimited ? ' (generator-limited)' : ''}` +
+        `${otherLoad !== undefined ? `, others ${Math.round(otherLoad * 100)}% of the server's core` : ''} ${s.pass ? 'pass' : 'FAIL'}`,
     );
     return s;
   };

@@ -449,6 +449,7 @@ describe('channels report', () => {
     maxGeneratorBound: bound,
     publishFailures: s(0),
     searchSteps: [],
+    otherLoad: s(0.05, 0.1),
   });
   const results = (channels: ChannelCell[]): BenchResults => ({
     version: 1,

@@ -178,7 +178,8 @@ ${results.runs} run${results.runs === 1 ? '' : 's'} with the minâ€“max range; âš
 generator's core was more than 90% busy. "Others' share of CPU 0" is the
 part of the server's core that other processes on the machine used during
 the cell's runs (from \`/proc/stat\`, less the server's own CPU): where it
-is high, latency and the maximum are understated.
+is high, latency and the maximum are understated; a search step that
+failed while others took more than 20% of that core was measured once more.
 
 Command:
 

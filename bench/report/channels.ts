@@ -3,7 +3,8 @@
  * rendered from a results file's `channels` cells: one table of figures,
  * one of wshub / Centrifugo ratios per cell, and the verdict against the
  * issue's target (≥ 3× on maximum sustainable deliveries/s and on
- * deliveries per server CPU-second, in every cell). It sits between its own
+ * deliveries per server CPU-second at that maximum, in every cell; the
+ * fixed-rate CPU ratio is shown beside them, not judged). It sits between its own
  * markers, so a run of the channel scenario alone leaves the hub section as
  * it is, and the other way round.
  */
@@ -70,7 +71,10 @@ export function channelTable(cells: ChannelCell[]): string {
 export interface ChannelComparison {
   label: string;
   maxRatio: number;
+  /** Deliveries per server CPU-second in the highest passing step. */
   cpuRatio: number;
+  /** Deliveries per server CPU-second at the fixed rate (not judged: both servers pay a send per delivery there). */
+  fixedCpuRatio: number;
   met: boolean | null;
   why: string;
 }
@@ -89,19 +93,28 @@ export function compareChannels(cells: ChannelCell[]): ChannelComparison[] {
     const theirs = find('centrifugo');
     if (!mine || !theirs) {
       const missing = !mine ? 'wshub' : 'centrifugo';
-      return { label, maxRatio: NaN, cpuRatio: NaN, met: null, why: `${missing} not measured` };
+      return {
+        label,
+        maxRatio: NaN,
+        cpuRatio: NaN,
+        fixedCpuRatio: NaN,
+        met: null,
+        why: `${missing} not measured`,
+      };
     }
     const maxRatio = ratioOf(mine.maxSustainable, theirs.maxSustainable);
-    const cpuRatio = ratioOf(mine.deliveriesPerCpuSec, theirs.deliveriesPerCpuSec);
+    const cpuRatio = ratioOf(mine.maxDeliveriesPerCpuSec, theirs.maxDeliveriesPerCpuSec);
+    const fixedCpuRatio = ratioOf(mine.deliveriesPerCpuSec, theirs.deliveriesPerCpuSec);
+    const base = { label, maxRatio, cpuRatio, fixedCpuRatio };
     if (!Number.isFinite(maxRatio) || !Number.isFinite(cpuRatio))
-      return { label, maxRatio, cpuRatio, met: null, why: 'a figure is missing (no rate passed)' };
+      return { ...base, met: null, why: 'a figure is missing (no rate passed)' };
     const ok = maxRatio >= TARGET_RATIO && cpuRatio >= TARGET_RATIO;
     // A generator-bound figure is a lower bound: it can neither prove a pass (theirs) nor a fail (ours).
     if (ok && theirs.maxGeneratorBound)
-      return { label, maxRatio, cpuRatio, met: null, why: "Centrifugo's maximum is generator-bound" };
-    if (!ok && maxRatio < TARGET_RATIO && cpuRatio >= TARGET_RATIO && mine.maxGeneratorBound)
-      return { label, maxRatio, cpuRatio, met: null, why: "wshub's maximum is generator-bound" };
-    return { label, maxRatio, cpuRatio, met: ok, why: '' };
+      return { ...base, met: null, why: "Centrifugo's maximum is generator-bound" };
+    if (!ok && mine.maxGeneratorBound)
+      return { ...base, met: null, why: "wshub's maximum is generator-bound" };
+    return { ...base, met: ok, why: '' };
   });
 }
 
@@ -111,17 +124,19 @@ export function channelRatioTable(cells: ChannelCell[]): string {
     c.label,
     formatRatio(c.maxRatio),
     formatRatio(c.cpuRatio),
+    formatRatio(c.fixedCpuRatio),
     `${verdictWord(c.met)}${c.why ? ` (${c.why})` : ''}`,
   ]);
   return table(
     [
       'Subscribers × payload',
       'Max sustainable, wshub / Centrifugo',
-      'Deliveries / CPU-s, wshub / Centrifugo',
-      `≥ ${TARGET_RATIO}×`,
+      'Deliveries / CPU-s at max, wshub / Centrifugo',
+      'Deliveries / CPU-s at fixed rate (not judged)',
+      `≥ ${TARGET_RATIO}× on both judged figures`,
     ],
     rows,
-    new Set([1, 2]),
+    new Set([1, 2, 3]),
   );
 }
 
@@ -135,7 +150,7 @@ export function channelVerdict(results: BenchResults): Verdict {
   const detail = comparisons
     .map(
       (c) =>
-        `${c.label}: ${formatRatio(c.maxRatio)} max sustainable, ${formatRatio(c.cpuRatio)} per CPU-s${c.why ? ` (${c.why})` : ''}`,
+        `${c.label}: ${formatRatio(c.maxRatio)} max sustainable, ${formatRatio(c.cpuRatio)} per CPU-s at max${c.why ? ` (${c.why})` : ''}`,
     )
     .join('; ');
   return { target, met, detail };
@@ -166,14 +181,17 @@ batched frame counts at its oldest publication's latency). Centrifugo
 v6.9.1 is built by the benchmark with \`go install\` and runs with
 \`GOMAXPROCS=1\`, anonymous connections, subscriptions allowed for any
 client, no history, presence or join/leave; wshub's channel endpoint is
-configured the same way. ${m.pinned ? 'Each server runs pinned to CPU 0 and the load generator (subscribers and publisher) to CPU 1 (`taskset`), the two servers one after the other in the same invocation.' : 'taskset was not available: servers and generator shared the CPUs.'}
+configured the same way. ${m.pinned ? 'Each server runs pinned to CPU 0 and the load generator (subscribers and publisher) to CPU 1 (`taskset`), both servers started in the same invocation and taking turns cell by cell.' : 'taskset was not available: servers and generator shared the CPUs.'}
 Server CPU is read from \`/proc\` inside each measurement window. "Max
 sustainable" is the highest publication rate × N with p99 < 100 ms, no
 loss and every subscriber subscribed, found by the same rate search as the
 fan-out scenario; loss counts every publication attempted × N against every
 push received over the whole run, so a publication the API refused or left
-unanswered is lost too. "Deliveries / CPU-s at fixed rate" compares both
-servers doing the same work (${formatNumber(cells[0]!.ratePerPublisher * cells[0]!.subscribers)} deliveries/s). Cells show the median of
+unanswered is lost too. The verdict judges the maximum and the deliveries
+per server CPU-second in the step that reached it; "Deliveries / CPU-s at
+fixed rate" (both servers doing the same work, ${formatNumber(cells[0]!.ratePerPublisher * cells[0]!.subscribers)} deliveries/s) is
+shown but not judged: there every delivery is a send of its own for both
+servers, so it mostly measures the kernel. Cells show the median of
 ${results.runs} run${results.runs === 1 ? '' : 's'} with the min–max range; ⚠ marks a fixed-rate run in which the
 generator's core was more than 90% busy. "Others' share of CPU 0" is the
 part of the server's core that other processes on the machine used during

@@ -96,12 +96,8 @@ export function checkPublishApi(port: number, access: ChannelAccess): Promise<vo
   });
 }
 
-/** Starts the named target's server, checks its API, and always stops it after `body`. */
-async function withChannelPeer<T>(
-  ctx: ScenarioContext,
-  name: string,
-  body: (peer: ChannelPeer) => Promise<T>,
-): Promise<T | undefined> {
+/** Starts the named target's server and checks its API; a failure is logged, recorded, and gives undefined. */
+async function startChannelPeer(ctx: ScenarioContext, name: string): Promise<ChannelPeer | undefined> {
   let peer: ChannelPeer | undefined;
   try {
     peer =
@@ -109,15 +105,18 @@ async function withChannelPeer<T>(
         ? await startCentrifugo(ctx.serverCpuList, (line) => ctx.log(line))
         : await startWshubChannels(ctx.serverCpuList);
     await checkPublishApi(peer.peer.port, peer.access);
-    return await body(peer);
+    return peer;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    ctx.errors.push({ scenario: 'channels', target: name, message });
-    ctx.log(`  ! channels / ${name}: ${message}`);
-    return undefined;
-  } finally {
     await peer?.stop();
+    recordError(ctx, name, error);
+    return undefined;
   }
+}
+
+function recordError(ctx: ScenarioContext, name: string, error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  ctx.errors.push({ scenario: 'channels', target: name, message });
+  ctx.log(`  ! channels / ${name}: ${message}`);
 }
 
 /** One run: N subscribers on a fresh channel, one API publisher at `rate`, server CPU in the window. */
@@ -183,6 +182,77 @@ function bestStep(steps: RateStep[], best: number): RateStep | undefined {
   return steps.find((s) => s.pass && s.ratePerPublisher === best);
 }
 
+/** Measures one cell for one server: `ctx.runs` × (fixed-rate run + maximum-rate search). */
+async function measureCell(
+  ctx: ScenarioContext,
+  name: string,
+  server: ChannelPeer,
+  subscribers: number,
+  payloadBytes: number,
+  fixed: Timing,
+  plan: SearchPlan,
+): Promise<ChannelCell> {
+  const fixedRate = Math.max(1, Math.round(CHANNEL_FIXED_DELIVERIES / subscribers));
+  ctx.log(`  N=${subscribers} payload=${payloadBytes} B, fixed rate ${fixedRate}/s`);
+  let lastSteps: RateStep[] = [];
+  let generatorBound = false;
+  let previousMax = 0;
+  const runs = await repeat(ctx.runs, async () => {
+    const fixedRun = await measure(ctx, server, subscribers, payloadBytes, fixedRate, fixed);
+    logRun(ctx, 'fixed', fixedRun);
+    // Below the fixed rate, so a server that cannot sustain it still gets a figure.
+    const start = Math.max(1, Math.round(fixedRate / 4), Math.round(previousMax / 2));
+    const search = await searchMax(ctx, start, plan, async (rate) => {
+      const first = await measure(ctx, server, subscribers, payloadBytes, rate, plan.step);
+      if (sustainable(first.result) || (first.otherLoad ?? 0) <= RETRY_OTHER_LOAD) return first;
+      // On a shared machine a burst of other work can fail a step the server would pass.
+      ctx.log(
+        `    rate ${rate}/s failed while others took ${Math.round((first.otherLoad ?? 0) * 100)}% of the server's core; measuring it again`,
+      );
+      return measure(ctx, server, subscribers, payloadBytes, rate, plan.step);
+    });
+    previousMax = search.best;
+    lastSteps = search.steps;
+    generatorBound ||= search.generatorBound;
+    const loads = [fixedRun.otherLoad, ...search.steps.map((s) => s.otherLoad)];
+    return {
+      fixedRun,
+      best: search.best,
+      top: bestStep(search.steps, search.best),
+      loads: loads.filter((l): l is number => l !== undefined),
+    };
+  });
+  const fixedResults = runs.map((r) => r.fixedRun.result);
+  const tops = runs.map((r) => r.top);
+  return {
+    target: name,
+    subscribers,
+    payloadBytes,
+    ratePerPublisher: fixedRate,
+    deliveriesPerSec: summarize(fixedResults.map((r) => r.deliveriesPerSec)),
+    lost: summarize(fixedResults.map((r) => r.lost)),
+    p50Ms: summarize(fixedResults.map((r) => r.latencyMs.p50)),
+    p99Ms: summarize(fixedResults.map((r) => r.latencyMs.p99)),
+    serverCpuSec: summarize(runs.map((r) => r.fixedRun.cpuSec)),
+    deliveriesPerCpuSec: summarize(runs.map((r) => perCpuSec(r.fixedRun))),
+    generatorLimited: fixedResults.some((r) => r.generatorCpu.limited),
+    maxSustainable: summarize(runs.map((r) => r.best * subscribers)),
+    maxDeliveriesPerCpuSec: summarize(
+      tops.map((s) =>
+        s?.serverCpuSec !== undefined && s.serverCpuSec > 0
+          ? (s.deliveriesPerSec * (plan.step.durationMs / 1000)) / s.serverCpuSec
+          : NaN,
+      ),
+    ),
+    maxP50Ms: summarize(tops.map((s) => s?.p50Ms ?? NaN)),
+    maxP99Ms: summarize(tops.map((s) => s?.p99Ms ?? NaN)),
+    maxGeneratorBound: generatorBound,
+    publishFailures: summarize(fixedResults.map((r: FanoutResult) => r.publish?.failed ?? 0)),
+    searchSteps: lastSteps,
+    otherLoad: summarize(runs.flatMap((r) => r.loads)),
+  };
+}
+
 /** Runs the channel fan-out scenario for the selected channel targets (`ctx.targets`). */
 export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelCell[]> {
   const sizes = [1_000, 5_000];
@@ -195,74 +265,29 @@ export async function runChannelScenario(ctx: ScenarioContext): Promise<ChannelC
     : { factor: 2, maxUpSteps: 10, bisectSteps: 3, step: { warmupMs: 500, durationMs: 1500 } };
   const cells: ChannelCell[] = [];
 
-  for (const name of ctx.targets) {
-    if (!CHANNEL_TARGETS.includes(name)) continue;
-    ctx.log(`channels / ${name}`);
-    await withChannelPeer(ctx, name, async (server) => {
-      for (const subscribers of sizes) {
-        for (const payloadBytes of payloads) {
-          const fixedRate = Math.max(1, Math.round(CHANNEL_FIXED_DELIVERIES / subscribers));
-          ctx.log(`  N=${subscribers} payload=${payloadBytes} B, fixed rate ${fixedRate}/s`);
-          let lastSteps: RateStep[] = [];
-          let generatorBound = false;
-          let previousMax = 0;
-          const runs = await repeat(ctx.runs, async () => {
-            const fixedRun = await measure(ctx, server, subscribers, payloadBytes, fixedRate, fixed);
-            logRun(ctx, 'fixed', fixedRun);
-            // Below the fixed rate, so a server that cannot sustain it still gets a figure.
-            const start = Math.max(1, Math.round(fixedRate / 4), Math.round(previousMax / 2));
-            const search = await searchMax(ctx, start, plan, async (rate) => {
-              const first = await measure(ctx, server, subscribers, payloadBytes, rate, plan.step);
-              if (sustainable(first.result) || (first.otherLoad ?? 0) <= RETRY_OTHER_LOAD) return first;
-              // On a shared machine a burst of other work can fail a step the server would pass.
-              ctx.log(
-                `    rate ${rate}/s failed while others took ${Math.round((first.otherLoad ?? 0) * 100)}% of the server's core; measuring it again`,
-              );
-              return measure(ctx, server, subscribers, payloadBytes, rate, plan.step);
-            });
-            previousMax = search.best;
-            lastSteps = search.steps;
-            generatorBound ||= search.generatorBound;
-            const loads = [fixedRun.otherLoad, ...search.steps.map((s) => s.otherLoad)];
-            return {
-              fixedRun,
-              best: search.best,
-              top: bestStep(search.steps, search.best),
-              loads: loads.filter((l): l is number => l !== undefined),
-            };
-          });
-          const fixedResults = runs.map((r) => r.fixedRun.result);
-          const tops = runs.map((r) => r.top);
-          cells.push({
-            target: name,
-            subscribers,
-            payloadBytes,
-            ratePerPublisher: fixedRate,
-            deliveriesPerSec: summarize(fixedResults.map((r) => r.deliveriesPerSec)),
-            lost: summarize(fixedResults.map((r) => r.lost)),
-            p50Ms: summarize(fixedResults.map((r) => r.latencyMs.p50)),
-            p99Ms: summarize(fixedResults.map((r) => r.latencyMs.p99)),
-            serverCpuSec: summarize(runs.map((r) => r.fixedRun.cpuSec)),
-            deliveriesPerCpuSec: summarize(runs.map((r) => perCpuSec(r.fixedRun))),
-            generatorLimited: fixedResults.some((r) => r.generatorCpu.limited),
-            maxSustainable: summarize(runs.map((r) => r.best * subscribers)),
-            maxDeliveriesPerCpuSec: summarize(
-              tops.map((s) =>
-                s?.serverCpuSec !== undefined && s.serverCpuSec > 0
-                  ? (s.deliveriesPerSec * (plan.step.durationMs / 1000)) / s.serverCpuSec
-                  : NaN,
-              ),
-            ),
-            maxP50Ms: summarize(tops.map((s) => s?.p50Ms ?? NaN)),
-            maxP99Ms: summarize(tops.map((s) => s?.p99Ms ?? NaN)),
-            maxGeneratorBound: generatorBound,
-            publishFailures: summarize(fixedResults.map((r: FanoutResult) => r.publish?.failed ?? 0)),
-            searchSteps: lastSteps,
-            otherLoad: summarize(runs.flatMap((r) => r.loads)),
-          });
+  // Every server is started first and the targets take turns cell by cell, so that the bursts of
+  // other work on a shared machine fall on both alike instead of on whichever ran first.
+  const servers = new Map<string, ChannelPeer>();
+  try {
+    for (const name of ctx.targets) {
+      if (!CHANNEL_TARGETS.includes(name)) continue;
+      const server = await startChannelPeer(ctx, name);
+      if (server !== undefined) servers.set(name, server);
+    }
+    for (const subscribers of sizes) {
+      for (const payloadBytes of payloads) {
+        for (const [name, server] of servers) {
+          ctx.log(`channels / ${name}`);
+          try {
+            cells.push(await measureCell(ctx, name, server, subscribers, payloadBytes, fixed, plan));
+          } catch (error) {
+            recordError(ctx, name, error);
+          }
         }
       }
-    });
+    }
+  } finally {
+    for (const server of servers.values()) await server.stop();
   }
   return cells;
 }

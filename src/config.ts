@@ -120,8 +120,8 @@ export interface WshubConfig {
   channelPath: string;
   /** Channel options (top level) and namespaces. */
   channels: ChannelsConfig;
-  /** Bounds of the channel protocol, per connection and per node. */
-  channelLimits: ChannelBounds;
+  /** Bounds of the channel protocol, per connection and per node (merged over defaultChannelBounds()). */
+  channelLimits: Partial<ChannelBounds>;
   /** Verifies subscription tokens (default: the connection token authenticator). */
   subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
   /** RPC, send and authorization hooks of the channel protocol. */
@@ -169,7 +169,11 @@ export function defaultChannelBounds(): ChannelBounds {
  * The configuration after `resolveConfig`: every option set, validated,
  * secrets copied into Buffers.
  */
-export interface ResolvedConfig extends Omit<WshubConfig, 'secret' | 'broadcastSecret' | 'apiKey'> {
+export interface ResolvedConfig extends Omit<
+  WshubConfig,
+  'secret' | 'broadcastSecret' | 'apiKey' | 'channelLimits'
+> {
+  channelLimits: ChannelBounds;
   secret?: Buffer | undefined;
   broadcastSecret?: Buffer | undefined;
   apiKey?: Buffer | undefined;
@@ -402,7 +406,6 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   checkPath('apiPath', config.apiPath);
   checkDistinctPaths(config);
   const channelLimits = resolveChannelBounds(input.channelLimits);
-  config.channelLimits = channelLimits;
   if (config.channels === null || typeof config.channels !== 'object' || Array.isArray(config.channels))
     throw new ConfigError('channels', 'must be an object of channel options and namespaces');
   if (!Array.isArray(config.allowedOrigins) || config.allowedOrigins.some((o) => typeof o !== 'string')) {
@@ -422,6 +425,7 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
     secret: copySecret(config.secret),
     broadcastSecret: copySecret(config.broadcastSecret),
     apiKey: config.apiKey === undefined || config.apiKey.length === 0 ? undefined : copySecret(config.apiKey),
+    channelLimits,
     allowedOrigins: [...config.allowedOrigins],
   };
 }

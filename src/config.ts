@@ -115,7 +115,13 @@ export interface WshubConfig {
   onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
   onClose?: ((conn: Connection, code: number, reason: string) => void) | undefined;
   // -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
-  /** Serve the channel protocol at `channelPath`. */
+  /**
+   * Serve the channel protocol at `channelPath`. Unset: on when any channel
+   * option is given (`channels`, `channelLimits`, `channelHooks`,
+   * `channelPath`, `subscriptionTokenAuthenticator`, `apiKey`), off
+   * otherwise, so servers that do not use channels (several hubs on one
+   * http server, say) serve exactly the seed's paths.
+   */
   channelsEnabled: boolean;
   channelPath: string;
   /** Channel options (top level) and namespaces. */
@@ -133,6 +139,16 @@ export interface WshubConfig {
   /** Largest server API request body in bytes. */
   apiMaxBodyBytes: number;
 }
+
+/** Options that switch the channel protocol on when `channelsEnabled` is not given. */
+const CHANNEL_OPTIONS = [
+  'channels',
+  'channelLimits',
+  'channelHooks',
+  'channelPath',
+  'subscriptionTokenAuthenticator',
+  'apiKey',
+] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every bound of the channel layer: the protocol's, history's and presence's. */
 export interface ChannelBounds extends ChannelLimits {
@@ -215,7 +231,7 @@ export function defaultConfig(): WshubConfig {
     maxPartialMessageBytes: 256 * 1024 * 1024,
     maxPingRate: DEFAULT_MAX_PING_RATE,
     messageValidation: {},
-    channelsEnabled: true,
+    channelsEnabled: false,
     channelPath: '/connection/websocket',
     channels: {},
     channelLimits: defaultChannelBounds(),
@@ -403,6 +419,8 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   checkPath('wsRoutePath', config.wsRoutePath);
   checkPath('broadcastPath', config.broadcastPath);
   checkPath('channelPath', config.channelPath);
+  if (input.channelsEnabled === undefined)
+    config.channelsEnabled = CHANNEL_OPTIONS.some((key) => input[key] !== undefined);
   checkPath('apiPath', config.apiPath);
   checkDistinctPaths(config);
   const channelLimits = resolveChannelBounds(input.channelLimits);

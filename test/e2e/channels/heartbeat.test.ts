@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanupHubs } from '../server/harness.ts';
+import { ConfigError } from '../../../src/errors.ts';
+import { createWshub } from '../../../src/server/server.ts';
+import { cleanupHubs, SECRET } from '../server/harness.ts';
 import {
   channelLimits,
   closeClients,
@@ -77,5 +79,23 @@ describe('channel ping/pong', () => {
     assert.ok(close.afterMs >= PONG - 20, `closed after ${close.afterMs} ms`);
     assert.ok(close.afterMs < PING + PONG + 500, `closed after ${close.afterMs} ms`);
     assert.deepEqual(raw.messages.slice(1), [{}], 'one ping, then the close');
+  });
+
+  it('refuses a pongTimeout that is not below pingInterval (a client would never be dropped)', async () => {
+    for (const [pingInterval, pongTimeout] of [
+      [200, 200],
+      [200, 300],
+    ] as const) {
+      assert.throws(
+        () => createWshub({ secret: SECRET, channelLimits: channelLimits({ pingInterval, pongTimeout }) }),
+        (error: unknown) => error instanceof ConfigError && /channelLimits\.pongTimeout/.test(error.message),
+      );
+    }
+    // Without pings, pongTimeout does not matter.
+    const ws = createWshub({
+      secret: SECRET,
+      channelLimits: channelLimits({ pingInterval: 0, pongTimeout: 300 }),
+    });
+    await ws.shutdown({ timeout: 100 });
   });
 });

@@ -131,6 +131,8 @@ export interface RawChannelClient {
   ws: WebSocket;
   /** Every received line, parsed, in order. */
   readonly messages: Record<string, unknown>[];
+  /** Received lines that were not JSON (none, from a correct server). */
+  readonly invalid: string[];
   /** Settles when the connection ends. */
   readonly closed: Promise<RawClose>;
   /** Sends the commands as one frame, one JSON object per line. */
@@ -155,6 +157,7 @@ export function rawChannelClient(
   const ws = new WebSocket(hub.url(CHANNEL_PATH), { headers: options.headers ?? {} });
   rawClients.add(ws);
   const messages: Record<string, unknown>[] = [];
+  const invalid: string[] = [];
   const waiters = new Set<() => void>();
   let openedAt = performance.now();
   const closed = new Promise<RawClose>((resolve) =>
@@ -167,7 +170,13 @@ export function rawChannelClient(
   ws.on('message', (data: Buffer) => {
     for (const line of data.toString('utf8').split('\n')) {
       if (line === '') continue;
-      const message = JSON.parse(line) as Record<string, unknown>;
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        invalid.push(line);
+        continue;
+      }
       messages.push(message);
       if (answerPings && Object.keys(message).length === 0 && ws.readyState === WebSocket.OPEN) ws.send('{}');
     }
@@ -176,6 +185,7 @@ export function rawChannelClient(
   const client: RawChannelClient = {
     ws,
     messages,
+    invalid,
     closed,
     send: (...commands) => ws.send(commands.map((c) => JSON.stringify(c)).join('\n')),
     reply: (id, timeoutMs = 3000) =>

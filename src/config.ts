@@ -492,6 +492,9 @@ export function resolveChannelBounds(input: Partial<ChannelBounds> | undefined):
   ] as const) {
     if (bounds[key] < 1) throw new ConfigError(`channelLimits.${key}`, 'must be at least 1');
   }
+  // Each ping rearms the one pong check: a check longer than the interval never fires.
+  if (bounds.pingInterval > 0 && bounds.pongTimeout >= bounds.pingInterval)
+    throw new ConfigError('channelLimits.pongTimeout', 'must be less than channelLimits.pingInterval');
   return bounds;
 }
 

@@ -6,7 +6,7 @@
 import { Centrifuge, type Options, type Subscription, type SubscriptionOptions } from 'centrifuge';
 import WebSocket from 'ws';
 import { signHS256 } from '../../../src/auth/token.ts';
-import type { WshubConfig } from '../../../src/config.ts';
+import { defaultChannelBounds, type ChannelBounds, type WshubConfig } from '../../../src/config.ts';
 import { SECRET, startHub, type RunningHub } from '../server/harness.ts';
 
 export { SECRET };
@@ -110,4 +110,156 @@ export function publications(sub: Subscription, n: number, timeoutMs = 5000): Pr
 export function closeClients(): void {
   for (const client of clients) client.disconnect();
   clients.clear();
+}
+
+// ---- connection-level tools: raw protocol clients, timed waits, header auth ----------
+
+/** How a raw channel connection ended. */
+export interface RawClose {
+  code: number;
+  reason: string;
+  /** ms from the open to the close. */
+  afterMs: number;
+}
+
+/**
+ * A channel connection without the SDK, for clients the SDK would never
+ * be: it sends whatever it is told and records every line it receives
+ * (server pings `{}` included). Closed by closeRawClients().
+ */
+export interface RawChannelClient {
+  ws: WebSocket;
+  /** Every received line, parsed, in order. */
+  readonly messages: Record<string, unknown>[];
+  /** Received lines that were not JSON (none, from a correct server). */
+  readonly invalid: string[];
+  /** Settles when the connection ends. */
+  readonly closed: Promise<RawClose>;
+  /** Sends the commands as one frame, one JSON object per line. */
+  send(...commands: unknown[]): void;
+  /** The reply with `id`, waiting up to `timeoutMs`. */
+  reply(id: number, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Sends connect (id 1) with `token` and waits for its reply. */
+  connect(token?: string): Promise<Record<string, unknown>>;
+}
+
+const rawClients = new Set<WebSocket>();
+
+/**
+ * Opens a raw channel connection to `hub`. `answerPings` (default true)
+ * answers each server ping `{}` with `{}`, as the SDK does.
+ */
+export function rawChannelClient(
+  hub: RunningHub,
+  options: { answerPings?: boolean; headers?: Record<string, string> } = {},
+): Promise<RawChannelClient> {
+  const answerPings = options.answerPings ?? true;
+  const ws = new WebSocket(hub.url(CHANNEL_PATH), { headers: options.headers ?? {} });
+  rawClients.add(ws);
+  const messages: Record<string, unknown>[] = [];
+  const invalid: string[] = [];
+  const waiters = new Set<() => void>();
+  let openedAt = performance.now();
+  const closed = new Promise<RawClose>((resolve) =>
+    ws.once('close', (code, reason) => {
+      rawClients.delete(ws);
+      resolve({ code, reason: reason.toString(), afterMs: performance.now() - openedAt });
+      for (const wake of waiters) wake();
+    }),
+  );
+  ws.on('message', (data: Buffer) => {
+    for (const line of data.toString('utf8').split('\n')) {
+      if (line === '') continue;
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        invalid.push(line);
+        continue;
+      }
+      messages.push(message);
+      if (answerPings && Object.keys(message).length === 0 && ws.readyState === WebSocket.OPEN) ws.send('{}');
+    }
+    for (const wake of waiters) wake();
+  });
+  const client: RawChannelClient = {
+    ws,
+    messages,
+    invalid,
+    closed,
+    send: (...commands) => ws.send(commands.map((c) => JSON.stringify(c)).join('\n')),
+    reply: (id, timeoutMs = 3000) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const found = messages.find((m) => m.id === id);
+          if (found !== undefined || ws.readyState >= WebSocket.CLOSING) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            if (found !== undefined) resolve(found);
+            else reject(new Error(`connection closed before the reply to ${id}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no reply to ${id} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      }),
+    async connect(token) {
+      client.send({ id: 1, connect: token === undefined ? {} : { token } });
+      return client.reply(1);
+    },
+  };
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      openedAt = performance.now();
+      resolve(client);
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Terminates every raw client still open. */
+export function closeRawClients(): void {
+  for (const ws of rawClients) ws.terminate();
+  rawClients.clear();
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The next `event` of an SDK client or subscription, within `ms`. */
+export function nextEvent<T>(emitter: Emitter, event: string, ms = 5000): Promise<T> {
+  return within(once<T>(emitter, event), ms, `event '${event}'`);
+}
+
+/** A WebSocket class for the SDK that sends `headers` with the upgrade (a Node client's `Authorization`). */
+export function websocketWithHeaders(headers: Record<string, string>): typeof WebSocket {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, { headers });
+    }
+  } as typeof WebSocket;
+}
+
+/** Records every event of the given names an SDK client emits, in order, as `name:code`. */
+export function recordEvents(
+  emitter: { on(event: string, listener: (ctx: { code?: number }) => void): unknown },
+  names: string[],
+): string[] {
+  const seen: string[] = [];
+  for (const name of names) emitter.on(name, (ctx) => seen.push(`${name}:${ctx?.code ?? ''}`));
+  return seen;
+}
+
+/** The default channel bounds with `changes` over them. */
+export function channelLimits(changes: Partial<ChannelBounds>): ChannelBounds {
+  return { ...defaultChannelBounds(), ...changes };
 }

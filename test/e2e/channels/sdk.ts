@@ -3,6 +3,8 @@
  * port, and the official `centrifuge` SDK (with `ws` as its WebSocket)
  * connected to it, plus small waits for SDK events.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Centrifuge, type Options, type Subscription, type SubscriptionOptions } from 'centrifuge';
 import WebSocket from 'ws';
 import { signHS256 } from '../../../src/auth/token.ts';
@@ -110,4 +112,157 @@ export function publications(sub: Subscription, n: number, timeoutMs = 5000): Pr
 export function closeClients(): void {
   for (const client of clients) client.disconnect();
   clients.clear();
+}
+
+// ---- channel-level tests: refusals, event logs, a raw protocol client, dropped sockets ----
+
+/** The 'unsubscribed' of a subscribe the server refused: its code and reason (rejects if it subscribes). */
+export async function refusedSubscribe(
+  client: Centrifuge,
+  channel: string,
+  options: Partial<SubscriptionOptions> = {},
+): Promise<{ code: number; reason: string }> {
+  const sub = client.newSubscription(channel, options);
+  const done = Promise.race([
+    once<{ code: number; reason: string }>(sub, 'unsubscribed'),
+    once(sub, 'subscribed').then(() => {
+      throw new Error(`subscribed to ${channel}, expected a refusal`);
+    }),
+  ]);
+  sub.subscribe();
+  const ctx = await done;
+  client.removeSubscription(sub);
+  return { code: ctx.code, reason: ctx.reason };
+}
+
+/** The error of a subscription call (presence, history, publish…) as `{ code, message }`. */
+export async function callError(call: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await call;
+  } catch (error) {
+    const e = error as { code?: number; message?: string };
+    return { code: e.code ?? -1, message: e.message ?? '' };
+  }
+  throw new Error('the call succeeded, expected an error');
+}
+
+interface Listener {
+  on(event: string, listener: (ctx: never) => void): unknown;
+}
+
+/** Every `event` of an emitter from now on, in order (the array fills as they come). */
+export function record<T>(emitter: Listener, event: string): T[] {
+  const got: T[] = [];
+  emitter.on(event, (ctx: never) => got.push(ctx));
+  return got;
+}
+
+/** Waits until `list` holds at least `n` entries (rejects after `timeoutMs`). */
+export async function atLeast<T>(list: T[], n: number, timeoutMs = 3000): Promise<T[]> {
+  const deadline = performance.now() + timeoutMs;
+  while (list.length < n) {
+    if (performance.now() > deadline) throw new Error(`got ${list.length} of ${n}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return list;
+}
+
+/** Waits `ms` milliseconds. */
+export function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One reply or push of the channel protocol as a raw client receives it. */
+export type RawFrame = Record<string, unknown>;
+
+/**
+ * A channel-protocol client over a bare `ws` WebSocket, for what the SDK
+ * never sends: commands go out as given; replies are matched by id; pushes
+ * and the close are recorded.
+ */
+export class RawChannelClient {
+  readonly pushes: RawFrame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private readonly waiting = new Map<number, (reply: RawFrame) => void>();
+  private nextId = 1;
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data: Buffer) => {
+      for (const line of data.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        const frame = JSON.parse(line) as RawFrame;
+        const id = typeof frame.id === 'number' ? frame.id : 0;
+        if (id > 0) this.waiting.get(id)?.(frame);
+        else this.pushes.push(frame);
+      }
+    });
+    this.closed = new Promise((resolve) =>
+      socket.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
+    );
+  }
+
+  /** Opens a raw connection to the hub's channel endpoint (no connect command yet). */
+  static async open(hub: RunningHub): Promise<RawChannelClient> {
+    const socket = new WebSocket(hub.url(CHANNEL_PATH));
+    rawSockets.add(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    return new RawChannelClient(socket);
+  }
+
+  /** Sends `{"id":N,"<method>":body}` and waits for its reply (rejects after `timeoutMs`). */
+  call(method: string, body: Record<string, unknown>, timeoutMs = 3000): Promise<RawFrame> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply to ${method} ${id}`)), timeoutMs);
+      this.waiting.set(id, (reply) => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        resolve(reply);
+      });
+      this.socket.send(JSON.stringify({ id, [method]: body }));
+    });
+  }
+
+  /** Sends text as it is. */
+  sendRaw(text: string): void {
+    this.socket.send(text);
+  }
+
+  close(): void {
+    this.socket.terminate();
+  }
+}
+
+const rawSockets = new Set<WebSocket>();
+
+/** Terminates every raw channel client made by RawChannelClient.open(). */
+export function closeRawClients(): void {
+  for (const socket of rawSockets) socket.terminate();
+  rawSockets.clear();
+}
+
+const channelSockets = new WeakMap<RunningHub, Set<Duplex>>();
+
+/** From now on, remembers the server-side sockets of the hub's channel-endpoint upgrades. */
+export function watchChannelSockets(hub: RunningHub): void {
+  if (channelSockets.has(hub)) return;
+  const sockets = new Set<Duplex>();
+  channelSockets.set(hub, sockets);
+  hub.server.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+    if (!request.url?.startsWith(CHANNEL_PATH)) return;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+}
+
+/** Destroys, from the server side, the TCP sockets of every channel connection (no close frame). */
+export function dropChannelSockets(hub: RunningHub): number {
+  const sockets = channelSockets.get(hub);
+  if (sockets === undefined) throw new Error('watchChannelSockets(hub) was not called');
+  const n = sockets.size;
+  for (const socket of sockets) socket.destroy();
+  return n;
 }

@@ -9,6 +9,7 @@ import { Centrifuge, type Options, type Subscription, type SubscriptionOptions }
 import WebSocket from 'ws';
 import { signHS256 } from '../../../src/auth/token.ts';
 import type { WshubConfig } from '../../../src/config.ts';
+import { defaultChannelBounds, type ChannelBounds } from '../../../src/config.ts';
 import { SECRET, startHub, type RunningHub } from '../server/harness.ts';
 
 export { SECRET };
@@ -265,4 +266,9 @@ export function dropChannelSockets(hub: RunningHub): number {
   const n = sockets.size;
   for (const socket of sockets) socket.destroy();
   return n;
+}
+
+/** The default channel bounds with `overrides` (for `channelLimits`). */
+export function channelLimits(overrides: Partial<ChannelBounds>): ChannelBounds {
+  return { ...defaultChannelBounds(), ...overrides };
 }

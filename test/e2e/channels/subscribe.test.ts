@@ -7,6 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import { cleanupHubs } from '../server/harness.ts';
 import {
   RawChannelClient,
+  channelLimits,
   closeClients,
   closeRawClients,
   connected,
@@ -106,7 +107,7 @@ describe('subscriptions', () => {
   });
 
   it('an anonymous client needs allowSubscribeForAnonymous', async () => {
-    const limits = { allowAnonymousConnect: true };
+    const limits = channelLimits({ allowAnonymousConnect: true });
     const closed = await startChannelHub({
       channels: { allowSubscribeForClient: true },
       channelLimits: limits,

@@ -3,8 +3,7 @@
  * port, and the official `centrifuge` SDK (with `ws` as its WebSocket)
  * connected to it, plus small waits for SDK events.
  */
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { Centrifuge, type Options, type Subscription, type SubscriptionOptions } from 'centrifuge';
 import WebSocket from 'ws';
 import { signHS256 } from '../../../src/auth/token.ts';
@@ -245,27 +244,33 @@ export function closeRawClients(): void {
   rawSockets.clear();
 }
 
-const channelSockets = new WeakMap<RunningHub, Set<Duplex>>();
-
-/** From now on, remembers the server-side sockets of the hub's channel-endpoint upgrades. */
-export function watchChannelSockets(hub: RunningHub): void {
-  if (channelSockets.has(hub)) return;
-  const sockets = new Set<Duplex>();
-  channelSockets.set(hub, sockets);
-  hub.server.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
-    if (!request.url?.startsWith(CHANNEL_PATH)) return;
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
+/** Server-side sockets accepted while capturing, to destroy later. */
+export interface CapturedSockets {
+  /** Stops adding new connections (those captured stay). */
+  stop(): void;
+  /** Destroys, from the server side, every captured socket still open (no close frame); returns how many. */
+  drop(): number;
 }
 
-/** Destroys, from the server side, the TCP sockets of every channel connection (no close frame). */
-export function dropChannelSockets(hub: RunningHub): number {
-  const sockets = channelSockets.get(hub);
-  if (sockets === undefined) throw new Error('watchChannelSockets(hub) was not called');
-  const n = sockets.size;
-  for (const socket of sockets) socket.destroy();
-  return n;
+/**
+ * Remembers every TCP connection the hub's server accepts from now until
+ * `stop()`: connect the client to drop (and only it) in between.
+ */
+export function captureSockets(hub: RunningHub): CapturedSockets {
+  const sockets = new Set<Socket>();
+  const onConnection = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  hub.server.on('connection', onConnection);
+  return {
+    stop: () => hub.server.off('connection', onConnection),
+    drop: () => {
+      const n = sockets.size;
+      for (const socket of sockets) socket.destroy();
+      return n;
+    },
+  };
 }
 
 /** The default channel bounds with `overrides` (for `channelLimits`). */

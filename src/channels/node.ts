@@ -529,7 +529,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     sub.expiry?.cancel();
     sub.expiry = null;
     if (exp === undefined || !Number.isFinite(exp)) return undefined;
-    sub.expiry = new ExpiryTimer(exp * 1000 + this.limits.expiredCloseDelay, () =>
+    // A token is valid through its `exp` second (the verifier's rule): expiring
+    // earlier would let the client resubscribe with the same token, in a loop.
+    sub.expiry = new ExpiryTimer((exp + 1) * 1000 + this.limits.expiredCloseDelay, () =>
       session.subscriptionExpired(sub.channel),
     );
     return Math.max(0, Math.ceil(exp - Date.now() / 1000));

@@ -109,7 +109,10 @@ describe('recovery', () => {
       await atLeast(s.pubs, 5);
       await pause(100);
       const again = s.subscribedEvents[1]!;
-      assert.deepEqual([again.wasRecovering, again.recovered], [true, true]);
+      assert.deepEqual(
+        [again.wasRecovering, again.recovered, again.hasRecoveredPublications],
+        [true, true, true],
+      );
       assert.deepEqual(dataOf(s.pubs), [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, 'not json']);
       assert.deepEqual(
         s.pubs.map((p) => p.offset),

@@ -631,6 +631,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (!isJson(text)) {
       dataJson = JSON.stringify(text);
       this.metrics.channel_text_wrapped++;
+    } else if (text.includes('\n')) {
+      // Pushes go one per line: a line break inside would split this one. In
+      // valid JSON a raw line break can only be whitespace, so a space keeps the value exactly.
+      dataJson = text.replace(/\n/g, ' ');
     }
     this.publishLocal(room, dataJson, undefined, undefined, false);
   }

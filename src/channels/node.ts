@@ -546,7 +546,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     sub.expiry?.cancel();
     sub.expiry = null;
     if (exp === undefined || !Number.isFinite(exp)) return undefined;
-    sub.expiry = new ExpiryTimer(exp * 1000 + this.limits.expiredCloseDelay, () =>
+    // A token is valid through its `exp` second (the verifier's rule): expiring
+    // earlier would let the client resubscribe with the same token, in a loop.
+    sub.expiry = new ExpiryTimer((exp + 1) * 1000 + this.limits.expiredCloseDelay, () =>
       session.subscriptionExpired(sub.channel),
     );
     return Math.max(0, Math.ceil(exp - Date.now() / 1000));
@@ -647,6 +649,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (!isJson(text)) {
       dataJson = JSON.stringify(text);
       this.metrics.channel_text_wrapped++;
+    } else if (text.includes('\n')) {
+      // Pushes go one per line: a line break inside would split this one. In
+      // valid JSON a raw line break can only be whitespace, so a space keeps the value exactly.
+      dataJson = text.replace(/\n/g, ' ');
     }
     this.publishLocal(room, dataJson, undefined, undefined, false);
   }

@@ -276,7 +276,8 @@ export class ChannelSession implements ChannelClient {
     this.expiry = null;
     const exp = claims.exp;
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return undefined;
-    const deadline = exp * 1000 + this.node.limits.expiredCloseDelay;
+    // Valid through its `exp` second, as the verifier counts it (see armSubscriptionExpiry).
+    const deadline = (exp + 1) * 1000 + this.node.limits.expiredCloseDelay;
     this.expiry = new ExpiryTimer(deadline, () => this.disconnect(Disconnects.EXPIRED));
     return Math.max(0, Math.ceil(exp - Date.now() / 1000));
   }

@@ -1,0 +1,221 @@
+// Client publications with the official SDK: who may publish (subscriber,
+// client, anonymous, hook), the publisher's info carried by the
+// publication, and join/leave events for those who ask (or all, forced).
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import type { Centrifuge } from 'centrifuge';
+import { cleanupHubs } from '../server/harness.ts';
+import {
+  callError,
+  channelLimits,
+  closeClients,
+  connected,
+  connectionToken,
+  pause,
+  publications,
+  record,
+  sdkClient,
+  startChannelHub,
+  subscribed,
+  subscriptionToken,
+} from './sdk.ts';
+import type { ChannelsConfig } from '../../../src/channels/options.ts';
+import type { ChannelHooks } from '../../../src/channels/node.ts';
+import type { RunningHub } from '../server/harness.ts';
+
+afterEach(async () => {
+  closeClients();
+  await cleanupHubs();
+});
+
+async function user(
+  hub: RunningHub,
+  name: string,
+  claims: Record<string, unknown> = {},
+): Promise<Centrifuge> {
+  const client = sdkClient(hub, name === '' ? {} : { token: await connectionToken(name, claims) });
+  await connected(client);
+  return client;
+}
+
+async function hubWith(channels: ChannelsConfig, hooks?: ChannelHooks): Promise<RunningHub> {
+  return startChannelHub({
+    channels,
+    channelLimits: channelLimits({ allowAnonymousConnect: true }),
+    ...(hooks === undefined ? {} : { channelHooks: hooks }),
+  });
+}
+
+describe('publish', () => {
+  it('allowPublishForSubscriber: a subscriber may, a non-subscriber gets 103', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, allowPublishForSubscriber: true });
+    const alice = await user(hub, 'alice');
+    const { sub } = await subscribed(alice, 'room');
+    const got = publications(sub, 1);
+    await sub.publish({ text: 'hi' });
+    assert.deepEqual(await got, [{ text: 'hi' }]);
+    const bob = await user(hub, 'bob');
+    assert.deepEqual(await callError(bob.publish('room', { text: 'no' })), {
+      code: 103,
+      message: 'permission denied',
+    });
+  });
+
+  it('allowPublishForClient: any client with a user, not an anonymous one unless allowPublishForAnonymous', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, allowPublishForClient: true });
+    const alice = await user(hub, 'alice');
+    const { sub } = await subscribed(alice, 'room');
+    const got = record<{ data: unknown }>(sub, 'publication');
+    const bob = await user(hub, 'bob');
+    await bob.publish('room', 'from bob');
+    const anon = await user(hub, '');
+    assert.deepEqual(await callError(anon.publish('room', 'from anon')), {
+      code: 103,
+      message: 'permission denied',
+    });
+
+    const open = await hubWith({
+      allowSubscribeForClient: true,
+      allowPublishForClient: true,
+      allowPublishForAnonymous: true,
+    });
+    const carol = await user(open, 'carol');
+    const { sub: sub2 } = await subscribed(carol, 'room');
+    const got2 = publications(sub2, 1);
+    await (await user(open, '')).publish('room', 'anon ok');
+    assert.deepEqual(await got2, ['anon ok']);
+    await pause(50);
+    assert.deepEqual(
+      got.map((p) => p.data),
+      ['from bob'],
+    );
+  });
+
+  it('nothing allowed: 103; the hook allows or denies and sees the data', async () => {
+    const seen: unknown[] = [];
+    const hub = await hubWith(
+      { allowSubscribeForClient: true },
+      {
+        authorizePublish: (client, channel, data) => {
+          seen.push([client.user, channel, data]);
+          return (data as { ok?: boolean }).ok === true;
+        },
+      },
+    );
+    const alice = await user(hub, 'alice');
+    const { sub } = await subscribed(alice, 'room');
+    const got = record<{ data: unknown }>(sub, 'publication');
+    await sub.publish({ ok: true });
+    assert.deepEqual(await callError(sub.publish({ ok: false })), {
+      code: 103,
+      message: 'permission denied',
+    });
+    await pause(50);
+    assert.deepEqual(
+      got.map((p) => p.data),
+      [{ ok: true }],
+    );
+    assert.deepEqual(seen, [
+      ['alice', 'room', { ok: true }],
+      ['alice', 'room', { ok: false }],
+    ]);
+
+    const closed = await hubWith({ allowSubscribeForClient: true });
+    const bob = await user(closed, 'bob');
+    const { sub: bobSub } = await subscribed(bob, 'room');
+    assert.deepEqual(await callError(bobSub.publish(1)), { code: 103, message: 'permission denied' });
+  });
+
+  it('the publication carries the publisher info: user, client, conn_info, chan_info', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, allowPublishForSubscriber: true });
+    const reader = await user(hub, 'reader');
+    const { sub: readerSub } = await subscribed(reader, 'room');
+    const got = record<{ data: unknown; info?: unknown }>(readerSub, 'publication');
+    const writer = sdkClient(hub, { token: await connectionToken('writer', { info: { name: 'W' } }) });
+    const ctx = await connected(writer);
+    const { sub } = await subscribed(writer, 'room', {
+      token: await subscriptionToken('writer', 'room', { info: { role: 'mod' } }),
+    });
+    await sub.publish({ n: 1 });
+    await pause(100);
+    assert.deepEqual(got, [
+      {
+        channel: 'room',
+        data: { n: 1 },
+        info: { user: 'writer', client: ctx.client, connInfo: { name: 'W' }, chanInfo: { role: 'mod' } },
+      },
+    ]);
+  });
+
+  it('the publication of a client publishing without a subscription carries its conn_info', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, allowPublishForClient: true });
+    const reader = await user(hub, 'reader');
+    const { sub } = await subscribed(reader, 'room');
+    const got = record<{ info?: unknown }>(sub, 'publication');
+    const writer = sdkClient(hub, { token: await connectionToken('writer', { info: 'w-info' }) });
+    const ctx = await connected(writer);
+    await writer.publish('room', 1);
+    await pause(100);
+    assert.deepEqual(
+      got.map((p) => p.info),
+      [{ user: 'writer', client: ctx.client, connInfo: 'w-info' }],
+    );
+  });
+});
+
+describe('join and leave', () => {
+  it('joinLeave: a subscriber that asks gets join and leave with the client info; one that does not, none', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true });
+    const watcher = await user(hub, 'watcher');
+    const { sub } = await subscribed(watcher, 'room', { joinLeave: true });
+    const joins = record<{ info: unknown }>(sub, 'join');
+    const leaves = record<{ info: unknown }>(sub, 'leave');
+    const quiet = await user(hub, 'quiet');
+    const { sub: quietSub } = await subscribed(quiet, 'room');
+    const quietJoins = record(quietSub, 'join');
+    const quietLeaves = record(quietSub, 'leave');
+
+    const guest = sdkClient(hub, { token: await connectionToken('guest', { info: { g: 1 } }) });
+    const guestCtx = await connected(guest);
+    const { sub: guestSub } = await subscribed(guest, 'room');
+    const guestInfo = { user: 'guest', client: guestCtx.client, connInfo: { g: 1 } };
+    await pause(50);
+    guestSub.unsubscribe();
+    await pause(100);
+    const expectedInfo = (info: unknown): void => assert.deepEqual(info, guestInfo);
+    // watcher saw quiet join, then guest join and leave
+    assert.deepEqual(
+      joins.map((j) => (j.info as { user: string }).user),
+      ['quiet', 'guest'],
+    );
+    expectedInfo(joins[1]!.info);
+    assert.equal(leaves.length, 1);
+    expectedInfo(leaves[0]!.info);
+    assert.deepEqual([quietJoins.length, quietLeaves.length], [0, 0]);
+  });
+
+  it('forcePushJoinLeave: every subscriber gets them without asking', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true, forcePushJoinLeave: true });
+    const watcher = await user(hub, 'watcher');
+    const { sub } = await subscribed(watcher, 'room');
+    const joins = record<{ info: { user: string } }>(sub, 'join');
+    const leaves = record<{ info: { user: string } }>(sub, 'leave');
+    const guest = await user(hub, 'guest');
+    await subscribed(guest, 'room');
+    await pause(50);
+    guest.disconnect();
+    await pause(100);
+    assert.deepEqual([joins.map((j) => j.info.user), leaves.map((l) => l.info.user)], [['guest'], ['guest']]);
+  });
+
+  it('without joinLeave in the channel options, asking gets nothing', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true });
+    const watcher = await user(hub, 'watcher');
+    const { sub } = await subscribed(watcher, 'room', { joinLeave: true });
+    const events = record(sub, 'join');
+    const guest = await user(hub, 'guest');
+    await subscribed(guest, 'room');
+    await pause(100);
+    assert.equal(events.length, 0);
+  });
+});

@@ -17,7 +17,7 @@ export const CHANNEL_PATH = '/connection/websocket';
 
 /** Starts a hub serving channels with `channels` options (and any other config). */
 export function startChannelHub(config: Partial<WshubConfig> = {}): Promise<RunningHub> {
-  return startHub({ pingPeriod: 0, ...config });
+  return startHub({ pingPeriod: 0, channelsEnabled: true, ...config });
 }
 
 /** A connection token for `sub`, with extra claims, valid for `seconds` (default 1 h). */

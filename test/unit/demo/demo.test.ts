@@ -404,7 +404,7 @@ describe('channels of the demo', () => {
       maxReconnectDelay: 200,
     });
     sdkClients.push(client);
-    const connected = once(client, 'connected');
+    const connected = new Promise((resolve) => client.once('connected', resolve));
     client.connect();
     await connected;
     return client;

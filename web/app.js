@@ -41,6 +41,10 @@
   const CHANNEL_PART = /^[A-Za-z0-9._-]{1,64}$/;
   const HISTORY_LIMIT = 50;
   const MAX_TEXT_CHARS = 2000;
+  /** Messages and notices kept on screen per channel; older ones are removed. */
+  const MAX_SHOWN = 500;
+  /** Channels one page may have open (the server allows more). */
+  const MAX_CHANNELS = 20;
 
   /** The SDK client, or null before connecting. */
   let client = null;
@@ -153,12 +157,18 @@
 
   // ---- channels -------------------------------------------------------------------------------
 
+  /** Appends an item to a channel's list, dropping the oldest past MAX_SHOWN. */
+  function append(ch, item) {
+    ch.list.append(item);
+    while (ch.list.childElementCount > MAX_SHOWN) ch.list.firstElementChild.remove();
+    ch.list.scrollTop = ch.list.scrollHeight;
+  }
+
   function addNotice(ch, text, kind) {
     const item = el('li', 'notice', text);
     item.dataset.testid = 'notice';
     if (kind) item.dataset.kind = kind;
-    ch.list.append(item);
-    ch.list.scrollTop = ch.list.scrollHeight;
+    append(ch, item);
   }
 
   /** Shows a publication, once: the stream offset tells a duplicate apart. */
@@ -188,8 +198,7 @@
     const body = el('p', 'text', data.text.slice(0, MAX_TEXT_CHARS));
     body.dataset.testid = 'message-text';
     item.append(meta, body);
-    ch.list.append(item);
-    ch.list.scrollTop = ch.list.scrollHeight;
+    append(ch, item);
     if (ch !== active) {
       ch.unread++;
       ch.badge.textContent = String(ch.unread);
@@ -433,6 +442,10 @@
     event.preventDefault();
     const part = ui.newChannel.value.trim();
     if (!CHANNEL_PART.test(part) || client === null) return;
+    if (channels.size >= MAX_CHANNELS && !channels.has(NAMESPACE + part)) {
+      if (active !== null) addNotice(active, 'Leave a channel first: at most ' + MAX_CHANNELS + ' are open.');
+      return;
+    }
     ui.newChannel.value = '';
     openChannel(NAMESPACE + part);
   });

@@ -106,7 +106,9 @@ function checkBlocks(doc: string, minBlocks: number): void {
   try {
     mkdirSync(join(project, 'node_modules'));
     symlinkSync(repo, join(project, 'node_modules/wshub'), 'dir');
-    symlinkSync(join(repo, 'node_modules/centrifuge'), join(project, 'node_modules/centrifuge'), 'dir');
+    // npm installs wshub's dependencies beside it, so the README may import them (the centrifuge SDK).
+    for (const name of Object.keys(packageJson().dependencies ?? {}))
+      symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
     writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module', private: true }));
     writeFileSync(
       join(project, 'tsconfig.json'),
@@ -162,6 +164,12 @@ test("examples compile, importing from 'wshub'", () => {
     rmSync(project, { recursive: true, force: true });
   }
 });
+
+function packageJson(): { dependencies?: Record<string, string> } {
+  return JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
+}
 
 function numbered(source: string): string {
   return source

@@ -11,7 +11,7 @@ import type { ServerOptions as HttpsOptions } from 'node:https';
 import { SecretReuseError, WeakSecretError } from '../auth/errors.ts';
 import type { RoomPasswords } from '../auth/room-password.ts';
 import { generateSecureSecret, validateRoomPassword } from '../auth/security.ts';
-import type { ChannelBounds, WshubConfig } from '../config.ts';
+import type { WshubConfig } from '../config.ts';
 import { MAX_READ_LIMIT } from '../connection/connection.ts';
 import { createDemo, type Demo } from '../demo/demo.ts';
 import { ConfigError } from '../errors.ts';
@@ -264,10 +264,10 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
 
   if (flags['allow-anonymous-connect']) {
-    // The server merges the bounds it is given over their defaults, so a partial object is enough.
-    const limits: Partial<ChannelBounds> = { ...config.channelLimits, allowAnonymousConnect: true };
-    config.channelLimits = limits as ChannelBounds;
+    config.channelLimits = { ...config.channelLimits, allowAnonymousConnect: true };
   }
+  // `wshub serve` serves channels unless told not to (the library only when configured).
+  config.channelsEnabled ??= true;
 
   const dev = flags.dev === true;
   if (dev && config.channelsEnabled === false)

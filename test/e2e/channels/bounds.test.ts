@@ -125,11 +125,12 @@ describe('channel bounds', () => {
 
   it('closes a client with more than maxPendingCommands waiting behind a slow hook with 3013', async () => {
     const hub = await startChannelHub({
-      channelLimits: channelLimits({ maxPendingCommands: 3, hookTimeout: 5000 }),
+      channelLimits: channelLimits({ maxPendingCommands: 3, maxCommandsPerFrame: 1, hookTimeout: 5000 }),
       channelHooks: { onRpc: ({ method }) => (method === 'slow' ? new Promise<never>(() => {}) : method) },
     });
     const raw = await connectedRaw(hub);
-    raw.send({ id: 2, rpc: { method: 'slow' } }, ...[3, 4, 5].map((id) => ({ id, rpc: { method: 'm' } })));
+    raw.send({ id: 2, rpc: { method: 'slow' } });
+    for (const id of [3, 4, 5]) raw.send({ id, rpc: { method: 'm' } });
     await sleep(100);
     assert.equal(raw.ws.readyState, raw.ws.OPEN, 'three may wait');
     raw.send({ id: 6, rpc: { method: 'm' } });

@@ -71,6 +71,14 @@ describe('channel bad input', () => {
     }
   });
 
+  it('closes a text frame that is not UTF-8 with 1007, as on /ws', async () => {
+    const hub = await startChannelHub({ channelHooks: rpcHooks });
+    const raw = await connectedRaw(hub);
+    raw.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    assert.equal((await within(raw.closed, 3000, 'close')).code, 1007);
+    assert.deepEqual(raw.messages.slice(1), []);
+  });
+
   it('runs no command that arrives after the one that closed the connection', async () => {
     const hub = await startChannelHub({
       channels: { allowSubscribeForClient: true, allowPublishForClient: true },

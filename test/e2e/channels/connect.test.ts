@@ -154,6 +154,23 @@ describe('channel connect with the official SDK', () => {
     assert.equal((await whoami(client)).user, 'bob');
   });
 
+  it('answers an expired Authorization header token with 109; without getToken the SDK stops (unauthorized)', async () => {
+    const hub = await whoamiHub();
+    const expired = await makeToken({ sub: 'bob', exp: Math.floor(Date.now() / 1000) - 60 });
+    const client = sdkClient(hub, {
+      websocket: websocketWithHeaders({ Authorization: `Bearer ${expired}` }),
+    });
+    const errors: unknown[] = [];
+    client.on('error', (ctx) => errors.push([ctx.type, ctx.error.code]));
+    const disconnected = nextEvent(client, 'disconnected');
+    client.connect();
+    assert.deepEqual(await disconnected, { code: 1, reason: 'unauthorized' });
+    assert.deepEqual(errors, [
+      ['connect', 109],
+      ['configuration', 12], // the SDK's badConfiguration: no getToken
+    ]);
+  });
+
   it('prefers the connect token over the Authorization header', async () => {
     const hub = await whoamiHub();
     const headers = { Authorization: `Bearer ${await connectionToken('bob')}` };

@@ -802,14 +802,18 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const data = request.data as Json | undefined;
     return Promise.resolve()
       .then(() => handler({ client: session, method, data }))
-      .then(
-        (result) => (result === undefined ? '{}' : `{"data":${JSON.stringify(result)}}`),
-        (error: unknown) => {
-          if (error instanceof ReplyErrorException) throw error;
-          this.reportError(session, error);
-          throw new ReplyErrorException(ReplyErrors.INTERNAL);
-        },
-      );
+      .then((result) => {
+        if (result === undefined) return '{}';
+        // A result JSON cannot carry (circular, BigInt, a function) is the hook's failure, like a throw.
+        const json = JSON.stringify(result) as string | undefined;
+        if (json === undefined) throw new TypeError(`onRpc returned a ${typeof result}, not JSON`);
+        return `{"data":${json}}`;
+      })
+      .catch((error: unknown) => {
+        if (error instanceof ReplyErrorException) throw error;
+        this.reportError(session, error);
+        throw new ReplyErrorException(ReplyErrors.INTERNAL);
+      });
   }
 
   send(session: ChannelSession, data: Json | undefined): void {

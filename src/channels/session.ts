@@ -98,7 +98,8 @@ export class ChannelSession implements ChannelClient {
 
   /** A frame from the client. */
   receive(data: Buffer, binary: boolean): void {
-    if (this.state === 'closed') return;
+    // Once a disconnect is sent, nothing the client sends takes effect.
+    if (this.state === 'closed' || !this.conn.isOpen) return;
     this.pongPending = false;
     try {
       if (binary) throw new DisconnectException(Disconnects.BAD_REQUEST);
@@ -131,7 +132,7 @@ export class ChannelSession implements ChannelClient {
 
   private next(): void {
     this.busy = false;
-    while (!this.busy && this.queue.length > 0 && this.state !== 'closed') {
+    while (!this.busy && this.queue.length > 0 && this.state !== 'closed' && this.conn.isOpen) {
       try {
         this.run(this.queue.shift()!);
       } catch (error) {

@@ -71,6 +71,46 @@ describe('channel bad input', () => {
     }
   });
 
+  it('closes a text frame that is not UTF-8 with 1007, as on /ws', async () => {
+    const hub = await startChannelHub({ channelHooks: rpcHooks });
+    const raw = await connectedRaw(hub);
+    raw.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    assert.equal((await within(raw.closed, 3000, 'close')).code, 1007);
+    assert.deepEqual(raw.messages.slice(1), []);
+  });
+
+  it('runs no command that arrives after the one that closed the connection', async () => {
+    const hub = await startChannelHub({
+      channels: { allowSubscribeForClient: true, allowPublishForClient: true },
+      channelHooks: rpcHooks,
+    });
+    const observer = sdkClient(hub, { token: await connectionToken('observer') });
+    await connected(observer);
+    const { sub } = await subscribed(observer, 'chat');
+    const got = publications(sub, 1);
+    const publish = (id: number): unknown => ({
+      id,
+      publish: { channel: 'chat', data: `after close ${id}` },
+    });
+    // In the next frame, on the wire before the close frame reaches the client.
+    const a = await connectedRaw(hub);
+    a.ws.send('{"id":2,"rpc":"bad"}');
+    a.send(publish(3));
+    // Queued behind a command that waits (a token check) and then closes the connection (3500).
+    const b = await connectedRaw(hub);
+    b.send({ id: 2, refresh: { token: await connectionToken('mallory') } }, publish(3));
+    // Queued behind a waiting command, after one that closes the connection (3501).
+    const c = await connectedRaw(hub);
+    c.send({ id: 2, rpc: { method: 'm' } }, { id: 3, rpc: 'bad' }, publish(4));
+    const closes = await within(Promise.all([a.closed, b.closed, c.closed]), 3000, 'closes');
+    assert.deepEqual(
+      closes.map((close) => close.code),
+      [3501, 3500, 3501],
+    );
+    await hub.ws.channels!.publish('chat', 'marker');
+    assert.deepEqual(await got, ['marker']);
+  });
+
   it('takes the pong {} and send without an id, and empty lines between commands', async () => {
     const hub = await startChannelHub({ channelHooks: { ...rpcHooks, onSend: () => {} } });
     const raw = await connectedRaw(hub);

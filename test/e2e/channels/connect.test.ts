@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Centrifuge } from 'centrifuge';
+import type { LogEntry } from '../../../src/server/server.ts';
 import { cleanupHubs, expectRefused, makeToken, type RunningHub } from '../server/harness.ts';
 import {
   CHANNEL_PATH,
@@ -100,6 +101,39 @@ describe('channel connect with the official SDK', () => {
     assert.equal((await whoami(client)).user, 'alice');
   });
 
+  it('answers a connect whose token check hangs with 100 after hookTimeout, and one that fails with 100 (logged)', async () => {
+    let calls = 0;
+    const hub = await whoamiHub({
+      channelLimits: channelLimits({ hookTimeout: 300 }),
+      tokenAuthenticator: {
+        authenticate: (token) => {
+          calls++;
+          if (token === 'hang') return new Promise(() => {});
+          return Promise.reject(new Error('identity provider down'));
+        },
+      },
+    });
+    const logged: LogEntry[] = [];
+    hub.ws.log = (entry) => logged.push(entry);
+    for (const token of ['hang', 'outage']) {
+      const client = sdkClient(hub, { token });
+      const started = performance.now();
+      const error = nextEvent<{ type: string; error: unknown }>(client, 'error');
+      client.connect();
+      assert.deepEqual(await error, {
+        type: 'connect',
+        error: { code: 100, message: 'internal server error', temporary: true },
+      });
+      const ms = performance.now() - started;
+      if (token === 'hang') assert.ok(ms >= 280 && ms < 1500, `100 after ${ms} ms`);
+      client.disconnect();
+    }
+    assert.ok(calls >= 2);
+    assert.ok(
+      logged.some((e) => e.event === 'channel_error' && /identity provider down/.test(String(e.error))),
+    );
+  });
+
   it('refuses a connect without a token with 3501 when anonymous connects are not allowed', async () => {
     const hub = await whoamiHub();
     await expectFinalDisconnect(sdkClient(hub), 3501);
@@ -118,6 +152,23 @@ describe('channel connect with the official SDK', () => {
     const client = sdkClient(hub, { websocket: websocketWithHeaders(headers) });
     await connected(client);
     assert.equal((await whoami(client)).user, 'bob');
+  });
+
+  it('answers an expired Authorization header token with 109; without getToken the SDK stops (unauthorized)', async () => {
+    const hub = await whoamiHub();
+    const expired = await makeToken({ sub: 'bob', exp: Math.floor(Date.now() / 1000) - 60 });
+    const client = sdkClient(hub, {
+      websocket: websocketWithHeaders({ Authorization: `Bearer ${expired}` }),
+    });
+    const errors: unknown[] = [];
+    client.on('error', (ctx) => errors.push([ctx.type, ctx.error.code]));
+    const disconnected = nextEvent(client, 'disconnected');
+    client.connect();
+    assert.deepEqual(await disconnected, { code: 1, reason: 'unauthorized' });
+    assert.deepEqual(errors, [
+      ['connect', 109],
+      ['configuration', 12], // the SDK's badConfiguration: no getToken
+    ]);
   });
 
   it('prefers the connect token over the Authorization header', async () => {

@@ -36,6 +36,15 @@ async function expiringToken(sub: string, seconds: number): Promise<{ token: str
   return { token: await makeToken({ sub, exp }), exp };
 }
 
+/**
+ * A token whose `exp` is the current second, made just after the second
+ * began: valid for about a second more, with an announced ttl of 0.
+ */
+async function tokenExpiringNow(sub: string): Promise<{ token: string; exp: number }> {
+  await sleep(1000 - (Date.now() % 1000) + 20);
+  return expiringToken(sub, 0);
+}
+
 const CLOSE_DELAY = 300;
 
 describe('channel token refresh', () => {
@@ -89,9 +98,9 @@ describe('channel token refresh', () => {
   it('closes a connection whose token lapsed without refresh with 3005 at exp + expiredCloseDelay', async () => {
     const hub = await startChannelHub({ channelLimits: channelLimits({ expiredCloseDelay: CLOSE_DELAY }) });
     const raw = await rawChannelClient(hub);
-    const { token, exp } = await expiringToken('alice', 1);
+    const { token, exp } = await tokenExpiringNow('alice');
     await raw.connect(token);
-    const close = await within(raw.closed, 4000, 'close');
+    const close = await within(raw.closed, 3000, 'close');
     const at = Date.now();
     assert.deepEqual([close.code, close.reason], [3005, 'connection expired']);
     // A token is valid through its exp second, as the verifier counts it.
@@ -100,9 +109,9 @@ describe('channel token refresh', () => {
   });
 
   it('closes an SDK client whose getToken fails with 3005, and the SDK reconnects', async () => {
-    // The SDK asks getToken when the announced ttl (whole seconds) ends: before exp + 1.2 s.
-    const hub = await startChannelHub({ channelLimits: channelLimits({ expiredCloseDelay: 1200 }) });
-    const { token } = await expiringToken('alice', 1);
+    // With ttl 0 the SDK asks getToken at once, before exp + the grace.
+    const hub = await startChannelHub({ channelLimits: channelLimits({ expiredCloseDelay: CLOSE_DELAY }) });
+    const { token } = await tokenExpiringNow('alice');
     const client = sdkClient(hub, {
       token,
       getToken: () => Promise.reject(new Error('token service down')),
@@ -110,45 +119,35 @@ describe('channel token refresh', () => {
     await connected(client);
     const errors: string[] = [];
     client.on('error', (ctx) => errors.push(ctx.type));
-    const connecting = await nextEvent<{ code: number; reason: string }>(client, 'connecting', 5000);
+    const connecting = await nextEvent<{ code: number; reason: string }>(client, 'connecting', 3000);
     assert.deepEqual(connecting, { code: 3005, reason: 'connection expired' });
     assert.deepEqual(errors, ['refreshToken']);
   });
 
-  it('without getToken the SDK gives up itself when the ttl ends (unauthorized, code 1), before the server closes', async () => {
+  it('ends an SDK client whose refresh cannot succeed: its own unauthorized without getToken, 3500 for another user’s token, 110 for an expired one; none reconnects', async () => {
     const hub = await startChannelHub({ channelLimits: channelLimits({ expiredCloseDelay: 2000 }) });
+    const cases: [string, (() => Promise<string>) | undefined, unknown][] = [
+      // Without getToken the SDK gives up when the ttl ends, before the server closes.
+      ['no getToken', undefined, { code: 1, reason: 'unauthorized' }],
+      ['another user', () => connectionToken('mallory'), { code: 3500, reason: 'invalid token' }],
+      [
+        'expired',
+        () => makeToken({ sub: 'alice', exp: Math.floor(Date.now() / 1000) - 60 }),
+        { code: 110, reason: 'expired' },
+      ],
+    ];
     const { token } = await expiringToken('alice', 1);
-    const client = sdkClient(hub, { token });
-    await connected(client);
-    const disconnected = await nextEvent<{ code: number; reason: string }>(client, 'disconnected', 3000);
-    assert.deepEqual(disconnected, { code: 1, reason: 'unauthorized' });
-  });
-
-  it('closes a refresh with another user’s token with 3500 (final for the SDK)', async () => {
-    const hub = await startChannelHub();
-    const { token } = await expiringToken('alice', 1);
-    const client = sdkClient(hub, { token, getToken: () => connectionToken('mallory') });
-    await connected(client);
-    const events = recordEvents(client, ['connecting', 'disconnected']);
-    const disconnected = await nextEvent<{ code: number; reason: string }>(client, 'disconnected', 3000);
-    assert.deepEqual(disconnected, { code: 3500, reason: 'invalid token' });
-    await sleep(300);
-    assert.deepEqual(events, ['disconnected:3500']);
-  });
-
-  it('answers a refresh with an expired token with 110, on which the SDK disconnects for good', async () => {
-    const hub = await startChannelHub();
-    const { token } = await expiringToken('alice', 1);
-    const client = sdkClient(hub, {
-      token,
-      getToken: () => makeToken({ sub: 'alice', exp: Math.floor(Date.now() / 1000) - 60 }),
-    });
-    await connected(client);
-    const events = recordEvents(client, ['connecting', 'disconnected']);
-    const disconnected = await nextEvent<{ code: number; reason: string }>(client, 'disconnected', 3000);
-    assert.deepEqual(disconnected, { code: 110, reason: 'expired' });
-    await sleep(300);
-    assert.deepEqual(events, ['disconnected:110']);
+    await Promise.all(
+      cases.map(async ([name, getToken, expected]) => {
+        const client = sdkClient(hub, getToken === undefined ? { token } : { token, getToken });
+        await connected(client);
+        const events = recordEvents(client, ['connecting', 'disconnected']);
+        const disconnected = await nextEvent(client, 'disconnected', 3000);
+        assert.deepEqual(disconnected, expected, name);
+        await sleep(300); // several reconnect delays
+        assert.deepEqual(events, [`disconnected:${(expected as { code: number }).code}`], name);
+      }),
+    );
   });
 
   it('answers the same 110 to a raw client and keeps its connection', async () => {

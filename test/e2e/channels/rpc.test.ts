@@ -114,6 +114,33 @@ describe('channel rpc and send', () => {
     assert.match(String(errors[0]!.error), /database on fire/);
   });
 
+  it('answers 100 (logged) when the hook returns what is not JSON, and keeps the connection', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const results: Record<string, unknown> = {
+      circular,
+      bigint: 10n,
+      function: () => 1,
+      symbol: Symbol('s'),
+    };
+    const hub = await startChannelHub({
+      channelHooks: { onRpc: ({ method }) => (method in results ? results[method] : method) as Json },
+    });
+    const logged: LogEntry[] = [];
+    hub.ws.log = (entry) => logged.push(entry);
+    const client = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(client);
+    for (const method of Object.keys(results)) {
+      assert.deepEqual(
+        await rejection(client.rpc(method, {})),
+        { code: 100, message: 'internal server error', temporary: true },
+        method,
+      );
+    }
+    assert.deepEqual(await client.rpc('next', {}), { data: 'next' });
+    assert.equal(logged.filter((e) => e.event === 'channel_error').length, 4);
+  });
+
   it('answers rpc with 108 when there is no onRpc hook', async () => {
     const hub = await startChannelHub();
     const client = sdkClient(hub, { token: await connectionToken('alice') });

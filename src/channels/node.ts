@@ -839,7 +839,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const ms = this.limits.hookTimeout;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ReplyErrorException(ReplyErrors.INTERNAL)), ms);
+      timer = setTimeout(() => {
+        this.log({ level: 'warn', event: 'channel_hook_timeout', timeout_ms: ms });
+        reject(new ReplyErrorException(ReplyErrors.INTERNAL));
+      }, ms);
       timer.unref();
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));

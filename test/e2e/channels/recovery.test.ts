@@ -10,7 +10,9 @@ import type { Centrifuge, Subscription, SubscribedContext } from 'centrifuge';
 import type { ChannelsConfig } from '../../../src/channels/options.ts';
 import { authHeaders, cleanupHubs, connectClient, type RunningHub } from '../server/harness.ts';
 import {
+  RawChannelClient,
   atLeast,
+  closeRawClients,
   closeClients,
   connected,
   connectionToken,
@@ -25,6 +27,7 @@ import {
 
 afterEach(async () => {
   closeClients();
+  closeRawClients();
   await cleanupHubs();
 });
 
@@ -184,6 +187,39 @@ describe('recovery', () => {
     await pause(50);
     assert.deepEqual([ctx2.wasRecovering, ctx2.recovered], [true, false]);
     assert.equal(badPubs.length, 0);
+  });
+
+  it('a publication made while a recovering subscribe is admitted arrives once', async () => {
+    const hub: RunningHub = await startChannelHub({
+      channels: { namespaces: [{ name: 'chat', historySize: 5, historyTtl: 60_000, forceRecovery: true }] },
+      channelHooks: {
+        // Publishes in the same turn as the subscribe it allows: the push is
+        // then waiting for the channel's current subscribers.
+        authorizeSubscribe: async (client) => {
+          if (client.user === 'late') await hub.ws.channels!.publish(CHANNEL, { n: 2 });
+          return true;
+        },
+      },
+    });
+    const early = sdkClient(hub, { token: await connectionToken('early') });
+    await connected(early);
+    const { sub: earlySub } = await subscribed(early, CHANNEL);
+    const earlyPubs = record<{ data: unknown }>(earlySub, 'publication');
+    const first = await hub.ws.channels!.publish(CHANNEL, { n: 1 });
+    // A raw client: the SDK would ignore a push that came before its subscribe reply.
+    const late = await RawChannelClient.open(hub);
+    await late.call('connect', { token: await connectionToken('late') });
+    const reply = await late.call('subscribe', {
+      channel: CHANNEL,
+      recover: true,
+      offset: first.offset,
+      epoch: first.epoch,
+    });
+    const result = reply.subscribe as { recovered: boolean; publications: Array<{ data: unknown }> };
+    assert.deepEqual([result.recovered, dataOf(result.publications)], [true, [{ n: 2 }]]);
+    await pause(100);
+    assert.deepEqual(late.pushes, [], 'no push of what the recovery returned');
+    assert.deepEqual(dataOf(earlyPubs), [{ n: 1 }, { n: 2 }]);
   });
 
   it('recoverable: true is honoured only where allowed', async () => {

@@ -222,6 +222,39 @@ describe('recovery', () => {
     assert.deepEqual(dataOf(earlyPubs), [{ n: 1 }, { n: 2 }]);
   });
 
+  it('a server-side subscription (token channels claim) recovers through connect after a dropped socket', async () => {
+    const hub = await startChannelHub({ channels: config() });
+    const sockets = captureSockets(hub);
+    const client = sdkClient(hub, {
+      token: await connectionToken('alice', { channels: [CHANNEL] }),
+      minReconnectDelay: 400,
+      maxReconnectDelay: 500,
+    });
+    const pubs = record<{ channel: string; data: unknown; offset?: number }>(client, 'publication');
+    const subscribedEvents = record<SubscribedContext>(client, 'subscribed');
+    await connected(client);
+    sockets.stop();
+    await atLeast(subscribedEvents, 1);
+    assert.equal(subscribedEvents[0]!.recoverable, true);
+    const api = hub.ws.channels!;
+    await api.publish(CHANNEL, { n: 1 });
+    await atLeast(pubs, 1);
+    const connecting = once(client, 'connecting');
+    assert.equal(sockets.drop(), 1);
+    await connecting;
+    await api.publish(CHANNEL, { n: 2 });
+    await api.publish(CHANNEL, { n: 3 });
+    await atLeast(subscribedEvents, 2, 3000);
+    await atLeast(pubs, 3);
+    await pause(100);
+    const again = subscribedEvents[1]!;
+    assert.deepEqual([again.channel, again.wasRecovering, again.recovered], [CHANNEL, true, true]);
+    assert.deepEqual(
+      pubs.map((p) => [p.channel, p.data, p.offset]),
+      [1, 2, 3].map((n) => [CHANNEL, { n }, n]),
+    );
+  });
+
   it('recoverable: true is honoured only where allowed', async () => {
     const hub = await startChannelHub({
       channels: {

@@ -126,6 +126,26 @@ describe('publish', () => {
     assert.deepEqual(await callError(bobSub.publish(1)), { code: 103, message: 'permission denied' });
   });
 
+  it('a publication over maxPublicationBytes is 106 and reaches nobody', async () => {
+    const hub = await startChannelHub({
+      channels: { allowSubscribeForClient: true, allowPublishForSubscriber: true },
+      channelLimits: channelLimits({ maxPublicationBytes: 1024 }),
+    });
+    const alice = await user(hub, 'alice');
+    const { sub } = await subscribed(alice, 'room');
+    const got = record<{ data: unknown }>(sub, 'publication');
+    assert.deepEqual(await callError(sub.publish('x'.repeat(1100))), {
+      code: 106,
+      message: 'limit exceeded',
+    });
+    await sub.publish('x'.repeat(1000));
+    await pause(50);
+    assert.deepEqual(
+      got.map((p) => (p.data as string).length),
+      [1000],
+    );
+  });
+
   it('the publication carries the publisher info: user, client, conn_info, chan_info', async () => {
     const hub = await hubWith({ allowSubscribeForClient: true, allowPublishForSubscriber: true });
     const reader = await user(hub, 'reader');

@@ -477,7 +477,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
       this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
     state.subscribers.set(session, sub);
     this.subscriptionCount++;
-    if (options.joinLeave) this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
+    // The join goes out after the subscribe (or connect) reply, as Centrifuge
+    // sends it: before it, the subscriber's own join would reach a client
+    // still waiting for the reply, which drops it.
+    if (options.joinLeave)
+      session.afterReply.push(() => {
+        const current = this.channelStates.get(channel);
+        if (current !== undefined && session.subscriptions.get(channel) === sub)
+          this.enqueue(current, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
+      });
     return `{${fields.join(',')}}`;
   }
 

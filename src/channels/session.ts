@@ -67,6 +67,8 @@ export class ChannelSession implements ChannelClient {
   readonly subscriptions = new Map<string, Subscription>();
   /** Channels with a subscribe in progress (a 105 for a second one). */
   private readonly subscribing = new Set<string>();
+  /** Pushes to queue right after the next successful reply (the join of a new subscription). */
+  readonly afterReply: Array<() => void> = [];
   /** Whether a server ping is waiting for its pong. */
   pongPending = false;
   private readonly rate: TokenBucket | null;
@@ -345,6 +347,7 @@ export class ChannelSession implements ChannelClient {
   private reply(id: number, method: string, resultJson: string): void {
     if (this.state === 'closed') return;
     this.conn.sendText(replyJson(id, method, resultJson)).catch(ignore);
+    for (const push of this.afterReply.splice(0)) push();
   }
 
   private replyError(id: number, error: ReplyError): void {
@@ -364,6 +367,7 @@ export class ChannelSession implements ChannelClient {
     clearTimeout(this.staleTimer);
     this.expiry?.cancel();
     this.queue.length = 0;
+    this.afterReply.length = 0;
   }
 }
 

@@ -6,6 +6,7 @@ import { afterEach, describe, it } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
 import { cleanupHubs } from '../server/harness.ts';
 import {
+  atLeast,
   callError,
   channelLimits,
   closeClients,
@@ -187,9 +188,11 @@ describe('join and leave', () => {
   it('joinLeave: a subscriber that asks gets join and leave with the client info; one that does not, none', async () => {
     const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true });
     const watcher = await user(hub, 'watcher');
-    const { sub } = await subscribed(watcher, 'room', { joinLeave: true });
+    const sub = watcher.newSubscription('room', { joinLeave: true });
     const joins = record<{ info: unknown }>(sub, 'join');
     const leaves = record<{ info: unknown }>(sub, 'leave');
+    sub.subscribe();
+    await atLeast(joins, 1);
     const quiet = await user(hub, 'quiet');
     const { sub: quietSub } = await subscribed(quiet, 'room');
     const quietJoins = record(quietSub, 'join');
@@ -203,29 +206,48 @@ describe('join and leave', () => {
     guestSub.unsubscribe();
     await pause(100);
     const expectedInfo = (info: unknown): void => assert.deepEqual(info, guestInfo);
-    // watcher saw quiet join, then guest join and leave
+    // watcher saw its own join, quiet's, then guest's join and leave
     assert.deepEqual(
       joins.map((j) => (j.info as { user: string }).user),
-      ['quiet', 'guest'],
+      ['watcher', 'quiet', 'guest'],
     );
-    expectedInfo(joins[1]!.info);
+    expectedInfo(joins[2]!.info);
     assert.equal(leaves.length, 1);
     expectedInfo(leaves[0]!.info);
     assert.deepEqual([quietJoins.length, quietLeaves.length], [0, 0]);
   });
 
+  it('a subscriber that asks gets its own join, after its subscribe reply (as Centrifuge sends it)', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true });
+    const client = sdkClient(hub, { token: await connectionToken('self') });
+    const { client: id } = await connected(client);
+    const sub = client.newSubscription('room', { joinLeave: true });
+    const joins = record<{ info: { user: string; client: string } }>(sub, 'join');
+    sub.subscribe();
+    await atLeast(joins, 1);
+    assert.deepEqual(
+      joins.map((j) => [j.info.user, j.info.client]),
+      [['self', id]],
+    );
+  });
+
   it('forcePushJoinLeave: every subscriber gets them without asking', async () => {
     const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true, forcePushJoinLeave: true });
     const watcher = await user(hub, 'watcher');
-    const { sub } = await subscribed(watcher, 'room');
+    const sub = watcher.newSubscription('room');
     const joins = record<{ info: { user: string } }>(sub, 'join');
     const leaves = record<{ info: { user: string } }>(sub, 'leave');
+    sub.subscribe();
+    await atLeast(joins, 1);
     const guest = await user(hub, 'guest');
     await subscribed(guest, 'room');
     await pause(50);
     guest.disconnect();
     await pause(100);
-    assert.deepEqual([joins.map((j) => j.info.user), leaves.map((l) => l.info.user)], [['guest'], ['guest']]);
+    assert.deepEqual(
+      [joins.map((j) => j.info.user), leaves.map((l) => l.info.user)],
+      [['watcher', 'guest'], ['guest']],
+    );
   });
 
   it('without joinLeave in the channel options, asking gets nothing', async () => {

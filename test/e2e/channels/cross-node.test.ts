@@ -72,6 +72,7 @@ function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>): 
     const { sub: writerSub } = await subscribed(writer, 'news');
     await linked(a, b, 'news');
     const got = record<{ data: unknown; offset?: number }>(sub, 'publication');
+    const local = record<{ data: unknown }>(writerSub, 'publication');
     for (let n = 1; n <= 20; n++) {
       if (n % 2 === 0) await writerSub.publish({ n });
       else await a.ws.channels!.publish('news', { n });
@@ -79,6 +80,13 @@ function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>): 
     for (let i = 0; i < 300 && got.length < 20; i++) await pause(10);
     assert.deepEqual(
       got.map((p) => p.data),
+      Array.from({ length: 20 }, (_, i) => ({ n: i + 1 })),
+    );
+    // the subscriber on A gets each once too (no echo back from the broker)
+    for (let i = 0; i < 300 && local.length < 20; i++) await pause(10);
+    await pause(100);
+    assert.deepEqual(
+      local.map((p) => p.data),
       Array.from({ length: 20 }, (_, i) => ({ n: i + 1 })),
     );
     // node B numbers them in its own history

@@ -78,6 +78,20 @@ describe('ws.channels, the server-side API', () => {
     await assert.rejects(api.presence('plain:room'), { error: { code: 108, message: 'not available' } });
   });
 
+  it('an API publication reaches SDK subscribers with its offset and tags', async () => {
+    const hub = await startChannelHub({ channels });
+    const a = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(a);
+    const { sub } = await subscribed(a, 'room');
+    const got = record<{ data: unknown; offset?: number; tags?: Record<string, string> }>(sub, 'publication');
+    await hub.ws.channels!.publish('room', { n: 1 }, { tags: { kind: 'note' } });
+    await pause(100);
+    assert.deepEqual(
+      got.map((p) => [p.data, p.offset, p.tags]),
+      [[{ n: 1 }, 1, { kind: 'note' }]],
+    );
+  });
+
   it('unsubscribe(channel, user): the SDK subscription is unsubscribed with 2000 and gets nothing more', async () => {
     const hub = await startChannelHub({ channels });
     const api = hub.ws.channels!;

@@ -162,6 +162,22 @@ describe('recovery', () => {
     assert.deepEqual(dataOf(s.pubs), [{ n: 1 }]);
   });
 
+  it('publications expired (historyTtl) while away: recovered false', async () => {
+    const s = await subscriber(config({ historyTtl: 100 }));
+    const channels = s.hub.ws.channels!;
+    await channels.publish(CHANNEL, { n: 1 });
+    await atLeast(s.pubs, 1);
+    const connecting = once(s.client, 'connecting');
+    s.drop();
+    await connecting;
+    await channels.publish(CHANNEL, { n: 2 });
+    // the reconnect waits ≥ 400 ms: n 2 has expired by then
+    await atLeast(s.subscribedEvents, 2, 3000);
+    await pause(100);
+    assert.deepEqual([s.subscribedEvents[1]!.wasRecovering, s.subscribedEvents[1]!.recovered], [true, false]);
+    assert.deepEqual(dataOf(s.pubs), [{ n: 1 }]);
+  });
+
   it('the since option: the right epoch recovers, a wrong epoch is recovered false', async () => {
     const hub = await startChannelHub({ channels: config() });
     const first = await hub.ws.channels!.publish(CHANNEL, { n: 1 });

@@ -114,6 +114,19 @@ describe('ws.channels, the server-side API', () => {
     assert.deepEqual(await api.presenceStats('room'), { num_clients: 1, num_users: 1 });
   });
 
+  it('unsubscribe of a server-side subscription: the client-level unsubscribed event, and no more publications', async () => {
+    const hub = await startChannelHub({ channels });
+    const a = sdkClient(hub, { token: await connectionToken('alice', { channels: ['alerts'] }) });
+    const pubs = record<{ data: unknown }>(a, 'publication');
+    const unsubscribed = new Promise<{ channel: string }>((resolve) => a.once('unsubscribed', resolve));
+    await connected(a);
+    await hub.ws.channels!.unsubscribe('alerts', 'alice');
+    assert.deepEqual(await unsubscribed, { channel: 'alerts' });
+    await hub.ws.channels!.publish('alerts', 1);
+    await pause(100);
+    assert.deepEqual([pubs.length, a.state, hub.ws.hub.getRoomCount('alerts')], [0, 'connected', 0]);
+  });
+
   it('disconnect(user): 3503 to every connection of the user, and the SDK does not reconnect', async () => {
     const hub = await startChannelHub({ channels });
     const api = hub.ws.channels!;

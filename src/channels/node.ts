@@ -429,6 +429,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     serverSide: boolean,
   ): string {
     const { options } = grant;
+    // Checked before anything is registered: a refusal after that point
+    // would leave the room registration and the presence entry behind.
+    if (request.recover === true) readPosition(request.offset, request.epoch);
     const registered = this.hub.register(channel);
     if (!registered.ok) {
       if (registered.reason === 'stopped') throw new DisconnectException(Disconnects.SHUTDOWN);

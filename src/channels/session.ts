@@ -407,6 +407,8 @@ export class ChannelSession implements ChannelClient {
     clearTimeout(this.staleTimer);
     this.expiry?.cancel();
     this.queue.length = 0;
+    this.afterReply = null;
+    this.afterReplies = [];
   }
 }
 

@@ -6,6 +6,7 @@ import { afterEach, describe, it } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
 import { cleanupHubs } from '../server/harness.ts';
 import {
+  atLeast,
   callError,
   channelLimits,
   closeClients,
@@ -126,6 +127,26 @@ describe('publish', () => {
     assert.deepEqual(await callError(bobSub.publish(1)), { code: 103, message: 'permission denied' });
   });
 
+  it('a publication over maxPublicationBytes is 106 and reaches nobody', async () => {
+    const hub = await startChannelHub({
+      channels: { allowSubscribeForClient: true, allowPublishForSubscriber: true },
+      channelLimits: channelLimits({ maxPublicationBytes: 1024 }),
+    });
+    const alice = await user(hub, 'alice');
+    const { sub } = await subscribed(alice, 'room');
+    const got = record<{ data: unknown }>(sub, 'publication');
+    assert.deepEqual(await callError(sub.publish('x'.repeat(1100))), {
+      code: 106,
+      message: 'limit exceeded',
+    });
+    await sub.publish('x'.repeat(1000));
+    await pause(50);
+    assert.deepEqual(
+      got.map((p) => (p.data as string).length),
+      [1000],
+    );
+  });
+
   it('the publication carries the publisher info: user, client, conn_info, chan_info', async () => {
     const hub = await hubWith({ allowSubscribeForClient: true, allowPublishForSubscriber: true });
     const reader = await user(hub, 'reader');
@@ -165,8 +186,7 @@ describe('publish', () => {
 
 describe('join and leave', () => {
   // As in Centrifuge, a subscriber that may read presence and asks gets the
-  // events, its own join included (filtered out here: whether it is seen
-  // depends on when the listener is added).
+  // events, its own join included.
   it('joinLeave: a subscriber that asks gets join and leave with the client info; one that does not, none', async () => {
     const hub = await hubWith({
       allowSubscribeForClient: true,
@@ -174,9 +194,11 @@ describe('join and leave', () => {
       allowPresenceForSubscriber: true,
     });
     const watcher = await user(hub, 'watcher');
-    const { sub } = await subscribed(watcher, 'room', { joinLeave: true });
+    const sub = watcher.newSubscription('room', { joinLeave: true });
     const joins = record<{ info: unknown }>(sub, 'join');
     const leaves = record<{ info: unknown }>(sub, 'leave');
+    sub.subscribe();
+    await atLeast(joins, 1);
     const quiet = await user(hub, 'quiet');
     const { sub: quietSub } = await subscribed(quiet, 'room');
     const quietJoins = record(quietSub, 'join');
@@ -190,33 +212,51 @@ describe('join and leave', () => {
     guestSub.unsubscribe();
     await pause(100);
     const expectedInfo = (info: unknown): void => assert.deepEqual(info, guestInfo);
-    // watcher saw quiet join, then guest join and leave
-    const others = joins.filter((j) => (j.info as { user: string }).user !== 'watcher');
+    // watcher saw its own join, quiet's, then guest's join and leave
     assert.deepEqual(
-      others.map((j) => (j.info as { user: string }).user),
-      ['quiet', 'guest'],
+      joins.map((j) => (j.info as { user: string }).user),
+      ['watcher', 'quiet', 'guest'],
     );
-    expectedInfo(others[1]!.info);
+    expectedInfo(joins[2]!.info);
     assert.equal(leaves.length, 1);
     expectedInfo(leaves[0]!.info);
     assert.deepEqual([quietJoins.length, quietLeaves.length], [0, 0]);
   });
 
+  it('a subscriber that asks gets its own join, after its subscribe reply (as Centrifuge sends it)', async () => {
+    const hub = await hubWith({
+      allowSubscribeForClient: true,
+      joinLeave: true,
+      allowPresenceForSubscriber: true,
+    });
+    const client = sdkClient(hub, { token: await connectionToken('self') });
+    const { client: id } = await connected(client);
+    const sub = client.newSubscription('room', { joinLeave: true });
+    const joins = record<{ info: { user: string; client: string } }>(sub, 'join');
+    sub.subscribe();
+    await atLeast(joins, 1);
+    assert.deepEqual(
+      joins.map((j) => [j.info.user, j.info.client]),
+      [['self', id]],
+    );
+  });
+
   it('forcePushJoinLeave: every subscriber gets them without asking', async () => {
     const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true, forcePushJoinLeave: true });
     const watcher = await user(hub, 'watcher');
-    const { sub } = await subscribed(watcher, 'room');
+    const sub = watcher.newSubscription('room');
     const joins = record<{ info: { user: string } }>(sub, 'join');
     const leaves = record<{ info: { user: string } }>(sub, 'leave');
+    sub.subscribe();
+    await atLeast(joins, 1);
     const guest = await user(hub, 'guest');
     await subscribed(guest, 'room');
     await pause(50);
     guest.disconnect();
     await pause(100);
-    const others = joins.filter((j) => j.info.user !== 'watcher');
     assert.deepEqual(
-      [others.map((j) => j.info.user), leaves.map((l) => l.info.user)],
-      [['guest'], ['guest']],
+      [joins.map((j) => j.info.user), leaves.map((l) => l.info.user)],
+      [['watcher', 'guest'], ['guest']],
     );
   });
 

@@ -10,7 +10,9 @@ import type { Centrifuge, Subscription, SubscribedContext } from 'centrifuge';
 import type { ChannelsConfig } from '../../../src/channels/options.ts';
 import { authHeaders, cleanupHubs, connectClient, type RunningHub } from '../server/harness.ts';
 import {
+  RawProtocolClient,
   atLeast,
+  closeRawProtocolClients,
   closeClients,
   connected,
   connectionToken,
@@ -25,6 +27,7 @@ import {
 
 afterEach(async () => {
   closeClients();
+  closeRawProtocolClients();
   await cleanupHubs();
 });
 
@@ -159,6 +162,22 @@ describe('recovery', () => {
     assert.deepEqual(dataOf(s.pubs), [{ n: 1 }]);
   });
 
+  it('publications expired (historyTtl) while away: recovered false', async () => {
+    const s = await subscriber(config({ historyTtl: 100 }));
+    const channels = s.hub.ws.channels!;
+    await channels.publish(CHANNEL, { n: 1 });
+    await atLeast(s.pubs, 1);
+    const connecting = once(s.client, 'connecting');
+    s.drop();
+    await connecting;
+    await channels.publish(CHANNEL, { n: 2 });
+    // the reconnect waits ≥ 400 ms: n 2 has expired by then
+    await atLeast(s.subscribedEvents, 2, 3000);
+    await pause(100);
+    assert.deepEqual([s.subscribedEvents[1]!.wasRecovering, s.subscribedEvents[1]!.recovered], [true, false]);
+    assert.deepEqual(dataOf(s.pubs), [{ n: 1 }]);
+  });
+
   it('the since option: the right epoch recovers, a wrong epoch is recovered false', async () => {
     const hub = await startChannelHub({ channels: config() });
     const first = await hub.ws.channels!.publish(CHANNEL, { n: 1 });
@@ -184,6 +203,72 @@ describe('recovery', () => {
     await pause(50);
     assert.deepEqual([ctx2.wasRecovering, ctx2.recovered], [true, false]);
     assert.equal(badPubs.length, 0);
+  });
+
+  it('a publication made while a recovering subscribe is admitted arrives once', async () => {
+    const hub: RunningHub = await startChannelHub({
+      channels: { namespaces: [{ name: 'chat', historySize: 5, historyTtl: 60_000, forceRecovery: true }] },
+      channelHooks: {
+        // Publishes in the same turn as the subscribe it allows: the push is
+        // then waiting for the channel's current subscribers.
+        authorizeSubscribe: async (client) => {
+          if (client.user === 'late') await hub.ws.channels!.publish(CHANNEL, { n: 2 });
+          return true;
+        },
+      },
+    });
+    const early = sdkClient(hub, { token: await connectionToken('early') });
+    await connected(early);
+    const { sub: earlySub } = await subscribed(early, CHANNEL);
+    const earlyPubs = record<{ data: unknown }>(earlySub, 'publication');
+    const first = await hub.ws.channels!.publish(CHANNEL, { n: 1 });
+    // A raw client: the SDK would ignore a push that came before its subscribe reply.
+    const late = await RawProtocolClient.open(hub);
+    await late.call('connect', { token: await connectionToken('late') });
+    const reply = await late.call('subscribe', {
+      channel: CHANNEL,
+      recover: true,
+      offset: first.offset,
+      epoch: first.epoch,
+    });
+    const result = reply.subscribe as { recovered: boolean; publications: Array<{ data: unknown }> };
+    assert.deepEqual([result.recovered, dataOf(result.publications)], [true, [{ n: 2 }]]);
+    await pause(100);
+    assert.deepEqual(late.pushes, [], 'no push of what the recovery returned');
+    assert.deepEqual(dataOf(earlyPubs), [{ n: 1 }, { n: 2 }]);
+  });
+
+  it('a server-side subscription (token channels claim) recovers through connect after a dropped socket', async () => {
+    const hub = await startChannelHub({ channels: config() });
+    const sockets = captureSockets(hub);
+    const client = sdkClient(hub, {
+      token: await connectionToken('alice', { channels: [CHANNEL] }),
+      minReconnectDelay: 400,
+      maxReconnectDelay: 500,
+    });
+    const pubs = record<{ channel: string; data: unknown; offset?: number }>(client, 'publication');
+    const subscribedEvents = record<SubscribedContext>(client, 'subscribed');
+    await connected(client);
+    sockets.stop();
+    await atLeast(subscribedEvents, 1);
+    assert.equal(subscribedEvents[0]!.recoverable, true);
+    const api = hub.ws.channels!;
+    await api.publish(CHANNEL, { n: 1 });
+    await atLeast(pubs, 1);
+    const connecting = once(client, 'connecting');
+    assert.equal(sockets.drop(), 1);
+    await connecting;
+    await api.publish(CHANNEL, { n: 2 });
+    await api.publish(CHANNEL, { n: 3 });
+    await atLeast(subscribedEvents, 2, 3000);
+    await atLeast(pubs, 3);
+    await pause(100);
+    const again = subscribedEvents[1]!;
+    assert.deepEqual([again.channel, again.wasRecovering, again.recovered], [CHANNEL, true, true]);
+    assert.deepEqual(
+      pubs.map((p) => [p.channel, p.data, p.offset]),
+      [1, 2, 3].map((n) => [CHANNEL, { n }, n]),
+    );
   });
 
   it('recoverable: true is honoured only where allowed', async () => {

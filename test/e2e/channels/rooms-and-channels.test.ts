@@ -98,8 +98,42 @@ describe('rooms and channels', () => {
     const got = publications(sub, 2);
     await raw.conn.sendText(JSON.stringify({ a: 1, list: [1, 2] }, null, 2));
     await raw.conn.sendText('{"b":\n\t2,\n"c":"x\\ny"}');
-    assert.deepEqual(await got, [{ a: 1, list: [1, 2] }, { b: 2, c: 'x\ny' }]);
+    assert.deepEqual(await got, [
+      { a: 1, list: [1, 2] },
+      { b: 2, c: 'x\ny' },
+    ]);
     assert.equal(client.state, 'connected');
+  });
+
+  it('a raw member alone in a channel with history: its messages are kept and readable later', async () => {
+    const hub = await startChannelHub({
+      channels: {
+        namespaces: [
+          {
+            name: 'chat',
+            allowSubscribeForClient: true,
+            allowHistoryForSubscriber: true,
+            historySize: 10,
+            historyTtl: 60_000,
+          },
+        ],
+      },
+    });
+    const raw = await rawMember(hub);
+    await raw.conn.sendText('{"first":true}');
+    await raw.conn.sendText('second');
+    for (let i = 0; i < 100 && (await hub.ws.channels!.history(ROOM)).offset < 2; i++) await pause(10);
+    const client = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(client);
+    const { sub } = await subscribed(client, ROOM);
+    const h = await sub.history({ limit: -1 });
+    assert.deepEqual(
+      h.publications.map((p): unknown[] => [p.offset, p.data as unknown]),
+      [
+        [1, { first: true }],
+        [2, 'second'],
+      ],
+    );
   });
 
   it('getRoomCount counts raw members and channel subscribers', async () => {

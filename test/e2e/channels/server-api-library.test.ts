@@ -78,6 +78,20 @@ describe('ws.channels, the server-side API', () => {
     await assert.rejects(api.presence('plain:room'), { error: { code: 108, message: 'not available' } });
   });
 
+  it('an API publication reaches SDK subscribers with its offset and tags', async () => {
+    const hub = await startChannelHub({ channels });
+    const a = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(a);
+    const { sub } = await subscribed(a, 'room');
+    const got = record<{ data: unknown; offset?: number; tags?: Record<string, string> }>(sub, 'publication');
+    await hub.ws.channels!.publish('room', { n: 1 }, { tags: { kind: 'note' } });
+    await pause(100);
+    assert.deepEqual(
+      got.map((p) => [p.data, p.offset, p.tags]),
+      [[{ n: 1 }, 1, { kind: 'note' }]],
+    );
+  });
+
   it('unsubscribe(channel, user): the SDK subscription is unsubscribed with 2000 and gets nothing more', async () => {
     const hub = await startChannelHub({ channels });
     const api = hub.ws.channels!;
@@ -98,6 +112,19 @@ describe('ws.channels, the server-side API', () => {
     assert.equal(bobSub.state, 'subscribed');
     assert.equal(a.state, 'connected');
     assert.deepEqual(await api.presenceStats('room'), { num_clients: 1, num_users: 1 });
+  });
+
+  it('unsubscribe of a server-side subscription: the client-level unsubscribed event, and no more publications', async () => {
+    const hub = await startChannelHub({ channels });
+    const a = sdkClient(hub, { token: await connectionToken('alice', { channels: ['alerts'] }) });
+    const pubs = record<{ data: unknown }>(a, 'publication');
+    const unsubscribed = new Promise<{ channel: string }>((resolve) => a.once('unsubscribed', resolve));
+    await connected(a);
+    await hub.ws.channels!.unsubscribe('alerts', 'alice');
+    assert.deepEqual(await unsubscribed, { channel: 'alerts' });
+    await hub.ws.channels!.publish('alerts', 1);
+    await pause(100);
+    assert.deepEqual([pubs.length, a.state, hub.ws.hub.getRoomCount('alerts')], [0, 'connected', 0]);
   });
 
   it('disconnect(user): 3503 to every connection of the user, and the SDK does not reconnect', async () => {

@@ -188,4 +188,34 @@ describe('subscriptions', () => {
     );
     assert.equal(hub.ws.hub.getRoomCount('alerts'), 1);
   });
+
+  it('maxSubscriptions per connection: the next subscribe is 106', async () => {
+    const hub = await startChannelHub({
+      channels: { allowSubscribeForClient: true },
+      channelLimits: channelLimits({ maxSubscriptions: 2 }),
+    });
+    const client = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(client);
+    await subscribed(client, 'one');
+    const { sub } = await subscribed(client, 'two');
+    assert.deepEqual(await refusedSubscribe(client, 'three'), { code: 106, reason: 'limit exceeded' });
+    sub.unsubscribe();
+    for (let i = 0; i < 100 && hub.ws.hub.getRoomCount('two') > 0; i++) await pause(10);
+    await subscribed(client, 'three');
+  });
+
+  it('more server-side channels in the token than maxSubscriptions: disconnected 3505, no reconnect', async () => {
+    const hub = await startChannelHub({
+      channels: {},
+      channelLimits: channelLimits({ maxSubscriptions: 2 }),
+    });
+    const client = sdkClient(hub, { token: await connectionToken('alice', { channels: ['a', 'b', 'c'] }) });
+    const disconnected = new Promise<{ code: number; reason: string }>((resolve) =>
+      client.once('disconnected', resolve),
+    );
+    client.connect();
+    assert.deepEqual(await disconnected, { code: 3505, reason: 'channel limit' });
+    await pause(50);
+    assert.deepEqual(await hub.ws.channels!.channels(), {});
+  });
 });

@@ -17,7 +17,7 @@ import {
   connected,
   connectionToken,
   captureSockets,
-  once,
+  nextEvent,
   pause,
   record,
   sdkClient,
@@ -95,7 +95,7 @@ describe('recovery', () => {
       await raw.conn.sendText('{"n":2}');
       await atLeast(s.pubs, 2);
 
-      const connecting = once<{ code: number; reason: string }>(s.client, 'connecting');
+      const connecting = nextEvent<{ code: number; reason: string }>(s.client, 'connecting');
       if (how === 'dropped socket') assert.equal(s.drop(), 1);
       else await channels.disconnect('alice', { disconnect: { code: 3011, reason: 'force reconnect' } });
       const why = await connecting;
@@ -135,7 +135,7 @@ describe('recovery', () => {
     const channels = s.hub.ws.channels!;
     await channels.publish(CHANNEL, { n: 1 });
     await atLeast(s.pubs, 1);
-    const connecting = once(s.client, 'connecting');
+    const connecting = nextEvent(s.client, 'connecting');
     s.drop();
     await connecting;
     for (let n = 2; n <= 8; n++) await channels.publish(CHANNEL, { n });
@@ -151,7 +151,7 @@ describe('recovery', () => {
     const channels = s.hub.ws.channels!;
     await channels.publish(CHANNEL, { n: 1 });
     await atLeast(s.pubs, 1);
-    const connecting = once(s.client, 'connecting');
+    const connecting = nextEvent(s.client, 'connecting');
     s.drop();
     await connecting;
     await channels.publish(CHANNEL, { n: 2 });
@@ -167,7 +167,7 @@ describe('recovery', () => {
     const channels = s.hub.ws.channels!;
     await channels.publish(CHANNEL, { n: 1 });
     await atLeast(s.pubs, 1);
-    const connecting = once(s.client, 'connecting');
+    const connecting = nextEvent(s.client, 'connecting');
     s.drop();
     await connecting;
     await channels.publish(CHANNEL, { n: 2 });
@@ -186,7 +186,7 @@ describe('recovery', () => {
     await connected(client);
     const good = client.newSubscription(CHANNEL, { since: { offset: first.offset!, epoch: first.epoch! } });
     const goodPubs = record<{ data: unknown }>(good, 'publication');
-    const goodCtx = once<SubscribedContext>(good, 'subscribed');
+    const goodCtx = nextEvent<SubscribedContext>(good, 'subscribed');
     good.subscribe();
     const ctx = await goodCtx;
     await pause(50);
@@ -197,7 +197,7 @@ describe('recovery', () => {
     await connected(other);
     const bad = other.newSubscription(CHANNEL, { since: { offset: 0, epoch: 'not-the-epoch' } });
     const badPubs = record(bad, 'publication');
-    const badCtx = once<SubscribedContext>(bad, 'subscribed');
+    const badCtx = nextEvent<SubscribedContext>(bad, 'subscribed');
     bad.subscribe();
     const ctx2 = await badCtx;
     await pause(50);
@@ -255,7 +255,7 @@ describe('recovery', () => {
     const api = hub.ws.channels!;
     await api.publish(CHANNEL, { n: 1 });
     await atLeast(pubs, 1);
-    const connecting = once(client, 'connecting');
+    const connecting = nextEvent(client, 'connecting');
     assert.equal(sockets.drop(), 1);
     await connecting;
     await api.publish(CHANNEL, { n: 2 });

@@ -277,3 +277,14 @@ export function captureSockets(hub: RunningHub): CapturedSockets {
 export function channelLimits(overrides: Partial<ChannelBounds>): ChannelBounds {
   return { ...defaultChannelBounds(), ...overrides };
 }
+
+/** The next `event` of an SDK client or subscription, or a rejection after `timeoutMs`. */
+export function nextEvent<T>(emitter: Emitter, event: string, timeoutMs = 3000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);
+    emitter.once(event, (ctx: never) => {
+      clearTimeout(timer);
+      resolve(ctx);
+    });
+  });
+}

@@ -10,7 +10,7 @@ import {
   closeClients,
   connected,
   connectionToken,
-  once,
+  nextEvent,
   pause,
   publications,
   record,
@@ -52,7 +52,7 @@ describe('subscription tokens', () => {
       const hub = await startChannelHub({ channels });
       const client = sdkClient(hub, { token: await connectionToken('alice') });
       await connected(client);
-      const disconnected = once<{ code: number; reason: string }>(client, 'disconnected');
+      const disconnected = nextEvent<{ code: number; reason: string }>(client, 'disconnected');
       const connecting = record(client, 'connecting');
       client.newSubscription('vip', { token: await subscriptionToken(sub, channel) }).subscribe();
       assert.deepEqual(await disconnected, { code: 3500, reason: 'invalid token' });
@@ -120,8 +120,8 @@ describe('subscription tokens', () => {
     // the SDK's own refresh timer (ttl) races the server's expiry: take it out
     const withTimer = sub as unknown as { _refreshTimeout: NodeJS.Timeout | null };
     if (withTimer._refreshTimeout !== null) clearTimeout(withTimer._refreshTimeout);
-    const subscribing = once<{ code: number; reason: string }>(sub, 'subscribing');
-    const resubscribed = once(sub, 'subscribed');
+    const subscribing = nextEvent<{ code: number; reason: string }>(sub, 'subscribing', 4000);
+    const resubscribed = nextEvent(sub, 'subscribed', 4000);
     assert.deepEqual(await subscribing, { channel: 'vip', code: 2501, reason: 'subscription expired' });
     await resubscribed;
     assert.equal(calls, 1);

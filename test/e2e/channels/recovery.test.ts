@@ -17,6 +17,7 @@ import {
   connected,
   connectionToken,
   captureSockets,
+  channelLimits,
   nextEvent,
   pause,
   record,
@@ -269,6 +270,33 @@ describe('recovery', () => {
       pubs.map((p) => [p.channel, p.data, p.offset]),
       [1, 2, 3].map((n) => [CHANNEL, { n }, n]),
     );
+  });
+
+  it('more missed than maxRecoveredPublications: recovered false; within it: recovered', async () => {
+    const hub = await startChannelHub({
+      channels: config(),
+      channelLimits: channelLimits({ maxRecoveredPublications: 2 }),
+    });
+    const first = await hub.ws.channels!.publish(CHANNEL, { n: 1 });
+    for (let n = 2; n <= 4; n++) await hub.ws.channels!.publish(CHANNEL, { n });
+    const client = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(client);
+    const results: Array<[boolean, unknown[]]> = [];
+    for (const offset of [first.offset!, first.offset! + 1]) {
+      const sub = client.newSubscription(CHANNEL, { since: { offset, epoch: first.epoch! } });
+      const pubs = record<{ data: unknown }>(sub, 'publication');
+      const ctx = nextEvent<SubscribedContext>(sub, 'subscribed');
+      sub.subscribe();
+      const { recovered } = await ctx;
+      await pause(50);
+      results.push([recovered, dataOf(pubs)]);
+      sub.unsubscribe();
+      client.removeSubscription(sub);
+    }
+    assert.deepEqual(results, [
+      [false, []],
+      [true, [{ n: 3 }, { n: 4 }]],
+    ]);
   });
 
   it('recoverable: true is honoured only where allowed', async () => {

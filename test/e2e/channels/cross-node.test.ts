@@ -16,7 +16,7 @@ import {
   closeClients,
   connected,
   connectionToken,
-  once,
+  nextEvent,
   pause,
   record,
   sdkClient,
@@ -118,7 +118,7 @@ function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>): 
     await connected(onB);
     const moved = onB.newSubscription('news', { since: position });
     const movedPubs = record(moved, 'publication');
-    const ctx = once<SubscribedContext>(moved, 'subscribed');
+    const ctx = nextEvent<SubscribedContext>(moved, 'subscribed');
     moved.subscribe();
     const result = await ctx;
     await pause(50);

@@ -44,6 +44,10 @@ describe('presence', () => {
     // the server side sees the same
     assert.deepEqual(await hub.ws.channels!.presenceStats('room'), { num_clients: 3, num_users: 2 });
     assert.deepEqual(Object.keys(await hub.ws.channels!.presence('room')).sort(), [...ids].sort());
+    // one of alice's two connections leaves: alice is still there
+    a2.disconnect();
+    for (let i = 0; i < 100 && (await sub.presenceStats()).numClients !== 2; i++) await pause(10);
+    assert.deepEqual(await sub.presenceStats(), { numClients: 2, numUsers: 2 });
   });
 
   it('entries are gone after unsubscribe and after the client disconnects', async () => {

@@ -271,6 +271,28 @@ describe('join and leave', () => {
     assert.equal(events.length, 0);
   });
 
+  it('a server-side subscription (token channels claim) is announced with a join, after the connect reply', async () => {
+    const hub = await hubWith({ allowSubscribeForClient: true, joinLeave: true, forcePushJoinLeave: true });
+    const watcher = await user(hub, 'watcher');
+    const sub = watcher.newSubscription('room');
+    const joins = record<{ info: { user: string } }>(sub, 'join');
+    sub.subscribe();
+    await atLeast(joins, 1);
+    const member = sdkClient(hub, { token: await connectionToken('member', { channels: ['room'] }) });
+    const ownJoins = record<{ channel: string; info: { user: string } }>(member, 'join');
+    await connected(member);
+    await atLeast(joins, 2);
+    await atLeast(ownJoins, 1);
+    assert.deepEqual(
+      joins.map((j) => j.info.user),
+      ['watcher', 'member'],
+    );
+    assert.deepEqual(
+      ownJoins.map((j) => [j.channel, j.info.user]),
+      [['room', 'member']],
+    );
+  });
+
   it('without joinLeave in the channel options, asking gets nothing', async () => {
     const hub = await hubWith({ allowSubscribeForClient: true });
     const watcher = await user(hub, 'watcher');

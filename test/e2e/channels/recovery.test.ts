@@ -17,7 +17,8 @@ import {
   connected,
   connectionToken,
   captureSockets,
-  once,
+  channelLimits,
+  nextEvent,
   pause,
   record,
   sdkClient,
@@ -95,7 +96,7 @@ describe('recovery', () => {
       await raw.conn.sendText('{"n":2}');
       await atLeast(s.pubs, 2);
 
-      const connecting = once<{ code: number; reason: string }>(s.client, 'connecting');
+      const connecting = nextEvent<{ code: number; reason: string }>(s.client, 'connecting');
       if (how === 'dropped socket') assert.equal(s.drop(), 1);
       else await channels.disconnect('alice', { disconnect: { code: 3011, reason: 'force reconnect' } });
       const why = await connecting;
@@ -135,7 +136,7 @@ describe('recovery', () => {
     const channels = s.hub.ws.channels!;
     await channels.publish(CHANNEL, { n: 1 });
     await atLeast(s.pubs, 1);
-    const connecting = once(s.client, 'connecting');
+    const connecting = nextEvent(s.client, 'connecting');
     s.drop();
     await connecting;
     for (let n = 2; n <= 8; n++) await channels.publish(CHANNEL, { n });
@@ -151,7 +152,7 @@ describe('recovery', () => {
     const channels = s.hub.ws.channels!;
     await channels.publish(CHANNEL, { n: 1 });
     await atLeast(s.pubs, 1);
-    const connecting = once(s.client, 'connecting');
+    const connecting = nextEvent(s.client, 'connecting');
     s.drop();
     await connecting;
     await channels.publish(CHANNEL, { n: 2 });
@@ -167,7 +168,7 @@ describe('recovery', () => {
     const channels = s.hub.ws.channels!;
     await channels.publish(CHANNEL, { n: 1 });
     await atLeast(s.pubs, 1);
-    const connecting = once(s.client, 'connecting');
+    const connecting = nextEvent(s.client, 'connecting');
     s.drop();
     await connecting;
     await channels.publish(CHANNEL, { n: 2 });
@@ -186,7 +187,7 @@ describe('recovery', () => {
     await connected(client);
     const good = client.newSubscription(CHANNEL, { since: { offset: first.offset!, epoch: first.epoch! } });
     const goodPubs = record<{ data: unknown }>(good, 'publication');
-    const goodCtx = once<SubscribedContext>(good, 'subscribed');
+    const goodCtx = nextEvent<SubscribedContext>(good, 'subscribed');
     good.subscribe();
     const ctx = await goodCtx;
     await pause(50);
@@ -197,7 +198,7 @@ describe('recovery', () => {
     await connected(other);
     const bad = other.newSubscription(CHANNEL, { since: { offset: 0, epoch: 'not-the-epoch' } });
     const badPubs = record(bad, 'publication');
-    const badCtx = once<SubscribedContext>(bad, 'subscribed');
+    const badCtx = nextEvent<SubscribedContext>(bad, 'subscribed');
     bad.subscribe();
     const ctx2 = await badCtx;
     await pause(50);
@@ -255,7 +256,7 @@ describe('recovery', () => {
     const api = hub.ws.channels!;
     await api.publish(CHANNEL, { n: 1 });
     await atLeast(pubs, 1);
-    const connecting = once(client, 'connecting');
+    const connecting = nextEvent(client, 'connecting');
     assert.equal(sockets.drop(), 1);
     await connecting;
     await api.publish(CHANNEL, { n: 2 });
@@ -269,6 +270,33 @@ describe('recovery', () => {
       pubs.map((p) => [p.channel, p.data, p.offset]),
       [1, 2, 3].map((n) => [CHANNEL, { n }, n]),
     );
+  });
+
+  it('more missed than maxRecoveredPublications: recovered false; within it: recovered', async () => {
+    const hub = await startChannelHub({
+      channels: config(),
+      channelLimits: channelLimits({ maxRecoveredPublications: 2 }),
+    });
+    const first = await hub.ws.channels!.publish(CHANNEL, { n: 1 });
+    for (let n = 2; n <= 4; n++) await hub.ws.channels!.publish(CHANNEL, { n });
+    const client = sdkClient(hub, { token: await connectionToken('alice') });
+    await connected(client);
+    const results: Array<[boolean, unknown[]]> = [];
+    for (const offset of [first.offset!, first.offset! + 1]) {
+      const sub = client.newSubscription(CHANNEL, { since: { offset, epoch: first.epoch! } });
+      const pubs = record<{ data: unknown }>(sub, 'publication');
+      const ctx = nextEvent<SubscribedContext>(sub, 'subscribed');
+      sub.subscribe();
+      const { recovered } = await ctx;
+      await pause(50);
+      results.push([recovered, dataOf(pubs)]);
+      sub.unsubscribe();
+      client.removeSubscription(sub);
+    }
+    assert.deepEqual(results, [
+      [false, []],
+      [true, [{ n: 3 }, { n: 4 }]],
+    ]);
   });
 
   it('recoverable: true is honoured only where allowed', async () => {

@@ -9,7 +9,7 @@ import {
   closeClients,
   connected,
   connectionToken,
-  once,
+  nextEvent,
   pause,
   record,
   sdkClient,
@@ -102,7 +102,7 @@ describe('ws.channels, the server-side API', () => {
     const { sub } = await subscribed(a, 'room');
     const { sub: bobSub } = await subscribed(b, 'room');
     const pubs = record<{ data: unknown }>(sub, 'publication');
-    const unsubscribed = once<{ channel: string; code: number; reason: string }>(sub, 'unsubscribed');
+    const unsubscribed = nextEvent<{ channel: string; code: number; reason: string }>(sub, 'unsubscribed');
     await api.unsubscribe('room', 'alice');
     assert.deepEqual(await unsubscribed, { channel: 'room', code: 2000, reason: 'server unsubscribe' });
     await api.publish('room', 'after');
@@ -136,8 +136,8 @@ describe('ws.channels, the server-side API', () => {
     await connected(a1);
     await connected(a2);
     await connected(b);
-    const d1 = once<{ code: number; reason: string }>(a1, 'disconnected');
-    const d2 = once<{ code: number; reason: string }>(a2, 'disconnected');
+    const d1 = nextEvent<{ code: number; reason: string }>(a1, 'disconnected');
+    const d2 = nextEvent<{ code: number; reason: string }>(a2, 'disconnected');
     const reconnecting = record(a1, 'connecting');
     await api.disconnect('alice');
     assert.deepEqual(await d1, { code: 3503, reason: 'force disconnect' });
@@ -153,7 +153,7 @@ describe('ws.channels, the server-side API', () => {
     const a2 = sdkClient(hub, { token: await connectionToken('alice') });
     const id1 = (await connected(a1)).client;
     await connected(a2);
-    const d1 = once<{ code: number }>(a1, 'disconnected');
+    const d1 = nextEvent<{ code: number }>(a1, 'disconnected');
     await hub.ws.channels!.disconnect('alice', { client: id1 });
     assert.equal((await d1).code, 3503);
     await pause(50);

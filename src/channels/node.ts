@@ -533,7 +533,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
           this.subscribe(session, channel, asked, { options, chanInfo: undefined, exp: undefined }, true),
         );
       } catch (error) {
-        if (error instanceof ReplyErrorException) throw new DisconnectException(Disconnects.CHANNEL_LIMIT);
+        // A server-side subscription cannot be refused alone: the connect fails.
+        if (error instanceof ReplyErrorException)
+          throw new DisconnectException(
+            error.error.code === ReplyErrors.BAD_REQUEST.code
+              ? Disconnects.BAD_REQUEST
+              : Disconnects.CHANNEL_LIMIT,
+          );
         throw error;
       }
     }

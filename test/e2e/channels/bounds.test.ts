@@ -40,6 +40,18 @@ async function connectedRaw(hub: RunningHub, user = 'alice'): Promise<RawChannel
 const rpcHooks = { onRpc: ({ method }: { method: string }) => method };
 
 describe('channel bad input', () => {
+  it('closes a connect whose server-side subscription carries a malformed recovery position with 3501', async () => {
+    const hub = await startChannelHub({
+      channels: { namespaces: [{ name: 'feed', historySize: 10, historyTtl: 60_000, forceRecovery: true }] },
+    });
+    const raw = await rawChannelClient(hub);
+    const token = await connectionToken('alice', { channels: ['feed:a'] });
+    raw.send({ id: 1, connect: { token, subs: { 'feed:a': { recover: true, offset: -1, epoch: 'x' } } } });
+    const close = await within(raw.closed, 3000, 'close');
+    assert.deepEqual([close.code, close.reason], [3501, 'bad request']);
+    assert.equal(hub.ws.hub.getRoomCount('feed:a'), 0, 'nothing left registered');
+  });
+
   it('closes each malformed frame or command with 3501 and answers none of it', async () => {
     const hub = await startChannelHub({ channelHooks: rpcHooks });
     const cases: [string, string | Buffer][] = [

@@ -606,6 +606,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
     const sub = session.subscriptions.get(channel);
     const publish = (): string => {
+      // A stopped hub publishes nothing: the client must not be told it did.
+      if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const info = sub?.infoJson ?? JSON.stringify(clientInfo(session));
       this.hub.broadcastRoom(
         channel,

@@ -738,17 +738,22 @@ export class ChannelNode implements ChannelApi, RoomSink {
         continue;
       }
       const hasJl = pending.some((p) => p.jl);
+      const pubs = hasJl ? pending.filter((p) => !p.jl) : pending;
       const all = frameOf(pending);
-      const pubsOnly = hasJl ? frameOf(pending.filter((p) => !p.jl)) : all;
-      const count = pending.length;
-      for (const [session, sub] of state.subscribers) {
+      const pubsOnly = hasJl ? frameOf(pubs) : all;
+      let queued = 0;
+      let dropped = 0;
+      // forEach: no entry array per subscriber, on the one loop that runs per delivery.
+      state.subscribers.forEach((sub, session) => {
         const frame = sub.joinLeave ? all : pubsOnly;
-        if (frame === null) continue;
+        if (frame === null) return;
+        const pushes = sub.joinLeave ? pending.length : pubs.length;
         const delivery = session.conn.deliver(frame, 1, true);
-        if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT)
-          this.metrics.channel_pushes_queued += count;
-        else this.metrics.channel_pushes_dropped += count;
-      }
+        if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT) queued += pushes;
+        else dropped += pushes;
+      });
+      this.metrics.channel_pushes_queued += queued;
+      this.metrics.channel_pushes_dropped += dropped;
     }
   }
 

@@ -115,13 +115,19 @@ export interface WshubConfig {
   onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
   onClose?: ((conn: Connection, code: number, reason: string) => void) | undefined;
   // -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
-  /** Serve the channel protocol at `channelPath`. */
+  /**
+   * Serve the channel protocol at `channelPath`. Unset: on when any channel
+   * option is given (`channels`, `channelLimits`, `channelHooks`,
+   * `channelPath`, `subscriptionTokenAuthenticator`, `apiKey`), off
+   * otherwise, so servers that do not use channels (several hubs on one
+   * http server, say) serve exactly the seed's paths.
+   */
   channelsEnabled: boolean;
   channelPath: string;
   /** Channel options (top level) and namespaces. */
   channels: ChannelsConfig;
-  /** Bounds of the channel protocol, per connection and per node. */
-  channelLimits: ChannelBounds;
+  /** Bounds of the channel protocol, per connection and per node (merged over defaultChannelBounds()). */
+  channelLimits: Partial<ChannelBounds>;
   /** Verifies subscription tokens (default: the connection token authenticator). */
   subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
   /** RPC, send and authorization hooks of the channel protocol. */
@@ -133,6 +139,16 @@ export interface WshubConfig {
   /** Largest server API request body in bytes. */
   apiMaxBodyBytes: number;
 }
+
+/** Options that switch the channel protocol on when `channelsEnabled` is not given. */
+const CHANNEL_OPTIONS = [
+  'channels',
+  'channelLimits',
+  'channelHooks',
+  'channelPath',
+  'subscriptionTokenAuthenticator',
+  'apiKey',
+] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every bound of the channel layer: the protocol's, history's and presence's. */
 export interface ChannelBounds extends ChannelLimits {
@@ -152,8 +168,8 @@ export function defaultChannelBounds(): ChannelBounds {
     maxSubscriptions: 128,
     maxPublicationBytes: 64 * 1024,
     maxCommandsPerSecond: 100,
-    maxCommandsPerFrame: 100,
-    maxPendingCommands: 32,
+    maxCommandsPerFrame: 256,
+    maxPendingCommands: 512,
     maxHistoryLimit: 1000,
     maxRecoveredPublications: 1000,
     hookTimeout: 10_000,
@@ -169,7 +185,11 @@ export function defaultChannelBounds(): ChannelBounds {
  * The configuration after `resolveConfig`: every option set, validated,
  * secrets copied into Buffers.
  */
-export interface ResolvedConfig extends Omit<WshubConfig, 'secret' | 'broadcastSecret' | 'apiKey'> {
+export interface ResolvedConfig extends Omit<
+  WshubConfig,
+  'secret' | 'broadcastSecret' | 'apiKey' | 'channelLimits'
+> {
+  channelLimits: ChannelBounds;
   secret?: Buffer | undefined;
   broadcastSecret?: Buffer | undefined;
   apiKey?: Buffer | undefined;
@@ -211,7 +231,7 @@ export function defaultConfig(): WshubConfig {
     maxPartialMessageBytes: 256 * 1024 * 1024,
     maxPingRate: DEFAULT_MAX_PING_RATE,
     messageValidation: {},
-    channelsEnabled: true,
+    channelsEnabled: false,
     channelPath: '/connection/websocket',
     channels: {},
     channelLimits: defaultChannelBounds(),
@@ -399,10 +419,11 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   checkPath('wsRoutePath', config.wsRoutePath);
   checkPath('broadcastPath', config.broadcastPath);
   checkPath('channelPath', config.channelPath);
+  if (input.channelsEnabled === undefined)
+    config.channelsEnabled = CHANNEL_OPTIONS.some((key) => input[key] !== undefined);
   checkPath('apiPath', config.apiPath);
   checkDistinctPaths(config);
   const channelLimits = resolveChannelBounds(input.channelLimits);
-  config.channelLimits = channelLimits;
   if (config.channels === null || typeof config.channels !== 'object' || Array.isArray(config.channels))
     throw new ConfigError('channels', 'must be an object of channel options and namespaces');
   if (!Array.isArray(config.allowedOrigins) || config.allowedOrigins.some((o) => typeof o !== 'string')) {
@@ -422,6 +443,7 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
     secret: copySecret(config.secret),
     broadcastSecret: copySecret(config.broadcastSecret),
     apiKey: config.apiKey === undefined || config.apiKey.length === 0 ? undefined : copySecret(config.apiKey),
+    channelLimits,
     allowedOrigins: [...config.allowedOrigins],
   };
 }
@@ -470,6 +492,9 @@ export function resolveChannelBounds(input: Partial<ChannelBounds> | undefined):
   ] as const) {
     if (bounds[key] < 1) throw new ConfigError(`channelLimits.${key}`, 'must be at least 1');
   }
+  // Each ping rearms the one pong check: a check longer than the interval never fires.
+  if (bounds.pingInterval > 0 && bounds.pongTimeout >= bounds.pingInterval)
+    throw new ConfigError('channelLimits.pongTimeout', 'must be less than channelLimits.pingInterval');
   return bounds;
 }
 

@@ -429,6 +429,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     serverSide: boolean,
   ): string {
     const { options } = grant;
+    // Checked before anything is registered: a refusal after that point
+    // would leave the room registration and the presence entry behind.
+    if (request.recover === true) readPosition(request.offset, request.epoch);
     const registered = this.hub.register(channel);
     if (!registered.ok) {
       if (registered.reason === 'stopped') throw new DisconnectException(Disconnects.SHUTDOWN);
@@ -530,7 +533,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
           this.subscribe(session, channel, asked, { options, chanInfo: undefined, exp: undefined }, true),
         );
       } catch (error) {
-        if (error instanceof ReplyErrorException) throw new DisconnectException(Disconnects.CHANNEL_LIMIT);
+        // A server-side subscription cannot be refused alone: the connect fails.
+        if (error instanceof ReplyErrorException)
+          throw new DisconnectException(
+            error.error.code === ReplyErrors.BAD_REQUEST.code
+              ? Disconnects.BAD_REQUEST
+              : Disconnects.CHANNEL_LIMIT,
+          );
         throw error;
       }
     }
@@ -546,7 +555,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     sub.expiry?.cancel();
     sub.expiry = null;
     if (exp === undefined || !Number.isFinite(exp)) return undefined;
-    sub.expiry = new ExpiryTimer(exp * 1000 + this.limits.expiredCloseDelay, () =>
+    // A token is valid through its `exp` second (the verifier's rule): expiring
+    // earlier would let the client resubscribe with the same token, in a loop.
+    sub.expiry = new ExpiryTimer((exp + 1) * 1000 + this.limits.expiredCloseDelay, () =>
       session.subscriptionExpired(sub.channel),
     );
     return Math.max(0, Math.ceil(exp - Date.now() / 1000));
@@ -595,6 +606,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
     const sub = session.subscriptions.get(channel);
     const publish = (): string => {
+      // A stopped hub publishes nothing: the client must not be told it did.
+      if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const info = sub?.infoJson ?? JSON.stringify(clientInfo(session));
       this.hub.broadcastRoom(
         channel,
@@ -647,6 +660,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (!isJson(text)) {
       dataJson = JSON.stringify(text);
       this.metrics.channel_text_wrapped++;
+    } else if (text.includes('\n')) {
+      // Pushes go one per line: a line break inside would split this one. In
+      // valid JSON a raw line break can only be whitespace, so a space keeps the value exactly.
+      dataJson = text.replace(/\n/g, ' ');
     }
     this.publishLocal(room, dataJson, undefined, undefined, false);
   }
@@ -721,17 +738,22 @@ export class ChannelNode implements ChannelApi, RoomSink {
         continue;
       }
       const hasJl = pending.some((p) => p.jl);
+      const pubs = hasJl ? pending.filter((p) => !p.jl) : pending;
       const all = frameOf(pending);
-      const pubsOnly = hasJl ? frameOf(pending.filter((p) => !p.jl)) : all;
-      const count = pending.length;
-      for (const [session, sub] of state.subscribers) {
+      const pubsOnly = hasJl ? frameOf(pubs) : all;
+      let queued = 0;
+      let dropped = 0;
+      // forEach: no entry array per subscriber, on the one loop that runs per delivery.
+      state.subscribers.forEach((sub, session) => {
         const frame = sub.joinLeave ? all : pubsOnly;
-        if (frame === null) continue;
+        if (frame === null) return;
+        const pushes = sub.joinLeave ? pending.length : pubs.length;
         const delivery = session.conn.deliver(frame, 1, true);
-        if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT)
-          this.metrics.channel_pushes_queued += count;
-        else this.metrics.channel_pushes_dropped += count;
-      }
+        if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT) queued += pushes;
+        else dropped += pushes;
+      });
+      this.metrics.channel_pushes_queued += queued;
+      this.metrics.channel_pushes_dropped += dropped;
     }
   }
 
@@ -796,14 +818,18 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const data = request.data as Json | undefined;
     return Promise.resolve()
       .then(() => handler({ client: session, method, data }))
-      .then(
-        (result) => (result === undefined ? '{}' : `{"data":${JSON.stringify(result)}}`),
-        (error: unknown) => {
-          if (error instanceof ReplyErrorException) throw error;
-          this.reportError(session, error);
-          throw new ReplyErrorException(ReplyErrors.INTERNAL);
-        },
-      );
+      .then((result) => {
+        if (result === undefined) return '{}';
+        // A result JSON cannot carry (circular, BigInt, a function) is the hook's failure, like a throw.
+        const json = JSON.stringify(result) as string | undefined;
+        if (json === undefined) throw new TypeError(`onRpc returned a ${typeof result}, not JSON`);
+        return `{"data":${json}}`;
+      })
+      .catch((error: unknown) => {
+        if (error instanceof ReplyErrorException) throw error;
+        this.reportError(session, error);
+        throw new ReplyErrorException(ReplyErrors.INTERNAL);
+      });
   }
 
   send(session: ChannelSession, data: Json | undefined): void {
@@ -829,7 +855,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const ms = this.limits.hookTimeout;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ReplyErrorException(ReplyErrors.INTERNAL)), ms);
+      timer = setTimeout(() => {
+        this.log({ level: 'warn', event: 'channel_hook_timeout', timeout_ms: ms });
+        reject(new ReplyErrorException(ReplyErrors.INTERNAL));
+      }, ms);
       timer.unref();
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));

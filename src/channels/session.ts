@@ -77,6 +77,10 @@ export class ChannelSession implements ChannelClient {
   private busy = false;
   /** Runs right after the reply of the command being handled is written (join pushes). */
   private afterReply: (() => void) | null = null;
+  /** Replies gathered while a frame is handled (null outside of that). */
+  private replies: string[] | null = null;
+  /** What waits for the gathered replies to be written. */
+  private afterReplies: Array<() => void> = [];
 
   constructor(
     readonly conn: Connection,
@@ -98,8 +102,11 @@ export class ChannelSession implements ChannelClient {
 
   /** A frame from the client. */
   receive(data: Buffer, binary: boolean): void {
-    if (this.state === 'closed') return;
+    // Once a disconnect is sent, nothing the client sends takes effect.
+    if (this.state === 'closed' || !this.conn.isOpen) return;
     this.pongPending = false;
+    // Replies to the commands of this frame answered at once go out together, in one frame.
+    this.replies = [];
     try {
       if (binary) throw new DisconnectException(Disconnects.BAD_REQUEST);
       const commands = decodeCommands(data, this.node.limits);
@@ -110,9 +117,23 @@ export class ChannelSession implements ChannelClient {
           this.queue.push(command);
         } else this.run(command);
       }
+      this.writeReplies();
     } catch (error) {
+      this.writeReplies();
       this.fail(error);
     }
+  }
+
+  /** Writes the replies gathered while a frame was handled, then what waits for them (join pushes). */
+  private writeReplies(): void {
+    const lines = this.replies;
+    this.replies = null;
+    if (lines !== null && lines.length > 0 && this.state !== 'closed')
+      this.conn.sendText(lines.length === 1 ? lines[0]! : lines.join('\n')).catch(ignore);
+    const afters = this.afterReplies;
+    if (afters.length === 0) return;
+    this.afterReplies = [];
+    for (const after of afters) after();
   }
 
   /** Handles one command; while it waits, later commands queue behind it. */
@@ -131,7 +152,7 @@ export class ChannelSession implements ChannelClient {
 
   private next(): void {
     this.busy = false;
-    while (!this.busy && this.queue.length > 0 && this.state !== 'closed') {
+    while (!this.busy && this.queue.length > 0 && this.state !== 'closed' && this.conn.isOpen) {
       try {
         this.run(this.queue.shift()!);
       } catch (error) {
@@ -276,7 +297,8 @@ export class ChannelSession implements ChannelClient {
     this.expiry = null;
     const exp = claims.exp;
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return undefined;
-    const deadline = exp * 1000 + this.node.limits.expiredCloseDelay;
+    // Valid through its `exp` second, as the verifier counts it (see armSubscriptionExpiry).
+    const deadline = (exp + 1) * 1000 + this.node.limits.expiredCloseDelay;
     this.expiry = new ExpiryTimer(deadline, () => this.disconnect(Disconnects.EXPIRED));
     return Math.max(0, Math.ceil(exp - Date.now() / 1000));
   }
@@ -356,13 +378,21 @@ export class ChannelSession implements ChannelClient {
     const after = this.afterReply;
     this.afterReply = null;
     if (this.state === 'closed') return;
+    const replies = this.replies;
+    if (replies !== null) {
+      replies.push(replyJson(id, method, resultJson));
+      if (after !== null) this.afterReplies.push(after);
+      return;
+    }
     this.conn.sendText(replyJson(id, method, resultJson)).catch(ignore);
     after?.();
   }
 
   private replyError(id: number, error: ReplyError): void {
     if (this.state === 'closed') return;
-    this.conn.sendText(errorReplyJson(id, error)).catch(ignore);
+    const line = errorReplyJson(id, error);
+    if (this.replies !== null) this.replies.push(line);
+    else this.conn.sendText(line).catch(ignore);
   }
 
   /** Closes the connection with a disconnect code and reason. */
@@ -377,6 +407,8 @@ export class ChannelSession implements ChannelClient {
     clearTimeout(this.staleTimer);
     this.expiry?.cancel();
     this.queue.length = 0;
+    this.afterReply = null;
+    this.afterReplies = [];
   }
 }
 

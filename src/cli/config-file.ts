@@ -9,7 +9,17 @@ import { readFile } from 'node:fs/promises';
 import { InvalidRoomPasswordError } from '../auth/errors.ts';
 import { RoomPasswords } from '../auth/room-password.ts';
 import { MIN_SECRET_BYTES } from '../auth/secret.ts';
-import { CODE_OPTIONS, CONFIG_KEYS, defaultConfig, type WshubConfig } from '../config.ts';
+import { Namespaces, type ChannelsConfig } from '../channels/options.ts';
+import {
+  checkApiKey,
+  CODE_OPTIONS,
+  CONFIG_KEYS,
+  defaultConfig,
+  resolveChannelBounds,
+  type ChannelBounds,
+  type WshubConfig,
+} from '../config.ts';
+import { ConfigError } from '../errors.ts';
 import { defaultTextValidationOptions } from '../hub/validation.ts';
 import { UsageError } from './args.ts';
 
@@ -20,6 +30,7 @@ const FUNCTION_KEYS: ReadonlySet<string> = new Set(CODE_OPTIONS);
 const SECRET_KEYS: Readonly<Record<string, string>> = {
   secret: 'WS_SECRET or --secret-file',
   broadcastSecret: 'WS_BROADCAST_SECRET or --broadcast-secret-file',
+  apiKey: 'WS_API_KEY or --api-key-file',
 };
 
 /** The server options a config file may set, plus its room passwords. */
@@ -91,9 +102,35 @@ export async function loadConfigFile(path: string): Promise<ConfigFile> {
     if (secretSource !== undefined) {
       throw new UsageError(`${where} is a secret: supply it through ${secretSource}`);
     }
-    config[key] = checkValueType(key, value, defaults[key], where);
+    config[key] = CHANNEL_CHECKS[key]?.(value, path) ?? checkValueType(key, value, defaults[key], where);
   }
   return { config, roomPasswords };
+}
+
+/**
+ * The channel options and bounds, checked as the server will check them, so
+ * that a mistake is reported with the file it is in (the ConfigError names
+ * the key, e.g. `channels.namespaces[1].historyTtl`).
+ */
+const CHANNEL_CHECKS: Readonly<Record<string, (value: unknown, path: string) => unknown>> = {
+  channels: (value, path) => {
+    inFile(path, () => new Namespaces(value as ChannelsConfig));
+    return value;
+  },
+  channelLimits: (value, path) => {
+    inFile(path, () => resolveChannelBounds(value as Partial<ChannelBounds>));
+    return value;
+  },
+};
+
+/** Runs a check; its ConfigError becomes a UsageError that names the file. */
+function inFile(path: string, check: () => unknown): void {
+  try {
+    check();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(`config file ${path}: ${error.message}`);
+    throw error;
+  }
 }
 
 function checkValueType(key: string, value: unknown, fallback: unknown, where: string): unknown {
@@ -233,4 +270,29 @@ function describe(value: unknown): string {
     default:
       return `a ${typeof value}`;
   }
+}
+
+/**
+ * The server API key: the `--api-key-file` file (it wins) or WS_API_KEY.
+ * Takes the file flag's value, the token secret and the environment; returns
+ * the key, or undefined when neither is set (the server API stays off).
+ * UsageError when the key is shorter than 32 bytes or equals the token
+ * secret. The key is never part of a message.
+ */
+export async function loadApiKey(
+  file: string | undefined,
+  tokenSecret: Uint8Array | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Buffer | undefined> {
+  const key = await loadSecret({ env: 'WS_API_KEY', flag: '--api-key-file', file }, env);
+  if (key === undefined) return undefined;
+  const origin = file !== undefined ? 'the --api-key-file file' : 'WS_API_KEY';
+  try {
+    checkApiKey(key, tokenSecret);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new UsageError(`${origin}: the server API key ${error.message.replace(/^apiKey: /, '')}`);
+    throw error;
+  }
+  return key;
 }

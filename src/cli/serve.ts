@@ -20,6 +20,7 @@ import { createWshub, type WshubServer } from '../server/server.ts';
 import { parseFlags, UsageError, type Flags } from './args.ts';
 import {
   buildRoomPasswords,
+  loadApiKey,
   loadConfigFile,
   loadRoomPasswordFile,
   loadSecret,
@@ -42,6 +43,10 @@ Runs a WebSocket hub. Clients connect to ws://HOST:PORT/ws?room=NAME.
 Secrets come only from the environment or from files:
   WS_SECRET              HS256 token secret (at least 32 bytes)
   WS_BROADCAST_SECRET    admin broadcast secret (at least 32 bytes, with --broadcast)
+  WS_API_KEY             server API key (at least 32 bytes, not the token secret);
+                         without one the server API is off
+Channel clients (the Centrifuge protocol, e.g. the centrifuge SDK) connect to
+ws://HOST:PORT/connection/websocket.
 
 flags:
   --host HOST                    address to listen on (default 127.0.0.1)
@@ -77,6 +82,10 @@ flags:
   --max-outbound-bytes BYTES     bytes waiting to go out to one connection before it is
                                  destroyed (default twice the send queue bytes, 33554432)
   --message-validation MODE      text message checks: strict or off (default strict)
+  --channel-path PATH            channel protocol endpoint (default /connection/websocket)
+  --no-channels                  do not serve the channel protocol
+  --allow-anonymous-connect      accept channel connects without a token (as user "")
+  --api-key-file FILE            read the server API key from FILE instead of WS_API_KEY
   --tls-cert FILE --tls-key FILE serve https and wss with this PEM certificate and key
   --log-level LEVEL              debug, info, warn or error (default info)
   --broker URL                   scale out through a broker: redis://HOST:PORT, rediss://…
@@ -93,10 +102,13 @@ flags:
   --workers N                    run N worker processes sharing the port; they stay
                                  consistent through --broker, or through the primary
                                  process when no broker is given; crashed workers restart
-  --dev                          development mode: the demo chat page at /, a random
+  --dev                          development mode: the demo chat page at / (channels
+                                 chat:* with history, recovery and presence), a random
                                  per-run secret when WS_SECRET is unset; not for production
   -h, --help                     show this help
 
+--config may hold "channels" (channel options and "namespaces": [{"name": …, …}])
+and "channelLimits" (bounds of the channel protocol); see docs/CONFIG.md.
 GET /healthz answers with the health report as JSON (200 healthy, 503 otherwise;
 with --workers, from whichever worker takes the request).
 SIGINT or SIGTERM shuts down gracefully (close code 1001); a second signal exits at once.
@@ -128,6 +140,10 @@ const SERVE_FLAGS = {
   'max-partial-message-bytes': { type: 'string' },
   'max-outbound-bytes': { type: 'string' },
   'message-validation': { type: 'string' },
+  'channel-path': { type: 'string' },
+  'no-channels': { type: 'boolean' },
+  'allow-anonymous-connect': { type: 'boolean' },
+  'api-key-file': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
@@ -211,6 +227,7 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     readLimit: optionalInt('read-limit', flags['read-limit'], 1, MAX_READ_LIMIT),
     maxPartialMessageBytes: optionalInt('max-partial-message-bytes', flags['max-partial-message-bytes']),
     maxOutboundBytes: optionalInt('max-outbound-bytes', flags['max-outbound-bytes']),
+    channelPath: flags['channel-path'],
   };
   const validation = oneOf('message-validation', flags['message-validation'], ['strict', 'off'] as const);
   if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};
@@ -218,7 +235,13 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   if (flags['allow-query-token']) fromFlags.allowQueryToken = true;
   if (flags['allow-all-origins']) fromFlags.allowAllOrigins = true;
   if (flags.broadcast) fromFlags.broadcastEnabled = true;
-  for (const path of [flags.path, flags['broadcast-path']]) {
+  if (flags['no-channels']) {
+    for (const flag of ['channel-path', 'allow-anonymous-connect', 'dev'] as const) {
+      if (flags[flag] !== undefined) throw new UsageError(`--${flag} needs channels: drop --no-channels`);
+    }
+    fromFlags.channelsEnabled = false;
+  }
+  for (const path of [flags.path, flags['broadcast-path'], flags['channel-path']]) {
     if (path !== undefined && !path.startsWith('/')) {
       throw new UsageError(`paths must start with "/", got "${path}"`);
     }
@@ -240,7 +263,15 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     config.allowedOrigins = [...origins];
   }
 
+  if (flags['allow-anonymous-connect']) {
+    config.channelLimits = { ...config.channelLimits, allowAnonymousConnect: true };
+  }
+  // `wshub serve` serves channels unless told not to (the library only when configured).
+  config.channelsEnabled ??= true;
+
   const dev = flags.dev === true;
+  if (dev && config.channelsEnabled === false)
+    throw new UsageError('--dev needs channels: the config file sets "channelsEnabled": false');
   let secret = await loadSecret({ env: 'WS_SECRET', flag: '--secret-file', file: flags['secret-file'] }, env);
   let randomSecret = false;
   if (secret === undefined && dev) {
@@ -253,6 +284,8 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     );
   }
   config.secret = secret;
+  const apiKey = await loadApiKey(flags['api-key-file'], secret, env);
+  if (apiKey !== undefined) config.apiKey = apiKey;
   if (config.broadcastEnabled === true) {
     const broadcastSecret = await loadSecret(
       { env: 'WS_BROADCAST_SECRET', flag: '--broadcast-secret-file', file: flags['broadcast-secret-file'] },
@@ -356,7 +389,11 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
   let demo: Demo | undefined;
   let config = plan.config;
   if (plan.dev) {
-    demo = createDemo({ secret: plan.config.secret as Uint8Array, roomPasswords: plan.roomPasswords });
+    demo = createDemo({
+      secret: plan.config.secret as Uint8Array,
+      roomPasswords: plan.roomPasswords,
+      channels: plan.config.channels,
+    });
     config = { ...config, ...demo.config };
   }
   const scaleOut = buildCluster(plan.scaleOut, logger, worker?.id);
@@ -408,6 +445,8 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
     node: scaleOut?.nodeId,
     broker: scaleOut?.transport.kind,
     path: ws.config.wsRoutePath,
+    channel_path: ws.channels === null ? undefined : ws.config.channelPath,
+    api: ws.config.apiKey !== undefined,
     tls: plan.tls !== undefined,
     auth: authMode(ws.config),
     broadcast: ws.config.broadcastEnabled,

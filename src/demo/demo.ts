@@ -1,10 +1,15 @@
 /**
- * The demo chat: a page (web/), a token endpoint, and the hooks that turn a
- * WshubServer into a chat server with presence counts. `wshub serve --dev`
- * wires it up; see createDemo for the order.
+ * The demo chat: a page (web/) on the official `centrifuge` SDK, a token
+ * endpoint, the `chat` namespace it chats in (history, recovery, presence,
+ * join/leave, publishing by subscribers), and the hooks of the raw `/ws`
+ * room chat beside it, with presence counts. A channel `chat:x` and the
+ * room `chat:x` are one: raw members see channel messages and the other
+ * way round. `wshub serve --dev` wires it up; see createDemo for the order.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RoomAuthContext, RoomPasswords } from '../auth/room-password.ts';
+import type { NamespaceConfig, ChannelsConfig } from '../channels/options.ts';
+import type { ChannelClient } from '../channels/session.ts';
 import type { WshubConfig } from '../config.ts';
 import type { Connection } from '../connection/connection.ts';
 import type { Hub } from '../hub/hub.ts';
@@ -19,6 +24,38 @@ import { handleTokenRequest } from './token-endpoint.ts';
 export const DEMO_TOKEN_PATH = '/demo/token';
 /** Token lifetime unless configured otherwise, in seconds. */
 export const DEFAULT_DEMO_TOKEN_TTL_SECONDS = 3600;
+/** Channel connection token lifetime unless configured otherwise: short, so the page shows refreshes. */
+export const DEFAULT_DEMO_CHANNEL_TOKEN_TTL_SECONDS = 60;
+
+/**
+ * The namespace the page chats in: the last 100 messages of the last hour
+ * kept per channel and recovered after a reconnect, presence with
+ * join/leave pushed to every subscriber, and publishing by subscribers.
+ * Any client with a token may subscribe, except to a channel that has a
+ * room password (see createDemo).
+ */
+export const DEMO_NAMESPACE: Readonly<NamespaceConfig> = Object.freeze({
+  name: 'chat',
+  historySize: 100,
+  historyTtl: 3_600_000,
+  forceRecovery: true,
+  presence: true,
+  joinLeave: true,
+  forcePushJoinLeave: true,
+  allowPublishForSubscriber: true,
+  allowPresenceForSubscriber: true,
+  allowHistoryForSubscriber: true,
+});
+
+/**
+ * Adds DEMO_NAMESPACE to configured channel options; a namespace of the
+ * same name that the configuration already has wins.
+ */
+export function withDemoNamespace(channels: ChannelsConfig = {}): ChannelsConfig {
+  const namespaces = channels.namespaces ?? [];
+  if (namespaces.some((ns) => ns.name === DEMO_NAMESPACE.name)) return channels;
+  return { ...channels, namespaces: [...namespaces, { ...DEMO_NAMESPACE }] };
+}
 
 export interface DemoOptions {
   /** HS256 secret (≥ 32 bytes) the demo's token endpoint signs with; the same secret the server verifies with. */
@@ -27,10 +64,20 @@ export interface DemoOptions {
   roomPasswords: RoomPasswords;
   /** Token lifetime in seconds (default 3600). */
   tokenTtlSeconds?: number;
+  /** Channel connection token lifetime in seconds (default 60). */
+  channelTokenTtlSeconds?: number;
+  /** The configured channel options; the demo adds its `chat` namespace to them. */
+  channels?: ChannelsConfig;
 }
 
 export interface Demo {
-  /** Options to merge into the server config: onConnect, onClose, onMessage and roomAuthorizer (which accepts a room when the token's claims grant it, or when the room is open). */
+  /**
+   * Options to merge into the server config: onConnect, onClose, onMessage
+   * and roomAuthorizer (which accepts a room when the token's claims grant
+   * it, or when the room is open); `channels` (the given ones plus the
+   * `chat` namespace) and `channelHooks.authorizeSubscribe` (the same rule
+   * for channels, without the password).
+   */
   config: Partial<WshubConfig>;
   /** Serves GET / (the chat page from web/), its static assets, and POST /demo/token. Returns false for any other request. */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean;
@@ -51,10 +98,16 @@ export interface Demo {
  */
 export function createDemo(options: DemoOptions): Demo {
   const tokenTtlSeconds = options.tokenTtlSeconds ?? DEFAULT_DEMO_TOKEN_TTL_SECONDS;
-  if (!Number.isFinite(tokenTtlSeconds) || tokenTtlSeconds <= 0) {
-    throw new RangeError('tokenTtlSeconds must be a positive number');
+  const channelTokenTtlSeconds = options.channelTokenTtlSeconds ?? DEFAULT_DEMO_CHANNEL_TOKEN_TTL_SECONDS;
+  for (const [key, value] of Object.entries({ tokenTtlSeconds, channelTokenTtlSeconds })) {
+    if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${key} must be a positive number`);
   }
-  const endpoint = { secret: options.secret, roomPasswords: options.roomPasswords, tokenTtlSeconds };
+  const endpoint = {
+    secret: options.secret,
+    roomPasswords: options.roomPasswords,
+    tokenTtlSeconds,
+    channelTokenTtlSeconds,
+  };
   const { roomPasswords } = options;
   let hub: Hub | undefined;
   // The hub clears conn.room when a connection leaves, before onClose runs,
@@ -69,7 +122,19 @@ export function createDemo(options: DemoOptions): Demo {
     sendToRoom(room, { type: 'presence', room, count: hub.getRoomCount(room) });
   };
 
+  /** A channel named like a protected room is open only to tokens granted that room. */
+  const mayEnter = (channel: string, claims: Readonly<Record<string, unknown>>): boolean => {
+    if (!roomPasswords.hasRoomPassword(channel)) return true;
+    const granted = claims.rooms;
+    return Array.isArray(granted) && granted.includes(channel);
+  };
+
   const config: Partial<WshubConfig> = {
+    channels: withDemoNamespace(options.channels),
+    channelHooks: {
+      authorizeSubscribe: (client: ChannelClient, channel: string) =>
+        channel.startsWith(`${DEMO_NAMESPACE.name}:`) && mayEnter(channel, client.claims),
+    },
     roomAuthorizer: {
       async authorize(ctx: RoomAuthContext): Promise<boolean> {
         if (!roomPasswords.hasRoomPassword(ctx.room)) return true;

@@ -1,9 +1,13 @@
 /**
- * Serves the demo chat page from the `web/` folder. Only a fixed list of
- * files is served, so no request path ever reaches the file system.
+ * Serves the demo chat page from the `web/` folder, and the official
+ * `centrifuge` SDK's browser bundle from its installed package (no CDN).
+ * Only a fixed list of files is served, so no request path ever reaches
+ * the file system.
  */
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { HttpRejection, refusal, sendRejection } from '../http/rejections.ts';
 
 /** The `web/` folder, found relative to this module: `src/demo/` under tsx, `dist/demo/` once built. */
@@ -26,12 +30,27 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-/** Request path → file in web/ and its Content-Type. */
-const FILES: ReadonlyMap<string, { file: string; type: string }> = new Map([
+/** Where the page loads the SDK from. */
+export const SDK_PATH = '/centrifuge.js';
+
+/**
+ * The SDK's browser bundle (it defines `globalThis.Centrifuge`). The
+ * package's `exports` do not list `dist/`, so the bundle is found next to
+ * the entry that `require` resolves (`build/index.js`). Throws when the
+ * package is not installed.
+ */
+export function sdkBundleUrl(): URL {
+  const entry = createRequire(import.meta.url).resolve('centrifuge');
+  return new URL('../dist/centrifuge.js', pathToFileURL(entry));
+}
+
+/** Request path → file (in web/, or the SDK's bundle) and its Content-Type. */
+const FILES: ReadonlyMap<string, { file: string | (() => URL); type: string }> = new Map([
   ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
   ['/index.html', { file: 'index.html', type: 'text/html; charset=utf-8' }],
   ['/app.js', { file: 'app.js', type: 'text/javascript; charset=utf-8' }],
   ['/style.css', { file: 'style.css', type: 'text/css; charset=utf-8' }],
+  [SDK_PATH, { file: sdkBundleUrl, type: 'text/javascript; charset=utf-8' }],
 ]);
 
 /** Headers every demo response carries. */
@@ -69,7 +88,7 @@ export async function serveStatic(
   }
   let body: Buffer;
   try {
-    body = await readFile(new URL(entry.file, root));
+    body = await readFile(typeof entry.file === 'string' ? new URL(entry.file, root) : entry.file());
   } catch {
     const r = refusal(HttpRejection.INTERNAL_ERROR, 'demo page files are missing');
     sendRejection(response, r, securityHeaders());

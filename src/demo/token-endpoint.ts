@@ -1,13 +1,20 @@
 /**
- * `POST /demo/token`: trades a display name, a room and (for protected rooms)
- * the room password for a short-lived HS256 token. Browsers cannot send the
- * room password header on a WebSocket upgrade, so the password is checked
- * here and the grant travels inside the token (`rooms` claim).
+ * `POST /demo/token`: trades a display name for a short-lived HS256 token.
+ *
+ * - With a `room` (the raw `/ws` rooms): the room password too, for
+ *   protected rooms. Browsers cannot send the room password header on a
+ *   WebSocket upgrade, so the password is checked here and the grant
+ *   travels inside the token (`rooms` claim).
+ * - Without a room: a channel connection token (the SDK's `getToken`),
+ *   with the name as connection `info`, so publications and presence carry
+ *   it. A `refresh` field holding the previous token (valid, or expired
+ *   less than REFRESH_GRACE_SECONDS ago) keeps its user and name: the
+ *   channel protocol refuses a refresh whose token names another user.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RoomPasswords } from '../auth/room-password.ts';
-import { signHS256 } from '../auth/token.ts';
+import { HS256TokenAuthenticator, signHS256 } from '../auth/token.ts';
 import { WshubError } from '../errors.ts';
 import {
   HttpRejection,
@@ -24,11 +31,17 @@ export const MAX_TOKEN_REQUEST_BYTES = 4096;
 /** Longest display name, in characters (code points). */
 export const MAX_NAME_CHARS = 32;
 
+/** How long after its expiry a token may still be traded for a fresh one, in seconds. */
+export const REFRESH_GRACE_SECONDS = 3600;
+
 /** What the token endpoint needs. */
 export interface TokenEndpointOptions {
   secret: Uint8Array;
   roomPasswords: RoomPasswords;
+  /** Lifetime of room tokens, in seconds. */
   tokenTtlSeconds: number;
+  /** Lifetime of channel connection tokens, in seconds (short, so the SDK refreshes them). */
+  channelTokenTtlSeconds: number;
 }
 
 /** A refused token request: a row of the rejection table, with a message that may say more. */
@@ -46,8 +59,11 @@ export class TokenRequestError extends WshubError {
 /** A validated token request. */
 export interface TokenRequest {
   name: string;
-  room: string;
+  /** The raw room to join; undefined for a channel connection token. */
+  room: string | undefined;
   password: string | undefined;
+  /** The previous channel connection token, whose user and name the new one keeps. */
+  refresh: string | undefined;
 }
 
 /**
@@ -58,7 +74,7 @@ export function parseTokenRequest(body: unknown): TokenRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new TokenRequestError(HttpRejection.INVALID_REQUEST);
   }
-  const { name, room, password } = body as Record<string, unknown>;
+  const { name, room, password, refresh } = body as Record<string, unknown>;
   if (typeof name !== 'string')
     throw new TokenRequestError(HttpRejection.INVALID_NAME, 'name must be a string');
   const trimmed = name.trim();
@@ -72,7 +88,7 @@ export function parseTokenRequest(body: unknown): TokenRequest {
       `name must be 1 to ${MAX_NAME_CHARS} printable characters`,
     );
   }
-  if (typeof room !== 'string' || !isValidRoomName(room)) {
+  if (room !== undefined && (typeof room !== 'string' || !isValidRoomName(room))) {
     throw new TokenRequestError(
       HttpRejection.INVALID_ROOM_FIELD,
       'room must be 1 to 128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"',
@@ -81,18 +97,33 @@ export function parseTokenRequest(body: unknown): TokenRequest {
   if (password !== undefined && password !== null && typeof password !== 'string') {
     throw new TokenRequestError(HttpRejection.INVALID_PASSWORD);
   }
-  return { name: trimmed, room, password: typeof password === 'string' ? password : undefined };
+  if (refresh !== undefined && (typeof refresh !== 'string' || refresh === '' || room !== undefined)) {
+    throw new TokenRequestError(
+      HttpRejection.INVALID_REQUEST,
+      'refresh must be the previous channel token (without a room)',
+    );
+  }
+  return {
+    name: trimmed,
+    room,
+    password: typeof password === 'string' ? password : undefined,
+    refresh,
+  };
 }
 
 /**
- * Checks the room password (when the room has one) and signs the token.
- * Resolves with `{ token, room }`, or rejects with TokenRequestError 403
- * `ROOM_PASSWORD_REQUIRED` (no password given) or `ROOM_PASSWORD_INVALID`.
+ * Issues the token a request asks for. For a room: checks the room password
+ * (when the room has one) and resolves with `{ token, room }`, or rejects
+ * with TokenRequestError 403 `ROOM_PASSWORD_REQUIRED` (no password given)
+ * or `ROOM_PASSWORD_INVALID`. Without a room: resolves with `{ token }`, a
+ * channel connection token; with `refresh`, one for the same user and name,
+ * or TokenRequestError 403 when the previous token is not one of ours.
  */
 export async function issueToken(
   request: TokenRequest,
   options: TokenEndpointOptions,
-): Promise<{ token: string; room: string }> {
+): Promise<{ token: string; room?: string }> {
+  if (request.room === undefined) return issueChannelToken(request, options);
   const claims: Record<string, unknown> = { sub: randomUUID(), name: request.name };
   if (options.roomPasswords.hasRoomPassword(request.room)) {
     if (request.password === undefined || request.password === '') {
@@ -105,6 +136,41 @@ export async function issueToken(
   }
   const token = await signHS256(claims, options.secret, { expiresInSeconds: options.tokenTtlSeconds });
   return { token, room: request.room };
+}
+
+async function issueChannelToken(
+  request: TokenRequest,
+  options: TokenEndpointOptions,
+): Promise<{ token: string }> {
+  let sub: string = randomUUID();
+  let name = request.name;
+  if (request.refresh !== undefined) {
+    const previous = await refreshVerifier(options.secret)
+      .authenticate(request.refresh)
+      .catch(() => {
+        throw new TokenRequestError(HttpRejection.INVALID_TOKEN, 'the previous token is not valid');
+      });
+    const claims = previous.claims;
+    if (typeof claims.sub !== 'string' || typeof claims.name !== 'string')
+      throw new TokenRequestError(HttpRejection.INVALID_TOKEN, 'the previous token is not a demo token');
+    sub = claims.sub;
+    name = claims.name;
+  }
+  const claims = { sub, name, info: { name } };
+  const token = await signHS256(claims, options.secret, { expiresInSeconds: options.channelTokenTtlSeconds });
+  return { token };
+}
+
+/** One verifier per secret: it caches verified signatures. */
+const verifiers = new WeakMap<Uint8Array, HS256TokenAuthenticator>();
+
+function refreshVerifier(secret: Uint8Array): HS256TokenAuthenticator {
+  let verifier = verifiers.get(secret);
+  if (verifier === undefined) {
+    verifier = new HS256TokenAuthenticator(secret, { leewaySeconds: REFRESH_GRACE_SECONDS, cacheSize: 256 });
+    verifiers.set(secret, verifier);
+  }
+  return verifier;
 }
 
 /** Handles one request to the token endpoint, writing a JSON answer. */

@@ -83,39 +83,58 @@ test('the package is built, so `wshub` resolves to dist/', () => {
   );
 });
 
-test("README's TypeScript blocks compile together, importing from 'wshub'", () => {
-  const blocks = tsBlocks(readFileSync(join(repo, 'README.md'), 'utf8'));
-  assert.ok(blocks.length >= 6, `expected the seed guide's blocks, found ${blocks.length}`);
+/**
+ * Pastes the ```ts blocks of `doc` (relative to the repository) in order
+ * into one module and compiles it as a user's project that has wshub (and
+ * the centrifuge SDK) installed.
+ */
+function checkBlocks(doc: string, minBlocks: number): void {
+  const blocks = tsBlocks(readFileSync(join(repo, doc), 'utf8'));
+  assert.ok(
+    blocks.length >= minBlocks,
+    `expected at least ${minBlocks} blocks in ${doc}, found ${blocks.length}`,
+  );
   for (const block of blocks) {
     assert.doesNotMatch(
       block.code,
       /from '\.{1,2}\//,
-      `README.md:${block.line}: import from 'wshub', not a path`,
+      `${doc}:${block.line}: import from 'wshub', not a path`,
     );
   }
 
-  const project = mkdtempSync(join(tmpdir(), 'wshub-readme-'));
+  const project = mkdtempSync(join(tmpdir(), 'wshub-snippets-'));
   try {
     mkdirSync(join(project, 'node_modules'));
     symlinkSync(repo, join(project, 'node_modules/wshub'), 'dir');
+    // npm installs wshub's dependencies beside it, so the README may import them (the centrifuge SDK).
+    for (const name of Object.keys(packageJson().dependencies ?? {}))
+      symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
     writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module', private: true }));
     writeFileSync(
       join(project, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: compilerOptions(), files: ['readme.ts'] }),
+      JSON.stringify({ compilerOptions: compilerOptions(), files: ['snippets.ts'] }),
     );
-    // A marker before each block turns a compiler line number back into README's.
-    const source = blocks.map((block) => `// README.md:${block.line}\n${block.code}`).join('\n\n');
-    writeFileSync(join(project, 'readme.ts'), `${source}\n`);
+    // A marker before each block turns a compiler line number back into the document's.
+    const source = blocks.map((block) => `// ${doc}:${block.line}\n${block.code}`).join('\n\n');
+    writeFileSync(join(project, 'snippets.ts'), `${source}\n`);
 
     const result = tsc(join(project, 'tsconfig.json'));
     assert.equal(
       result.status,
       0,
-      `README snippets do not compile:\n${result.output}\n--- readme.ts ---\n${numbered(source)}`,
+      `${doc} snippets do not compile:\n${result.output}\n--- snippets.ts ---\n${numbered(source)}`,
     );
   } finally {
     rmSync(project, { recursive: true, force: true });
   }
+}
+
+test("README's TypeScript blocks compile together, importing from 'wshub'", () => {
+  checkBlocks('README.md', 6);
+});
+
+test("docs/CHANNELS.md's TypeScript blocks compile together", () => {
+  checkBlocks('docs/CHANNELS.md', 2);
 });
 
 test("examples compile, importing from 'wshub'", () => {
@@ -145,6 +164,12 @@ test("examples compile, importing from 'wshub'", () => {
     rmSync(project, { recursive: true, force: true });
   }
 });
+
+function packageJson(): { dependencies?: Record<string, string> } {
+  return JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
+}
 
 function numbered(source: string): string {
   return source

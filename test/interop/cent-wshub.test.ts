@@ -25,6 +25,7 @@ import {
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = process.env['WSHUB_TEST_PYTHON'] || `${REPO}.venv-test/bin/python`;
 const SCRIPT = fileURLToPath(new URL('./cent/client.py', import.meta.url));
+// Passed as --key=…: a key starting with '-' would otherwise read as an option.
 const KEY = randomBytes(32).toString('base64url');
 const limits = { timeout: 30_000 };
 const PACKAGE = 'cent==5.2.0';
@@ -118,7 +119,7 @@ describe('Python cent 5.2.0 against a wshub server, with SDK subscribers', requi
 
       const steps = await runCent([
         'calls',
-        ...['--url', `http://127.0.0.1:${hub.port}/api`, '--key', KEY],
+        ...['--url', `http://127.0.0.1:${hub.port}/api`, `--key=${KEY}`],
         ...['--history-channel', 'chat:h', '--presence-channel', 'chat:p'],
         ...['--plain-channel', 'news', '--unknown-channel', 'nope:x'],
         ...['--user', 'alice', '--client', a1id],
@@ -187,7 +188,7 @@ describe('Python cent 5.2.0 against a wshub server, with SDK subscribers', requi
     sub.on('publication', (ctx) => seen.push(ctx.data));
     const steps = await runCent([
       'wrong-key',
-      ...['--url', `http://127.0.0.1:${hub.port}/api`, '--key', randomBytes(32).toString('base64url')],
+      ...['--url', `http://127.0.0.1:${hub.port}/api`, `--key=${randomBytes(32).toString('base64url')}`],
       ...['--history-channel', 'chat:h'],
     ]);
     assert.deepEqual(steps, [{ name: 'publish', raised: 'CentUnauthorizedError' }]);

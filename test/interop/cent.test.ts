@@ -18,6 +18,7 @@ import { closeServer, trackSockets } from '../helpers/leaks.ts';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = process.env['WSHUB_TEST_PYTHON'] || `${REPO}.venv-test/bin/python`;
 const SCRIPT = fileURLToPath(new URL('./cent/client.py', import.meta.url));
+// Passed as --key=…: a key starting with '-' would otherwise read as an option.
 const KEY = randomBytes(32).toString('base64url');
 const limits = { timeout: 30_000 };
 const PACKAGE = 'cent==5.2.0';
@@ -103,7 +104,7 @@ describe('Python cent 5.2.0 against the server API', requireCent(), () => {
     fake.connect('c3', 'bob', [CHANNELS.presence, 'chat:q']);
     const output = await runCent([
       'calls',
-      ...['--url', url, '--key', KEY],
+      ...['--url', url, `--key=${KEY}`],
       ...['--history-channel', CHANNELS.history, '--presence-channel', CHANNELS.presence],
       ...['--plain-channel', CHANNELS.plain, '--unknown-channel', CHANNELS.unknown],
       ...['--user', 'alice', '--client', 'c1'],
@@ -175,7 +176,7 @@ describe('Python cent 5.2.0 against the server API', requireCent(), () => {
   test('a wrong key: the SDK raises CentUnauthorizedError and nothing runs', limits, async () => {
     const output = await runCent([
       'wrong-key',
-      ...['--url', url, '--key', randomBytes(32).toString('base64url')],
+      ...['--url', url, `--key=${randomBytes(32).toString('base64url')}`],
       ...['--history-channel', CHANNELS.history],
     ]);
     assert.deepEqual(output.steps, [{ name: 'publish', raised: 'CentUnauthorizedError' }]);

@@ -34,6 +34,8 @@ const SAMPLES: Record<string, () => InstanceType<typeof WshubError>> = {
   ProtocolError: () => new ProtocolError(CloseCode.PROTOCOL_ERROR, 'x'),
   ReceiveTimeoutError: () => new ReceiveTimeoutError(5),
   TokenRequestError: () => new TokenRequestError(HttpRejection.INVALID_JSON),
+  ReplyErrorException: () => new wshub.ReplyErrorException(wshub.ReplyErrors.BAD_REQUEST),
+  DisconnectException: () => new wshub.DisconnectException(wshub.Disconnects.BAD_REQUEST),
 };
 
 function isErrorClass(value: unknown): value is new (...args: never[]) => Error {

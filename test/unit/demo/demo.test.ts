@@ -7,24 +7,36 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Centrifuge, type Subscription } from 'centrifuge';
 import WebSocket from 'ws';
 import { RoomPasswords } from '../../../src/auth/room-password.ts';
 import { HS256TokenAuthenticator, signHS256 } from '../../../src/auth/token.ts';
-import { createDemo } from '../../../src/demo/demo.ts';
+import { readFile } from 'node:fs/promises';
+import { createDemo, DEMO_NAMESPACE, withDemoNamespace } from '../../../src/demo/demo.ts';
+import { sdkBundleUrl } from '../../../src/demo/static-files.ts';
+import { REFRESH_GRACE_SECONDS } from '../../../src/demo/token-endpoint.ts';
 import { createWshub, type WshubServer } from '../../../src/server/server.ts';
 
 const secret = randomBytes(32);
 const TTL = 600;
+const CHANNEL_TTL = 30;
 let ws: WshubServer;
 let server: Server;
 let base: string;
 let wsBase: string;
 const clients: WebSocket[] = [];
+const sdkClients: Centrifuge[] = [];
 
 before(async () => {
   const roomPasswords = new RoomPasswords({ iterations: 1000 });
   await roomPasswords.setRoomPassword('vip', 'Secret123');
-  const demo = createDemo({ secret, roomPasswords, tokenTtlSeconds: TTL });
+  await roomPasswords.setRoomPassword('chat:secret', 'Secret123');
+  const demo = createDemo({
+    secret,
+    roomPasswords,
+    tokenTtlSeconds: TTL,
+    channelTokenTtlSeconds: CHANNEL_TTL,
+  });
   ws = createWshub({ secret, ...demo.config });
   demo.bind(ws);
   server = ws.createServer((req, res) => {
@@ -38,6 +50,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const client of sdkClients) client.disconnect();
   for (const client of clients) client.terminate();
   await ws.shutdown({ timeout: 1000 });
   server.closeAllConnections();
@@ -128,10 +141,22 @@ describe('static files', () => {
     const js = await fetch(`${base}/app.js`);
     assert.equal(js.status, 200);
     assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
-    assert.match(await js.text(), /wshub\.bearer\./);
+    assert.match(await js.text(), /new Centrifuge\(/);
     const css = await fetch(`${base}/style.css`);
     assert.equal(css.headers.get('content-type'), 'text/css; charset=utf-8');
     await css.text();
+  });
+
+  test('the page loads the centrifuge SDK from this server (the installed package’s browser bundle)', async () => {
+    const html = await (await fetch(`${base}/`)).text();
+    assert.match(html, /<script src="\/centrifuge\.js" defer><\/script>\s*<script src="\/app\.js"/);
+    const sdk = await fetch(`${base}/centrifuge.js`);
+    assert.equal(sdk.status, 200);
+    assert.equal(sdk.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.equal(sdk.headers.get('x-content-type-options'), 'nosniff');
+    const body = Buffer.from(await sdk.arrayBuffer());
+    assert.deepEqual(body, await readFile(sdkBundleUrl()));
+    assert.match(body.toString('utf8'), /globalThis\.Centrifuge=/);
   });
 
   test('HEAD has no body; POST is not allowed', async () => {
@@ -211,6 +236,58 @@ describe('POST /demo/token', () => {
     assert.equal(status, 200);
     const user = await new HS256TokenAuthenticator(secret).authenticate(json.token as string);
     assert.equal(user.name, name);
+  });
+
+  test('without a room: a short channel token with the name as connection info', async () => {
+    const { status, json } = await postToken({ name: ' Ada ' });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.equal(json.room, undefined);
+    const user = await new HS256TokenAuthenticator(secret).authenticate(json.token as string);
+    assert.match(user.id, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(user.claims.info, { name: 'Ada' });
+    const exp = user.claims.exp as number;
+    assert.ok(Math.abs(exp - (Math.floor(Date.now() / 1000) + CHANNEL_TTL)) <= 2, `exp ${exp}`);
+  });
+
+  test('a refresh keeps the user and name of the previous token, also shortly after it expired', async () => {
+    const first = await postToken({ name: 'Ada' });
+    const user = await new HS256TokenAuthenticator(secret).authenticate(first.json.token as string);
+    const refreshed = await postToken({ name: 'Mallory', refresh: first.json.token });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.json));
+    const again = await new HS256TokenAuthenticator(secret).authenticate(refreshed.json.token as string);
+    assert.equal(again.id, user.id);
+    assert.deepEqual(again.claims.info, { name: 'Ada' }, 'the name cannot change on refresh');
+
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: 'old-user', name: 'Old', info: { name: 'Old' } };
+    const lately = await signHS256({ ...claims, exp: now - REFRESH_GRACE_SECONDS + 60 }, secret);
+    const late = await postToken({ name: 'Old', refresh: lately });
+    assert.equal(late.status, 200);
+    assert.equal(
+      (await new HS256TokenAuthenticator(secret).authenticate(late.json.token as string)).id,
+      'old-user',
+    );
+
+    const cases: Array<[string, unknown]> = [
+      ['long expired', await signHS256({ ...claims, exp: now - REFRESH_GRACE_SECONDS - 60 }, secret)],
+      ['signed with another secret', await signHS256(claims, randomBytes(32), { expiresInSeconds: 60 })],
+      ['not a demo token', await signHS256({ sub: 'x' }, secret, { expiresInSeconds: 60 })],
+      ['garbage', 'not.a.token'],
+    ];
+    for (const [what, refresh] of cases) {
+      const refused = await postToken({ name: 'Ada', refresh });
+      assert.equal(refused.status, 403, what);
+      assert.equal(errorCode(refused.json), 'WEBSOCKET_INVALID_TOKEN', what);
+    }
+    for (const body of [
+      { name: 'Ada', refresh: 42 },
+      { name: 'Ada', refresh: '' },
+      { name: 'Ada', room: 'lobby', refresh: first.json.token },
+    ]) {
+      const bad = await postToken(body);
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      assert.equal(errorCode(bad.json), 'INVALID_REQUEST');
+    }
   });
 
   test('bodies over 4 KiB, other methods and other content types are refused', async () => {
@@ -304,5 +381,95 @@ describe('chat over WebSocket', () => {
     a.socket.close(1000);
     b.socket.close(1000);
     await Promise.all([a.closed, b.closed]);
+  });
+});
+
+describe('channels of the demo', () => {
+  test('the chat namespace is added unless the configuration has one', () => {
+    assert.deepEqual(withDemoNamespace(), { namespaces: [DEMO_NAMESPACE] });
+    const mine = { name: 'chat', presence: true };
+    assert.deepEqual(withDemoNamespace({ namespaces: [mine] }), { namespaces: [mine] });
+    assert.deepEqual(withDemoNamespace({ presence: true, namespaces: [{ name: 'news' }] }), {
+      presence: true,
+      namespaces: [{ name: 'news' }, DEMO_NAMESPACE],
+    });
+  });
+
+  /** An SDK client connected with a channel token from the endpoint, and its subscribe outcome. */
+  async function sdkClient(name: string): Promise<Centrifuge> {
+    const client = new Centrifuge(`${wsBase.replace(/\/ws$/, '')}/connection/websocket`, {
+      websocket: WebSocket,
+      getToken: async () => (await postToken({ name })).json.token as string,
+      minReconnectDelay: 50,
+      maxReconnectDelay: 200,
+    });
+    sdkClients.push(client);
+    const connected = new Promise((resolve) => client.once('connected', resolve));
+    client.connect();
+    await connected;
+    return client;
+  }
+
+  function subscribe(client: Centrifuge, channel: string): Promise<{ sub: Subscription; code: number }> {
+    const sub = client.newSubscription(channel);
+    return new Promise((resolve) => {
+      sub.once('subscribed', () => resolve({ sub, code: 0 }));
+      sub.once('unsubscribed', (ctx) => resolve({ sub, code: ctx.code }));
+      sub.subscribe();
+    });
+  }
+
+  function nextPublication(sub: Subscription): Promise<{ data: unknown; name: unknown }> {
+    return new Promise((resolve) =>
+      sub.once('publication', (ctx) => {
+        const connInfo = ctx.info?.connInfo as { name?: unknown } | undefined;
+        resolve({ data: ctx.data as unknown, name: connInfo?.name });
+      }),
+    );
+  }
+
+  test('chat:* takes publications from subscribers, with presence; protected and other channels are refused', async () => {
+    const ada = await sdkClient('Ada');
+    const { sub, code } = await subscribe(ada, 'chat:general');
+    assert.equal(code, 0);
+    const got = nextPublication(sub);
+    await sub.publish({ text: 'hello' });
+    assert.deepEqual(await got, { data: { text: 'hello' }, name: 'Ada' });
+    const presence = await sub.presence();
+    assert.deepEqual(
+      Object.values(presence.clients).map((c) => c.connInfo as unknown),
+      [{ name: 'Ada' }],
+    );
+    const history = await sub.history({ limit: 10 });
+    assert.deepEqual(
+      history.publications.map((p) => p.data as unknown),
+      [{ text: 'hello' }],
+    );
+
+    assert.equal((await subscribe(ada, 'chat:secret')).code, 103, 'a channel named like a protected room');
+    assert.equal((await subscribe(ada, 'lobby')).code, 103, 'top-level channels stay closed');
+    assert.equal((await subscribe(ada, 'news:x')).code, 102, 'unknown namespace');
+  });
+
+  test('a raw /ws member of room chat:lobby and the channel chat:lobby hear each other', async () => {
+    const ada = await sdkClient('Ada');
+    const { sub } = await subscribe(ada, 'chat:lobby');
+    const seen: unknown[] = [];
+    sub.on('publication', (ctx) => seen.push(ctx.data));
+    const raw = await connect('chat:lobby', await tokenFor('Bob', 'chat:lobby'));
+    // The room's count includes the channel's subscriber: one space of names.
+    assert.deepEqual(await raw.next(), { type: 'presence', room: 'chat:lobby', count: 2 });
+    raw.socket.send(JSON.stringify({ type: 'message', text: 'from /ws' }));
+    assert.equal((await raw.next()).text, 'from /ws');
+    await sub.publish({ text: 'from the channel' });
+    assert.deepEqual(await raw.next(), { text: 'from the channel' });
+    const stamped = seen.map((d) => ({ ...(d as Record<string, unknown>), at: 0 }));
+    assert.deepEqual(stamped, [
+      { type: 'presence', room: 'chat:lobby', count: 2, at: 0 },
+      { type: 'message', from: 'Bob', text: 'from /ws', at: 0 },
+      { text: 'from the channel', at: 0 },
+    ]);
+    raw.socket.close(1000);
+    await raw.closed;
   });
 });

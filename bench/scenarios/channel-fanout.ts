@@ -29,8 +29,6 @@ import { probeWindow } from './window-probe.ts';
 
 /** The targets of this scenario, in report order. */
 export const CHANNEL_TARGETS = ['wshub', 'centrifugo'];
-/** The target: wshub ≥ this × Centrifugo, in every cell, on both figures. */
-export const TARGET_RATIO = 3;
 /**
  * Total deliveries/s of the fixed-rate runs: below what either server
  * sustains at 5,000 subscribers, so both do the same work and the CPU

@@ -7,6 +7,7 @@ import type { Cluster, ClusterMetrics } from '../broker/cluster.ts';
 import type { Connection, ConnectionState } from '../connection/connection.ts';
 import { resolveHubOptions } from '../config.ts';
 import { CloseCode } from '../protocol/close.ts';
+import { WshubError } from '../errors.ts';
 import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { Delivery } from '../connection/send-queue.ts';
@@ -253,13 +254,14 @@ export class Hub<C extends Recipient = Connection> {
     return result;
   }
 
-  private admission(room: string, conn: C | null | undefined, consume: boolean): JoinResult {
+  /** The checks of a join; `rated` = false skips the join rate (channel subscriptions are not joins). */
+  private admission(room: string, conn: C | null | undefined, consume: boolean, rated = true): JoinResult {
     if (this.stopped) return { ok: false, reason: 'stopped' };
     if (!this.isValidRoom(room)) return { ok: false, reason: 'invalid_room' };
     if (consume && (conn === null || conn === undefined)) return { ok: false, reason: 'invalid_connection' };
     const members = this.rooms.get(room);
     if (conn && members?.has(conn)) return { ok: true, alreadyMember: true };
-    if (this.rate !== null && !(consume ? this.rate.tryTake() : this.rate.available() >= 1)) {
+    if (rated && this.rate !== null && !(consume ? this.rate.tryTake() : this.rate.available() >= 1)) {
       return { ok: false, reason: 'rate_limited' };
     }
     const { maxRoomRegistrations, maxRoomConnections } = this.options;
@@ -291,14 +293,9 @@ export class Hub<C extends Recipient = Connection> {
    * stopped, invalid room, hub full, room full. Undo with unregister().
    */
   register(room: string): JoinResult {
-    if (this.stopped) return { ok: false, reason: 'stopped' };
-    if (!this.isValidRoom(room)) return { ok: false, reason: 'invalid_room' };
-    const { maxRoomRegistrations, maxRoomConnections } = this.options;
-    if (maxRoomRegistrations > 0 && this.registrations >= maxRoomRegistrations)
-      return { ok: false, reason: 'hub_full' };
+    const admitted = this.admission(room, null, false, false);
+    if (!admitted.ok) return admitted;
     const n = this.external.get(room) ?? 0;
-    if (maxRoomConnections > 0 && (this.rooms.get(room)?.size ?? 0) + n >= maxRoomConnections)
-      return { ok: false, reason: 'room_full' };
     this.external.set(room, n + 1);
     if (n === 0 && !this.rooms.has(room)) this.activate(room);
     this.registrations++;
@@ -327,7 +324,7 @@ export class Hub<C extends Recipient = Connection> {
   /** Sets the receiver of every room broadcast besides the members (one per hub). */
   setRoomSink(sink: RoomSink | null): void {
     if (sink !== null && this.sink !== null && this.sink !== sink)
-      throw new Error('this hub already has a room sink');
+      throw new WshubError('ROOM_SINK_TAKEN', 'this hub already has a room sink (one channel node per hub)');
     this.sink = sink;
   }
 

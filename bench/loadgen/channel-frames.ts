@@ -50,14 +50,16 @@ export function pongFrame(mask: Buffer): Buffer {
 
 /**
  * What a reply with command id `id` says, judged from the first bytes of
- * its frame: `ok` (a result), `error` (an error reply), or `other` (not
- * this reply: a ping, a push, or another id).
+ * its frame (the reply may follow a ping or a push on an earlier line):
+ * `ok` (a result), `error` (an error reply), or `other` (not this reply).
  */
 export function replyKind(prefix: Buffer, prefixLen: number, id: number): 'ok' | 'error' | 'other' {
   const head = prefix.toString('latin1', 0, prefixLen);
   const lead = `{"id":${id},"`;
-  if (!head.startsWith(lead)) return 'other';
-  return head.startsWith('error"', lead.length) ? 'error' : 'ok';
+  // A server may put a ping (`{}`) or a push before the reply in the same frame.
+  const at = head.startsWith(lead) ? 0 : head.indexOf(`\n${lead}`) + 1;
+  if (at <= 0 && !head.startsWith(lead)) return 'other';
+  return head.startsWith('error"', at + lead.length) ? 'error' : 'ok';
 }
 
 /**

@@ -125,6 +125,10 @@ describe('push scanner', () => {
     assert.equal(kind('{"id":12,"subscribe":{}}', 1), 'other');
     assert.equal(kind('{}', 1), 'other');
     assert.equal(kind(pushLine('a', 1_700_000_000_000_000), 2), 'other');
+    // A ping batched before the reply in one frame (a server flushing its queue at once).
+    assert.equal(kind('{}\n{"id":2,"subscribe":{}}', 2), 'ok');
+    assert.equal(kind('{}\n{"id":2,"error":{"code":103,"message":"permission denied"}}', 2), 'error');
+    assert.equal(kind('{}\n{"id":12,"subscribe":{}}', 1), 'other');
   });
 });
 

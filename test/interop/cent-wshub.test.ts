@@ -4,13 +4,10 @@
 // cent asks about (presence, channels, info) is what they are, and cent's
 // unsubscribe and disconnect reach them. A wrong key publishes nothing.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, test } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
-import { findBinary, missingDependency, requirePythonModule, type SkipOption } from '../helpers/binaries.ts';
+import { CENT_TIMEOUT_MS, requireCent, runCent as runCentOutput, type CentStep } from './cent/run.ts';
 import { cleanupHubs } from '../e2e/server/harness.ts';
 import {
   closeClients,
@@ -22,42 +19,15 @@ import {
   subscribed,
 } from '../e2e/channels/sdk.ts';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const PYTHON = process.env['WSHUB_TEST_PYTHON'] || `${REPO}.venv-test/bin/python`;
-const SCRIPT = fileURLToPath(new URL('./cent/client.py', import.meta.url));
 // Passed as --key=…: a key starting with '-' would otherwise read as an option.
 const KEY = randomBytes(32).toString('base64url');
-const limits = { timeout: 30_000 };
-const PACKAGE = 'cent==5.2.0';
+const limits = { timeout: CENT_TIMEOUT_MS };
 
-function requireCent(): SkipOption {
-  if (findBinary(PYTHON) === undefined)
-    return missingDependency(
-      `no Python interpreter at ${PYTHON}: .ci/run creates .venv-test, or set WSHUB_TEST_PYTHON`,
-      PACKAGE,
-    );
-  return requirePythonModule(PYTHON, 'cent', PACKAGE);
-}
+type Step = CentStep;
 
-interface Step {
-  name: string;
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string };
-  raised?: string;
-}
-
+/** client.py's steps. */
 async function runCent(args: string[]): Promise<Step[]> {
-  const child = spawn(PYTHON, [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  const timer = setTimeout(() => child.kill('SIGKILL'), limits.timeout - 5_000);
-  const [code, signal] = await exited;
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`client.py exited with ${code ?? signal}: ${stdout} ${stderr}`.trim());
-  return (JSON.parse(stdout) as { steps: Step[] }).steps;
+  return (await runCentOutput(args)).steps;
 }
 
 function result(steps: Step[], name: string): Record<string, unknown> {

@@ -3,51 +3,23 @@
 // wrong key. The interpreter is WSHUB_TEST_PYTHON (set by .ci/run) or
 // .venv-test/bin/python; without it the test skips locally and fails in CI.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { handleServerApi } from '../../src/http/server-api.ts';
-import { findBinary, missingDependency, requirePythonModule, type SkipOption } from '../helpers/binaries.ts';
+import { CENT_TIMEOUT_MS, requireCent, runCent, type CentOutput, type CentStep } from './cent/run.ts';
 import { FakeChannelApi } from '../helpers/fake-channel-api.ts';
 import { closeServer, trackSockets } from '../helpers/leaks.ts';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const PYTHON = process.env['WSHUB_TEST_PYTHON'] || `${REPO}.venv-test/bin/python`;
-const SCRIPT = fileURLToPath(new URL('./cent/client.py', import.meta.url));
 // Passed as --key=…: a key starting with '-' would otherwise read as an option.
 const KEY = randomBytes(32).toString('base64url');
-const limits = { timeout: 30_000 };
-const PACKAGE = 'cent==5.2.0';
-
-/** The venv's interpreter with cent: skips locally when absent, fails under CI=true. */
-function requireCent(): SkipOption {
-  if (findBinary(PYTHON) === undefined)
-    return missingDependency(
-      `no Python interpreter at ${PYTHON}: .ci/run creates .venv-test, or set WSHUB_TEST_PYTHON`,
-      PACKAGE,
-    );
-  return requirePythonModule(PYTHON, 'cent', PACKAGE);
-}
+const limits = { timeout: CENT_TIMEOUT_MS };
 
 const CHANNELS = { history: 'chat:h', presence: 'chat:p', plain: 'news', unknown: 'nope:x' };
 
-/** One call's outcome as client.py reports it. */
-interface Step {
-  name: string;
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string };
-  raised?: string;
-  status?: number;
-}
-
-interface Output {
-  cent_version: string;
-  steps: Step[];
-}
+type Step = CentStep;
+type Output = CentOutput;
 
 let server: Server;
 let fake: FakeChannelApi;
@@ -65,21 +37,6 @@ beforeEach(async () => {
 });
 
 afterEach(() => closeServer(server));
-
-/** Runs client.py with `args` and resolves with the JSON it printed. */
-async function runCent(args: string[]): Promise<Output> {
-  const child = spawn(PYTHON, [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  const timer = setTimeout(() => child.kill('SIGKILL'), limits.timeout - 5_000);
-  const [code, signal] = await exited;
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`client.py exited with ${code ?? signal}: ${stdout} ${stderr}`.trim());
-  return JSON.parse(stdout) as Output;
-}
 
 function step(output: Output, name: string): Step {
   const found = output.steps.find((s) => s.name === name);

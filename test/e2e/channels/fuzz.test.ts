@@ -10,6 +10,7 @@ import { afterEach, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ReplyErrorException } from '../../../src/channels/protocol.ts';
 import type { LogEntry } from '../../../src/server/server.ts';
+import { COMMAND_METHODS } from '../../../src/channels/protocol.ts';
 import { cleanupHubs, makeToken, type RunningHub } from '../server/harness.ts';
 import {
   channelLimits,
@@ -39,20 +40,7 @@ const SEED = 20261202;
 /** Ids of the probes between fuzz frames, above any id the generator makes. */
 const PROBE_BASE = 4_000_000_000;
 
-const METHODS = [
-  'connect',
-  'subscribe',
-  'unsubscribe',
-  'publish',
-  'presence',
-  'presence_stats',
-  'history',
-  'ping',
-  'send',
-  'rpc',
-  'refresh',
-  'sub_refresh',
-] as const;
+const METHODS = COMMAND_METHODS;
 
 /** Tokens a fuzzed command may carry: valid, for channels, expired, foreign, garbage. */
 async function fuzzTokens(): Promise<string[]> {

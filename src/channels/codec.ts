@@ -87,11 +87,9 @@ export function errorReplyJson(
   return `{"id":${id},"error":${JSON.stringify(error)}}`;
 }
 
-/** `{"push":{"channel":…,"<kind>":<bodyJson>}}`; channel omitted when empty. */
+/** `{"push":{"channel":…,"<kind>":<bodyJson>}}`. */
 export function pushJson(channel: string, kind: string, bodyJson: string): string {
-  return channel === ''
-    ? `{"push":{"${kind}":${bodyJson}}}`
-    : `{"push":{"channel":${JSON.stringify(channel)},"${kind}":${bodyJson}}}`;
+  return `{"push":{"channel":${JSON.stringify(channel)},"${kind}":${bodyJson}}}`;
 }
 
 /** The server's ping: an empty reply. The client answers with an empty command. */

@@ -38,6 +38,7 @@ import {
   maySubscribeWithoutToken,
   pushJoinLeave,
   recoveryEnabled,
+  type Asker,
   type ChannelOptions,
   type Namespaces,
 } from './options.ts';
@@ -53,7 +54,7 @@ import {
   type Publication,
   type SubscribeRequest,
 } from './protocol.ts';
-import { ChannelSession, type ChannelClient, type Subscription } from './session.ts';
+import { ChannelSession, userOf, type ChannelClient, type Subscription } from './session.ts';
 
 /** Bounds of the channel protocol, per connection and per node. */
 export interface ChannelLimits {
@@ -332,8 +333,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return this.withTimeout(callAuthenticator(authenticator, token)).then(
       (user) => {
         const claims = user.claims;
-        const sub = typeof claims.sub === 'string' ? claims.sub : '';
-        if (claims.channel !== channel || sub !== session.user)
+        if (claims.channel !== channel || userOf(claims) !== session.user)
           throw new DisconnectException(Disconnects.INVALID_TOKEN);
         const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
         return { exp, info: claims.info as Json | undefined };
@@ -439,8 +439,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
         registered.reason === 'invalid_room' ? ReplyErrors.BAD_REQUEST : ReplyErrors.LIMIT_EXCEEDED,
       );
     }
-    const info: ClientInfo = { user: session.user, client: session.id };
-    if (session.info !== undefined) info.conn_info = session.info;
+    const info = clientInfo(session);
     if (grant.chanInfo !== undefined) info.chan_info = grant.chanInfo;
     if (options.presence && !this.presenceStore.add(channel, session.id, info)) {
       this.hub.unregister(channel);
@@ -617,8 +616,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       );
       return '{}';
     };
-    if (mayPublish(options, { anonymous: session.user === '', subscribed: sub !== undefined }))
-      return publish();
+    if (mayPublish(options, askerOf(session, channel))) return publish();
     const hook = this.hooks.authorizePublish;
     if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     return this.withTimeout(Promise.resolve().then(() => hook(session, channel, data))).then((allowed) => {
@@ -759,29 +757,21 @@ export class ChannelNode implements ChannelApi, RoomSink {
 
   // ---- presence, history, rpc, send ------------------------------------------------------------
 
-  presenceFor(session: ChannelSession, channel: string): string {
+  /** A client's presence read: 108 when presence is off for the channel, 103 without the permission. */
+  private checkPresenceRead(session: ChannelSession, channel: string): void {
     const options = this.optionsFor(channel);
     if (!options.presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    if (
-      !mayReadPresence(options, {
-        anonymous: session.user === '',
-        subscribed: session.subscriptions.has(channel),
-      })
-    )
+    if (!mayReadPresence(options, askerOf(session, channel)))
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+  }
+
+  presenceFor(session: ChannelSession, channel: string): string {
+    this.checkPresenceRead(session, channel);
     return JSON.stringify({ presence: this.presenceStore.get(channel) });
   }
 
   presenceStatsFor(session: ChannelSession, channel: string): string {
-    const options = this.optionsFor(channel);
-    if (!options.presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    if (
-      !mayReadPresence(options, {
-        anonymous: session.user === '',
-        subscribed: session.subscriptions.has(channel),
-      })
-    )
-      throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
+    this.checkPresenceRead(session, channel);
     const stats = this.presenceStore.stats(channel);
     return `{"num_clients":${stats.numClients},"num_users":${stats.numUsers}}`;
   }
@@ -789,12 +779,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   historyFor(session: ChannelSession, channel: string, request: Record<string, unknown>): string {
     const options = this.optionsFor(channel);
     if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    if (
-      !mayReadHistory(options, {
-        anonymous: session.user === '',
-        subscribed: session.subscriptions.has(channel),
-      })
-    )
+    if (!mayReadHistory(options, askerOf(session, channel)))
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     const query = readHistoryQuery(request);
     const r = this.historyStore.read(channel, {
@@ -1060,6 +1045,12 @@ function settle<T>(fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/** A session as the permission rules see it, for `channel`. */
+function askerOf(session: ChannelSession, channel: string): Asker {
+  return { anonymous: session.user === '', subscribed: session.subscriptions.has(channel) };
+}
+
+/** The session's ClientInfo without channel info (the publisher of a publication, a subscriber's base). */
 function clientInfo(session: ChannelSession): ClientInfo {
   const info: ClientInfo = { user: session.user, client: session.id };
   if (session.info !== undefined) info.conn_info = session.info;

@@ -277,7 +277,7 @@ export class ChannelSession implements ChannelClient {
   ): string | undefined {
     if (this.state !== 'connecting') return undefined; // closed while the token was checked
     const claims = user?.claims ?? {};
-    this.user = typeof claims.sub === 'string' ? claims.sub : '';
+    this.user = userOf(claims);
     this.info = claims.info as Json | undefined;
     this.claims = claims;
     this.state = 'connected';
@@ -308,8 +308,7 @@ export class ChannelSession implements ChannelClient {
     if (typeof token !== 'string' || token === '') throw new DisconnectException(Disconnects.BAD_REQUEST);
     return this.node.verifyToken(token, 'refresh').then((user) => {
       if (this.state !== 'connected') return undefined;
-      const sub = typeof user.claims.sub === 'string' ? user.claims.sub : '';
-      if (sub !== this.user) throw new DisconnectException(Disconnects.INVALID_TOKEN);
+      if (userOf(user.claims) !== this.user) throw new DisconnectException(Disconnects.INVALID_TOKEN);
       this.claims = user.claims;
       if (user.claims.info !== undefined) this.info = user.claims.info as Json;
       const ttl = this.expiresIn(user.claims);
@@ -410,6 +409,11 @@ export class ChannelSession implements ChannelClient {
     this.afterReply = null;
     this.afterReplies = [];
   }
+}
+
+/** The user a token names: its `sub` claim, '' (anonymous) when missing or not a string. */
+export function userOf(claims: Readonly<Record<string, unknown>>): string {
+  return typeof claims.sub === 'string' ? claims.sub : '';
 }
 
 /** The `channel` field of a channel command: a non-empty string, or a bad request. */

@@ -150,7 +150,7 @@ async function writeChunks(peer: RawPeer, chunks: Buffer[]): Promise<void> {
   }
 }
 
-function cutInto(bytes: Buffer, sizes: number[]): Buffer[] {
+function cutInto(bytes: Buffer, sizes: readonly number[]): Buffer[] {
   if (sizes.length === 0) return [bytes];
   const chunks: Buffer[] = [];
   for (let at = 0, i = 0; at < bytes.length; i++) {

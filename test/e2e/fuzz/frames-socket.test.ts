@@ -262,7 +262,7 @@ const sizesArb = fc.oneof(
 );
 
 /** What may follow valid frames: broken frames of every kind, or plain noise. */
-const garbageArb: fc.Arbitrary<RawFrame[] | Uint8Array> = fc.oneof(
+const garbageArb: fc.Arbitrary<readonly RawFrame[] | Uint8Array> = fc.oneof(
   // Reserved opcodes (data 3–7, control 0xB–0xF).
   fc
     .record({

@@ -97,7 +97,7 @@ class Client {
   readonly socket: Socket;
   readonly closed: Promise<void>;
   /** Bytes received after the handshake's response head. */
-  received = Buffer.alloc(0);
+  received: Buffer = Buffer.alloc(0);
   status = '';
   /** Whether the server closed first (FIN or RST seen before we destroyed). */
   serverClosed = false;

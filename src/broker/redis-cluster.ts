@@ -69,6 +69,8 @@ export class RedisClusterTransport implements Transport {
   private listener: TransportListener | null = null;
   private events: TransportEvents = {};
   private starting = false;
+  /** The last error reported while starting: the cause behind "all root nodes unavailable". */
+  private startError: unknown = null;
   private isDown = false;
   private closing = false;
   /** One function for every channel, so SUNSUBSCRIBE without a listener drops them all. */
@@ -154,7 +156,10 @@ export class RedisClusterTransport implements Transport {
     } catch (error) {
       this.destroy();
       const where = this.rootNodes.map(redactUrl).join(',');
-      throw new Error(`redis cluster unreachable at ${where}: ${rootMessage(error)}`, { cause: error });
+      const detail = this.startError === null ? '' : ` (${rootMessage(this.startError)})`;
+      throw new Error(`redis cluster unreachable at ${where}: ${rootMessage(error)}${detail}`, {
+        cause: error,
+      });
     } finally {
       this.starting = false;
     }
@@ -168,6 +173,7 @@ export class RedisClusterTransport implements Transport {
 
   private watch(client: ClusterClient): void {
     const failed = (error: unknown): void => {
+      if (this.starting) this.startError = error;
       if (this.starting || this.closing) return;
       if (this.connected) {
         this.events.error?.(asError(error));

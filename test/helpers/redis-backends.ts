@@ -10,7 +10,7 @@
  *     });
  *   }
  */
-import { createClient, createCluster } from 'redis';
+import { createClient } from 'redis';
 import { RedisClusterTransport } from '../../src/broker/redis-cluster.ts';
 import { RedisTransport } from '../../src/broker/redis.ts';
 import type { Transport } from '../../src/broker/transport.ts';
@@ -94,19 +94,14 @@ function clustered(cluster: RedisCluster): RunningRedis {
     cliArgs: ['--broker', url, '--broker-cluster'],
     cluster: true,
     transport: () => new RedisClusterTransport({ rootNodes: cluster.rootUrls }),
-    async view() {
-      const client = createCluster({ rootNodes: cluster.rootUrls.map((u) => ({ url: u })) });
-      client.on('error', () => {});
-      await client.connect();
-      return {
-        async subscribers(channel, sharded) {
+    view() {
+      return Promise.resolve({
+        async subscribers(channel: string, sharded: boolean) {
           if (sharded) {
-            const reply = await client.sendCommand<[string, number]>(channel, true, [
-              'PUBSUB',
-              'SHARDNUMSUB',
-              channel,
-            ]);
-            return Number(reply[1]);
+            // Asked of the master that owns the channel's slot, as it is now.
+            const port = await cluster.ownerOf(redisSlot(channel));
+            const lines = (await cluster.command(port, 'PUBSUB', 'SHARDNUMSUB', channel)).trim().split('\n');
+            return Number(lines[1] ?? -1);
           }
           // Classic subscriptions are per node: add up every master's.
           let total = 0;
@@ -116,8 +111,8 @@ function clustered(cluster: RedisCluster): RunningRedis {
           }
           return total;
         },
-        close: () => client.destroy(),
-      };
+        close: () => {},
+      });
     },
     async killOwnerOf(channel) {
       const port = await cluster.ownerOf(redisSlot(channel));

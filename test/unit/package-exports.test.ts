@@ -58,6 +58,7 @@ const CORE_VALUES = [
   'WshubError',
   'WshubServer',
   'ChannelNode',
+  'MemoryEngine',
   'Namespaces',
   'defaultChannelOptions',
   'Disconnects',
@@ -91,6 +92,11 @@ const CORE_VALUES = [
 
 /** The type-only names of 'wshub'. */
 const CORE_TYPES = [
+  'ChannelEngine',
+  'EngineReceiver',
+  'EngineMetrics',
+  'EnginePublication',
+  'PublicationInput',
   'ChannelHooks',
   'ChannelLimits',
   'ChannelMetrics',
@@ -158,8 +164,15 @@ const CORE_TYPES = [
 
 const SUBPATHS = {
   redis: {
-    values: ['Cluster', 'RedisTransport'],
-    types: ['ClusterMetrics', 'ClusterOptions', 'RedisTransportOptions', 'Transport'],
+    values: ['Cluster', 'RedisEngine', 'RedisEngineError', 'RedisTransport'],
+    types: [
+      'ChannelEngine',
+      'ClusterMetrics',
+      'ClusterOptions',
+      'RedisEngineOptions',
+      'RedisTransportOptions',
+      'Transport',
+    ],
   },
   nats: {
     values: ['Cluster', 'NatsTransport'],

@@ -272,7 +272,7 @@ describe('channel state in redis, across nodes', redisRequirement(), () => {
     const expected = ['{"from":"raw"}', 'plain text', '{"from":"sdk"}', '{"from":"api"}'];
     for (const member of [raw, rawB]) {
       const texts: string[] = [];
-      for (let i = 0; i < 4; i++) texts.push((await member.queue.next(3000)).text!);
+      for (let i = 0; i < 4; i++) texts.push((await member.queue.next(3000)).text);
       assert.deepEqual(texts, expected);
       await assert.rejects(member.queue.next(200), 'nothing more: no duplicate');
     }

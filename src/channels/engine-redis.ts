@@ -52,7 +52,10 @@ import {
 } from './redis-scripts.ts';
 
 export interface RedisEngineOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://…`; with `cluster`, any node of the cluster. */
+  /**
+   * `redis://[user:password@]host[:port][/db]` or `rediss://…`; with
+   * `cluster`, nodes of the cluster to start from, comma-separated.
+   */
   url: string;
   /** A Redis Cluster (createCluster); implies sharded pub/sub. */
   cluster?: boolean;
@@ -188,7 +191,7 @@ export class RedisEngine implements ChannelEngine {
     try {
       if (this.clustered) {
         const cluster = createCluster({
-          rootNodes: [{ url: this.url }],
+          rootNodes: this.url.split(',').map((url) => ({ url })),
           defaults: { socket, disableOfflineQueue: true },
         });
         this.client = cluster;
@@ -226,7 +229,7 @@ export class RedisEngine implements ChannelEngine {
     } catch (error) {
       this.destroy();
       throw new Error(
-        `redis unreachable at ${redact(this.url)}: ${String((error as Error).message ?? error)}`,
+        `redis unreachable at ${this.url.split(',').map(redact).join(',')}: ${String((error as Error).message ?? error)}`,
         {
           cause: error,
         },

@@ -6,8 +6,9 @@
  *   a Redis broker).
  * - `--state redis://…` (or `rediss://…`): history and presence in that Redis,
  *   shared by every node.
- * - No --state with `--broker redis://X`: state in the same Redis X (with
- *   --broker-sharded, as a Redis Cluster). `--state memory` keeps it per node.
+ * - No --state with `--broker redis://X`: state in the same Redis X (a Redis
+ *   Cluster with --broker-cluster; sharded pub/sub with --broker-sharded).
+ *   `--state memory` keeps it per node.
  * - With `--broker nats://…`, --state redis://… keeps history and presence in
  *   Redis while NATS carries rooms and channels without history.
  */
@@ -20,8 +21,10 @@ import type { Logger } from './logger.ts';
 export interface StatePlan {
   /** Redis URL of the shared state; undefined: in memory, per node. */
   redis: string | undefined;
-  /** A Redis Cluster (createCluster, sharded pub/sub). */
+  /** A Redis Cluster (createCluster, sharded pub/sub); `redis` may then list several seed nodes, comma-separated. */
   cluster: boolean;
+  /** Sharded pub/sub on one Redis server. */
+  sharded: boolean;
   /** --state-presence-ttl (ms), if given. */
   presenceTtl: number | undefined;
 }
@@ -33,6 +36,7 @@ export interface StateFlags {
   'state-presence-ttl'?: string | undefined;
   broker?: string | undefined;
   'broker-sharded'?: boolean | undefined;
+  'broker-cluster'?: boolean | undefined;
 }
 
 const REDIS_URL = /^rediss?:\/\//;
@@ -42,18 +46,25 @@ export function planState(flags: StateFlags): StatePlan {
   const state = flags.state;
   let redis: string | undefined;
   let cluster = flags['state-cluster'] === true;
+  let sharded = false;
   if (state === undefined) {
     if (flags.broker !== undefined && REDIS_URL.test(flags.broker)) {
       redis = flags.broker;
-      cluster ||= flags['broker-sharded'] === true;
+      cluster ||= flags['broker-cluster'] === true;
+      sharded = flags['broker-sharded'] === true;
     }
   } else if (state !== 'memory') {
-    if (!REDIS_URL.test(state))
+    const urls = state.split(',');
+    if (!urls.every((url) => REDIS_URL.test(url)))
       throw new UsageError(`--state must be memory, redis://… or rediss://…, got "${state}"`);
-    try {
-      new URL(state);
-    } catch {
-      throw new UsageError('--state: not a valid URL');
+    if (urls.length > 1 && !cluster)
+      throw new UsageError('--state lists several URLs only with --state-cluster');
+    for (const url of urls) {
+      try {
+        new URL(url);
+      } catch {
+        throw new UsageError('--state: not a valid URL');
+      }
     }
     redis = state;
   }
@@ -69,7 +80,7 @@ export function planState(flags: StateFlags): StatePlan {
         `--state-presence-ttl must be a whole number of ms from 1 to 2147483647, got "${ttl}"`,
       );
   }
-  return { redis, cluster, presenceTtl };
+  return { redis, cluster, sharded, presenceTtl };
 }
 
 /** Loads the `redis` client when the plan needs it (a missing one stops `serve` before any worker starts). */
@@ -88,6 +99,7 @@ export async function buildChannelEngine(
   const engine = new RedisEngine({
     url: plan.redis,
     cluster: plan.cluster,
+    sharded: plan.sharded,
     ...(plan.presenceTtl === undefined ? {} : { presenceTtl: plan.presenceTtl }),
   });
   engine.onError = (error) => logger.warn('state_error', { kind: 'redis', error: error.message });

@@ -20,6 +20,12 @@ export interface Rejection {
   category: RejectionCategory;
   /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` on a version mismatch. */
   headers?: Record<string, string>;
+  /**
+   * The precise reason, for logs only (never in the response): e.g. an
+   * `InvalidTokenError`'s reason, `expired` or `signature`, behind the one
+   * stable code WEBSOCKET_INVALID_TOKEN.
+   */
+  reason?: string;
 }
 
 /** One row of the table: what is fixed for a kind of refusal (the message is its default). */

@@ -212,14 +212,14 @@ function authenticate(
     config.metrics.security_rejections++;
     return refusal(HttpRejection.TOKEN_REQUIRED);
   }
-  const invalid = () => {
+  const invalid = (reason: string) => {
     config.metrics.security_rejections++;
-    return refusal(HttpRejection.INVALID_TOKEN);
+    return { ...refusal(HttpRejection.INVALID_TOKEN), reason };
   };
   const authenticator = config.tokenAuthenticator;
-  if (authenticator === undefined) return invalid();
+  if (authenticator === undefined) return invalid('unconfigured');
   const failed = (error: unknown): Rejection =>
-    error instanceof InvalidTokenError ? invalid() : unavailable(request, 'token', error, config);
+    error instanceof InvalidTokenError ? invalid(error.reason) : unavailable(request, 'token', error, config);
   try {
     return authenticator.authenticate(found.token).then((user): Identity => {
       config.metrics.successful_auths++;

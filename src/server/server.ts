@@ -183,6 +183,7 @@ export class WshubServer {
           event: 'upgrade_rejected',
           status: r.status,
           code: r.code,
+          ...(r.reason !== undefined ? { reason: r.reason } : {}),
           remote: request.socket.remoteAddress,
         }),
       onAuthError: (request, stage, error) =>

@@ -158,8 +158,14 @@ const CORE_TYPES = [
 
 const SUBPATHS = {
   redis: {
-    values: ['Cluster', 'RedisTransport'],
-    types: ['ClusterMetrics', 'ClusterOptions', 'RedisTransportOptions', 'Transport'],
+    values: ['Cluster', 'RedisClusterTransport', 'RedisTransport'],
+    types: [
+      'ClusterMetrics',
+      'ClusterOptions',
+      'RedisClusterTransportOptions',
+      'RedisTransportOptions',
+      'Transport',
+    ],
   },
   nats: {
     values: ['Cluster', 'NatsTransport'],

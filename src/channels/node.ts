@@ -7,8 +7,13 @@
  * goes out through the hub to raw members and to other nodes.
  *
  * Publications are encoded once per channel and event-loop turn: the
- * pushes of one channel in one turn go out as one WebSocket frame (one
- * JSON reply per line), the same Buffer for every subscriber.
+ * pushes of one channel in one turn go out as one WebSocket frame per
+ * encoding (JSON: one reply per line; protobuf: delimited replies), the
+ * same Buffer for every subscriber of that encoding.
+ *
+ * Publication data is bytes: a protobuf client's data and raw binary room
+ * messages reach protobuf subscribers as they are, and JSON subscribers
+ * only when the bytes are JSON (others are skipped and counted).
  */
 import { InvalidTokenError } from '../auth/errors.ts';
 import { ExpiryTimer } from '../auth/expiry-timer.ts';
@@ -18,7 +23,7 @@ import type { Connection, ConnectionHandlers } from '../connection/connection.ts
 import { Delivery } from '../connection/send-queue.ts';
 import type { Hub, RoomSink } from '../hub/hub.ts';
 import { sanitizeForLogging } from '../hub/validation.ts';
-import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
+import { Opcode, type DataOpcode } from '../protocol/frame.ts';
 import type {
   ChannelApi,
   DisconnectOptions,
@@ -28,7 +33,10 @@ import type {
   PublishOptions,
   PublishResult,
 } from './api.ts';
-import { PING_JSON, pushJson } from './codec.ts';
+import { pushJson } from './codec.ts';
+import { applicationData, isJson, jsonFormOf } from './encoding.ts';
+import { FanoutFrames, PendingPush } from './fanout-frames.ts';
+import { clientInfoBytes, encodePubPush, encodePush, tagsBytes } from './protobuf-codec.ts';
 import { MemoryHistory, type HistoryLimits, type StoredPublication } from './history.ts';
 import {
   historyEnabled,
@@ -90,7 +98,10 @@ export interface ChannelLimits {
 export interface RpcContext {
   client: ChannelClient;
   method: string;
+  /** The request data as JSON (undefined without data, or for a protobuf client's bytes that are not JSON). */
   data: Json | undefined;
+  /** The request data as a protobuf client sent it (absent for a JSON client). */
+  bytes?: Uint8Array;
 }
 
 /** Application hooks of the channel protocol. */
@@ -102,12 +113,25 @@ export interface ChannelHooks {
    * Without it, rpc answers 108 not available.
    */
   onRpc?: (ctx: RpcContext) => Json | undefined | Promise<Json | undefined>;
-  /** Receives `send` commands (no reply). */
-  onSend?: (client: ChannelClient, data: Json | undefined) => void | Promise<void>;
+  /**
+   * Receives `send` commands (no reply): `data` as JSON (undefined for a
+   * protobuf client's bytes that are not JSON), `bytes` as a protobuf client sent them.
+   */
+  onSend?: (client: ChannelClient, data: Json | undefined, bytes?: Uint8Array) => void | Promise<void>;
   /** Asked when a subscribe without a token is not allowed by the channel's options; true allows. */
   authorizeSubscribe?: (client: ChannelClient, channel: string) => boolean | Promise<boolean>;
-  /** Asked when a client publication is not allowed by the channel's options; true allows. */
-  authorizePublish?: (client: ChannelClient, channel: string, data: Json) => boolean | Promise<boolean>;
+  /**
+   * Asked when a client publication is not allowed by the channel's
+   * options; true allows. `data` is the publication as JSON (null for a
+   * protobuf client's bytes that are not JSON), `bytes` the bytes a
+   * protobuf client sent.
+   */
+  authorizePublish?: (
+    client: ChannelClient,
+    channel: string,
+    data: Json,
+    bytes?: Uint8Array,
+  ) => boolean | Promise<boolean>;
 }
 
 export interface ChannelNodeOptions {
@@ -143,7 +167,7 @@ export interface ChannelMetrics {
   channel_publications: number;
   channel_pushes_queued: number;
   channel_pushes_dropped: number;
-  /** Binary room messages not delivered to channel subscribers (the JSON encoding cannot carry them). */
+  /** Publications without a JSON form (binary data: raw room binary, a protobuf client's non-JSON data), not delivered to JSON subscribers. */
   channel_binary_skipped: number;
   /** Non-JSON text room messages delivered to channel subscribers as a JSON string. */
   channel_text_wrapped: number;
@@ -163,16 +187,10 @@ export interface Grant {
   exp: number | undefined;
 }
 
-/** A batched push: `jl` ones (join/leave) go only to subscribers that asked for them. */
-interface Pending {
-  json: string;
-  jl: boolean;
-}
-
 interface ChannelState {
   name: string;
   subscribers: Map<ChannelSession, Subscription>;
-  pending: Pending[] | null;
+  pending: PendingPush[] | null;
 }
 
 /**
@@ -182,10 +200,13 @@ interface ChannelState {
 class LocalPublication {
   result: PublishResult = {};
   constructor(
-    readonly dataJson: string,
+    /** The data as JSON text; null when it has no JSON form. */
+    readonly dataJson: string | null,
     readonly infoJson: string | undefined,
     readonly tagsJson: string | undefined,
     readonly skipHistory: boolean,
+    /** The data bytes as a protobuf client sent them (undefined for JSON data). */
+    readonly raw: Buffer | undefined = undefined,
   ) {}
 }
 
@@ -460,7 +481,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const r = this.historyStore.recover(channel, since, this.limits.maxRecoveredPublications);
       fields.push(`"epoch":${JSON.stringify(r.top.epoch)}`, `"offset":${r.top.offset}`);
       fields.push('"was_recovering":true', `"recovered":${r.recovered}`);
-      if (r.publications.length > 0) fields.push(`"publications":[${jsonList(r.publications)}]`);
+      const list = publicationList(r.publications, session.encoding.binary);
+      if (list !== '') fields.push(`"publications":[${list}]`);
     } else if (positioned) {
       const top = this.historyStore.top(channel);
       fields.push(`"epoch":${JSON.stringify(top.epoch)}`, `"offset":${top.offset}`);
@@ -494,7 +516,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const state = this.channelStates.get(channel);
     if (sub === undefined || state === undefined) return;
     if (this.namespaces.resolve(channel)?.options.joinLeave === true)
-      this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
+      this.enqueue(state, bothEncodings(channel, 'join', `{"info":${sub.infoJson}}`, true));
   }
 
   /**
@@ -583,7 +605,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const options = this.namespaces.resolve(channel)?.options;
       if (options?.presence === true) this.presenceStore.remove(channel, session.id);
       if (options?.joinLeave === true && state.subscribers.size > 0)
-        this.enqueue(state, pushJson(channel, 'leave', `{"info":${sub.infoJson}}`), true);
+        this.enqueue(state, bothEncodings(channel, 'leave', `{"info":${sub.infoJson}}`, true));
       if (state.subscribers.size === 0 && state.pending === null) this.channelStates.delete(channel);
     }
     this.hub.unregister(channel);
@@ -592,16 +614,25 @@ export class ChannelNode implements ChannelApi, RoomSink {
 
   // ---- publishing -------------------------------------------------------------------------
 
-  /** A client's publish command. */
+  /**
+   * A client's publish command: `data` a JSON value (JSON encoding) or
+   * bytes (protobuf; empty is missing). Bytes reach raw room members as
+   * they are: a text frame when they are JSON, a binary frame otherwise.
+   */
   publishFromClient(
     session: ChannelSession,
     channel: string,
-    data: Json | undefined,
+    data: Json | Uint8Array | undefined,
   ): string | Promise<string> {
-    if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+    if (data === undefined || (data instanceof Uint8Array && data.length === 0))
+      throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
     const options = this.optionsFor(channel);
-    const dataJson = JSON.stringify(data);
-    if (Buffer.byteLength(dataJson) > this.limits.maxPublicationBytes)
+    // Bytes are copied: the frame they came in is not kept.
+    const raw = data instanceof Uint8Array ? Buffer.from(data) : undefined;
+    if (raw !== undefined && raw.length > this.limits.maxPublicationBytes)
+      throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+    const dataJson = raw === undefined ? JSON.stringify(data) : jsonFormOf(raw);
+    if (raw === undefined && Buffer.byteLength(dataJson!) > this.limits.maxPublicationBytes)
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
     const sub = session.subscriptions.get(channel);
     const publish = (): string => {
@@ -610,16 +641,19 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const info = sub?.infoJson ?? JSON.stringify(clientInfo(session));
       this.hub.broadcastRoom(
         channel,
-        Opcode.TEXT,
-        dataJson,
-        new LocalPublication(dataJson, info, undefined, false),
+        dataJson === null ? Opcode.BINARY : Opcode.TEXT,
+        raw ?? dataJson!,
+        new LocalPublication(dataJson, info, undefined, false, raw),
       );
       return '{}';
     };
     if (mayPublish(options, askerOf(session, channel))) return publish();
     const hook = this.hooks.authorizePublish;
     if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
-    return this.withTimeout(Promise.resolve().then(() => hook(session, channel, data))).then((allowed) => {
+    const app = applicationData(data);
+    return this.withTimeout(
+      Promise.resolve().then(() => hook(session, channel, app.data ?? null, app.bytes)),
+    ).then((allowed) => {
       if (allowed !== true) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
       return publish();
     });
@@ -628,9 +662,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
   /**
    * RoomSink: every broadcast to a room. Channel publications carry their
    * LocalPublication; raw room messages and messages from other nodes are
-   * turned into publications: JSON text as it is, other text as a JSON
-   * string (counted), binary skipped (counted: the JSON encoding has no
-   * binary data).
+   * turned into publications. Protobuf subscribers get their bytes as
+   * they are; JSON subscribers get JSON text as it is, other text as a
+   * JSON string (counted), and no binary (counted).
    */
   roomMessage(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): void {
     if (publication instanceof LocalPublication) {
@@ -640,6 +674,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
         publication.infoJson,
         publication.tagsJson,
         publication.skipHistory,
+        publication.raw,
       );
       return;
     }
@@ -649,8 +684,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const resolved = this.namespaces.resolve(room);
       if (resolved === null || !historyEnabled(resolved.options)) return;
     }
+    if (data.length === 0) return;
     if (opcode === Opcode.BINARY) {
-      this.metrics.channel_binary_skipped++;
+      this.publishLocal(room, null, undefined, undefined, false, Buffer.from(data));
       return;
     }
     const text = data.toString('utf8');
@@ -663,7 +699,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
       // valid JSON a raw line break can only be whitespace, so a space keeps the value exactly.
       dataJson = text.replace(/\n/g, ' ');
     }
-    this.publishLocal(room, dataJson, undefined, undefined, false);
+    // Protobuf subscribers get the text's bytes as they are.
+    this.publishLocal(
+      room,
+      dataJson,
+      undefined,
+      undefined,
+      false,
+      dataJson === text ? undefined : Buffer.from(data),
+    );
   }
 
   /**
@@ -676,13 +720,19 @@ export class ChannelNode implements ChannelApi, RoomSink {
     this.historyStore.reset(room);
   }
 
-  /** Appends to history (when the channel keeps it) and queues the push. */
+  /**
+   * Appends to history (when the channel keeps it) and queues the push.
+   * `dataJson` is the data's JSON form (null: none, JSON subscribers skip
+   * it); `raw` the bytes protobuf subscribers get when they are not
+   * exactly `dataJson`'s.
+   */
   private publishLocal(
     channel: string,
-    dataJson: string,
+    dataJson: string | null,
     infoJson: string | undefined,
     tagsJson: string | undefined,
     skipHistory: boolean,
+    raw: Buffer | undefined,
   ): PublishResult {
     const resolved = this.namespaces.resolve(channel);
     if (resolved === null) return {};
@@ -690,32 +740,51 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const tail =
       (infoJson === undefined ? '' : `,"info":${infoJson}`) +
       (tagsJson === undefined ? '' : `,"tags":${tagsJson}`);
+    const head = dataJson === null ? '{' : `{"data":${dataJson},`;
     let pubJson: string;
+    let offset = 0;
     let result: PublishResult = {};
     if (!skipHistory && historyEnabled(options)) {
       let built = '';
       const position = this.historyStore.append(
         channel,
-        (offset) => (built = `{"data":${dataJson},"offset":${offset}${tail}}`),
+        (o) => (built = `${head}"offset":${o}${tail}}`),
         options.historySize,
         options.historyTtl,
+        raw,
+        dataJson === null,
       );
       pubJson = built;
+      offset = position.offset;
       result = { offset: position.offset, epoch: position.epoch };
-    } else pubJson = `{"data":${dataJson}${tail}}`;
+    } else pubJson = dataJson === null ? '' : `{"data":${dataJson}${tail}}`;
     this.metrics.channel_publications++;
+    if (dataJson === null) this.metrics.channel_binary_skipped++;
     const state = this.channelStates.get(channel);
-    if (state !== undefined && state.subscribers.size > 0)
-      this.enqueue(state, pushJson(channel, 'pub', pubJson), false);
+    if (state !== undefined && state.subscribers.size > 0) {
+      const bytes = raw ?? Buffer.from(dataJson!);
+      this.enqueue(
+        state,
+        new PendingPush(false, dataJson === null ? null : pushJson(channel, 'pub', pubJson), () =>
+          encodePubPush(
+            channel,
+            bytes,
+            infoJson === undefined ? undefined : clientInfoBytes(infoJson),
+            offset,
+            tagsJson === undefined ? undefined : tagsBytes(tagsJson),
+          ),
+        ),
+      );
+    }
     return result;
   }
 
-  private enqueue(state: ChannelState, json: string, jl: boolean): void {
+  private enqueue(state: ChannelState, push: PendingPush): void {
     if (state.pending === null) {
       state.pending = [];
       this.dirty.push(state);
     }
-    state.pending.push({ json, jl });
+    state.pending.push(push);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
@@ -735,17 +804,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
         if (this.channelStates.get(state.name) === state) this.channelStates.delete(state.name);
         continue;
       }
-      const hasJl = pending.some((p) => p.jl);
-      const pubs = hasJl ? pending.filter((p) => !p.jl) : pending;
-      const all = frameOf(pending);
-      const pubsOnly = hasJl ? frameOf(pubs) : all;
+      const frames = new FanoutFrames(pending);
       let queued = 0;
       let dropped = 0;
       // forEach: no entry array per subscriber, on the one loop that runs per delivery.
       state.subscribers.forEach((sub, session) => {
-        const frame = sub.joinLeave ? all : pubsOnly;
+        const binary = session.encoding.binary;
+        const frame = frames.frame(binary, sub.joinLeave);
         if (frame === null) return;
-        const pushes = sub.joinLeave ? pending.length : pubs.length;
+        const pushes = frames.count(binary, sub.joinLeave);
         const delivery = session.conn.deliver(frame, 1, true);
         if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT) queued += pushes;
         else dropped += pushes;
@@ -787,7 +854,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       limit: this.clampLimit(query.limit),
       reverse: query.reverse,
     });
-    return `{"publications":[${jsonList(r.publications)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`;
+    return `{"publications":[${publicationList(r.publications, session.encoding.binary)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`;
   }
 
   private clampLimit(limit: number): number {
@@ -800,9 +867,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (typeof method !== 'string') throw new DisconnectException(Disconnects.BAD_REQUEST);
     const handler = this.hooks.onRpc;
     if (handler === undefined) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    const data = request.data as Json | undefined;
+    const { data, bytes } = applicationData(request.data);
     return Promise.resolve()
-      .then(() => handler({ client: session, method, data }))
+      .then(() => handler({ client: session, method, data, ...(bytes === undefined ? {} : { bytes }) }))
       .then((result) => {
         if (result === undefined) return '{}';
         // A result JSON cannot carry (circular, BigInt, a function) is the hook's failure, like a throw.
@@ -817,11 +884,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
       });
   }
 
-  send(session: ChannelSession, data: Json | undefined): void {
+  /** A client's send command: `data` a JSON value (JSON encoding) or bytes (protobuf). */
+  send(session: ChannelSession, value: unknown): void {
     const handler = this.hooks.onSend;
     if (handler === undefined) return;
+    const { data, bytes } = applicationData(value);
     Promise.resolve()
-      .then(() => handler(session, data))
+      .then(() => handler(session, data, bytes))
       .catch((error: unknown) => this.reportError(session, error));
   }
 
@@ -854,10 +923,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
   /** Pings every connected client (one shared frame); those still silent after pongTimeout are dropped. */
   private pingAll(): void {
     if (this.byId.size === 0) return;
-    const frame = encodeMessage(Opcode.TEXT, PING_JSON, 0);
     for (const session of this.byId.values()) {
       session.pongPending = true;
-      session.conn.deliver(frame, 1, false);
+      session.conn.deliver(session.encoding.pingFrame, 1, false);
     }
     if (this.pongCheck !== null) clearTimeout(this.pongCheck);
     this.pongCheck = setTimeout(() => {
@@ -883,6 +951,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
       if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const dataJson = JSON.stringify(data);
+      if (typeof dataJson !== 'string') throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
       const tags = options.tags;
       const tagsJson = tags !== undefined && Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined;
       const publication = new LocalPublication(dataJson, undefined, tagsJson, options.skipHistory === true);
@@ -901,7 +970,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
         reverse: query.reverse === true,
       });
       return {
-        publications: r.publications.map((p) => JSON.parse(p.json) as Publication),
+        // Publications without a JSON form (binary data) are left out: this API speaks JSON.
+        publications: r.publications
+          .filter((p) => p.binary !== true)
+          .map((p) => JSON.parse(p.json) as Publication),
         offset: r.top.offset,
         epoch: r.top.epoch,
       };
@@ -1057,15 +1129,26 @@ function clientInfo(session: ChannelSession): ClientInfo {
   return info;
 }
 
-/** One text frame holding the pushes, one per line; null when there are none. */
-function frameOf(pending: Pending[]): Buffer | null {
-  if (pending.length === 0) return null;
-  const text = pending.length === 1 ? pending[0]!.json : pending.map((p) => p.json).join('\n');
-  return encodeMessage(Opcode.TEXT, text, 0);
+/** A push whose body is given as JSON, in both encodings (the protobuf one encoded on first use). */
+function bothEncodings(channel: string, kind: string, bodyJson: string, jl: boolean): PendingPush {
+  return new PendingPush(jl, pushJson(channel, kind, bodyJson), () => encodePush(channel, kind, bodyJson));
 }
 
-function jsonList(publications: StoredPublication[]): string {
-  return publications.map((p) => p.json).join(',');
+/**
+ * Stored publications as a JSON list for a reply. For a JSON session those
+ * without a JSON form are left out; for a protobuf session the exact bytes
+ * of those that keep them go along as `b64data` (the protobuf encoder's
+ * source for `data`).
+ */
+function publicationList(publications: StoredPublication[], binary: boolean): string {
+  let out = '';
+  for (const p of publications) {
+    let json = p.json;
+    if (binary && p.raw !== undefined) json = `{"b64data":"${p.raw.toString('base64')}",${json.slice(1)}`;
+    else if (!binary && p.binary === true) continue;
+    out = out === '' ? json : `${out},${json}`;
+  }
+  return out;
 }
 
 /** A stream position from a client (missing parts are the empty position). */
@@ -1095,15 +1178,6 @@ function readHistoryQuery(request: Record<string, unknown>): {
     since: position === undefined ? undefined : readPosition(position.offset, position.epoch),
     reverse,
   };
-}
-
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** `*` any run of characters, `?` one; everything else literal. */

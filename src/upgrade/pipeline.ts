@@ -412,6 +412,8 @@ export interface ChannelUpgradeConfig extends Pick<
   /** Takes the new connection (the channel node), with the token of an `Authorization: Bearer` header. */
   accept: (conn: Connection, headerToken: string | undefined) => void;
   handlers: ConnectionHandlers;
+  /** Subprotocols the endpoint speaks, in its order of preference; the first one offered is selected (`conn.protocol`). */
+  protocols?: readonly string[];
 }
 
 /**
@@ -442,8 +444,11 @@ export function handleChannelUpgrade(
     return null;
   }
   if (socket.destroyed) return null;
-  const conn = new Connection(socket as Socket, config.connection, config.handlers, undefined);
-  socket.write(acceptResponse(h.key!, undefined));
+  // The first subprotocol of the endpoint's the client offers (the protobuf encoding); none: JSON.
+  const offered = h.subprotocols!;
+  const protocol = config.protocols?.find((p) => offered.includes(p));
+  const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
+  socket.write(acceptResponse(h.key!, protocol));
   const header =
     h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];
   config.accept(conn, header);

@@ -53,7 +53,7 @@ export function redactBrokerUrl(url: string): string {
  * Creates the transport for a broker URL: `redis://` and `rediss://` →
  * a RedisTransport, `nats://` → a NatsTransport (several NATS servers may be
  * given comma-separated). Nothing connects, and the client package (`redis`
- * or `nats`) is not even loaded, until the transport is started; `start()`
+ * or `@nats-io/transport-node`) is not even loaded, until the transport is started; `start()`
  * rejects with BrokerClientMissingError when that package is not installed.
  * Throws BrokerUrlError for any other scheme, a malformed URL, or `sharded`
  * with a non-Redis URL.
@@ -91,23 +91,34 @@ export function transportFromUrl(url: string, options: TransportFromUrlOptions =
   }
 }
 
+/** The messaging systems transportFromUrl knows. */
+export type BrokerKind = 'redis' | 'nats';
+
+/** The npm package (an optional peer dependency of wshub) that each broker kind loads. */
+const CLIENT_PACKAGE: Readonly<Record<BrokerKind, string>> = {
+  redis: 'redis',
+  nats: '@nats-io/transport-node',
+};
+
 /** The package a broker URL needs (an optional peer dependency of wshub) is not installed. */
 export class BrokerClientMissingError extends WshubError {
+  /** The npm package to install: "redis" or "@nats-io/transport-node". */
+  readonly packageName: string;
+
   constructor(
-    /** The npm package to install: "redis" or "nats". */
-    readonly packageName: BrokerKind,
+    /** The kind of broker the URL named. */
+    readonly kind: BrokerKind,
     cause?: unknown,
   ) {
+    const packageName = CLIENT_PACKAGE[kind];
     super(
       'BROKER_CLIENT_MISSING',
-      `a ${packageName}:// broker needs the "${packageName}" package, which is not installed (npm install ${packageName})`,
+      `a ${kind}:// broker needs the "${packageName}" package, which is not installed (npm install ${packageName})`,
     );
+    this.packageName = packageName;
     if (cause !== undefined) this.cause = cause;
   }
 }
-
-/** The messaging systems transportFromUrl knows; each is also the name of its client package. */
-export type BrokerKind = 'redis' | 'nats';
 
 interface BrokerSettings {
   redis: RedisTransportOptions;
@@ -130,7 +141,7 @@ export function loadBrokerTransport(kind: BrokerKind): Promise<unknown> {
     const load = kind === 'redis' ? import('./redis.ts') : import('./nats.ts');
     module = load.catch((error: unknown) => {
       loaded.delete(kind);
-      throw isMissingPackage(error, kind) ? new BrokerClientMissingError(kind, error) : error;
+      throw isMissingPackage(error, CLIENT_PACKAGE[kind]) ? new BrokerClientMissingError(kind, error) : error;
     });
     loaded.set(kind, module);
   }

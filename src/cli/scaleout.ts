@@ -124,9 +124,10 @@ function brokerTransport(url: string, sharded: boolean): Transport {
 }
 
 /**
- * Loads the client package the --broker URL needs (`redis` or `nats`, optional
- * peer dependencies), so that a missing one stops the command before any
- * worker starts, with a message that says what to install.
+ * Loads the client package the --broker URL needs (`redis` or
+ * `@nats-io/transport-node`, optional peer dependencies), so that a missing
+ * one stops the command before any worker starts, with a message that says
+ * what to install.
  */
 export async function loadBrokerClient(plan: ScaleOutPlan): Promise<void> {
   if (plan.broker === undefined) return;

@@ -58,8 +58,7 @@ export function decodeProtobufCommands(frame: Buffer, limits: DecodeLimits): Com
   try {
     while (reader.more) {
       if (commands.length >= limits.maxCommandsPerFrame) throw new WireError('too many commands');
-      const [start, end] = reader.lengthDelimited();
-      commands.push(decodeMessage(CommandMessage, new ProtoReader(frame, start, end)));
+      commands.push(decodeNested(CommandMessage, reader, {}));
     }
   } catch (error) {
     if (error instanceof WireError) throw new DisconnectException(Disconnects.BAD_REQUEST);
@@ -78,9 +77,12 @@ export function decodeMessage(
   reader: ProtoReader,
   into: Record<string, unknown> = {},
 ): Record<string, unknown> {
+  const byNumber = schema.byNumber;
   while (reader.more) {
-    const { field: number, wireType } = reader.key();
-    const field = schema.byNumber.get(number);
+    const key = reader.key();
+    const number = key >>> 3;
+    const wireType = key & 7;
+    const field = byNumber[number];
     if (field === undefined) {
       reader.skip(wireType, number);
       continue;
@@ -89,45 +91,66 @@ export function decodeMessage(
       expectWireType(wireType, WireType.LEN);
       let map = into[field.name] as Record<string, unknown> | undefined;
       if (map === undefined) into[field.name] = map = Object.create(null) as Record<string, unknown>;
-      const [start, end] = reader.lengthDelimited();
-      const [key, value] = decodeMapEntry(field, new ProtoReader(reader.buf, start, end));
-      if (!(key in map) && Object.keys(map).length >= MAX_MAP_ENTRIES)
+      const [entryKey, value] = decodeMapEntry(field, reader);
+      if (!(entryKey in map) && Object.keys(map).length >= MAX_MAP_ENTRIES)
         throw new WireError('too many map entries');
-      map[key] = value;
+      map[entryKey] = value;
     } else if (typeof field.type === 'object') {
       expectWireType(wireType, WireType.LEN);
-      const [start, end] = reader.lengthDelimited();
-      const nested = new ProtoReader(reader.buf, start, end);
       if (field.repeated === true) {
         let list = into[field.name] as unknown[] | undefined;
         if (list === undefined) into[field.name] = list = [];
-        list.push(decodeMessage(field.type, nested));
+        list.push(decodeNested(field.type, reader, {}));
       } else {
         // A message field seen twice merges, as protobuf decoders do.
         const existing = into[field.name] as Record<string, unknown> | undefined;
-        into[field.name] = decodeMessage(field.type, nested, existing ?? {});
+        into[field.name] = decodeNested(field.type, reader, existing ?? {});
       }
     } else into[field.name] = readScalar(reader, field.type, wireType);
   }
   return into;
 }
 
+/** Decodes the length-delimited message at the reader's position, then moves past it. */
+function decodeNested(
+  schema: MessageSchema,
+  reader: ProtoReader,
+  into: Record<string, unknown>,
+): Record<string, unknown> {
+  const [start, end] = reader.lengthDelimited();
+  const outer = reader.end;
+  reader.pos = start;
+  reader.end = end;
+  decodeMessage(schema, reader, into);
+  reader.end = outer;
+  reader.pos = end;
+  return into;
+}
+
+/** A map entry (key 1, value 2) at the reader's position; the reader moves past it. */
 function decodeMapEntry(field: FieldSchema, reader: ProtoReader): [string, unknown] {
+  const [start, end] = reader.lengthDelimited();
+  const outer = reader.end;
+  reader.pos = start;
+  reader.end = end;
   let key = '';
   let value: unknown;
   while (reader.more) {
-    const { field: number, wireType } = reader.key();
+    const k = reader.key();
+    const number = k >>> 3;
+    const wireType = k & 7;
     if (number === 1) {
       expectWireType(wireType, WireType.LEN);
       key = reader.string();
     } else if (number === 2) {
       if (typeof field.type === 'object') {
         expectWireType(wireType, WireType.LEN);
-        const [start, end] = reader.lengthDelimited();
-        value = decodeMessage(field.type, new ProtoReader(reader.buf, start, end));
+        value = decodeNested(field.type, reader, {});
       } else value = readScalar(reader, field.type, wireType);
     } else reader.skip(wireType, number);
   }
+  reader.end = outer;
+  reader.pos = end;
   if (value === undefined) value = typeof field.type === 'object' ? {} : defaultOf(field.type);
   return [key, value];
 }
@@ -320,9 +343,19 @@ export function encodePush(channel: string, kind: string, bodyJson: string): Buf
   );
 }
 
-/** A ClientInfo message (without its key and length) from its JSON. */
+/** ClientInfo encodings of recent publishers, by their JSON (a subscriber's is the same for each of its publications). */
+const infoCache = new Map<string, Buffer>();
+const INFO_CACHE_SIZE = 256;
+
+/** A ClientInfo message (without its key and length) from its JSON; the result is shared, never modified. */
 export function clientInfoBytes(infoJson: string): Buffer {
-  return encodeMessage(ClientInfoMessage, JSON.parse(infoJson) as Record<string, unknown>);
+  let bytes = infoCache.get(infoJson);
+  if (bytes === undefined) {
+    bytes = encodeMessage(ClientInfoMessage, JSON.parse(infoJson) as Record<string, unknown>);
+    if (infoCache.size >= INFO_CACHE_SIZE) infoCache.clear();
+    infoCache.set(infoJson, bytes);
+  }
+  return bytes;
 }
 
 /** The tags of a Publication as its field 7 entries (keys and lengths included), from their JSON. */
@@ -335,7 +368,7 @@ export function tagsBytes(tagsJson: string): Buffer {
 const TAGS_ONLY: MessageSchema = {
   name: 'PublicationTags',
   fields: [{ name: 'tags', number: 7, type: 'string', map: true }],
-  byNumber: new Map(),
+  byNumber: [],
 };
 
 /**

@@ -19,11 +19,11 @@ export interface FieldSchema {
   readonly map?: boolean;
 }
 
-/** A message: its fields, in field-number order, and an index by number. */
+/** A message: its fields, in field-number order, and an index by number (sparse). */
 export interface MessageSchema {
   readonly name: string;
   readonly fields: readonly FieldSchema[];
-  readonly byNumber: ReadonlyMap<number, FieldSchema>;
+  readonly byNumber: ReadonlyArray<FieldSchema | undefined>;
 }
 
 type FieldSpec = [name: string, number: number, type: ScalarType | MessageSchema, kind?: 'repeated' | 'map'];
@@ -36,7 +36,9 @@ function message(name: string, specs: FieldSpec[]): MessageSchema {
     ...(kind === 'repeated' ? { repeated: true } : {}),
     ...(kind === 'map' ? { map: true } : {}),
   }));
-  return { name, fields, byNumber: new Map(fields.map((f) => [f.number, f])) };
+  const byNumber: Array<FieldSchema | undefined> = [];
+  for (const f of fields) byNumber[f.number] = f;
+  return { name, fields, byNumber };
 }
 
 const EMPTY: FieldSpec[] = [];

@@ -104,13 +104,15 @@ export class ProtoReader {
     return this.uint32() | 0;
   }
 
-  /** A field key: field number and wire type. Field number 0 is malformed. */
-  key(): { field: number; wireType: number } {
+  /**
+   * A field key: field number × 8 + wire type (take them apart with
+   * `key >>> 3` and `key & 7`). Field number 0 is malformed.
+   */
+  key(): number {
     const key = this.varint();
     if (Number.isNaN(key) || key > 0xffffffff) throw new WireError('field key out of range');
-    const field = Math.floor(key / 8);
-    if (field === 0) throw new WireError('field number 0');
-    return { field, wireType: key % 8 };
+    if (key < 8) throw new WireError('field number 0');
+    return key >>> 0;
   }
 
   /** The extent of a length-delimited field: [start, end) within the remaining bytes. */
@@ -157,11 +159,11 @@ export class ProtoReader {
         for (;;) {
           if (!this.more) throw new WireError('unterminated group');
           const inner = this.key();
-          if (inner.wireType === WireType.END_GROUP) {
-            if (inner.field !== field) throw new WireError('mismatched end group');
+          if ((inner & 7) === WireType.END_GROUP) {
+            if (inner >>> 3 !== field) throw new WireError('mismatched end group');
             return;
           }
-          this.skip(inner.wireType, inner.field, depth + 1);
+          this.skip(inner & 7, inner >>> 3, depth + 1);
         }
       }
       default:

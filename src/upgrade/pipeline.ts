@@ -1,7 +1,7 @@
 /**
  * The upgrade pipeline, in the seed's order:
  *
- *   origin → method → upgrade headers → version → key → subprotocol list
+ *   origin → method → Host and body → upgrade headers → version → key → subprotocol list
  *   → room → token → room authorization → capacity pre-check → join → 101
  *
  * The request is read once into a Handshake (readHandshake); each step is a
@@ -24,6 +24,7 @@ import {
   acceptResponse,
   checkKey,
   checkMethod,
+  checkRequest,
   checkSubprotocols,
   checkUpgradeHeaders,
   checkVersion,
@@ -122,6 +123,7 @@ export function handleUpgrade(
   const early =
     checkOrigin(h, config) ??
     checkMethod(h) ??
+    checkRequest(h) ??
     checkUpgradeHeaders(h) ??
     checkVersion(h) ??
     countInvalidKey(checkKey(h), config.metrics) ??
@@ -448,7 +450,7 @@ export interface ChannelUpgradeConfig extends Pick<
 }
 
 /**
- * The channel endpoint's upgrade: origin → method → upgrade headers →
+ * The channel endpoint's upgrade: origin → method → Host and body → upgrade headers →
  * version → key → subprotocol list → capacity → 101. There is no room and
  * no token step: the token comes in the connect command, which the channel
  * session waits for within its connect timeout. Synchronous; returns the
@@ -465,6 +467,7 @@ export function handleChannelUpgrade(
   const refused =
     checkOrigin(h, config) ??
     checkMethod(h) ??
+    checkRequest(h) ??
     checkUpgradeHeaders(h) ??
     checkVersion(h) ??
     countInvalidKey(checkKey(h), config.metrics) ??

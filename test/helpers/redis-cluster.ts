@@ -46,6 +46,10 @@ export interface RedisClusterNode {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port and directory (it rejoins with its slots); waits until it answers PING. */
   restart(): Promise<void>;
+  /** SIGSTOP: the process keeps its sockets but answers nothing. */
+  pause(): void;
+  /** SIGCONT after `pause`. */
+  resume(): void;
 }
 
 export interface RedisCluster {
@@ -330,6 +334,8 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       state.child = launch(state.port, state.dir, nodeTimeoutMs);
       await waitPing(state.child, state.port, timeoutMs);
     },
+    pause: () => void state.child.kill('SIGSTOP'),
+    resume: () => void state.child.kill('SIGCONT'),
   }));
 
   return {

@@ -12,7 +12,15 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './respond.ts';
+import {
+  BEARER_PROTOCOL_PREFIX,
+  extensionHeaders,
+  negotiateExtensions,
+  reject,
+  selectProtocol,
+  type ProtocolSelector,
+} from './respond.ts';
+import type { DeflateEndpoint } from '../protocol/deflate.ts';
 import { InvalidTokenError, RoomAuthBusyError } from '../auth/errors.ts';
 import type { RoomAuthorizer } from '../auth/room-password.ts';
 import type { TokenAuthenticator } from '../auth/token.ts';
@@ -75,6 +83,8 @@ export interface UpgradeConfig {
   onAuthError?: ((request: UpgradeRequest, stage: AuthStage, error: unknown) => void) | undefined;
   /** Called with every new connection, after it joined its room. */
   onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
+  /** permessage-deflate of this endpoint; null or unset = never negotiated. */
+  deflate?: DeflateEndpoint | null | undefined;
 }
 
 /** The outcome of the token step. */
@@ -387,14 +397,23 @@ function join(
     ? browserProtocol(offered)
     : selectProtocol(request, config.selectProtocol, offered);
   const key = h.key!;
-  const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
+  const session = negotiateExtensions(request, config.deflate);
+  const conn = new Connection(
+    socket as Socket,
+    config.connection,
+    config.handlers,
+    protocol,
+    undefined,
+    'server',
+    session,
+  );
   const joined = config.hub.tryJoin(h.room, conn);
   if (!joined.ok) {
     conn.detach();
     return capacityRejection(joined) ?? refusal(HttpRejection.JOIN_FAILED);
   }
   conn.user = identity.user;
-  socket.write(acceptResponse(key, protocol));
+  socket.write(acceptResponse(key, protocol, extensionHeaders(session)));
   config.onConnect?.(conn, request);
   if (head.length > 0) conn.receive(head);
   return conn;
@@ -405,7 +424,7 @@ function join(
 /** What the channel endpoint's upgrade needs: the seed's HTTP checks, capacity, and the channel node. */
 export interface ChannelUpgradeConfig extends Pick<
   UpgradeConfig,
-  'hub' | 'allowedOrigins' | 'allowAllOrigins' | 'metrics' | 'onReject'
+  'hub' | 'allowedOrigins' | 'allowAllOrigins' | 'metrics' | 'onReject' | 'deflate'
 > {
   /** Options of channel connections. */
   connection: ConnectionOptions;
@@ -442,8 +461,17 @@ export function handleChannelUpgrade(
     return null;
   }
   if (socket.destroyed) return null;
-  const conn = new Connection(socket as Socket, config.connection, config.handlers, undefined);
-  socket.write(acceptResponse(h.key!, undefined));
+  const session = negotiateExtensions(request, config.deflate);
+  const conn = new Connection(
+    socket as Socket,
+    config.connection,
+    config.handlers,
+    undefined,
+    undefined,
+    'server',
+    session,
+  );
+  socket.write(acceptResponse(h.key!, undefined, extensionHeaders(session)));
   const header =
     h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];
   config.accept(conn, header);

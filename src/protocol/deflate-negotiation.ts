@@ -249,9 +249,7 @@ function accept(offer: DeflateOffer, policy: DeflatePolicy): DeflateAgreement {
   if (offer.clientMaxWindowBits !== undefined) {
     const offered = offer.clientMaxWindowBits === true ? 15 : offer.clientMaxWindowBits;
     clientWindowBits = Math.min(offered, policy.clientMaxWindowBits);
-    // Named only when it limits the client more than its own offer does.
-    if (offer.clientMaxWindowBits === true || clientWindowBits < offered)
-      header += `; client_max_window_bits=${clientWindowBits}`;
+    header += `; client_max_window_bits=${clientWindowBits}`;
   }
   return {
     serverNoContextTakeover: true,

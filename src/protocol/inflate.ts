@@ -107,6 +107,8 @@ export class MessageInflater {
   private callback: InflateCallback | null = null;
   private cancelWait: (() => void) | null = null;
   private holdsSlot = false;
+  /** Bytes handed to the current stream; zlib's `bytesWritten` falls short when a final block ended it. */
+  private written = 0;
   /** Bytes of the compressed message reserved from `accounting` until it is inflated or dropped. */
   private reserved = 0;
   private accounting: InboundAccounting | undefined = undefined;
@@ -163,7 +165,9 @@ export class MessageInflater {
       stream.on('data', onInflateData);
       stream.on('error', onInflateError);
       this.stream = stream;
+      this.written = 0;
     }
+    this.written += payload.length + DEFLATE_TAIL.length;
     stream.write(payload);
     stream.write(DEFLATE_TAIL);
     stream.flush(constants.Z_SYNC_FLUSH, () => this.flushed(stream));
@@ -190,6 +194,15 @@ export class MessageInflater {
 
   private flushed(stream: Inflating): void {
     if (this.callback === null || stream !== this.stream) return;
+    // A block with BFINAL set ends zlib's stream (RFC 7692 §7.2.3.4 allows it):
+    // the appended tail stays unread, and the next message needs a new stream.
+    // Anything more than the tail unread is data after the end: invalid.
+    const unread = this.written - stream.bytesWritten;
+    if (unread > DEFLATE_TAIL.length) {
+      this.finish(new ProtocolError(CloseCode.INVALID_PAYLOAD, 'compressed data after a final DEFLATE block'));
+      return;
+    }
+    if (unread > 0) this.closeStream();
     this.finish(null);
   }
 

@@ -56,7 +56,7 @@ test('client_no_context_takeover is never answered unless offered, and only when
     preferClientNoContextTakeover: false,
   });
   assert.equal(kept?.clientNoContextTakeover, false);
-  assert.doesNotMatch(kept!.header, /client_no_context_takeover/);
+  assert.doesNotMatch(kept.header, /client_no_context_takeover/);
 });
 
 test('invalid offers are declined one by one; the first acceptable one wins', () => {

@@ -95,9 +95,13 @@ flags:
   --tls-cert FILE --tls-key FILE serve https and wss with this PEM certificate and key
   --log-level LEVEL              debug, info, warn or error (default info)
   --broker URL                   scale out through a broker: redis://HOST:PORT, rediss://…
-                                 or nats://HOST:PORT (comma-separate several NATS servers);
+                                 or nats://HOST:PORT (comma-separate several NATS servers,
+                                 or several Redis Cluster seed nodes with --broker-cluster);
                                  unreachable at start → exit code 1, no retry
-  --broker-sharded               Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7+)
+  --broker-cluster               the redis:// URLs are Redis Cluster nodes: the cluster
+                                 client, sharded pub/sub routed to each channel's master
+  --broker-sharded               one Redis server, sharded pub/sub (SSUBSCRIBE/SPUBLISH,
+                                 Redis 7+); implied by --broker-cluster
   --node-id ID                   this node's id in the cluster (default: random)
   --broker-max-in-flight-bytes BYTES
                                  message bytes waiting for the broker at once; beyond
@@ -159,6 +163,7 @@ const SERVE_FLAGS = {
   'log-level': { type: 'string', default: 'info' },
   broker: { type: 'string' },
   'broker-sharded': { type: 'boolean' },
+  'broker-cluster': { type: 'boolean' },
   'node-id': { type: 'string' },
   'broker-max-in-flight-bytes': { type: 'string' },
   'broker-max-remote-rooms': { type: 'string' },

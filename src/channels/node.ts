@@ -19,6 +19,7 @@ import { Delivery } from '../connection/send-queue.ts';
 import type { Hub, RoomSink } from '../hub/hub.ts';
 import { sanitizeForLogging } from '../hub/validation.ts';
 import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
+import { SharedFrames, sharedMessage } from '../hub/shared-frames.ts';
 import type {
   ChannelApi,
   DisconnectOptions,
@@ -1132,7 +1133,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
         const frame = sub.joinLeave ? all : pubsOnly;
         if (frame === null) return;
         const pushes = sub.joinLeave ? pending.length : pubs.length;
-        const delivery = session.conn.deliver(frame, 1, true);
+        // With permessage-deflate, compressed once per channel flush and parameter set.
+        const delivery = session.conn.deliver(frame.for(session.conn.deflate?.compressor), 1, true);
         if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT) queued += pushes;
         else dropped += pushes;
       });
@@ -1460,11 +1462,11 @@ function clientInfo(session: ChannelSession): ClientInfo {
   return info;
 }
 
-/** One text frame holding the pushes, one per line; null when there are none. */
-function frameOf(pending: Pending[]): Buffer | null {
+/** One text message holding the pushes, one per line (plain, and deflated per parameter set when first asked); null when there are none. */
+function frameOf(pending: Pending[]): SharedFrames | null {
   if (pending.length === 0) return null;
   const text = pending.length === 1 ? pending[0]!.json : pending.map((p) => p.json).join('\n');
-  return encodeMessage(Opcode.TEXT, text, 0);
+  return new SharedFrames([sharedMessage(Opcode.TEXT, text, 0)], 0);
 }
 
 function jsonList(publications: EnginePublication[]): string {

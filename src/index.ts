@@ -90,15 +90,25 @@ export {
   InvalidTokenError,
   RoomAuthBusyError,
   SecretReuseError,
+  TokenKeysUnavailableError,
   WeakSecretError,
   type InvalidTokenReason,
 } from './auth/errors.ts';
 export {
   HS256TokenAuthenticator,
+  JwtAuthenticator,
   signHS256,
   type HS256Options,
   type TokenAuthenticator,
+  type TokenClaimOptions,
 } from './auth/token.ts';
+export {
+  createJwtAuthenticator,
+  signWithPrivateKey,
+  type AsymmetricAlgorithm,
+  type JwksOptions,
+  type TokenKeyOptions,
+} from './auth/token-keys.ts';
 export { userInfoFromClaims, type UserInfo } from './auth/user.ts';
 export {
   RoomPasswords,

@@ -27,6 +27,7 @@ import type { DeflateSession } from '../protocol/deflate.ts';
 import { MessageInflater, type InflateGate } from '../protocol/inflate.ts';
 import { Utf8Validator } from '../protocol/utf8.ts';
 import type { ResourceGuard } from './resource-guard.ts';
+import { InboundRate, type InboundRateLimit } from './inbound-rate.ts';
 import { Delivery, FullAction, SendQueue, type SendBehavior } from './send-queue.ts';
 
 export type { SendBehavior } from './send-queue.ts';
@@ -75,6 +76,12 @@ export interface ConnectionOptions {
   slowConsumerClose?: { code: number; reason: string } | undefined;
   /** Where compressed messages wait for a zlib slot (default: the process-wide gate). */
   inflateGate?: InflateGate | undefined;
+  /** Messages the peer may send per second; more closes the connection (0 or unset = no limit). */
+  maxMessagesPerSec?: number;
+  /** Bytes the peer may send per second, frame headers included; more closes it (0 or unset = no limit). */
+  maxBytesPerSec?: number;
+  /** Close code and reason when an inbound rate is passed (default 1008 "message rate exceeded"). */
+  rateLimitClose?: { code: number; reason: string } | undefined;
 }
 
 /** Length of the window pings are counted in (ms). */
@@ -127,6 +134,12 @@ export class Connection implements ParserHandlers {
   /** The room the hub put this connection in, if any. */
   room: string | undefined = undefined;
   /**
+   * The client's address as the server's limits count it: the peer, or the
+   * address a trusted proxy forwarded (see `trustedProxies`). Unset for
+   * connections not made by a server's upgrade.
+   */
+  clientAddress: string | undefined = undefined;
+  /**
    * Set by the hub this connection joined: writes the hub's broadcasts of
    * this turn, so a direct send or a close never overtakes a broadcast
    * issued earlier in the same turn.
@@ -156,6 +169,8 @@ export class Connection implements ParserHandlers {
   private closedWaiters: Array<(info: { code: number; reason: string }) => void> | null = null;
   /** Inflates the peer's compressed messages; exists only while one is inflated, or for context takeover. */
   private inflater: MessageInflater | null = null;
+  /** Inbound message and byte rates; null when neither is limited. */
+  private rate: InboundRate | null;
 
   /**
    * Takes over an upgraded socket. `head` is any data that arrived after the
@@ -187,6 +202,9 @@ export class Connection implements ParserHandlers {
     // An upgrade path may have paused the socket to keep early bytes for us.
     socket.resume();
     this.nextPingAt = performance.now() + options.pingPeriod;
+    const messages = options.maxMessagesPerSec ?? 0;
+    const bytes = options.maxBytesPerSec ?? 0;
+    this.rate = messages > 0 || bytes > 0 ? new InboundRate(messages, bytes) : null;
     this.sweeper = joinSweep(this, options);
     if (head !== undefined && head.length > 0) this.receive(head);
   }
@@ -527,6 +545,10 @@ export class Connection implements ParserHandlers {
       accounting: this.options.guard,
       allowCompressed: this.deflate !== null,
     }));
+    if (this.rate !== null && this.state === OPEN && this.rate.received(chunk.length) !== null) {
+      this.rateExceeded('bytes');
+      return;
+    }
     parser.push(chunk);
     // A message is being inflated: whoever resumed the socket meanwhile, nothing more is read until it is done.
     if (parser.isPaused) this.socket.pause();
@@ -539,7 +561,19 @@ export class Connection implements ParserHandlers {
 
   /** @internal ParserHandlers */
   onMessage(opcode: DataOpcode, data: Buffer, compressed = false): void {
+    const handlers = this.handlers;
+    if (handlers.message === undefined || this.state === CLOSED) return;
+    // Counted before any inflation: a flood of compressed messages costs no zlib work past the rate.
+    if (this.rate !== null && this.state === OPEN && this.rate.message() !== null) {
+      this.rateExceeded('messages');
+      return;
+    }
     if (compressed) return this.inflate(opcode, data);
+    this.handOver(opcode, data);
+  }
+
+  /** Gives a complete (inflated) message to the application handler. */
+  private handOver(opcode: DataOpcode, data: Buffer): void {
     const handlers = this.handlers;
     if (handlers.message === undefined || this.state === CLOSED) return;
     try {
@@ -591,7 +625,7 @@ export class Connection implements ParserHandlers {
     }
     if (error !== null) this.onError(error);
     else {
-      this.onMessage(opcode, data!);
+      this.handOver(opcode, data!);
       if (this.parser === parser) parser.resume();
     }
     // Reading goes on (the peer's close frame and FIN must be seen) unless another message waits for zlib.
@@ -604,6 +638,19 @@ export class Connection implements ParserHandlers {
     if (inflater === null) return;
     this.inflater = null;
     inflater.dispose();
+  }
+
+  /** The peer passed an inbound rate: counted, then the connection fails with the configured code. */
+  private rateExceeded(limit: InboundRateLimit): void {
+    const guard = this.options.guard;
+    if (guard !== undefined) {
+      if (limit === 'messages') guard.messageRateCloses++;
+      else guard.byteRateCloses++;
+    }
+    const per = limit === 'messages' ? this.options.maxMessagesPerSec : this.options.maxBytesPerSec;
+    this.handlers.error?.(this, new Error(`inbound rate: more than ${per} ${limit} in a second`));
+    const close = this.options.rateLimitClose;
+    this.fail(close?.code ?? CloseCode.POLICY_VIOLATION, close?.reason ?? `${limit} rate exceeded`);
   }
 
   private handlerFailed(error: unknown): void {

@@ -76,6 +76,29 @@ export const HttpRejection = {
   RATE_LIMITED: kind(503, 'WEBSOCKET_JOIN_DENIED', 'capacity', 'too many new connections, retry later'),
   SHUTTING_DOWN: kind(503, 'WEBSOCKET_JOIN_DENIED', 'unavailable', 'server is shutting down'),
   JOIN_FAILED: kind(503, 'WEBSOCKET_JOIN_DENIED', 'unavailable', 'join failed'),
+  /** The user (token `sub`) already has `maxConnsPerUser` connections open. */
+  USER_CONNECTION_LIMIT: kind(
+    429,
+    'WEBSOCKET_USER_CONNECTION_LIMIT',
+    'capacity',
+    'too many connections for this user',
+  ),
+  /** Too many wrong room passwords from this address: locked out of the room for a while (Retry-After). */
+  ROOM_LOCKED: kind(429, 'WEBSOCKET_ROOM_LOCKED', 'forbidden', 'too many wrong room passwords, retry later'),
+
+  // ---- per-client limits (before any other step) ----
+  IP_CONNECTION_LIMIT: kind(
+    429,
+    'WEBSOCKET_IP_CONNECTION_LIMIT',
+    'capacity',
+    'too many connections from this address',
+  ),
+  IP_HANDSHAKE_RATE: kind(
+    429,
+    'WEBSOCKET_IP_HANDSHAKE_RATE',
+    'capacity',
+    'too many new connections from this address, retry later',
+  ),
 
   // ---- handshake admission ----
   HANDSHAKE_LIMIT: kind(429, 'HANDSHAKE_LIMIT', 'capacity', 'too many pending handshakes from this address'),

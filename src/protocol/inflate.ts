@@ -199,7 +199,9 @@ export class MessageInflater {
     // Anything more than the tail unread is data after the end: invalid.
     const unread = this.written - stream.bytesWritten;
     if (unread > DEFLATE_TAIL.length) {
-      this.finish(new ProtocolError(CloseCode.INVALID_PAYLOAD, 'compressed data after a final DEFLATE block'));
+      this.finish(
+        new ProtocolError(CloseCode.INVALID_PAYLOAD, 'compressed data after a final DEFLATE block'),
+      );
       return;
     }
     if (unread > 0) this.closeStream();

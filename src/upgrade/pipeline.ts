@@ -40,6 +40,9 @@ import {
 } from './handshake.ts';
 import type { UpgradeRequest } from './request-head.ts';
 import { HttpRejection, refusal, type Rejection } from '../http/rejections.ts';
+import { addressKey } from '../http/address.ts';
+import type { PasswordLockout } from '../auth/password-lockout.ts';
+import type { UserConnectionLimit } from './client-limits.ts';
 
 export { BEARER_PROTOCOL_PREFIX };
 /** The subprotocol a browser offers next to its token, and the one the server selects. */
@@ -73,6 +76,10 @@ export interface UpgradeConfig {
   roomAuthorizer?: RoomAuthorizer | undefined;
   selectProtocol?: ProtocolSelector | undefined;
   metrics: UpgradeMetrics;
+  /** Connections per user (token `sub`); absent = unlimited. */
+  userLimit?: UserConnectionLimit | undefined;
+  /** Room-password lockouts per client address and room; absent = none. */
+  passwordLockout?: PasswordLockout | undefined;
   /** Called for every refused upgrade (for logs). */
   onReject?: ((request: UpgradeRequest, rejection: Rejection) => void) | undefined;
   /**
@@ -101,13 +108,17 @@ type MaybeAsync<T> = T | Promise<T>;
  * Runs the pipeline for one upgrade request. Returns the new Connection, or
  * null when the request was refused (the refusal has been written to the
  * socket). The result is a Promise only when a step had to wait, so an
- * unauthenticated upgrade allocates no promises.
+ * unauthenticated upgrade allocates no promises. `client` is the client's
+ * address (the peer, or what a trusted proxy forwarded; default the peer)
+ * and `lockout` whether room-password lockouts apply to it.
  */
 export function handleUpgrade(
   request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
   config: UpgradeConfig,
+  client: string | undefined = request.socket.remoteAddress,
+  lockout = true,
 ): MaybeAsync<Connection | null> {
   const refuse = (r: Rejection): null => {
     // The handshake deadline may have closed the socket while a step waited.
@@ -132,7 +143,20 @@ export function handleUpgrade(
 
   return then(authenticate(h, offered, config, request), (identity) => {
     if ('status' in identity) return refuse(identity);
-    return then(authorizeRoom(request, socket, h, identity.user, config), (denied) => {
+    const lockoutKey = lockout && config.passwordLockout?.enabled ? addressKey(client) : undefined;
+    if (lockoutKey !== undefined && config.roomAuthorizer !== undefined) {
+      const seconds = config.passwordLockout!.lockedFor(lockoutKey, h.room);
+      if (seconds > 0)
+        return refuse(refusal(HttpRejection.ROOM_LOCKED, undefined, { 'Retry-After': String(seconds) }));
+    }
+    return then(authorizeRoom(request, socket, h, identity.user, config, client), (denied) => {
+      if (config.roomAuthorizer !== undefined && config.passwordLockout !== undefined) {
+        if (denied === null) {
+          if (lockoutKey !== undefined) config.passwordLockout.succeed(lockoutKey, h.room);
+        } else if (denied.code === HttpRejection.ROOM_FORBIDDEN.code) {
+          config.passwordLockout.fail(lockoutKey, h.room);
+        }
+      }
       if (denied !== null) return refuse(denied);
 
       // The seed's capacity pre-check, before any Connection is built.
@@ -140,7 +164,7 @@ export function handleUpgrade(
       if (full !== null) return refuse(full);
 
       if (socket.destroyed) return null;
-      const joined = join(request, socket, head, h, identity, offered, config);
+      const joined = join(request, socket, head, h, identity, offered, config, client);
       return joined instanceof Connection ? joined : refuse(joined);
     });
   });
@@ -263,6 +287,7 @@ function authorizeRoom(
   h: Handshake,
   user: UserInfo | undefined,
   config: UpgradeConfig,
+  client: string | undefined,
 ): MaybeAsync<Rejection | null> {
   const authorizer = config.roomAuthorizer;
   if (authorizer === undefined) return null;
@@ -296,6 +321,7 @@ function authorizeRoom(
       user,
       claims: user?.claims,
       signal: controller.signal,
+      clientAddress: client,
     });
     if (!(allowed instanceof Promise)) {
       stopWatching();
@@ -392,11 +418,16 @@ function join(
   identity: Identity,
   offered: readonly string[],
   config: UpgradeConfig,
+  client: string | undefined,
 ): Connection | Rejection {
   const protocol = identity.viaProtocol
     ? browserProtocol(offered)
     : selectProtocol(request, config.selectProtocol, offered);
   const key = h.key!;
+  const userId = identity.user?.id ?? '';
+  const users = config.userLimit;
+  if (users !== undefined && !users.tryAcquire(userId))
+    return refusal(HttpRejection.USER_CONNECTION_LIMIT, undefined, { 'Retry-After': '1' });
   const session = negotiateExtensions(request, config.deflate);
   const conn = new Connection(
     socket as Socket,
@@ -410,9 +441,11 @@ function join(
   const joined = config.hub.tryJoin(h.room, conn);
   if (!joined.ok) {
     conn.detach();
+    users?.release(userId);
     return capacityRejection(joined) ?? refusal(HttpRejection.JOIN_FAILED);
   }
   conn.user = identity.user;
+  conn.clientAddress = client;
   socket.write(acceptResponse(key, protocol, extensionHeaders(session)));
   config.onConnect?.(conn, request);
   if (head.length > 0) conn.receive(head);
@@ -445,6 +478,7 @@ export function handleChannelUpgrade(
   socket: Duplex,
   head: Buffer,
   config: ChannelUpgradeConfig,
+  client: string | undefined = request.socket.remoteAddress,
 ): Connection | null {
   const h = readHandshake(request);
   const refused =
@@ -471,6 +505,7 @@ export function handleChannelUpgrade(
     'server',
     session,
   );
+  conn.clientAddress = client;
   socket.write(acceptResponse(h.key!, undefined, extensionHeaders(session)));
   const header =
     h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];

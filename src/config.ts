@@ -18,6 +18,7 @@ import { ConfigError } from './errors.ts';
 import type { HubOptions } from './hub/hub.ts';
 import type { SendBehavior } from './connection/send-queue.ts';
 import type { RoomValidator, TextValidationOptions } from './hub/validation.ts';
+import type { ChannelEngine } from './channels/engine.ts';
 import type { ChannelHooks, ChannelLimits } from './channels/node.ts';
 import type { ChannelsConfig } from './channels/options.ts';
 import type { HistoryLimits } from './channels/history.ts';
@@ -184,6 +185,12 @@ export interface WshubConfig {
   subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
   /** RPC, send and authorization hooks of the channel protocol. */
   channelHooks?: ChannelHooks | undefined;
+  /**
+   * Where channel history and presence live: unset, this process's memory
+   * (per node); a `RedisEngine` (from `wshub/redis`) shares them between
+   * nodes (docs/SCALE-OUT.md, "Channel state in Redis"). Connected by `start()`.
+   */
+  channelEngine?: ChannelEngine | undefined;
   /** Server API key (≥ 32 bytes, different from secret); without one the server API is off. */
   apiKey?: Uint8Array | string | undefined;
   /** Prefix of the server API (`POST <apiPath>/publish`, …). */
@@ -200,6 +207,7 @@ const CHANNEL_OPTIONS = [
   'channelPath',
   'subscriptionTokenAuthenticator',
   'apiKey',
+  'channelEngine',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every bound of the channel layer: the protocol's, history's and presence's. */
@@ -468,6 +476,7 @@ export const CODE_OPTIONS = [
   'cluster',
   'subscriptionTokenAuthenticator',
   'channelHooks',
+  'channelEngine',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every option name, for the CLI's config file check. */

@@ -19,6 +19,14 @@ export type { UpgradeRequest } from './upgrade/request-head.ts';
 
 // -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
 export { ChannelNode } from './channels/node.ts';
+export { MemoryEngine } from './channels/engine-memory.ts';
+export type {
+  ChannelEngine,
+  EngineMetrics,
+  EnginePublication,
+  EngineReceiver,
+  PublicationInput,
+} from './channels/engine.ts';
 export type {
   ChannelHooks,
   ChannelLimits,

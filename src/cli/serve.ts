@@ -30,6 +30,7 @@ import {
 import { AddressSet } from '../http/trusted-proxy.ts';
 import { readPublicKey } from '../auth/token-keys.ts';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.ts';
+import { buildChannelEngine, loadStateClient, planState, type StatePlan } from './state.ts';
 import {
   buildCluster,
   connectCluster,
@@ -132,6 +133,12 @@ flags:
   --broker-sharded               one Redis server, sharded pub/sub (SSUBSCRIBE/SPUBLISH,
                                  Redis 7+); implied by --broker-cluster
   --node-id ID                   this node's id in the cluster (default: random)
+  --state URL                    where channel history and presence live: memory (per
+                                 node) or redis://…, rediss://… (shared by all nodes);
+                                 default: the --broker's Redis if it is one, else memory
+  --state-cluster                the --state Redis is a Redis Cluster
+  --state-presence-ttl MS        presence entries of a node that stopped refreshing
+                                 them (e.g. killed) vanish within this (default 60000)
   --broker-max-in-flight-bytes BYTES
                                  message bytes waiting for the broker at once; beyond
                                  them publishes are dropped and counted (default 67108864)
@@ -211,6 +218,9 @@ const SERVE_FLAGS = {
   'node-id': { type: 'string' },
   'broker-max-in-flight-bytes': { type: 'string' },
   'broker-max-remote-rooms': { type: 'string' },
+  state: { type: 'string' },
+  'state-cluster': { type: 'boolean' },
+  'state-presence-ttl': { type: 'string' },
   workers: { type: 'string' },
   dev: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -235,6 +245,7 @@ export interface ServePlan {
   /** True when --dev generated the secret because WS_SECRET was unset. */
   randomSecret: boolean;
   scaleOut: ScaleOutPlan;
+  state: StatePlan;
 }
 
 /** Parses an optional whole-number flag within [min, max]; undefined when absent. */
@@ -341,6 +352,10 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
   const scaleOut = planScaleOut(flags, flags.dev === true);
   await loadBrokerClient(scaleOut);
+  const state = planState(flags);
+  if (state.redis !== undefined && flags['no-channels'] === true)
+    throw new UsageError('--state redis://… needs channels: drop --no-channels');
+  await loadStateClient(state);
 
   const file = flags.config !== undefined ? await loadConfigFile(flags.config) : undefined;
   const config: Partial<WshubConfig> = { ...file?.config };
@@ -413,7 +428,7 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
   const roomPasswords = await buildRoomPasswords(passwords);
   if (!dev && roomPasswords.rooms().length > 0) config.roomAuthorizer = roomPasswords;
-  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut };
+  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut, state };
 }
 
 /** A CIDR flag value, checked before anything listens. */
@@ -524,10 +539,12 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
   }
   const scaleOut = buildCluster(plan.scaleOut, logger, worker?.id);
   if (scaleOut !== undefined) config = { ...config, cluster: scaleOut };
+  const engine = await buildChannelEngine(plan.state, logger);
+  if (engine !== undefined) config = { ...config, channelEngine: engine };
   const ws = buildServer(config);
   ws.log = logger.log;
   demo?.bind(ws);
-  if (!(await connectCluster(ws, plan.scaleOut))) return 1;
+  if (!(await connectCluster(ws, plan.scaleOut, plan.state.redis))) return 1;
 
   const server = ws.createServer((request, response) => {
     if (pathOf(request) === '/healthz') {
@@ -570,6 +587,7 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
     url,
     node: scaleOut?.nodeId,
     broker: scaleOut?.transport.kind,
+    state: engine?.kind ?? 'memory',
     path: ws.config.wsRoutePath,
     channel_path: ws.channels === null ? undefined : ws.config.channelPath,
     api: ws.config.apiKey !== undefined,

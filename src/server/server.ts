@@ -185,6 +185,7 @@ export class WshubServer {
           event: 'upgrade_rejected',
           status: r.status,
           code: r.code,
+          ...(r.reason !== undefined ? { reason: r.reason } : {}),
           remote: request.socket.remoteAddress,
         }),
       onAuthError: (request, stage, error) =>
@@ -238,6 +239,7 @@ export class WshubServer {
       history: { maxBytes: historyMaxBytes, maxStreams: historyMaxStreams, metaTtl: historyMetaTtl },
       presence: { maxEntries: presenceMaxEntries },
       hooks: c.channelHooks ?? {},
+      engine: c.channelEngine,
       userLimit: this.userLimit,
       version: WSHUB_VERSION,
       log: (entry) => this.log(entry),
@@ -511,11 +513,12 @@ export class WshubServer {
   }
 
   /**
-   * Connects the scale-out cluster, if configured (rejects when the broker
-   * cannot be reached). Without a cluster there is nothing to wait for.
+   * Connects the scale-out cluster and the channel engine, if configured
+   * (rejects when the broker or the engine's Redis cannot be reached).
+   * Without either there is nothing to wait for.
    */
-  start(): Promise<void> {
-    return this.hub.start();
+  async start(): Promise<void> {
+    await Promise.all([this.hub.start(), this.channels?.start()]);
   }
 
   health(): Health {

@@ -1,7 +1,7 @@
 /**
  * The upgrade pipeline, in the seed's order:
  *
- *   origin → method → upgrade headers → version → key → subprotocol list
+ *   origin → method → Host and body → upgrade headers → version → key → subprotocol list
  *   → room → token → room authorization → capacity pre-check → join → 101
  *
  * The request is read once into a Handshake (readHandshake); each step is a
@@ -32,6 +32,7 @@ import {
   acceptResponse,
   checkKey,
   checkMethod,
+  checkRequest,
   checkSubprotocols,
   checkUpgradeHeaders,
   checkVersion,
@@ -132,6 +133,7 @@ export function handleUpgrade(
   const early =
     checkOrigin(h, config) ??
     checkMethod(h) ??
+    checkRequest(h) ??
     checkUpgradeHeaders(h) ??
     checkVersion(h) ??
     countInvalidKey(checkKey(h), config.metrics) ??
@@ -222,14 +224,14 @@ function authenticate(
     config.metrics.security_rejections++;
     return refusal(HttpRejection.TOKEN_REQUIRED);
   }
-  const invalid = () => {
+  const invalid = (reason: string) => {
     config.metrics.security_rejections++;
-    return refusal(HttpRejection.INVALID_TOKEN);
+    return { ...refusal(HttpRejection.INVALID_TOKEN), reason };
   };
   const authenticator = config.tokenAuthenticator;
-  if (authenticator === undefined) return invalid();
+  if (authenticator === undefined) return invalid('unconfigured');
   const failed = (error: unknown): Rejection =>
-    error instanceof InvalidTokenError ? invalid() : unavailable(request, 'token', error, config);
+    error instanceof InvalidTokenError ? invalid(error.reason) : unavailable(request, 'token', error, config);
   try {
     return authenticator.authenticate(found.token).then((user): Identity => {
       config.metrics.successful_auths++;
@@ -467,7 +469,7 @@ export interface ChannelUpgradeConfig extends Pick<
 }
 
 /**
- * The channel endpoint's upgrade: origin → method → upgrade headers →
+ * The channel endpoint's upgrade: origin → method → Host and body → upgrade headers →
  * version → key → subprotocol list → capacity → 101. There is no room and
  * no token step: the token comes in the connect command, which the channel
  * session waits for within its connect timeout. Synchronous; returns the
@@ -484,6 +486,7 @@ export function handleChannelUpgrade(
   const refused =
     checkOrigin(h, config) ??
     checkMethod(h) ??
+    checkRequest(h) ??
     checkUpgradeHeaders(h) ??
     checkVersion(h) ??
     countInvalidKey(checkKey(h), config.metrics) ??

@@ -62,6 +62,7 @@ const CORE_VALUES = [
   'createJwtAuthenticator',
   'signWithPrivateKey',
   'ChannelNode',
+  'MemoryEngine',
   'Namespaces',
   'defaultChannelOptions',
   'Disconnects',
@@ -95,6 +96,11 @@ const CORE_VALUES = [
 
 /** The type-only names of 'wshub'. */
 const CORE_TYPES = [
+  'ChannelEngine',
+  'EngineReceiver',
+  'EngineMetrics',
+  'EnginePublication',
+  'PublicationInput',
   'ChannelHooks',
   'ChannelLimits',
   'ChannelMetrics',
@@ -166,8 +172,16 @@ const CORE_TYPES = [
 
 const SUBPATHS = {
   redis: {
-    values: ['Cluster', 'RedisTransport'],
-    types: ['ClusterMetrics', 'ClusterOptions', 'RedisTransportOptions', 'Transport'],
+    values: ['Cluster', 'RedisClusterTransport', 'RedisEngine', 'RedisEngineError', 'RedisTransport'],
+    types: [
+      'ChannelEngine',
+      'ClusterMetrics',
+      'ClusterOptions',
+      'RedisClusterTransportOptions',
+      'RedisEngineOptions',
+      'RedisTransportOptions',
+      'Transport',
+    ],
   },
   nats: {
     values: ['Cluster', 'NatsTransport'],

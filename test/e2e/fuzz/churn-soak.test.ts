@@ -374,6 +374,9 @@ test('churn and soak: every way a connection can end, and nothing left behind', 
     sendQueueBytes: 256 * 1024,
     maxPendingHandshakes: 4_096,
     maxPendingHandshakesPerAddress: 1_024,
+    // The churn comes from a few addresses on purpose; per-address limits have their own tests.
+    maxConnsPerIp: 0,
+    maxHandshakesPerIp: 0,
   });
   const server = trackSockets(ws.createServer());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -122,6 +122,8 @@ async function startServer(): Promise<Server> {
   const hub = await startHub({
     allowUnauthenticated: true,
     readLimit: READ_LIMIT,
+    // One connection per case, all from 127.0.0.1: the per-address handshake rate has its own tests.
+    maxHandshakesPerIp: 0,
     // The oracle is the frame parser alone: no JSON or other text checks on top.
     messageValidation: false,
     onMessage(conn: Connection, data: Buffer, binary: boolean) {

@@ -516,7 +516,7 @@ test('every head the fast path takes, node:http takes too and reads the same way
   const summary = JSON.stringify({ ...tally, statuses: Object.fromEntries(statuses) });
   if (process.env.WSHUB_FUZZ_DEBUG) console.log(summary);
   // The corpus must reach both sides of the line, or it proves little.
-  assert.ok(tally.fast >= RUNS * 0.25, `too few heads taken by the fast path: ${summary}`);
+  assert.ok(tally.fast >= RUNS * 0.15, `too few heads taken by the fast path: ${summary}`);
   assert.ok(tally.refused >= RUNS * 0.1, `too few heads refused: ${summary}`);
   assert.ok(
     tally.nodeUpgrade + tally.nodeRequest >= RUNS * 0.05,

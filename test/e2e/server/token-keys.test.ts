@@ -92,6 +92,31 @@ describe('tokens verified with a JWKS', () => {
     assert.equal(jwks.requests(), 1, 'one fetch; the unknown kid falls within the cooldown');
   });
 
+  test('an expired token and a forged one get the same 403 body but different log reasons', async () => {
+    const jwks = await jwksServer();
+    const hub = await jwksHub(jwks.url);
+    const reasons: unknown[] = [];
+    hub.ws.log = (entry) => {
+      if (entry.event === 'upgrade_rejected') reasons.push(entry.reason);
+    };
+    const expired = await signWithPrivateKey(
+      { sub: 'a', iss: 'https://id.test', exp: Math.floor(Date.now() / 1000) - 60 },
+      rsaPrivate,
+      { kid: 'rsa-1' },
+    );
+    const [h, p] = (await rsaToken({ sub: 'a' })).split('.');
+    const forged = `${h}.${p}.${Buffer.alloc(256, 1).toString('base64url')}`;
+    for (const token of [expired, forged]) {
+      await expectRefused(
+        hub.url(),
+        { headers: { Authorization: `Bearer ${token}` } },
+        403,
+        'WEBSOCKET_INVALID_TOKEN',
+      );
+    }
+    assert.deepEqual(reasons, ['expired', 'signature']);
+  });
+
   test('channels: the connect token and a subscription token verify through the same key set', async () => {
     const jwks = await jwksServer();
     const hub = await jwksHub(jwks.url);

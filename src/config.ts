@@ -23,6 +23,7 @@ import type { ChannelHooks, ChannelLimits } from './channels/node.ts';
 import type { ChannelsConfig } from './channels/options.ts';
 import type { HistoryLimits } from './channels/history.ts';
 import type { PresenceLimits } from './channels/presence.ts';
+import type { DeflateSettings } from './protocol/deflate.ts';
 import { AddressSet, type ForwardedHeader } from './http/trusted-proxy.ts';
 
 /** Client addresses the per-client limits skip unless configured otherwise: loopback. */
@@ -144,6 +145,22 @@ export interface WshubConfig {
   /** Pings a client may send per second (0 = no limit). */
   maxPingRate: number;
   selectProtocol?: ProtocolSelector | undefined;
+  // -- compression (permessage-deflate, RFC 7692; docs/CONFIG.md for the costs) --
+  /**
+   * Where permessage-deflate is negotiated when a client offers it: true =
+   * both endpoints, false = neither, "channels" = the channel endpoint only.
+   */
+  perMessageDeflate: boolean | 'channels';
+  /** Messages shorter than this many bytes are sent uncompressed. */
+  deflateThreshold: number;
+  /** zlib compression level, 0–9. */
+  deflateLevel: number;
+  /** zlib memory level of the (shared) compressors, 1–9. */
+  deflateMemLevel: number;
+  /** Largest window the server compresses with, 8–15 (a client may ask for less). */
+  deflateWindowBits: number;
+  /** Window the server asks clients to compress within, when their offer lets it ask (8–15). */
+  deflateClientWindowBits: number;
   // -- scale-out --
   /** Share rooms and broadcasts with other nodes (see docs/SCALE-OUT.md); call `start()` before serving. */
   cluster?: Cluster | undefined;
@@ -291,6 +308,12 @@ export function defaultConfig(): WshubConfig {
     maxFragments: DEFAULT_MAX_FRAGMENTS,
     maxPartialMessageBytes: 256 * 1024 * 1024,
     maxPingRate: DEFAULT_MAX_PING_RATE,
+    perMessageDeflate: 'channels',
+    deflateThreshold: 128,
+    deflateLevel: 3,
+    deflateMemLevel: 8,
+    deflateWindowBits: 15,
+    deflateClientWindowBits: 15,
     messageValidation: {},
     channelsEnabled: false,
     channelPath: '/connection/websocket',
@@ -326,6 +349,11 @@ const NUMERIC_OPTIONS = [
   'maxPartialMessageBytes',
   'maxPingRate',
   'apiMaxBodyBytes',
+  'deflateThreshold',
+  'deflateLevel',
+  'deflateMemLevel',
+  'deflateWindowBits',
+  'deflateClientWindowBits',
   'tokenLeeway',
   'maxConnsPerIp',
   'maxHandshakesPerIp',
@@ -501,6 +529,7 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   if (config.maxPartialMessageBytes > 0 && config.maxPartialMessageBytes < config.readLimit) {
     throw new ConfigError('maxPartialMessageBytes', 'must be 0 (no budget) or at least readLimit');
   }
+  checkDeflate(config);
   if (!['block', 'drop', 'close'].includes(config.sendBehavior)) {
     throw new ConfigError('sendBehavior', 'must be "block", "drop" or "close"');
   }
@@ -540,6 +569,53 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
     trustedProxies: [...config.trustedProxies],
     tokenIssuer: [...config.tokenIssuer],
     tokenAudience: [...config.tokenAudience],
+  };
+}
+
+/** permessage-deflate options: where it is on, and zlib's ranges. Throws ConfigError. */
+function checkDeflate(config: WshubConfig): void {
+  if (![true, false, 'channels'].includes(config.perMessageDeflate))
+    throw new ConfigError('perMessageDeflate', 'must be true, false or "channels"');
+  const ranges = [
+    ['deflateLevel', 0, 9],
+    ['deflateMemLevel', 1, 9],
+    ['deflateWindowBits', 8, 15],
+    ['deflateClientWindowBits', 8, 15],
+  ] as const;
+  for (const [key, min, max] of ranges) {
+    const value = config[key];
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new ConfigError(key, `must be a whole number from ${min} to ${max}`);
+  }
+  if (!Number.isInteger(config.deflateThreshold))
+    throw new ConfigError('deflateThreshold', 'must be a whole number of bytes');
+}
+
+/**
+ * The permessage-deflate settings of an endpoint from a resolved
+ * configuration, or null when deflate is off there.
+ */
+export function deflateSettingsOf(
+  config: Pick<
+    ResolvedConfig,
+    | 'perMessageDeflate'
+    | 'deflateThreshold'
+    | 'deflateLevel'
+    | 'deflateMemLevel'
+    | 'deflateWindowBits'
+    | 'deflateClientWindowBits'
+  >,
+  endpoint: 'rooms' | 'channels',
+): DeflateSettings | null {
+  const on = config.perMessageDeflate;
+  if (on === false || (on === 'channels' && endpoint !== 'channels')) return null;
+  return {
+    threshold: config.deflateThreshold,
+    level: config.deflateLevel,
+    memLevel: config.deflateMemLevel,
+    serverMaxWindowBits: config.deflateWindowBits,
+    clientMaxWindowBits: config.deflateClientWindowBits,
+    preferClientNoContextTakeover: true,
   };
 }
 

@@ -2,9 +2,11 @@
  * The pushes of one channel in one event-loop turn, and the frames they
  * become: at most one frame per encoding and kind of subscriber (with or
  * without join/leave pushes), each built only when a subscriber needs it
- * and shared by every subscriber that gets it.
+ * and shared by every subscriber that gets it (deflated once per
+ * permessage-deflate parameter set when first asked).
  */
-import { Opcode, encodeMessage } from '../protocol/frame.ts';
+import { SharedFrames, sharedMessage } from '../hub/shared-frames.ts';
+import { Opcode, type DataOpcode } from '../protocol/frame.ts';
 
 /** One push waiting for the end of the turn, in both encodings. */
 export class PendingPush {
@@ -29,13 +31,15 @@ const SLOTS = 4;
 
 /** The frames of one channel's pending pushes, built lazily per encoding and join/leave choice. */
 export class FanoutFrames {
-  private readonly frames: Array<Buffer | null | undefined> = new Array<Buffer | null | undefined>(SLOTS);
+  private readonly frames: Array<SharedFrames | null | undefined> = new Array<
+    SharedFrames | null | undefined
+  >(SLOTS);
   private readonly counts = [0, 0, 0, 0];
 
   constructor(private readonly pending: readonly PendingPush[]) {}
 
   /** The frame for a subscriber (null: nothing for it); `count` tells how many pushes it holds. */
-  frame(protobuf: boolean, joinLeave: boolean): Buffer | null {
+  frame(protobuf: boolean, joinLeave: boolean): SharedFrames | null {
     const slot = (protobuf ? 2 : 0) + (joinLeave ? 0 : 1);
     const built = this.frames[slot];
     if (built !== undefined) return built;
@@ -47,18 +51,23 @@ export class FanoutFrames {
     return this.counts[(protobuf ? 2 : 0) + (joinLeave ? 0 : 1)]!;
   }
 
-  private build(slot: number, protobuf: boolean, joinLeave: boolean): Buffer | null {
+  private build(slot: number, protobuf: boolean, joinLeave: boolean): SharedFrames | null {
     if (protobuf) {
       const parts: Buffer[] = [];
       for (const p of this.pending) if (joinLeave || !p.jl) parts.push(p.protobuf());
       this.counts[slot] = parts.length;
       if (parts.length === 0) return null;
-      return encodeMessage(Opcode.BINARY, parts.length === 1 ? parts[0]! : Buffer.concat(parts), 0);
+      return shared(Opcode.BINARY, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     }
     const lines: string[] = [];
     for (const p of this.pending) if ((joinLeave || !p.jl) && p.json !== null) lines.push(p.json);
     this.counts[slot] = lines.length;
     if (lines.length === 0) return null;
-    return encodeMessage(Opcode.TEXT, lines.length === 1 ? lines[0]! : lines.join('\n'), 0);
+    return shared(Opcode.TEXT, lines.length === 1 ? lines[0]! : lines.join('\n'));
   }
+}
+
+/** One message as shared frames: plain now, deflated per parameter set on first use. */
+function shared(opcode: DataOpcode, payload: Buffer | string): SharedFrames {
+  return new SharedFrames([sharedMessage(opcode, payload, 0)], 0);
 }

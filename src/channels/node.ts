@@ -1226,7 +1226,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
         const frame = frames.frame(binary, sub.joinLeave);
         if (frame === null) return;
         const pushes = frames.count(binary, sub.joinLeave);
-        const delivery = session.conn.deliver(frame, 1, true);
+        // With permessage-deflate, compressed once per channel flush and parameter set.
+        const delivery = session.conn.deliver(frame.for(session.conn.deflate?.compressor), 1, true);
         if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT) queued += pushes;
         else dropped += pushes;
       });

@@ -2,7 +2,8 @@
  * `wshub echo`: a WebSocket echo server on any path, the target of the
  * conformance and interop suites and a debugging aid. It selects the first
  * subprotocol a client offers and applies no application-level validation
- * (RFC 6455 rules, UTF-8 included, still hold).
+ * (RFC 6455 rules, UTF-8 included, still hold). permessage-deflate is
+ * negotiated when offered (default settings), unless `--no-deflate`.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -12,6 +13,7 @@ import { CloseCode } from '../protocol/close.ts';
 import { Opcode } from '../protocol/frame.ts';
 import { checkHandshake, readHandshake } from '../upgrade/handshake.ts';
 import { HttpRejection, refusal } from '../http/rejections.ts';
+import { DeflateEndpoint, defaultDeflateSettings } from '../protocol/deflate.ts';
 import { intFlag, parseFlags } from './args.ts';
 
 /** Past this many unsent bytes the echo stops reading until the client has read its replies. */
@@ -32,9 +34,13 @@ function echo(conn: Connection, data: Buffer, binary: boolean): void {
   }
 }
 
-/** Creates (without starting) an echo server. */
-export function createEchoServer(): { server: Server; connections: Set<Connection> } {
+/** Creates (without starting) an echo server; `deflate: false` never negotiates permessage-deflate. */
+export function createEchoServer(options_: { deflate?: boolean } = {}): {
+  server: Server;
+  connections: Set<Connection>;
+} {
   const connections = new Set<Connection>();
+  const deflate = options_.deflate === false ? null : new DeflateEndpoint(defaultDeflateSettings());
   const options = { ...defaultConnectionOptions(), sendQueueSize: 65_536, sendQueueBytes: 64 * 1024 * 1024 };
   const server = createServer(boundedServerOptions(), (request, response) => {
     reject({ response }, checkHandshake(readHandshake(request)) ?? refusal(HttpRejection.UPGRADE_REQUIRED));
@@ -54,7 +60,7 @@ export function createEchoServer(): { server: Server; connections: Set<Connectio
     }
     // Checked above: the list is within its cap.
     const protocol = selectProtocol(request, (offered) => offered[0], handshake.subprotocols!);
-    const conn = completeUpgrade(request, socket, head, protocol, options, tracked);
+    const conn = completeUpgrade(request, socket, head, protocol, options, tracked, deflate);
     if (conn !== null && conn.readyState !== 'closed') connections.add(conn);
   });
   return { server, connections };
@@ -65,9 +71,11 @@ export async function echoCommand(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '8080' },
+    deflate: { type: 'boolean', default: true },
+    'no-deflate': { type: 'boolean', default: false },
   });
   const port = intFlag('port', flags.port, 8080, 0, 65535);
-  const { server, connections } = createEchoServer();
+  const { server, connections } = createEchoServer({ deflate: flags.deflate && !flags['no-deflate'] });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, flags.host, () => resolve());

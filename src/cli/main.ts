@@ -18,9 +18,10 @@ commands:
 Usage errors exit with code 2 and one line on stderr.
 `;
 
-const ECHO_USAGE = `usage: wshub echo [--host HOST] [--port N]
+const ECHO_USAGE = `usage: wshub echo [--host HOST] [--port N] [--no-deflate]
 
 Echoes every WebSocket message on any path (default 127.0.0.1:8080; --port 0 picks a free port).
+permessage-deflate is negotiated when the client offers it, unless --no-deflate.
 `;
 
 const COMMAND_USAGE: Readonly<Record<string, string>> = {

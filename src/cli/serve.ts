@@ -105,7 +105,13 @@ flags:
   --send-behavior MODE           full send queue: block, drop or close (default block)
   --send-queue N                 messages queued per connection (default 256)
   --send-timeout MS              how long a blocked send waits (default 200)
-  --read-limit BYTES             largest message accepted (default 16777216)
+  --read-limit BYTES             largest message accepted (default 16777216); for a
+                                 compressed message, the size once inflated
+  --deflate                      permessage-deflate on both WebSocket paths when the
+                                 client offers it (default: the channel path only)
+  --no-deflate                   never negotiate permessage-deflate
+  --deflate-threshold BYTES      messages shorter than this are sent uncompressed (default 128)
+  --deflate-level N              zlib level 0-9 of compressed messages (default 3)
   --max-partial-message-bytes BYTES
                                  bytes all incomplete incoming messages may hold together;
                                  past it a connection is closed with 1013 (default 268435456)
@@ -192,6 +198,10 @@ const SERVE_FLAGS = {
   'send-queue': { type: 'string' },
   'send-timeout': { type: 'string' },
   'read-limit': { type: 'string' },
+  deflate: { type: 'boolean' },
+  'no-deflate': { type: 'boolean' },
+  'deflate-threshold': { type: 'string' },
+  'deflate-level': { type: 'string' },
   'max-partial-message-bytes': { type: 'string' },
   'max-outbound-bytes': { type: 'string' },
   'message-validation': { type: 'string' },
@@ -285,6 +295,8 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     sendQueueSize: optionalInt('send-queue', flags['send-queue'], 1),
     sendTimeout: optionalInt('send-timeout', flags['send-timeout']),
     readLimit: optionalInt('read-limit', flags['read-limit'], 1, MAX_READ_LIMIT),
+    deflateThreshold: optionalInt('deflate-threshold', flags['deflate-threshold']),
+    deflateLevel: optionalInt('deflate-level', flags['deflate-level'], 0, 9),
     maxPartialMessageBytes: optionalInt('max-partial-message-bytes', flags['max-partial-message-bytes']),
     maxOutboundBytes: optionalInt('max-outbound-bytes', flags['max-outbound-bytes']),
     channelPath: flags['channel-path'],
@@ -316,6 +328,10 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   if (fromFlags.jwksUrl !== undefined) checkJwksUrl(fromFlags.jwksUrl);
   const validation = oneOf('message-validation', flags['message-validation'], ['strict', 'off'] as const);
   if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};
+  if (flags.deflate && flags['no-deflate'])
+    throw new UsageError('--deflate and --no-deflate exclude each other');
+  if (flags.deflate) fromFlags.perMessageDeflate = true;
+  if (flags['no-deflate']) fromFlags.perMessageDeflate = false;
   if (flags['allow-unauthenticated']) fromFlags.allowUnauthenticated = true;
   if (flags['allow-query-token']) fromFlags.allowQueryToken = true;
   if (flags['allow-all-origins']) fromFlags.allowAllOrigins = true;

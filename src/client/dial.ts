@@ -15,6 +15,8 @@ import {
 } from '../connection/connection.ts';
 import { WshubError } from '../errors.ts';
 import { acceptKey, headerHasToken, parseSubprotocols } from '../upgrade/handshake.ts';
+import { DeflateEndpoint, defaultDeflateSettings, type DeflateSession } from '../protocol/deflate.ts';
+import { CLIENT_DEFLATE_OFFER, readDeflateAnswer } from '../protocol/deflate-negotiation.ts';
 
 /** Options of `dial()`. */
 export interface DialOptions {
@@ -32,13 +34,29 @@ export interface DialOptions {
   tls?: TlsOptions;
   /** Aborts the handshake; has no effect once the connection is open. */
   signal?: AbortSignal;
+  /**
+   * Offer permessage-deflate (RFC 7692) and, when the server agrees,
+   * compress messages of at least `threshold` bytes and inflate the
+   * server's (within `connection.readLimit`). true = default settings.
+   */
+  perMessageDeflate?: boolean | Partial<ClientDeflateOptions>;
+}
+
+/** Compression settings of a dialled connection. */
+export interface ClientDeflateOptions {
+  /** Messages shorter than this many bytes are sent uncompressed (default 128). */
+  threshold: number;
+  /** zlib level 0–9 (default 3). */
+  level: number;
+  /** zlib memory level 1–9 (default 8). */
+  memLevel: number;
 }
 
 /**
  * Why `dial()` failed. Codes: BAD_URL, BAD_HEADER, ABORTED, DIAL_FAILED,
  * HANDSHAKE_TIMEOUT, HANDSHAKE_REJECTED (any status but 101; `status` and
  * `body` hold the server's answer), BAD_RESPONSE, BAD_UPGRADE, BAD_ACCEPT,
- * BAD_PROTOCOL, BAD_EXTENSION.
+ * BAD_PROTOCOL, BAD_EXTENSION, BAD_OPTION.
  */
 export class DialError extends WshubError {
   constructor(
@@ -96,9 +114,11 @@ export function dial(url: string | URL, options: DialOptions = {}): Promise<Conn
   }
   const protocols = options.protocols ?? [];
   const key = randomBytes(16).toString('base64');
+  let deflate: DeflateEndpoint | null;
   let request: { text: string; key: string; offered: string[] };
   try {
-    request = buildRequest(target, key, protocols, options.headers ?? {});
+    deflate = clientDeflate(options.perMessageDeflate);
+    request = buildRequest(target, key, protocols, options.headers ?? {}, deflate !== null);
   } catch (error) {
     return Promise.reject(error instanceof Error ? error : new Error(String(error)));
   }
@@ -196,6 +216,11 @@ export function dial(url: string | URL, options: DialOptions = {}): Promise<Conn
         fail(problem);
         return;
       }
+      const session = agreedDeflate(parsed.headers['sec-websocket-extensions'], deflate);
+      if (typeof session === 'string') {
+        fail(new DialError('BAD_EXTENSION', session, 101));
+        return;
+      }
       cleanup();
       const connectionOptions: ConnectionOptions = {
         ...defaultConnectionOptions(),
@@ -204,7 +229,9 @@ export function dial(url: string | URL, options: DialOptions = {}): Promise<Conn
       };
       const protocol = parsed.headers['sec-websocket-protocol'];
       // Attached synchronously, so the socket's later data and events go to the Connection.
-      resolve(new Connection(socket, connectionOptions, options.handlers ?? {}, protocol, rest, 'client'));
+      resolve(
+        new Connection(socket, connectionOptions, options.handlers ?? {}, protocol, rest, 'client', session),
+      );
     };
 
     const timer = setTimeout(
@@ -229,6 +256,7 @@ function buildRequest(
   key: string,
   protocols: string[],
   extra: Record<string, string>,
+  offerDeflate: boolean,
 ): { text: string; key: string; offered: string[] } {
   const headers = new Map<string, [string, string]>();
   for (const protocol of protocols) {
@@ -247,6 +275,7 @@ function buildRequest(
   set('Sec-WebSocket-Key', key);
   set('Sec-WebSocket-Version', '13');
   if (protocols.length > 0) set('Sec-WebSocket-Protocol', protocols.join(', '));
+  if (offerDeflate) set('Sec-WebSocket-Extensions', CLIENT_DEFLATE_OFFER);
   for (const [name, value] of Object.entries(extra)) set(name, value);
   const path = (target.pathname === '' ? '/' : target.pathname) + target.search;
   let text = `GET ${path} HTTP/1.1\r\n`;
@@ -288,8 +317,43 @@ function verifyUpgrade(head: ResponseHead, key: string, protocols: string[]): Di
   if (protocol !== undefined && !protocols.includes(protocol)) {
     return new DialError('BAD_PROTOCOL', `server selected a subprotocol not offered: ${protocol}`, 101);
   }
-  if (h['sec-websocket-extensions'] !== undefined) {
-    return new DialError('BAD_EXTENSION', 'server selected an extension not offered', 101);
-  }
   return null;
+}
+
+/** The client's deflate endpoint for the dial option, or null when deflate is not offered. */
+function clientDeflate(option: DialOptions['perMessageDeflate']): DeflateEndpoint | null {
+  if (option === undefined || option === false) return null;
+  const settings = defaultDeflateSettings();
+  if (option !== true) {
+    const { threshold = settings.threshold, level = settings.level, memLevel = settings.memLevel } = option;
+    const bad =
+      !Number.isInteger(threshold) || threshold < 0
+        ? 'threshold'
+        : !Number.isInteger(level) || level < 0 || level > 9
+          ? 'level'
+          : !Number.isInteger(memLevel) || memLevel < 1 || memLevel > 9
+            ? 'memLevel'
+            : null;
+    if (bad !== null) throw new DialError('BAD_OPTION', `perMessageDeflate.${bad} is out of range`);
+    settings.threshold = threshold;
+    settings.level = level;
+    settings.memLevel = memLevel;
+  }
+  return new DeflateEndpoint(settings);
+}
+
+/**
+ * The session the server's `Sec-WebSocket-Extensions` answer sets up:
+ * null without an answer, an error message for an answer that was not
+ * offered or is invalid (the dial fails, RFC 7692 §5.1).
+ */
+function agreedDeflate(
+  answer: string | undefined,
+  deflate: DeflateEndpoint | null,
+): DeflateSession | null | string {
+  if (answer === undefined) return null;
+  if (deflate === null) return 'server selected an extension not offered';
+  const agreement = readDeflateAnswer(answer);
+  if (agreement === null || typeof agreement === 'string') return agreement;
+  return deflate.sessionFor(agreement, 'client');
 }

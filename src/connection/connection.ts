@@ -23,6 +23,9 @@ import {
   type DataOpcode,
 } from '../protocol/frame.ts';
 import { FrameParser, type ParserHandlers } from '../protocol/parser.ts';
+import type { DeflateSession } from '../protocol/deflate.ts';
+import { MessageInflater, type InflateGate } from '../protocol/inflate.ts';
+import { Utf8Validator } from '../protocol/utf8.ts';
 import type { ResourceGuard } from './resource-guard.ts';
 import { InboundRate, type InboundRateLimit } from './inbound-rate.ts';
 import { Delivery, FullAction, SendQueue, type SendBehavior } from './send-queue.ts';
@@ -71,6 +74,8 @@ export interface ConnectionOptions {
   guard?: ResourceGuard | undefined;
   /** Close code and reason for a full queue under sendBehavior "close" (default 1008 "send queue full"). */
   slowConsumerClose?: { code: number; reason: string } | undefined;
+  /** Where compressed messages wait for a zlib slot (default: the process-wide gate). */
+  inflateGate?: InflateGate | undefined;
   /** Messages the peer may send per second; more closes the connection (0 or unset = no limit). */
   maxMessagesPerSec?: number;
   /** Bytes the peer may send per second, frame headers included; more closes it (0 or unset = no limit). */
@@ -162,6 +167,8 @@ export class Connection implements ParserHandlers {
   private sweeper: Sweeper | null;
   private meta: Map<string, unknown> | null = null;
   private closedWaiters: Array<(info: { code: number; reason: string }) => void> | null = null;
+  /** Inflates the peer's compressed messages; exists only while one is inflated, or for context takeover. */
+  private inflater: MessageInflater | null = null;
   /** Inbound message and byte rates; null when neither is limited. */
   private rate: InboundRate | null;
 
@@ -177,6 +184,11 @@ export class Connection implements ParserHandlers {
     head?: Buffer,
     /** A client masks every frame it sends and expects unmasked frames. */
     readonly role: 'server' | 'client' = 'server',
+    /**
+     * permessage-deflate as agreed in the handshake (shared by every
+     * connection with the same agreement), or null.
+     */
+    readonly deflate: DeflateSession | null = null,
   ) {
     const s = socket as ConnSocket;
     s[CONN] = this;
@@ -251,14 +263,21 @@ export class Connection implements ParserHandlers {
     return this.sendEncoded(this.encode(opcode, data));
   }
 
-  /** Encodes a message for this side of the connection (clients mask every frame). */
+  /**
+   * Encodes a message for this side of the connection (clients mask every
+   * frame), compressed when deflate was agreed and it reaches the threshold.
+   */
   private encode(opcode: DataOpcode, data: Uint8Array | string): Buffer {
-    return encodeMessage(
-      opcode,
-      data,
-      this.options.fragmentSize,
-      this.role === 'client' ? randomMask : undefined,
-    );
+    const mask = this.role === 'client' ? randomMask : undefined;
+    const deflate = this.deflate;
+    if (deflate !== null) {
+      const compressor = deflate.compressor;
+      const length = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      if (compressor.wants(length)) {
+        return encodeMessage(opcode, compressor.compress(data), this.options.fragmentSize, mask, true);
+      }
+    }
+    return encodeMessage(opcode, data, this.options.fragmentSize, mask);
   }
 
   /** Encodes a control frame for this side of the connection. */
@@ -471,6 +490,7 @@ export class Connection implements ParserHandlers {
     this.state = CLOSED;
     this.parser?.dispose();
     this.parser = null;
+    this.dropInflater();
     this.sweeper?.delete(this);
   }
 
@@ -509,6 +529,7 @@ export class Connection implements ParserHandlers {
     // Nothing the peer sends from now on changes the outcome: a flooding peer
     // must not keep the parser busy (or holding a partial message) until the socket closes.
     this.parser?.dispose();
+    this.dropInflater();
     if (!this.socket.writableEnded) this.socket.end();
     this.armCloseTimer();
   }
@@ -522,12 +543,15 @@ export class Connection implements ParserHandlers {
       expectMasked: this.role === 'server',
       maxFragments: this.options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
       accounting: this.options.guard,
+      allowCompressed: this.deflate !== null,
     }));
     if (this.rate !== null && this.state === OPEN && this.rate.received(chunk.length) !== null) {
       this.rateExceeded('bytes');
       return;
     }
     parser.push(chunk);
+    // A message is being inflated: whoever resumed the socket meanwhile, nothing more is read until it is done.
+    if (parser.isPaused) this.socket.pause();
     // After a close frame or a protocol error the peer has nothing more to
     // say; one that keeps sending would have us read and discard at line
     // rate until closeTimeout destroys the socket. Reading stops instead
@@ -536,19 +560,84 @@ export class Connection implements ParserHandlers {
   }
 
   /** @internal ParserHandlers */
-  onMessage(opcode: DataOpcode, data: Buffer): void {
+  onMessage(opcode: DataOpcode, data: Buffer, compressed = false): void {
     const handlers = this.handlers;
     if (handlers.message === undefined || this.state === CLOSED) return;
+    // Counted before any inflation: a flood of compressed messages costs no zlib work past the rate.
     if (this.rate !== null && this.state === OPEN && this.rate.message() !== null) {
       this.rateExceeded('messages');
       return;
     }
+    if (compressed) return this.inflate(opcode, data);
+    this.handOver(opcode, data);
+  }
+
+  /** Gives a complete (inflated) message to the application handler. */
+  private handOver(opcode: DataOpcode, data: Buffer): void {
+    const handlers = this.handlers;
+    if (handlers.message === undefined || this.state === CLOSED) return;
     try {
       const result = handlers.message(this, data, opcode === Opcode.BINARY);
       if (result !== undefined) result.catch((error: unknown) => this.handlerFailed(error));
     } catch (error) {
       this.handlerFailed(error);
     }
+  }
+
+  /**
+   * Inflates a compressed message: the parser and the socket wait (no
+   * further reading) until it is done, so a connection has at most one
+   * message in zlib or waiting for it.
+   */
+  private inflate(opcode: DataOpcode, data: Buffer): void {
+    const session = this.deflate;
+    const parser = this.parser;
+    if (session === null || parser === null || this.state === CLOSED) return;
+    const inflater = (this.inflater ??= new MessageInflater(
+      session.inflateWindowBits,
+      session.inflateNoContextTakeover,
+      this.options.inflateGate,
+    ));
+    parser.pause();
+    this.socket.pause();
+    const started = inflater.inflate(
+      data,
+      this.options.readLimit,
+      (error, out) => this.inflated(parser, opcode, error, out),
+      this.options.guard,
+    );
+    if (!started) {
+      this.handlers.error?.(this, new ProtocolError(CloseCode.BUDGET_EXHAUSTED, 'inflate budget spent'));
+      this.fail(CloseCode.BUDGET_EXHAUSTED, 'server is short of memory for incomplete messages');
+    }
+  }
+
+  private inflated(
+    parser: FrameParser,
+    opcode: DataOpcode,
+    error: ProtocolError | null,
+    data: Buffer | null,
+  ): void {
+    if (this.parser !== parser) return;
+    if (this.deflate?.inflateNoContextTakeover === true) this.inflater = null;
+    if (error === null && opcode === Opcode.TEXT && !Utf8Validator.validate(data!)) {
+      error = new ProtocolError(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in text message');
+    }
+    if (error !== null) this.onError(error);
+    else {
+      this.handOver(opcode, data!);
+      if (this.parser === parser) parser.resume();
+    }
+    // Reading goes on (the peer's close frame and FIN must be seen) unless another message waits for zlib.
+    if (!parser.isPaused && this.state !== CLOSED) this.socket.resume();
+  }
+
+  /** Abandons any message in zlib and frees the inflate context. */
+  private dropInflater(): void {
+    const inflater = this.inflater;
+    if (inflater === null) return;
+    this.inflater = null;
+    inflater.dispose();
   }
 
   /** The peer passed an inbound rate: counted, then the connection fails with the configured code. */
@@ -672,6 +761,7 @@ export class Connection implements ParserHandlers {
     this.pendingPong = null;
     this.parser?.dispose();
     this.parser = null;
+    this.dropInflater();
     if (!this.receivedClose && this.sentCloseCode !== undefined && this.closeCode === CloseCode.ABNORMAL) {
       this.closeCode = this.sentCloseCode;
     }

@@ -2,6 +2,8 @@
  * The hub: named rooms of connections, capacity limits, broadcast and
  * shutdown. Every broadcast encodes its frame once and hands the same Buffer
  * to each recipient; nothing is allocated per recipient on the fast path.
+ * With permessage-deflate, a broadcast is compressed at most once per
+ * parameter set, and that frame too is shared (see shared-frames.ts).
  */
 import type { Cluster, ClusterMetrics } from '../broker/cluster.ts';
 import type { Connection, ConnectionState } from '../connection/connection.ts';
@@ -11,6 +13,8 @@ import { WshubError } from '../errors.ts';
 import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { Delivery } from '../connection/send-queue.ts';
+import type { DeflateSession } from '../protocol/deflate.ts';
+import { SharedFrames, sharedMessage, type SharedMessage } from './shared-frames.ts';
 
 export { defaultHubOptions } from '../config.ts';
 import { isValidRoomName, type RoomValidator } from './validation.ts';
@@ -30,6 +34,8 @@ export interface Recipient {
   beforeDirectWrite: (() => void) | null;
   readonly isOpen: boolean;
   readonly readyState: ConnectionState;
+  /** permessage-deflate as agreed: the member is sent the frames compressed by its compressor. */
+  readonly deflate?: DeflateSession | null;
   /** Hands over a Buffer holding `count` frames, shared with other members; never copies or waits. */
   deliver(frames: Buffer, count: number, whole: boolean): Delivery;
   /** After Delivery.WAIT: queues the frames once there is room, within `timeoutMs`. */
@@ -190,7 +196,7 @@ export class Hub<C extends Recipient = Connection> {
    * written at the end of the turn as one Buffer per room, so a recipient
    * costs one write per turn however many messages its room received.
    */
-  private batches = new Map<string, Buffer[]>();
+  private batches = new Map<string, SharedMessage[]>();
   private batchScheduled = false;
   private readonly flushBatches = (): void => this.writeBatches();
   private readonly counters = {
@@ -230,10 +236,10 @@ export class Hub<C extends Recipient = Connection> {
     if (this.stopped) return;
     if (room !== null) {
       this.sink?.roomMessage(room, opcode, data, undefined);
-      return this.batchForRoom(room, this.encode(opcode, data));
+      return this.batchForRoom(room, this.shared(opcode, data));
     }
     this.writeBatches();
-    this.deliver(this.memberships.keys(), this.encode(opcode, data), emptyResult());
+    this.deliver(this.memberships.keys(), this.frames(opcode, data), emptyResult());
   }
 
   /** Whether `room` passes the room policy (custom validator or the default). */
@@ -499,7 +505,7 @@ export class Hub<C extends Recipient = Connection> {
     if (this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), publication) === true) return;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), publication);
-    this.batchForRoom(room, this.encode(opcode, bytes));
+    this.batchForRoom(room, this.shared(opcode, bytes));
   }
 
   /**
@@ -509,11 +515,11 @@ export class Hub<C extends Recipient = Connection> {
    */
   deliverToMembers(room: string, opcode: DataOpcode, data: Uint8Array | string): void {
     if (this.stopped || !this.rooms.has(room)) return;
-    this.batchForRoom(room, this.encode(opcode, data));
+    this.batchForRoom(room, this.shared(opcode, data));
   }
 
-  /** Adds a frame to the room's batch for this turn. */
-  private batchForRoom(room: string, frame: Buffer): void {
+  /** Adds a message to the room's batch for this turn. */
+  private batchForRoom(room: string, frame: SharedMessage): void {
     if (!this.rooms.has(room)) return;
     const batch = this.batches.get(room);
     if (batch === undefined) this.batches.set(room, [frame]);
@@ -534,8 +540,7 @@ export class Hub<C extends Recipient = Connection> {
     for (const [room, frames] of batches) {
       const members = this.rooms.get(room);
       if (members === undefined) continue;
-      const batch = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
-      this.deliver(members, batch, result, frames.length, true);
+      this.deliver(members, new SharedFrames(frames, this.options.fragmentSize), result, true);
     }
   }
 
@@ -560,7 +565,7 @@ export class Hub<C extends Recipient = Connection> {
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), undefined);
     const members = this.rooms.get(room);
     if (members === undefined || members.size === 0) return result;
-    return this.deliver(members, this.encode(opcode, data), result);
+    return this.deliver(members, this.frames(opcode, data), result);
   }
 
   /** Like broadcastAll, and reports what happened. */
@@ -571,24 +576,33 @@ export class Hub<C extends Recipient = Connection> {
     if (!isDataOpcode(opcode)) return ((result.invalid = true), result);
     this.cluster?.publish(null, opcode, typeof data === 'string' ? Buffer.from(data) : data);
     if (this.memberships.size === 0) return result;
-    return this.deliver(this.memberships.keys(), this.encode(opcode, data), result);
+    return this.deliver(this.memberships.keys(), this.frames(opcode, data), result);
   }
 
-  /** Encodes a message once for all recipients. */
+  /** Encodes a message once for all recipients (plain). */
   encode(opcode: DataOpcode, data: Uint8Array | string): Buffer {
     return encodeMessage(opcode, data, this.options.fragmentSize);
   }
 
+  /** A message encoded once, plain, and compressible later for deflate recipients. */
+  private shared(opcode: DataOpcode, data: Uint8Array | string): SharedMessage {
+    return sharedMessage(opcode, data, this.options.fragmentSize);
+  }
+
+  /** The shared frames of one message. */
+  private frames(opcode: DataOpcode, data: Uint8Array | string): SharedFrames {
+    return new SharedFrames([this.shared(opcode, data)], this.options.fragmentSize);
+  }
+
   /**
-   * The fan-out loop: one shared Buffer (holding `count` frames), no
-   * per-recipient allocation unless a recipient blocks. Counts are per
-   * message and recipient.
+   * The fan-out loop: one shared Buffer per encoding (holding `count`
+   * frames), no per-recipient allocation unless a recipient blocks. Counts
+   * are per message and recipient.
    */
   private deliver(
     recipients: Iterable<C>,
-    frames: Buffer,
+    shared: SharedFrames,
     result: BroadcastResult,
-    count = 1,
     whole = false,
   ): BroadcastResult {
     let blocked: C[] | null = null;
@@ -596,8 +610,12 @@ export class Hub<C extends Recipient = Connection> {
     let enqueued = 0;
     let skipped = 0;
     let dropped = 0;
+    const plain = shared.plain;
+    const count = shared.count;
     for (const conn of recipients) {
       attempted++;
+      const deflate = conn.deflate;
+      const frames = deflate === null || deflate === undefined ? plain : shared.for(deflate.compressor);
       const delivery = conn.deliver(frames, count, whole);
       if (delivery === Delivery.QUEUED) enqueued++;
       else if (delivery === Delivery.CLOSED) skipped++;
@@ -607,7 +625,7 @@ export class Hub<C extends Recipient = Connection> {
     if (blocked !== null) {
       if (this.waitingJobs < this.options.workerCount + this.options.jobQueueSize) {
         enqueued += blocked.length;
-        this.waitFor(blocked, frames, count);
+        this.waitFor(blocked, shared);
       } else {
         dropped += blocked.length;
       }
@@ -625,7 +643,8 @@ export class Hub<C extends Recipient = Connection> {
   }
 
   /** A broadcast job waiting for blocked recipients; copies that time out are counted as dropped. */
-  private waitFor(blocked: C[], frame: Buffer, count: number): void {
+  private waitFor(blocked: C[], shared: SharedFrames): void {
+    const count = shared.count;
     this.waitingJobs++;
     const timeout = this.options.sendTimeout;
     let pending = blocked.length;
@@ -640,7 +659,7 @@ export class Hub<C extends Recipient = Connection> {
       }
     };
     for (const conn of blocked) {
-      conn.waitAndSend(frame, timeout, count).then(
+      conn.waitAndSend(shared.for(conn.deflate?.compressor), timeout, count).then(
         () => settle(true),
         () => settle(false),
       );

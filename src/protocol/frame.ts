@@ -26,7 +26,12 @@ export interface FrameOptions {
   fin?: boolean;
   /** Masking key (4 bytes) for client frames; omitted for server frames. */
   mask?: Uint8Array;
+  /** RSV1: the message is compressed (RFC 7692); only on a message's first frame. */
+  rsv1?: boolean;
 }
+
+/** The RSV1 bit of the first header byte. */
+export const RSV1 = 0x40;
 
 /** Header size for a payload of `length` bytes, using the minimal length form. */
 export function headerSize(length: number, masked: boolean): number {
@@ -45,8 +50,9 @@ function writeHeader(
   length: number,
   fin: boolean,
   mask: Uint8Array | undefined,
+  rsv1 = false,
 ): number {
-  target[offset] = (fin ? 0x80 : 0) | opcode;
+  target[offset] = (fin ? 0x80 : 0) | (rsv1 ? RSV1 : 0) | opcode;
   const maskBit = mask ? 0x80 : 0;
   let pos = offset + 2;
   if (length < 126) {
@@ -101,10 +107,10 @@ export function applyMask(
 
 /** Encodes one frame carrying `payload`. */
 export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions = {}): Buffer {
-  const { fin = true, mask } = options;
+  const { fin = true, mask, rsv1 = false } = options;
   const length = payload.length;
   const frame = Buffer.allocUnsafe(headerSize(length, mask !== undefined) + length);
-  const start = writeHeader(frame, 0, opcode, length, fin, mask);
+  const start = writeHeader(frame, 0, opcode, length, fin, mask, rsv1);
   frame.set(payload, start);
   if (mask) applyMask(frame, mask, start);
   return frame;
@@ -114,12 +120,14 @@ export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameO
  * Encodes a whole message into one Buffer. Payloads longer than
  * `fragmentSize` (when > 0) are split into continuation frames. Strings are
  * written as UTF-8 directly into the frame, without an intermediate copy.
+ * `compressed` sets RSV1 on the first frame (the payload is already deflated).
  */
 export function encodeMessage(
   opcode: DataOpcode,
   payload: Uint8Array | string,
   fragmentSize = 0,
   mask?: () => Uint8Array,
+  compressed = false,
 ): Buffer {
   const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   if (typeof payload === 'string' && (fragmentSize <= 0 || length <= fragmentSize) && !mask) {
@@ -129,7 +137,7 @@ export function encodeMessage(
   }
   const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
   if (fragmentSize <= 0 || length <= fragmentSize) {
-    return encodeFrame(opcode, bytes, { mask: mask?.() });
+    return encodeFrame(opcode, bytes, { mask: mask?.(), rsv1: compressed });
   }
   const frames: Buffer[] = [];
   for (let offset = 0; offset < length; offset += fragmentSize) {
@@ -138,6 +146,7 @@ export function encodeMessage(
       encodeFrame(offset === 0 ? opcode : Opcode.CONTINUATION, bytes.subarray(offset, end), {
         fin: end === length,
         mask: mask?.(),
+        rsv1: compressed && offset === 0,
       }),
     );
   }

@@ -13,6 +13,12 @@
  * pinned by a tiny fragment. That buffer is reserved from an optional
  * shared budget and released when the message completes or fails.
  *
+ * With permessage-deflate agreed, RSV1 on a data message's first frame
+ * marks it compressed (anywhere else it is a protocol error), and such a
+ * message is handed over still compressed. The receiver may `pause()` the
+ * parser from `onMessage` while it inflates: the rest of the chunk is kept
+ * (the caller stops reading the socket) until `resume()`.
+ *
  * States: HEADER → PAYLOAD → HEADER … → DONE.
  */
 import { CloseCode, ProtocolError, isValidCloseCode } from './close.ts';
@@ -20,8 +26,12 @@ import { MAX_CONTROL_PAYLOAD, Opcode, applyMask, type DataOpcode } from './frame
 import { Utf8Validator } from './utf8.ts';
 
 export interface ParserHandlers {
-  /** A complete text (valid UTF-8) or binary message. */
-  onMessage(opcode: DataOpcode, data: Buffer): void;
+  /**
+   * A complete text or binary message. Text is valid UTF-8 unless
+   * `compressed` (RSV1 was set: permessage-deflate), in which case `data` is
+   * the deflated payload and nothing about it has been checked yet.
+   */
+  onMessage(opcode: DataOpcode, data: Buffer, compressed: boolean): void;
   onPing(payload: Buffer): void;
   onPong(payload: Buffer): void;
   /** A valid close frame; `code` is undefined when the frame had no payload. */
@@ -48,6 +58,8 @@ export interface ParserOptions {
   accounting?: InboundAccounting | undefined;
   /** Server side: every frame must be masked. Client side: none may be. */
   expectMasked: boolean;
+  /** permessage-deflate was agreed: RSV1 may mark a data message's first frame as compressed. */
+  allowCompressed?: boolean;
 }
 
 const HEADER = 0;
@@ -85,6 +97,12 @@ export class FrameParser {
   private messageBytes = 0;
   /** Frames of the current message so far. */
   private fragmentCount = 0;
+  /** The current message had RSV1 on its first frame. */
+  private compressed = false;
+  /** Set by pause(): delivery stops after the current message. */
+  private paused = false;
+  /** Bytes received while paused, or left in the chunk when it paused. */
+  private backlog: Buffer | null = null;
   /** A whole single-frame message that arrived in one chunk: a view, no copy. */
   private single: Buffer | null = null;
   /** Owned buffer of any other message; its length is what is reserved from the budget. */
@@ -117,6 +135,36 @@ export class FrameParser {
     this.state = DONE;
     this.releaseMessage();
     this.controlPayload = null;
+    this.backlog = null;
+  }
+
+  /** Whether the parser waits for resume() (the receiver is inflating a message). */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Called from onMessage: stops delivering until resume(). What is left of
+   * the chunk being parsed, and whatever is pushed meanwhile, is kept.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Continues with the bytes kept while paused. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const backlog = this.backlog;
+    this.backlog = null;
+    if (backlog !== null) this.push(backlog);
+  }
+
+  /** Keeps `data[pos…]` for resume(). */
+  private keep(data: Buffer, pos: number): void {
+    if (pos >= data.length || this.state === DONE) return;
+    const rest = data.subarray(pos);
+    this.backlog = this.backlog === null ? rest : Buffer.concat([this.backlog, rest]);
   }
 
   /**
@@ -129,6 +177,7 @@ export class FrameParser {
       this.ignoredBytes += chunk.length;
       return;
     }
+    if (this.paused) return this.keep(chunk, 0);
     let data = chunk;
     let pos = 0;
     if (this.pending !== null) {
@@ -142,14 +191,14 @@ export class FrameParser {
       this.pending = null;
       if (used < 0) return;
       data = chunk;
-      if (this.remaining === 0 && !this.frameDone()) return;
+      if (this.remaining === 0 && !this.frameDone()) return this.keep(data, pos);
     }
     while (pos < data.length && this.state !== DONE) {
       if (this.state === PAYLOAD) {
         const take = Math.min(this.remaining, data.length - pos);
         if (!this.payload(data, pos, pos + take)) return;
         pos += take;
-        if (this.remaining === 0 && !this.frameDone()) return;
+        if (this.remaining === 0 && !this.frameDone()) return this.keep(data, pos);
         continue;
       }
       const used = this.readHeader(data, pos);
@@ -159,7 +208,7 @@ export class FrameParser {
         return;
       }
       pos += used;
-      if (this.remaining === 0 && !this.frameDone()) return;
+      if (this.remaining === 0 && !this.frameDone()) return this.keep(data, pos);
     }
   }
 
@@ -179,8 +228,11 @@ export class FrameParser {
     const size = 2 + (length === 126 ? 2 : length === 127 ? 8 : 0) + (masked ? 4 : 0);
     if (available < size) return 0;
 
-    // No extension is ever negotiated, so every reserved bit must be clear.
-    if ((b0 & 0x70) !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV bit set without an extension');
+    // RSV2 and RSV3 belong to no extension wshub knows; RSV1 to permessage-deflate, when agreed.
+    if ((b0 & 0x30) !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV bit set without an extension');
+    const rsv1 = (b0 & 0x40) !== 0;
+    if (rsv1 && this.options.allowCompressed !== true)
+      return this.fail(CloseCode.PROTOCOL_ERROR, 'RSV bit set without an extension');
     if (masked !== this.options.expectMasked) {
       return this.fail(
         CloseCode.PROTOCOL_ERROR,
@@ -188,6 +240,11 @@ export class FrameParser {
       );
     }
     const control = opcode >= 0x8;
+    if (rsv1 && (control || opcode === Opcode.CONTINUATION))
+      return this.fail(
+        CloseCode.PROTOCOL_ERROR,
+        control ? 'RSV1 set on a control frame' : 'RSV1 set on a continuation frame',
+      );
     if (control) {
       if (opcode > Opcode.PONG) return this.fail(CloseCode.PROTOCOL_ERROR, `reserved opcode ${opcode}`);
       if (!fin) return this.fail(CloseCode.PROTOCOL_ERROR, 'fragmented control frame');
@@ -233,6 +290,7 @@ export class FrameParser {
       if (opcode !== Opcode.CONTINUATION) {
         this.messageOpcode = opcode as DataOpcode;
         this.fragmentCount = 1;
+        this.compressed = rsv1;
         this.utf8.reset();
       }
     }
@@ -270,8 +328,8 @@ export class FrameParser {
       return true;
     }
     const piece = data.subarray(start, end);
-    // Text is validated as it arrives so that invalid UTF-8 fails fast.
-    if (this.messageOpcode === Opcode.TEXT && !this.utf8.push(piece)) {
+    // Text is validated as it arrives so that invalid UTF-8 fails fast (compressed text once inflated).
+    if (this.messageOpcode === Opcode.TEXT && !this.compressed && !this.utf8.push(piece)) {
       this.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in text message');
       return false;
     }
@@ -330,7 +388,8 @@ export class FrameParser {
     if (this.opcode >= 0x8) return this.controlDone();
     if (!this.fin) return true;
     const opcode = this.messageOpcode as DataOpcode;
-    if (opcode === Opcode.TEXT && !this.utf8.complete) {
+    const compressed = this.compressed;
+    if (opcode === Opcode.TEXT && !compressed && !this.utf8.complete) {
       this.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
       return false;
     }
@@ -346,8 +405,9 @@ export class FrameParser {
     }
     this.releaseMessage();
     this.messageOpcode = 0;
-    this.handlers.onMessage(opcode, data);
-    return this.state !== DONE;
+    this.compressed = false;
+    this.handlers.onMessage(opcode, data, compressed);
+    return this.state !== DONE && !this.paused;
   }
 
   private controlDone(): boolean {

@@ -17,6 +17,7 @@ import { tokenExpiry, type TokenAuthenticator } from '../auth/token.ts';
 import type { ClusterMetrics } from '../broker/cluster.ts';
 import {
   connectionOptionsOf,
+  deflateSettingsOf,
   hubOptionsOf,
   resolveConfig,
   type ResolvedConfig,
@@ -27,6 +28,7 @@ import type { Connection, ConnectionHandlers, ConnectionOptions } from '../conne
 import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from '../upgrade/admission.ts';
 import { Hub, type HubMetrics, type ShutdownOptions } from '../hub/hub.ts';
 import { Opcode } from '../protocol/frame.ts';
+import { DeflateEndpoint, type DeflateSettings } from '../protocol/deflate.ts';
 import { CloseCode } from '../protocol/close.ts';
 import { checkMethod, checkUpgradeHeaders, readHandshake } from '../upgrade/handshake.ts';
 import { HttpRejection, refusal, sendRejection, type Rejection } from '../http/rejections.ts';
@@ -196,6 +198,7 @@ export class WshubServer {
           remote: request.socket.remoteAddress,
         }),
       onConnect: (conn, request) => this.connected(conn, request),
+      deflate: deflateEndpoint(deflateSettingsOf(c, 'rooms')),
     };
     this.exemptPipeline = { ...this.pipeline, connection: withoutInboundRates(connection) };
     this.channels = c.channelsEnabled ? this.channelNode(tokenAuthenticator) : null;
@@ -248,6 +251,7 @@ export class WshubServer {
       allowAllOrigins: c.allowAllOrigins,
       metrics: this.upgradeMetrics,
       onReject: this.pipeline.onReject,
+      deflate: deflateEndpoint(deflateSettingsOf(c, 'channels')),
       // A channel client that does not read is disconnected (3008), and
       // recovers what it missed when it reconnects: never a silent gap.
       connection: {
@@ -619,6 +623,11 @@ function pathOf(request: Pick<IncomingMessage, 'url'>): string {
 }
 
 function ignore(): void {}
+
+/** The permessage-deflate side of an endpoint, or null when deflate is off there. */
+function deflateEndpoint(settings: DeflateSettings | null): DeflateEndpoint | null {
+  return settings === null ? null : new DeflateEndpoint(settings);
+}
 
 /** Connection options without inbound rate limits (for exempt clients). */
 function withoutInboundRates(options: ConnectionOptions): ConnectionOptions {

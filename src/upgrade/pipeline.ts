@@ -12,7 +12,15 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { BEARER_PROTOCOL_PREFIX, reject, selectProtocol, type ProtocolSelector } from './respond.ts';
+import {
+  BEARER_PROTOCOL_PREFIX,
+  extensionHeaders,
+  negotiateExtensions,
+  reject,
+  selectProtocol,
+  type ProtocolSelector,
+} from './respond.ts';
+import type { DeflateEndpoint } from '../protocol/deflate.ts';
 import { InvalidTokenError, RoomAuthBusyError } from '../auth/errors.ts';
 import type { RoomAuthorizer } from '../auth/room-password.ts';
 import type { TokenAuthenticator } from '../auth/token.ts';
@@ -83,6 +91,8 @@ export interface UpgradeConfig {
   onAuthError?: ((request: UpgradeRequest, stage: AuthStage, error: unknown) => void) | undefined;
   /** Called with every new connection, after it joined its room. */
   onConnect?: ((conn: Connection, request: UpgradeRequest) => void) | undefined;
+  /** permessage-deflate of this endpoint; null or unset = never negotiated. */
+  deflate?: DeflateEndpoint | null | undefined;
 }
 
 /** The outcome of the token step. */
@@ -420,7 +430,16 @@ function join(
   const users = config.userLimit;
   if (users !== undefined && !users.tryAcquire(userId))
     return refusal(HttpRejection.USER_CONNECTION_LIMIT, undefined, { 'Retry-After': '1' });
-  const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
+  const session = negotiateExtensions(request, config.deflate);
+  const conn = new Connection(
+    socket as Socket,
+    config.connection,
+    config.handlers,
+    protocol,
+    undefined,
+    'server',
+    session,
+  );
   const joined = config.hub.tryJoin(h.room, conn);
   if (!joined.ok) {
     conn.detach();
@@ -429,7 +448,7 @@ function join(
   }
   conn.user = identity.user;
   conn.clientAddress = client;
-  socket.write(acceptResponse(key, protocol));
+  socket.write(acceptResponse(key, protocol, extensionHeaders(session)));
   config.onConnect?.(conn, request);
   if (head.length > 0) conn.receive(head);
   return conn;
@@ -440,7 +459,7 @@ function join(
 /** What the channel endpoint's upgrade needs: the seed's HTTP checks, capacity, and the channel node. */
 export interface ChannelUpgradeConfig extends Pick<
   UpgradeConfig,
-  'hub' | 'allowedOrigins' | 'allowAllOrigins' | 'metrics' | 'onReject'
+  'hub' | 'allowedOrigins' | 'allowAllOrigins' | 'metrics' | 'onReject' | 'deflate'
 > {
   /** Options of channel connections. */
   connection: ConnectionOptions;
@@ -484,9 +503,18 @@ export function handleChannelUpgrade(
   // The first subprotocol of the endpoint's the client offers (the protobuf encoding); none: JSON.
   const offered = h.subprotocols!;
   const protocol = config.protocols?.find((p) => offered.includes(p));
-  const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
+  const session = negotiateExtensions(request, config.deflate);
+  const conn = new Connection(
+    socket as Socket,
+    config.connection,
+    config.handlers,
+    protocol,
+    undefined,
+    'server',
+    session,
+  );
   conn.clientAddress = client;
-  socket.write(acceptResponse(h.key!, protocol));
+  socket.write(acceptResponse(h.key!, protocol, extensionHeaders(session)));
   const header =
     h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];
   config.accept(conn, header);

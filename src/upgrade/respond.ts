@@ -11,6 +11,7 @@ import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE } from '../config.ts
 import { Connection, type ConnectionHandlers, type ConnectionOptions } from '../connection/connection.ts';
 import { acceptResponse, parseSubprotocols } from './handshake.ts';
 import type { UpgradeRequest } from './request-head.ts';
+import type { DeflateEndpoint, DeflateSession } from '../protocol/deflate.ts';
 import { rejectionResponse, sendRejection, type Rejection } from '../http/rejections.ts';
 
 /** Subprotocol prefix under which a browser may present its bearer token. */
@@ -79,7 +80,26 @@ function destroyDuplex(socket: Duplex): void {
 }
 
 /**
- * Writes the 101 and hands the socket to a new Connection. Returns null when
+ * permessage-deflate for an upgrade: the session agreed from the request's
+ * `Sec-WebSocket-Extensions` offers (null when the endpoint has deflate off
+ * or no offer is acceptable).
+ */
+export function negotiateExtensions(
+  request: { headers: UpgradeRequest['headers'] },
+  deflate: DeflateEndpoint | null | undefined,
+): DeflateSession | null {
+  if (deflate === null || deflate === undefined) return null;
+  return deflate.negotiate(request.headers['sec-websocket-extensions']);
+}
+
+/** The 101's extra headers for an agreed extension. */
+export function extensionHeaders(session: DeflateSession | null): Record<string, string> {
+  return session === null ? {} : { 'Sec-WebSocket-Extensions': session.header };
+}
+
+/**
+ * Writes the 101 (with `Sec-WebSocket-Extensions` when permessage-deflate
+ * is agreed) and hands the socket to a new Connection. Returns null when
  * the socket died during the upgrade.
  */
 export function completeUpgrade(
@@ -89,9 +109,11 @@ export function completeUpgrade(
   protocol: string | undefined,
   options: ConnectionOptions,
   handlers: ConnectionHandlers,
+  deflate: DeflateEndpoint | null = null,
 ): Connection | null {
   if (socket.destroyed || !socket.writable) return null;
   const key = request.headers['sec-websocket-key'] as string;
-  socket.write(acceptResponse(key, protocol));
-  return new Connection(socket as Socket, options, handlers, protocol, head);
+  const session = negotiateExtensions(request, deflate);
+  socket.write(acceptResponse(key, protocol, extensionHeaders(session)));
+  return new Connection(socket as Socket, options, handlers, protocol, head, 'server', session);
 }

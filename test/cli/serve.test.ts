@@ -130,6 +130,48 @@ describe('wshub serve', () => {
     assert.equal((await first.closed()).code, 1009, 'over --read-limit');
   });
 
+  test('--deflate, --deflate-threshold, --deflate-level; --read-limit bounds the inflated size; --no-deflate', async () => {
+    const cli = await serve(
+      [
+        '--allow-unauthenticated',
+        '--deflate',
+        '--deflate-threshold',
+        '64',
+        '--deflate-level',
+        '9',
+        '--read-limit',
+        '4096',
+      ],
+      {},
+    );
+    const queue = new MessageQueue();
+    const conn = await connect(`${cli.wsUrl}/ws?room=z`, {
+      perMessageDeflate: { threshold: 0 },
+      handlers: queue.handlers,
+    });
+    assert.ok(conn.deflate !== null, '--deflate: agreed on /ws');
+    assert.equal(conn.deflate.compressor.threshold, 0);
+    await conn.sendText('y'.repeat(3000));
+    assert.equal((await queue.next(2000)).text, 'y'.repeat(3000));
+    // 100 KiB compresses to a few hundred bytes: the limit applies to what it inflates to.
+    await conn.sendText('z'.repeat(100 * 1024));
+    assert.equal((await conn.closed()).code, 1009);
+    const bad = await runCli([
+      'serve',
+      '--deflate',
+      '--no-deflate',
+      '--allow-unauthenticated',
+      '--port',
+      '0',
+    ]);
+    assert.equal(bad.code, 2);
+    assert.equal((await runCli(['serve', '--deflate-level', '10', '--allow-unauthenticated'])).code, 2);
+
+    const off = await serve(['--allow-unauthenticated', '--no-deflate'], {});
+    const plain = await connect(`${off.wsUrl}/connection/websocket`, { perMessageDeflate: true });
+    assert.equal(plain.deflate, null, '--no-deflate: not even on the channel endpoint');
+  });
+
   test('--config values apply and flags override them; room passwords from both files', async () => {
     const config = files.file(
       'config.json',
@@ -302,6 +344,10 @@ describe('wshub serve', () => {
       '--send-queue',
       '--send-timeout',
       '--read-limit',
+      '--deflate',
+      '--no-deflate',
+      '--deflate-threshold',
+      '--deflate-level',
       '--message-validation',
       '--tls-cert',
       '--tls-key',

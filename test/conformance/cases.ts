@@ -4,6 +4,7 @@
 // whole table runs in well under a minute on a laptop.
 import { Opcode, Rsv, buildFrame, closePayload, type FrameSpec, type RawClient } from './raw-client.ts';
 import type { ConformanceCase, EndExpectation, ExpectedMessage, Expectation } from './evaluate.ts';
+import { DEFLATE_CASES, DEFLATE_SECTIONS } from './deflate-cases.ts';
 
 /** Human-readable section titles, keyed by section number. */
 export const SECTIONS: Readonly<Record<number, string>> = {
@@ -16,6 +17,7 @@ export const SECTIONS: Readonly<Record<number, string>> = {
   7: 'Close handling',
   9: 'Large messages (reduced sizes)',
   10: 'Framing strictness and limits',
+  ...DEFLATE_SECTIONS,
 };
 
 const KiB = 1024;
@@ -1401,5 +1403,8 @@ add({
     return failsWith(1009);
   },
 });
+
+// ---------------------------------------------------------------- 12, 13: permessage-deflate
+CASES.push(...DEFLATE_CASES);
 
 export { CASES };

@@ -3,6 +3,7 @@
 // said it should do. Every verdict is derived from observed frames and the TCP
 // state; nothing here knows which server is under test.
 import { Opcode, RawClient, WaitTimeoutError, closePayload, type ServerFrame } from './raw-client.ts';
+import { inflateServerMessage, readAnswer, type DeflateAnswer } from './deflate.ts';
 
 /** OK = exactly the expected behaviour; NON-STRICT = acceptable per RFC 6455 but not the strictest. */
 export type Verdict = 'OK' | 'NON-STRICT' | 'FAILED';
@@ -11,6 +12,8 @@ export type Verdict = 'OK' | 'NON-STRICT' | 'FAILED';
 export interface ExpectedMessage {
   kind: 'text' | 'binary' | 'pong';
   payload: Buffer;
+  /** When set: whether the server must have sent the message compressed (RSV1, permessage-deflate). */
+  compressed?: boolean;
 }
 
 /** How the connection must end once the expected messages arrived. */
@@ -53,6 +56,8 @@ export interface ConformanceCase {
   timeoutMs?: number;
   /** When set, a NON-STRICT verdict is accepted for this reason. */
   acceptNonStrict?: string;
+  /** Sec-WebSocket-Extensions offer sent in the opening handshake. */
+  extensions?: string;
   /** Writes the case's bytes on a connected client and says what must happen next. */
   run(client: RawClient): Promise<Expectation>;
 }
@@ -85,6 +90,7 @@ const MIN_CLOSE_WAIT_MS = 1000;
 interface Received {
   kind: 'text' | 'binary' | 'pong';
   payload: Buffer;
+  compressed?: boolean;
 }
 
 /** Short human-readable form of a list of messages, e.g. "text 125 B, pong 0 B" or "1000 × text". */
@@ -121,6 +127,7 @@ export function describeExpectation(exp: Expectation): string {
 }
 
 function sameMessage(a: Received, b: ExpectedMessage): boolean {
+  if (b.compressed !== undefined && (a.compressed ?? false) !== b.compressed) return false;
   return a.kind === b.kind && a.payload.equals(b.payload);
 }
 
@@ -172,7 +179,8 @@ async function collect(
   problems: string[],
 ): Promise<{ got: Received[]; doneAt: number | undefined }> {
   const got: Received[] = [];
-  let partial: { kind: 'text' | 'binary'; parts: Buffer[] } | undefined;
+  const deflate: DeflateAnswer | null = readAnswer(client.headers['sec-websocket-extensions']);
+  let partial: { kind: 'text' | 'binary'; parts: Buffer[]; compressed: boolean } | undefined;
   const last = exp.receive[exp.receive.length - 1];
   const complete = (): boolean =>
     got.length >= exp.receive.length ||
@@ -190,21 +198,34 @@ async function collect(
     }
     if (frame === null) break;
     if (frame.masked) problems.push('server sent a masked frame');
-    if (frame.rsv !== 0) problems.push('server set reserved bits');
+    const rsv1Allowed = deflate !== null && (frame.opcode === Opcode.Text || frame.opcode === Opcode.Binary);
+    if (frame.rsv !== 0 && !(frame.rsv === 4 && rsv1Allowed)) problems.push('server set reserved bits');
     if (frame.opcode === Opcode.Close) break;
     if (frame.opcode === Opcode.Ping) continue;
     if (frame.opcode === Opcode.Pong) {
       got.push({ kind: 'pong', payload: frame.payload });
     } else if (frame.opcode === Opcode.Text || frame.opcode === Opcode.Binary) {
       if (partial) problems.push('server started a new message inside a fragmented one');
-      partial = { kind: frame.opcode === Opcode.Text ? 'text' : 'binary', parts: [frame.payload] };
+      partial = {
+        kind: frame.opcode === Opcode.Text ? 'text' : 'binary',
+        parts: [frame.payload],
+        compressed: frame.rsv === 4,
+      };
     } else if (frame.opcode === Opcode.Continuation && partial) {
       partial.parts.push(frame.payload);
     } else {
       problems.push(`server sent unexpected ${frameName(frame)}`);
     }
     if (partial && frame.fin && frame.opcode !== Opcode.Pong) {
-      got.push({ kind: partial.kind, payload: Buffer.concat(partial.parts) });
+      let payload: Buffer = Buffer.concat(partial.parts);
+      if (partial.compressed) {
+        try {
+          payload = inflateServerMessage(payload, deflate!);
+        } catch (err) {
+          problems.push(`server sent a compressed message that does not inflate: ${String(err)}`);
+        }
+      }
+      got.push({ kind: partial.kind, payload, compressed: partial.compressed });
       partial = undefined;
     }
   }
@@ -331,7 +352,10 @@ export async function runCase(c: ConformanceCase, target: Target): Promise<CaseR
     durationMs: Math.round(performance.now() - started),
   });
   try {
-    client = await RawClient.connect(target.host, target.port, { timeoutMs });
+    client = await RawClient.connect(target.host, target.port, {
+      timeoutMs,
+      ...(c.extensions !== undefined ? { extensions: c.extensions } : {}),
+    });
     const connected = client;
     // The evaluator bounds its own waits; this guard only catches a case whose
     // writes never complete.

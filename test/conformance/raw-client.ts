@@ -74,6 +74,8 @@ export interface ConnectOptions {
   path?: string;
   protocols?: string[];
   timeoutMs?: number;
+  /** Sec-WebSocket-Extensions offer (permessage-deflate cases). */
+  extensions?: string;
 }
 
 /** Raised when a wait on the connection runs out of time. */
@@ -257,6 +259,7 @@ export class RawClient {
       'Sec-WebSocket-Version: 13',
     ];
     if (options.protocols?.length) lines.push(`Sec-WebSocket-Protocol: ${options.protocols.join(', ')}`);
+    if (options.extensions !== undefined) lines.push(`Sec-WebSocket-Extensions: ${options.extensions}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
 
     const { head, rest } = await new Promise<{ head: string; rest: Buffer }>((resolve, reject) => {

@@ -9,6 +9,11 @@
  * that ended with SLOW_CONSUMER_CLOSE_CODE (only the "close" send behaviour
  * closes for slowness, and validation, the other source of that code, is off).
  *
+ * Per-client limits: BENCH_CLIENT_LIMITS=off switches them all off; =on applies
+ * them to the benchmark's loopback clients (`limitExempt: []`) with caps no run
+ * reaches, so every upgrade and message goes through the tables; unset keeps
+ * the defaults (loopback exempt).
+ *
  * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE]
  */
 import { existsSync } from 'node:fs';
@@ -25,6 +30,29 @@ import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
 const options = parsePeerArgs();
 let closedSlow = 0;
 
+/** The per-client limit options BENCH_CLIENT_LIMITS asks for. */
+function clientLimits(): Record<string, unknown> {
+  const mode = process.env.BENCH_CLIENT_LIMITS;
+  if (mode === 'off')
+    return {
+      maxConnsPerIp: 0,
+      maxHandshakesPerIp: 0,
+      maxMessagesPerSec: 0,
+      maxBytesPerSec: 0,
+      passwordLockout: 0,
+    };
+  if (mode === 'on')
+    return {
+      limitExempt: [],
+      maxConnsPerIp: 1_000_000,
+      maxHandshakesPerIp: 1_000_000_000,
+      maxMessagesPerSec: 1_000_000_000,
+      maxBytesPerSec: 1_000_000_000_000,
+      maxConnsPerUser: 1_000_000,
+    };
+  return {};
+}
+
 const hub = (() => {
   try {
     return createWshub({
@@ -37,6 +65,7 @@ const hub = (() => {
       onClose: (_conn, code) => {
         if (code === SLOW_CONSUMER_CLOSE_CODE) closedSlow++;
       },
+      ...clientLimits(),
     });
   } catch (error) {
     return fail(`wshub: ${error instanceof Error ? error.message : String(error)}`);

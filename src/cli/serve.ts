@@ -25,8 +25,12 @@ import {
   loadRoomPasswordFile,
   loadSecret,
   readBinaryFile,
+  readTextFile,
 } from './config-file.ts';
+import { AddressSet } from '../http/trusted-proxy.ts';
+import { readPublicKey } from '../auth/token-keys.ts';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.ts';
+import { buildChannelEngine, loadStateClient, planState, type StatePlan } from './state.ts';
 import {
   buildCluster,
   connectCluster,
@@ -58,6 +62,13 @@ flags:
   --broadcast-secret-file FILE   read the broadcast secret from FILE instead of WS_BROADCAST_SECRET
   --room-passwords FILE          JSON object {"ROOM": "PASSWORD"} of password-protected rooms
   --allow-unauthenticated        accept clients without a token (a token, if sent, is still checked)
+  --token-public-key-file FILE   verify RS256/ES256/EdDSA tokens with this public key
+                                 (PEM SPKI or JWK); the algorithm follows the key
+  --jwks-url URL                 verify RS/PS/ES/EdDSA tokens with the issuer's JSON Web
+                                 Key Set (cached; refetched once on an unknown kid)
+  --token-issuer ISS             accepted "iss" of tokens (repeatable)
+  --token-audience AUD           accepted "aud" of tokens (repeatable)
+  --token-leeway SECONDS         clock skew tolerated for "exp" and "nbf" (default 0)
   --allow-query-token            accept the token in ?token= as well as in headers
   --allow-origin ORIGIN          allow browser pages from ORIGIN (repeatable; replaces
                                  the config file's allowedOrigins)
@@ -72,6 +83,25 @@ flags:
   --max-pending-handshakes-per-ip N
                                  handshakes in progress per client address (IPv6: per /64);
                                  past it 429 (default 64, 0 = unlimited)
+  --max-conns-per-ip N           connections per client address (IPv6: per /64); past it
+                                 429 (default 1000, 0 = unlimited)
+  --max-handshakes-per-ip N      new connections per client address per second; past it
+                                 429 (default 100, 0 = unlimited)
+  --max-conns-per-user N         connections per user (token "sub"), /ws and channels
+                                 together; past it 429 or channel disconnect 3504
+                                 (default 0 = unlimited)
+  --max-messages-per-sec N       messages one connection may send per second; past it
+                                 close 1008 (channels 3013) (default 1000, 0 = unlimited)
+  --max-bytes-per-sec BYTES      bytes one connection may send per second; past it close
+                                 1008 (channels 3013) (default 16777216, 0 = unlimited)
+  --password-lockout N           wrong room passwords from one address for one room
+                                 before a lockout (429) (default 10, 0 = no lockout)
+  --password-lockout-ms MS       length of a room-password lockout (default 60000)
+  --limit-exempt CIDR            client addresses the per-client limits skip (repeatable;
+                                 replaces the default 127.0.0.0/8 and ::1; "none" for none)
+  --trusted-proxy CIDR           read the client address from the forwarding header of
+                                 requests from these proxies (repeatable; IPv4 or IPv6)
+  --trusted-proxy-header NAME    the header they set: x-forwarded-for (default) or forwarded
   --send-behavior MODE           full send queue: block, drop or close (default block)
   --send-queue N                 messages queued per connection (default 256)
   --send-timeout MS              how long a blocked send waits (default 200)
@@ -97,6 +127,12 @@ flags:
   --broker-sharded               one Redis server, sharded pub/sub (SSUBSCRIBE/SPUBLISH,
                                  Redis 7+); implied by --broker-cluster
   --node-id ID                   this node's id in the cluster (default: random)
+  --state URL                    where channel history and presence live: memory (per
+                                 node) or redis://…, rediss://… (shared by all nodes);
+                                 default: the --broker's Redis if it is one, else memory
+  --state-cluster                the --state Redis is a Redis Cluster
+  --state-presence-ttl MS        presence entries of a node that stopped refreshing
+                                 them (e.g. killed) vanish within this (default 60000)
   --broker-max-in-flight-bytes BYTES
                                  message bytes waiting for the broker at once; beyond
                                  them publishes are dropped and counted (default 67108864)
@@ -137,6 +173,21 @@ const SERVE_FLAGS = {
   'max-connection-rate': { type: 'string' },
   'max-pending-handshakes': { type: 'string' },
   'max-pending-handshakes-per-ip': { type: 'string' },
+  'max-conns-per-ip': { type: 'string' },
+  'max-handshakes-per-ip': { type: 'string' },
+  'max-conns-per-user': { type: 'string' },
+  'max-messages-per-sec': { type: 'string' },
+  'max-bytes-per-sec': { type: 'string' },
+  'password-lockout': { type: 'string' },
+  'password-lockout-ms': { type: 'string' },
+  'limit-exempt': { type: 'string', multiple: true },
+  'trusted-proxy': { type: 'string', multiple: true },
+  'trusted-proxy-header': { type: 'string' },
+  'token-public-key-file': { type: 'string' },
+  'jwks-url': { type: 'string' },
+  'token-issuer': { type: 'string', multiple: true },
+  'token-audience': { type: 'string', multiple: true },
+  'token-leeway': { type: 'string' },
   'send-behavior': { type: 'string' },
   'send-queue': { type: 'string' },
   'send-timeout': { type: 'string' },
@@ -157,6 +208,9 @@ const SERVE_FLAGS = {
   'node-id': { type: 'string' },
   'broker-max-in-flight-bytes': { type: 'string' },
   'broker-max-remote-rooms': { type: 'string' },
+  state: { type: 'string' },
+  'state-cluster': { type: 'boolean' },
+  'state-presence-ttl': { type: 'string' },
   workers: { type: 'string' },
   dev: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -181,6 +235,7 @@ export interface ServePlan {
   /** True when --dev generated the secret because WS_SECRET was unset. */
   randomSecret: boolean;
   scaleOut: ScaleOutPlan;
+  state: StatePlan;
 }
 
 /** Parses an optional whole-number flag within [min, max]; undefined when absent. */
@@ -233,7 +288,32 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     maxPartialMessageBytes: optionalInt('max-partial-message-bytes', flags['max-partial-message-bytes']),
     maxOutboundBytes: optionalInt('max-outbound-bytes', flags['max-outbound-bytes']),
     channelPath: flags['channel-path'],
+    maxConnsPerIp: optionalInt('max-conns-per-ip', flags['max-conns-per-ip']),
+    maxHandshakesPerIp: optionalInt('max-handshakes-per-ip', flags['max-handshakes-per-ip']),
+    maxConnsPerUser: optionalInt('max-conns-per-user', flags['max-conns-per-user']),
+    maxMessagesPerSec: optionalInt('max-messages-per-sec', flags['max-messages-per-sec']),
+    maxBytesPerSec: optionalInt('max-bytes-per-sec', flags['max-bytes-per-sec']),
+    passwordLockout: optionalInt('password-lockout', flags['password-lockout']),
+    passwordLockoutMs: optionalInt('password-lockout-ms', flags['password-lockout-ms']),
+    trustedProxyHeader: oneOf('trusted-proxy-header', flags['trusted-proxy-header'], [
+      'x-forwarded-for',
+      'forwarded',
+    ] as const),
+    jwksUrl: flags['jwks-url'],
+    tokenIssuer: flags['token-issuer'],
+    tokenAudience: flags['token-audience'],
+    tokenLeeway: optionalInt('token-leeway', flags['token-leeway'], 0, 3600),
   };
+  const exempt = flags['limit-exempt'];
+  if (exempt !== undefined) fromFlags.limitExempt = exempt.includes('none') ? [] : [...exempt];
+  if (flags['trusted-proxy'] !== undefined) fromFlags.trustedProxies = [...flags['trusted-proxy']];
+  for (const [flag, list] of [
+    ['limit-exempt', fromFlags.limitExempt],
+    ['trusted-proxy', fromFlags.trustedProxies],
+  ] as const) {
+    for (const range of list ?? []) checkCidr(flag, range);
+  }
+  if (fromFlags.jwksUrl !== undefined) checkJwksUrl(fromFlags.jwksUrl);
   const validation = oneOf('message-validation', flags['message-validation'], ['strict', 'off'] as const);
   if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};
   if (flags['allow-unauthenticated']) fromFlags.allowUnauthenticated = true;
@@ -256,6 +336,10 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
   const scaleOut = planScaleOut(flags, flags.dev === true);
   await loadBrokerClient(scaleOut);
+  const state = planState(flags);
+  if (state.redis !== undefined && flags['no-channels'] === true)
+    throw new UsageError('--state redis://… needs channels: drop --no-channels');
+  await loadStateClient(state);
 
   const file = flags.config !== undefined ? await loadConfigFile(flags.config) : undefined;
   const config: Partial<WshubConfig> = { ...file?.config };
@@ -283,9 +367,14 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     secret = generateSecureSecret();
     randomSecret = true;
   }
-  if (secret === undefined && config.allowUnauthenticated !== true) {
+  if (flags['token-public-key-file'] !== undefined) {
+    config.tokenPublicKey = await readTextFile(flags['token-public-key-file'], '--token-public-key-file');
+    checkPublicKey(config.tokenPublicKey);
+  }
+  const hasPublicKeys = (config.tokenPublicKey ?? '') !== '' || (config.jwksUrl ?? '') !== '';
+  if (secret === undefined && !hasPublicKeys && config.allowUnauthenticated !== true) {
     throw new UsageError(
-      'no token secret: set WS_SECRET or --secret-file (at least 32 bytes), or pass --allow-unauthenticated',
+      'no token key: set WS_SECRET or --secret-file (at least 32 bytes), --token-public-key-file or --jwks-url, or pass --allow-unauthenticated',
     );
   }
   config.secret = secret;
@@ -323,7 +412,38 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
   const roomPasswords = await buildRoomPasswords(passwords);
   if (!dev && roomPasswords.rooms().length > 0) config.roomAuthorizer = roomPasswords;
-  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut };
+  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut, state };
+}
+
+/** A CIDR flag value, checked before anything listens. */
+function checkCidr(flag: string, range: string): void {
+  try {
+    new AddressSet([range], flag);
+  } catch {
+    throw new UsageError(`--${flag} must be an IP address or CIDR like 10.0.0.0/8, got "${range}"`);
+  }
+}
+
+function checkJwksUrl(url: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:'))
+    throw new UsageError(`--jwks-url must be an absolute http(s) URL, got "${url}"`);
+}
+
+/** The --token-public-key-file contents must be a usable public key. */
+function checkPublicKey(text: string): void {
+  try {
+    readPublicKey(text);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new UsageError(`--token-public-key-file: ${error.message.replace(/^tokenPublicKey: /, '')}`);
+    throw error;
+  }
 }
 
 function checkOrigin(origin: string): void {
@@ -403,10 +523,12 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
   }
   const scaleOut = buildCluster(plan.scaleOut, logger, worker?.id);
   if (scaleOut !== undefined) config = { ...config, cluster: scaleOut };
+  const engine = await buildChannelEngine(plan.state, logger);
+  if (engine !== undefined) config = { ...config, channelEngine: engine };
   const ws = buildServer(config);
   ws.log = logger.log;
   demo?.bind(ws);
-  if (!(await connectCluster(ws, plan.scaleOut))) return 1;
+  if (!(await connectCluster(ws, plan.scaleOut, plan.state.redis))) return 1;
 
   const server = ws.createServer((request, response) => {
     if (pathOf(request) === '/healthz') {
@@ -449,6 +571,7 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
     url,
     node: scaleOut?.nodeId,
     broker: scaleOut?.transport.kind,
+    state: engine?.kind ?? 'memory',
     path: ws.config.wsRoutePath,
     channel_path: ws.channels === null ? undefined : ws.config.channelPath,
     api: ws.config.apiKey !== undefined,

@@ -105,7 +105,10 @@ export interface WshubConfig {
   maxConnsPerUser: number;
   /** Messages a connection may send per second (0 = unlimited); past it close 1008 (channels 3013). */
   maxMessagesPerSec: number;
-  /** Bytes a connection may send per second (0 = unlimited); past it close 1008 (channels 3013). */
+  /**
+   * Bytes a connection may send per second (0 = unlimited; default 2 × readLimit, so a message of
+   * `readLimit` bytes always fits); past it close 1008 (channels 3013).
+   */
   maxBytesPerSec: number;
   /** Wrong room passwords from one address for one room before a lockout (0 = no lockout). */
   passwordLockout: number;
@@ -267,7 +270,7 @@ export function defaultConfig(): WshubConfig {
     maxHandshakesPerIp: 100,
     maxConnsPerUser: 0,
     maxMessagesPerSec: 1000,
-    maxBytesPerSec: 16 * 1024 * 1024,
+    maxBytesPerSec: 32 * 1024 * 1024,
     passwordLockout: 10,
     passwordLockoutMs: 60_000,
     limitExempt: [...DEFAULT_LIMIT_EXEMPT],
@@ -489,6 +492,11 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   if (input.maxOutboundBytes === undefined) config.maxOutboundBytes = 2 * config.sendQueueBytes;
   if (config.maxOutboundBytes > 0 && config.maxOutboundBytes < config.sendQueueBytes) {
     throw new ConfigError('maxOutboundBytes', 'must be 0 (no cap) or at least sendQueueBytes');
+  }
+  // Unset, the inbound byte rate follows the message size: two largest messages a second.
+  if (input.maxBytesPerSec === undefined) config.maxBytesPerSec = 2 * config.readLimit;
+  if (config.maxBytesPerSec > 0 && config.maxBytesPerSec <= config.readLimit) {
+    throw new ConfigError('maxBytesPerSec', 'must be 0 (no limit) or more than readLimit');
   }
   if (config.maxPartialMessageBytes > 0 && config.maxPartialMessageBytes < config.readLimit) {
     throw new ConfigError('maxPartialMessageBytes', 'must be 0 (no budget) or at least readLimit');

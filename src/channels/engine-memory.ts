@@ -36,6 +36,8 @@ export class MemoryEngine implements ChannelEngine {
       (offset) => (json = publicationJson(pub.dataJson, offset, pub.tail)),
       size,
       ttl,
+      pub.bytes,
+      pub.binary === true,
     );
     return { ...position, json };
   }

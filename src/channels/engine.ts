@@ -20,6 +20,10 @@ export type MaybePromise<T> = T | Promise<T>;
 export interface EnginePublication {
   offset: number;
   json: string;
+  /** The data bytes, when they are not exactly `json`'s data (kept by the in-memory engine). */
+  raw?: Buffer;
+  /** The data has no JSON form (`json` holds data null): JSON readers skip it. */
+  binary?: boolean;
 }
 
 /** A publication handed to the engine: its data JSON and the fields after offset. */
@@ -30,6 +34,14 @@ export interface PublicationInput {
   tail: string;
   /** What raw `/ws` members receive when it differs from dataJson (the original text). */
   raw?: string | undefined;
+  /**
+   * The data bytes, when they are not exactly dataJson's (binary data, text
+   * kept exactly, a protobuf client's bytes); what protobuf readers get.
+   * Kept by the in-memory engine; a shared engine keeps JSON only.
+   */
+  bytes?: Buffer;
+  /** The data has no JSON form (dataJson is then `null`). */
+  binary?: boolean;
 }
 
 /** The history half of an engine. Refusals are ReplyErrorExceptions (112, 100, 106). */

@@ -26,7 +26,11 @@ export interface StreamPosition {
 export interface StoredPublication {
   offset: number;
   json: string;
-  /** UTF-8 length of `json`. */
+  /** The data bytes, when they are not exactly those of `json`'s data (binary data, text that is not JSON): what protobuf readers get. */
+  raw?: Buffer;
+  /** The data has no JSON form: `json` lacks `data`, and JSON readers skip this publication. */
+  binary?: boolean;
+  /** UTF-8 length of `json`, plus the length of `raw`. */
   bytes: number;
   /** When it was appended (ms, the history's clock). */
   time: number;
@@ -163,9 +167,17 @@ export class MemoryHistory {
    * the position does not advance). `size` and `ttl` are the channel's
    * historySize and historyTtl; with either at 0 the offset still advances
    * but nothing is kept (and what was kept is dropped). A publication bigger
-   * than maxBytes is trimmed at once.
+   * than maxBytes is trimmed at once. `raw` and `binary` are kept with
+   * the publication (see StoredPublication).
    */
-  append(channel: string, encode: (offset: number) => string, size: number, ttl: number): StreamPosition {
+  append(
+    channel: string,
+    encode: (offset: number) => string,
+    size: number,
+    ttl: number,
+    raw?: Buffer,
+    binary = false,
+  ): StreamPosition {
     const now = this.#now();
     const stream = this.#use(channel, now);
     const offset = stream.top + 1;
@@ -174,6 +186,11 @@ export class MemoryHistory {
     stream.ttl = ttl;
     if (size > 0 && ttl > 0) {
       const pub: StoredPublication = { offset, json, bytes: Buffer.byteLength(json), time: now };
+      if (raw !== undefined) {
+        pub.raw = raw;
+        pub.bytes += raw.length;
+      }
+      if (binary) pub.binary = true;
       const wasEmpty = stream.count === 0;
       stream.pubs.push(pub);
       stream.bytes += pub.bytes + PUBLICATION_OVERHEAD;

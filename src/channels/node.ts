@@ -19,7 +19,7 @@ import type { Connection, ConnectionHandlers } from '../connection/connection.ts
 import { Delivery } from '../connection/send-queue.ts';
 import type { Hub, RoomSink } from '../hub/hub.ts';
 import { sanitizeForLogging } from '../hub/validation.ts';
-import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
+import { Opcode, type DataOpcode } from '../protocol/frame.ts';
 import type {
   ChannelApi,
   DisconnectOptions,
@@ -29,7 +29,10 @@ import type {
   PublishOptions,
   PublishResult,
 } from './api.ts';
-import { PING_JSON, pushJson } from './codec.ts';
+import { pushJson } from './codec.ts';
+import { applicationData, isJson, jsonFormOf } from './encoding.ts';
+import { FanoutFrames, PendingPush } from './fanout-frames.ts';
+import { clientInfoBytes, encodePubPush, encodePush, tagsBytes } from './protobuf-codec.ts';
 import type { ChannelEngine, EnginePublication, PublicationInput, StreamPosition } from './engine.ts';
 import { MemoryEngine } from './engine-memory.ts';
 import type { HistoryLimits } from './history.ts';
@@ -94,7 +97,10 @@ export interface ChannelLimits {
 export interface RpcContext {
   client: ChannelClient;
   method: string;
+  /** The request data as JSON (undefined without data, or for a protobuf client's bytes that are not JSON). */
   data: Json | undefined;
+  /** The request data as a protobuf client sent it (absent for a JSON client). */
+  bytes?: Uint8Array;
 }
 
 /** Application hooks of the channel protocol. */
@@ -106,12 +112,25 @@ export interface ChannelHooks {
    * Without it, rpc answers 108 not available.
    */
   onRpc?: (ctx: RpcContext) => Json | undefined | Promise<Json | undefined>;
-  /** Receives `send` commands (no reply). */
-  onSend?: (client: ChannelClient, data: Json | undefined) => void | Promise<void>;
+  /**
+   * Receives `send` commands (no reply): `data` as JSON (undefined for a
+   * protobuf client's bytes that are not JSON), `bytes` as a protobuf client sent them.
+   */
+  onSend?: (client: ChannelClient, data: Json | undefined, bytes?: Uint8Array) => void | Promise<void>;
   /** Asked when a subscribe without a token is not allowed by the channel's options; true allows. */
   authorizeSubscribe?: (client: ChannelClient, channel: string) => boolean | Promise<boolean>;
-  /** Asked when a client publication is not allowed by the channel's options; true allows. */
-  authorizePublish?: (client: ChannelClient, channel: string, data: Json) => boolean | Promise<boolean>;
+  /**
+   * Asked when a client publication is not allowed by the channel's
+   * options; true allows. `data` is the publication as JSON (null for a
+   * protobuf client's bytes that are not JSON), `bytes` the bytes a
+   * protobuf client sent.
+   */
+  authorizePublish?: (
+    client: ChannelClient,
+    channel: string,
+    data: Json,
+    bytes?: Uint8Array,
+  ) => boolean | Promise<boolean>;
 }
 
 export interface ChannelNodeOptions {
@@ -157,7 +176,7 @@ export interface ChannelMetrics {
   channel_publications: number;
   channel_pushes_queued: number;
   channel_pushes_dropped: number;
-  /** Binary room messages not delivered to channel subscribers (the JSON encoding cannot carry them). */
+  /** Publications without a JSON form (binary data: raw room binary, a protobuf client's non-JSON data), not delivered to JSON subscribers. */
   channel_binary_skipped: number;
   /** Non-JSON text room messages delivered to channel subscribers as a JSON string. */
   channel_text_wrapped: number;
@@ -212,16 +231,10 @@ export interface Grant {
   exp: number | undefined;
 }
 
-/** A batched push: `jl` ones (join/leave) go only to subscribers that asked for them. */
-interface Pending {
-  json: string;
-  jl: boolean;
-}
-
 interface ChannelState {
   name: string;
   subscribers: Map<ChannelSession, Subscription>;
-  pending: Pending[] | null;
+  pending: PendingPush[] | null;
 }
 
 /**
@@ -232,10 +245,13 @@ class LocalPublication {
   /** A promise when a shared engine stores it (settled once stored or refused). */
   result: PublishResult | Promise<PublishResult> = {};
   constructor(
-    readonly dataJson: string,
+    /** The data as JSON text; null when it has no JSON form. */
+    readonly dataJson: string | null,
     readonly infoJson: string | undefined,
     readonly tagsJson: string | undefined,
     readonly skipHistory: boolean,
+    /** The data bytes as a protobuf client sent them (undefined for JSON data). */
+    readonly raw: Buffer | undefined = undefined,
   ) {}
 }
 
@@ -342,7 +358,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       joinLeave: (channel, kind, infoJson) => {
         const state = this.channelStates.get(channel);
         if (state !== undefined && state.subscribers.size > 0)
-          this.enqueue(state, pushJson(channel, kind, `{"info":${infoJson}}`), true);
+          this.enqueue(state, bothEncodings(channel, kind, `{"info":${infoJson}}`, true));
       },
       resubscribed: () => {
         // Publications made while pub/sub was down never arrived: every subscriber of a channel
@@ -419,8 +435,14 @@ export class ChannelNode implements ChannelApi, RoomSink {
     this.metrics.channel_publications++;
     this.hub.deliverToMembers(channel, Opcode.TEXT, pub.raw ?? pub.dataJson);
     const state = this.channelStates.get(channel);
-    if (state !== undefined && state.subscribers.size > 0)
-      this.enqueue(state, pushJson(channel, 'pub', json), false);
+    if (state !== undefined && state.subscribers.size > 0) {
+      // Protobuf subscribers get the text exactly as published.
+      const exact = pub.raw === undefined ? json : withBytes(json, Buffer.from(pub.raw));
+      this.enqueue(
+        state,
+        new PendingPush(false, pushJson(channel, 'pub', json), () => encodePush(channel, 'pub', exact)),
+      );
+    }
     for (const joining of listening.joining.values()) {
       if (joining.overflow) continue;
       if (joining.buffer.length >= this.maxRecoveryBuffer) {
@@ -472,9 +494,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const options = this.namespaces.resolve(room)?.options;
     if (options === undefined || !historyEnabled(options)) return false;
     if (publication instanceof LocalPublication) {
-      if (publication.skipHistory) return false;
+      // Data without a JSON form is not kept by a shared engine: delivered, not stored.
+      if (publication.skipHistory || publication.dataJson === null) return false;
       const tail = publicationTail(publication.infoJson, publication.tagsJson);
-      publication.result = this.appendShared(room, options, { dataJson: publication.dataJson, tail });
+      const raw = publication.raw?.toString('utf8');
+      publication.result = this.appendShared(room, options, {
+        dataJson: publication.dataJson,
+        tail,
+        raw: raw === publication.dataJson ? undefined : raw,
+      });
       return true;
     }
     if (opcode === Opcode.BINARY) return false;
@@ -712,7 +740,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const r = immediate(
         this.engine.recover(channel, since, this.limits.maxRecoveredPublications, options.historyTtl),
       );
-      recoveryFields(fields, r);
+      recoveryFields(fields, r, session.encoding.binary);
     } else if (positioned) {
       const top = immediate(this.engine.top(channel));
       fields.push(`"epoch":${JSON.stringify(top.epoch)}`, `"offset":${top.offset}`);
@@ -771,7 +799,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
           options.historyTtl,
         );
         joining.top = r.top;
-        recoveryFields(fields, r);
+        recoveryFields(fields, r, session.encoding.binary);
       } else if (positioned) {
         const top = await this.engine.top(channel);
         joining.top = top;
@@ -870,8 +898,11 @@ export class ChannelNode implements ChannelApi, RoomSink {
         this.endSubscription(session, channel, Unsubscribes.INSUFFICIENT_STATE);
         return;
       }
-      if (lines.length > 0)
-        session.conn.sendText(lines.map((json) => pushJson(channel, 'pub', json)).join('\n')).catch(ignore);
+      if (lines.length > 0) {
+        const encoding = session.encoding;
+        const pushes = lines.map((json) => encoding.push(channel, 'pub', json));
+        session.conn.send(encoding.opcode, encoding.join(pushes)).catch(ignore);
+      }
       state.subscribers.set(session, sub);
     }
     this.announceJoin(session, channel);
@@ -889,7 +920,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (this.namespaces.resolve(channel)?.options.joinLeave !== true) return;
     if (this.engine.publishJoinLeave !== undefined)
       this.engine.publishJoinLeave(channel, 'join', sub.infoJson).catch(ignore);
-    else this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
+    else this.enqueue(state, bothEncodings(channel, 'join', `{"info":${sub.infoJson}}`, true));
   }
 
   /**
@@ -987,7 +1018,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
         if (this.engine.publishJoinLeave !== undefined)
           this.engine.publishJoinLeave(channel, 'leave', sub.infoJson).catch(ignore);
         else if (state.subscribers.size > 0)
-          this.enqueue(state, pushJson(channel, 'leave', `{"info":${sub.infoJson}}`), true);
+          this.enqueue(state, bothEncodings(channel, 'leave', `{"info":${sub.infoJson}}`, true));
       }
       if (state.subscribers.size === 0 && state.pending === null) this.channelStates.delete(channel);
     }
@@ -1001,20 +1032,31 @@ export class ChannelNode implements ChannelApi, RoomSink {
   publishFromClient(
     session: ChannelSession,
     channel: string,
-    data: Json | undefined,
+    data: Json | Uint8Array | undefined,
   ): string | Promise<string> {
-    if (data === undefined) throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
+    if (data === undefined || (data instanceof Uint8Array && data.length === 0))
+      throw new ReplyErrorException(ReplyErrors.BAD_REQUEST);
     const options = this.optionsFor(channel);
-    const dataJson = JSON.stringify(data);
-    if (Buffer.byteLength(dataJson) > this.limits.maxPublicationBytes)
+    // Bytes are copied: the frame they came in is not kept.
+    const raw = data instanceof Uint8Array ? Buffer.from(data) : undefined;
+    if (raw !== undefined && raw.length > this.limits.maxPublicationBytes)
+      throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+    const dataJson = raw === undefined ? JSON.stringify(data) : jsonFormOf(raw);
+    if (raw === undefined && Buffer.byteLength(dataJson!) > this.limits.maxPublicationBytes)
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
     const sub = session.subscriptions.get(channel);
     const publish = (): string | Promise<string> => {
       // A stopped hub publishes nothing: the client must not be told it did.
       if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const info = sub?.infoJson ?? JSON.stringify(clientInfo(session));
-      const publication = new LocalPublication(dataJson, info, undefined, false);
-      this.hub.broadcastRoom(channel, Opcode.TEXT, dataJson, publication);
+      const publication = new LocalPublication(dataJson, info, undefined, false, raw);
+      // Raw room members get the bytes as they are: a text frame when they are JSON, else binary.
+      this.hub.broadcastRoom(
+        channel,
+        dataJson === null ? Opcode.BINARY : Opcode.TEXT,
+        raw ?? dataJson!,
+        publication,
+      );
       // With a shared engine: answered once the engine stored it (an error otherwise, never a false "ok").
       const result = publication.result;
       return result instanceof Promise ? result.then(() => '{}') : '{}';
@@ -1022,7 +1064,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (mayPublish(options, askerOf(session, channel))) return publish();
     const hook = this.hooks.authorizePublish;
     if (hook === undefined) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
-    return this.withTimeout(Promise.resolve().then(() => hook(session, channel, data))).then((allowed) => {
+    const app = applicationData(data);
+    return this.withTimeout(
+      Promise.resolve().then(() => hook(session, channel, app.data ?? null, app.bytes)),
+    ).then((allowed) => {
       if (allowed !== true) throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
       return publish();
     });
@@ -1031,9 +1076,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
   /**
    * RoomSink: every broadcast to a room. Channel publications carry their
    * LocalPublication; raw room messages and messages from other nodes are
-   * turned into publications: JSON text as it is, other text as a JSON
-   * string (counted), binary skipped (counted: the JSON encoding has no
-   * binary data).
+   * turned into publications. Protobuf subscribers get their bytes as
+   * they are; JSON subscribers get JSON text as it is, other text as a
+   * JSON string (counted), and no binary (counted).
    */
   roomMessage(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): void {
     if (publication instanceof LocalPublication) {
@@ -1043,6 +1088,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
         publication.infoJson,
         publication.tagsJson,
         publication.skipHistory,
+        publication.raw,
       );
       return;
     }
@@ -1052,11 +1098,22 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const resolved = this.namespaces.resolve(room);
       if (resolved === null || !historyEnabled(resolved.options)) return;
     }
+    if (data.length === 0) return;
     if (opcode === Opcode.BINARY) {
-      this.metrics.channel_binary_skipped++;
+      this.publishLocal(room, null, undefined, undefined, false, Buffer.from(data));
       return;
     }
-    this.publishLocal(room, this.dataJsonOf(data.toString('utf8')), undefined, undefined, false);
+    const text = data.toString('utf8');
+    const dataJson = this.dataJsonOf(text);
+    // Protobuf subscribers get the text's bytes as they are.
+    this.publishLocal(
+      room,
+      dataJson,
+      undefined,
+      undefined,
+      false,
+      dataJson === text ? undefined : Buffer.from(data),
+    );
   }
 
   /**
@@ -1083,41 +1140,64 @@ export class ChannelNode implements ChannelApi, RoomSink {
     this.engine.reset?.(room);
   }
 
-  /** Appends to history (when the channel keeps it) and queues the push. */
+  /**
+   * Appends to history (when the channel keeps it) and queues the push.
+   * `dataJson` is the data's JSON form (null: none, JSON subscribers skip
+   * it); `raw` the bytes protobuf subscribers get when they are not
+   * exactly `dataJson`'s.
+   */
   private publishLocal(
     channel: string,
-    dataJson: string,
+    dataJson: string | null,
     infoJson: string | undefined,
     tagsJson: string | undefined,
     skipHistory: boolean,
+    raw: Buffer | undefined,
   ): PublishResult {
     const resolved = this.namespaces.resolve(channel);
     if (resolved === null) return {};
     const options = resolved.options;
     const tail = publicationTail(infoJson, tagsJson);
     let pubJson: string;
+    let offset = 0;
     let result: PublishResult = {};
     // A shared engine appends through takeBroadcast; what reaches here skips history.
     if (!skipHistory && historyEnabled(options) && !this.shared) {
-      const position = immediate(
-        this.engine.append(channel, { dataJson, tail }, options.historySize, options.historyTtl),
-      );
-      pubJson = position.json ?? publicationJson(dataJson, position.offset, tail);
+      const input: PublicationInput = { dataJson: dataJson ?? 'null', tail };
+      if (raw !== undefined) input.bytes = raw;
+      if (dataJson === null) input.binary = true;
+      const position = immediate(this.engine.append(channel, input, options.historySize, options.historyTtl));
+      pubJson = position.json ?? publicationJson(input.dataJson, position.offset, tail);
+      offset = position.offset;
       result = { offset: position.offset, epoch: position.epoch };
-    } else pubJson = `{"data":${dataJson}${tail}}`;
+    } else pubJson = dataJson === null ? '' : `{"data":${dataJson}${tail}}`;
     this.metrics.channel_publications++;
+    if (dataJson === null) this.metrics.channel_binary_skipped++;
     const state = this.channelStates.get(channel);
-    if (state !== undefined && state.subscribers.size > 0)
-      this.enqueue(state, pushJson(channel, 'pub', pubJson), false);
+    if (state !== undefined && state.subscribers.size > 0) {
+      const bytes = raw ?? Buffer.from(dataJson!);
+      this.enqueue(
+        state,
+        new PendingPush(false, dataJson === null ? null : pushJson(channel, 'pub', pubJson), () =>
+          encodePubPush(
+            channel,
+            bytes,
+            infoJson === undefined ? undefined : clientInfoBytes(infoJson),
+            offset,
+            tagsJson === undefined ? undefined : tagsBytes(tagsJson),
+          ),
+        ),
+      );
+    }
     return result;
   }
 
-  private enqueue(state: ChannelState, json: string, jl: boolean): void {
+  private enqueue(state: ChannelState, push: PendingPush): void {
     if (state.pending === null) {
       state.pending = [];
       this.dirty.push(state);
     }
-    state.pending.push({ json, jl });
+    state.pending.push(push);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
@@ -1137,17 +1217,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
         if (this.channelStates.get(state.name) === state) this.channelStates.delete(state.name);
         continue;
       }
-      const hasJl = pending.some((p) => p.jl);
-      const pubs = hasJl ? pending.filter((p) => !p.jl) : pending;
-      const all = frameOf(pending);
-      const pubsOnly = hasJl ? frameOf(pubs) : all;
+      const frames = new FanoutFrames(pending);
       let queued = 0;
       let dropped = 0;
       // forEach: no entry array per subscriber, on the one loop that runs per delivery.
       state.subscribers.forEach((sub, session) => {
-        const frame = sub.joinLeave ? all : pubsOnly;
+        const binary = session.encoding.binary;
+        const frame = frames.frame(binary, sub.joinLeave);
         if (frame === null) return;
-        const pushes = sub.joinLeave ? pending.length : pubs.length;
+        const pushes = frames.count(binary, sub.joinLeave);
         const delivery = session.conn.deliver(frame, 1, true);
         if (delivery === Delivery.QUEUED || delivery === Delivery.WAIT) queued += pushes;
         else dropped += pushes;
@@ -1199,7 +1277,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return then(
       r,
       (r) =>
-        `{"publications":[${jsonList(r.publications)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`,
+        `{"publications":[${publicationList(r.publications, session.encoding.binary)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`,
     );
   }
 
@@ -1213,9 +1291,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (typeof method !== 'string') throw new DisconnectException(Disconnects.BAD_REQUEST);
     const handler = this.hooks.onRpc;
     if (handler === undefined) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-    const data = request.data as Json | undefined;
+    const { data, bytes } = applicationData(request.data);
     return Promise.resolve()
-      .then(() => handler({ client: session, method, data }))
+      .then(() => handler({ client: session, method, data, ...(bytes === undefined ? {} : { bytes }) }))
       .then((result) => {
         if (result === undefined) return '{}';
         // A result JSON cannot carry (circular, BigInt, a function) is the hook's failure, like a throw.
@@ -1230,11 +1308,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
       });
   }
 
-  send(session: ChannelSession, data: Json | undefined): void {
+  /** A client's send command: `value` a JSON value (JSON encoding) or bytes (protobuf). */
+  send(session: ChannelSession, value: unknown): void {
     const handler = this.hooks.onSend;
     if (handler === undefined) return;
+    const { data, bytes } = applicationData(value);
     Promise.resolve()
-      .then(() => handler(session, data))
+      .then(() => handler(session, data, bytes))
       .catch((error: unknown) => this.reportError(session, error));
   }
 
@@ -1267,10 +1347,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
   /** Pings every connected client (one shared frame); those still silent after pongTimeout are dropped. */
   private pingAll(): void {
     if (this.byId.size === 0) return;
-    const frame = encodeMessage(Opcode.TEXT, PING_JSON, 0);
     for (const session of this.byId.values()) {
       session.pongPending = true;
-      session.conn.deliver(frame, 1, false);
+      session.conn.deliver(session.encoding.pingFrame, 1, false);
     }
     if (this.pongCheck !== null) clearTimeout(this.pongCheck);
     this.pongCheck = setTimeout(() => {
@@ -1315,7 +1394,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
         ttl: options.historyTtl,
       });
       return then(r, (r) => ({
-        publications: r.publications.map((p) => JSON.parse(p.json) as Publication),
+        // Publications without a JSON form (binary data) are left out: this API speaks JSON.
+        publications: r.publications
+          .filter((p) => p.binary !== true)
+          .map((p) => JSON.parse(p.json) as Publication),
         offset: r.top.offset,
         epoch: r.top.epoch,
       }));
@@ -1476,15 +1558,30 @@ function clientInfo(session: ChannelSession): ClientInfo {
   return info;
 }
 
-/** One text frame holding the pushes, one per line; null when there are none. */
-function frameOf(pending: Pending[]): Buffer | null {
-  if (pending.length === 0) return null;
-  const text = pending.length === 1 ? pending[0]!.json : pending.map((p) => p.json).join('\n');
-  return encodeMessage(Opcode.TEXT, text, 0);
+/** A push whose body is given as JSON, in both encodings (the protobuf one encoded on first use). */
+function bothEncodings(channel: string, kind: string, bodyJson: string, jl: boolean): PendingPush {
+  return new PendingPush(jl, pushJson(channel, kind, bodyJson), () => encodePush(channel, kind, bodyJson));
 }
 
-function jsonList(publications: EnginePublication[]): string {
-  return publications.map((p) => p.json).join(',');
+/** A publication's JSON with its exact data bytes along as `b64data` (the protobuf encoder's source for `data`). */
+function withBytes(json: string, bytes: Buffer): string {
+  return `{"b64data":"${bytes.toString('base64')}",${json.slice(1)}`;
+}
+
+/**
+ * Stored publications as a JSON list for a reply. For a JSON session those
+ * without a JSON form are left out; for a protobuf session the exact bytes
+ * of those that keep them go along (withBytes).
+ */
+function publicationList(publications: EnginePublication[], binary: boolean): string {
+  let out = '';
+  for (const p of publications) {
+    let json = p.json;
+    if (binary && p.raw !== undefined) json = withBytes(json, p.raw);
+    else if (!binary && p.binary === true) continue;
+    out = out === '' ? json : `${out},${json}`;
+  }
+  return out;
 }
 
 /** `fn` of a value now, or of a promise's value later. */
@@ -1516,10 +1613,12 @@ function publicationTail(infoJson: string | undefined, tagsJson: string | undefi
 function recoveryFields(
   fields: string[],
   r: { publications: EnginePublication[]; top: StreamPosition; recovered: boolean },
+  binary: boolean,
 ): void {
   fields.push(`"epoch":${JSON.stringify(r.top.epoch)}`, `"offset":${r.top.offset}`);
   fields.push('"was_recovering":true', `"recovered":${r.recovered}`);
-  if (r.publications.length > 0) fields.push(`"publications":[${jsonList(r.publications)}]`);
+  const list = publicationList(r.publications, binary);
+  if (list !== '') fields.push(`"publications":[${list}]`);
 }
 
 /**
@@ -1587,15 +1686,6 @@ function readHistoryQuery(request: Record<string, unknown>): {
     since: position === undefined ? undefined : readPosition(position.offset, position.epoch),
     reverse,
   };
-}
-
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** `*` any run of characters, `?` one; everything else literal. */

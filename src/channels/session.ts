@@ -13,7 +13,8 @@ import { ExpiryTimer } from '../auth/expiry-timer.ts';
 import type { UserInfo } from '../auth/user.ts';
 import type { Connection } from '../connection/connection.ts';
 import { TokenBucket } from '../hub/rate-limit.ts';
-import { decodeCommands, errorReplyJson, methodOf, pushJson, replyJson } from './codec.ts';
+import { methodOf } from './codec.ts';
+import { encodingFor, type ChannelEncoding, type EncodedMessage } from './encoding.ts';
 import type { ChannelNode, Grant } from './node.ts';
 import {
   DisconnectException,
@@ -78,7 +79,9 @@ export class ChannelSession implements ChannelClient {
   /** Runs right after the reply of the command being handled is written (join pushes). */
   private afterReply: (() => void) | null = null;
   /** Replies gathered while a frame is handled (null outside of that). */
-  private replies: string[] | null = null;
+  private replies: EncodedMessage[] | null = null;
+  /** The encoding the upgrade selected: JSON, or protobuf for the `centrifuge-protobuf` subprotocol. */
+  readonly encoding: ChannelEncoding;
   /** What waits for the gathered replies to be written. */
   private afterReplies: Array<() => void> = [];
 
@@ -88,6 +91,7 @@ export class ChannelSession implements ChannelClient {
     /** The token of an `Authorization: Bearer` header of the upgrade request (non-browser clients). */
     private readonly headerToken: string | undefined,
   ) {
+    this.encoding = encodingFor(conn.protocol);
     const limits = node.limits;
     this.rate = limits.maxCommandsPerSecond > 0 ? new TokenBucket(limits.maxCommandsPerSecond) : null;
     this.staleTimer = setTimeout(() => this.disconnect(Disconnects.STALE), limits.connectTimeout);
@@ -108,8 +112,7 @@ export class ChannelSession implements ChannelClient {
     // Replies to the commands of this frame answered at once go out together, in one frame.
     this.replies = [];
     try {
-      if (binary) throw new DisconnectException(Disconnects.BAD_REQUEST);
-      const commands = decodeCommands(data, this.node.limits);
+      const commands = this.encoding.decode(data, binary, this.node.limits);
       for (const command of commands) {
         if (this.busy) {
           if (this.queue.length >= this.node.limits.maxPendingCommands)
@@ -126,10 +129,9 @@ export class ChannelSession implements ChannelClient {
 
   /** Writes the replies gathered while a frame was handled, then what waits for them (join pushes). */
   private writeReplies(): void {
-    const lines = this.replies;
+    const messages = this.replies;
     this.replies = null;
-    if (lines !== null && lines.length > 0 && this.state !== 'closed')
-      this.conn.sendText(lines.length === 1 ? lines[0]! : lines.join('\n')).catch(ignore);
+    if (messages !== null && messages.length > 0 && this.state !== 'closed') this.write(messages);
     const afters = this.afterReplies;
     if (afters.length === 0) return;
     this.afterReplies = [];
@@ -221,7 +223,11 @@ export class ChannelSession implements ChannelClient {
         node.endSubscription(this, channelOf(request), null);
         return '{}';
       case 'publish':
-        return node.publishFromClient(this, channelOf(request), request.data as Json | undefined);
+        return node.publishFromClient(
+          this,
+          channelOf(request),
+          request.data as Json | Uint8Array | undefined,
+        );
       case 'presence':
         return node.presenceFor(this, channelOf(request));
       case 'presence_stats':
@@ -233,7 +239,7 @@ export class ChannelSession implements ChannelClient {
       case 'rpc':
         return node.rpc(this, request);
       case 'send':
-        node.send(this, request.data as Json | undefined);
+        node.send(this, request.data);
         return undefined;
       case 'ping':
         return '{}';
@@ -368,7 +374,7 @@ export class ChannelSession implements ChannelClient {
 
   /** Ends the subscription from the server side, telling the client why. */
   unsubscribed(channel: string, reason: { code: number; reason: string }): void {
-    this.conn.sendText(pushJson(channel, 'unsubscribe', JSON.stringify(reason))).catch(ignore);
+    this.write([this.encoding.push(channel, 'unsubscribe', JSON.stringify(reason))]);
   }
 
   /** The unsubscribe push when a subscription token lapsed without sub_refresh (the SDK resubscribes). */
@@ -383,20 +389,27 @@ export class ChannelSession implements ChannelClient {
     this.afterReply = null;
     if (this.state === 'closed') return;
     const replies = this.replies;
+    const message = this.encoding.reply(id, method, resultJson);
     if (replies !== null) {
-      replies.push(replyJson(id, method, resultJson));
+      replies.push(message);
       if (after !== null) this.afterReplies.push(after);
       return;
     }
-    this.conn.sendText(replyJson(id, method, resultJson)).catch(ignore);
+    this.write([message]);
     after?.();
   }
 
   private replyError(id: number, error: ReplyError): void {
     if (this.state === 'closed') return;
-    const line = errorReplyJson(id, error);
-    if (this.replies !== null) this.replies.push(line);
-    else this.conn.sendText(line).catch(ignore);
+    const message = this.encoding.errorReply(id, error);
+    if (this.replies !== null) this.replies.push(message);
+    else this.write([message]);
+  }
+
+  /** Writes replies or pushes as one frame in this session's encoding. */
+  private write(messages: EncodedMessage[]): void {
+    const encoding = this.encoding;
+    this.conn.send(encoding.opcode, encoding.join(messages)).catch(ignore);
   }
 
   /** Closes the connection with a disconnect code and reason. */

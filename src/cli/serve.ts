@@ -93,7 +93,7 @@ flags:
   --max-messages-per-sec N       messages one connection may send per second; past it
                                  close 1008 (channels 3013) (default 1000, 0 = unlimited)
   --max-bytes-per-sec BYTES      bytes one connection may send per second; past it close
-                                 1008 (channels 3013) (default 16777216, 0 = unlimited)
+                                 1008 (channels 3013) (default twice --read-limit, 0 = unlimited)
   --password-lockout N           wrong room passwords from one address for one room
                                  before a lockout (429) (default 10, 0 = no lockout)
   --password-lockout-ms MS       length of a room-password lockout (default 60000)

@@ -40,6 +40,7 @@ import {
 } from '../upgrade/pipeline.ts';
 import { ChannelNode, type ChannelMetrics } from '../channels/node.ts';
 import { Namespaces } from '../channels/options.ts';
+import { PROTOBUF_SUBPROTOCOL } from '../channels/protobuf-codec.ts';
 import { Disconnects } from '../channels/protocol.ts';
 import { WSHUB_VERSION } from '../version.ts';
 import type { UpgradeRequest } from '../upgrade/request-head.ts';
@@ -262,6 +263,7 @@ export class WshubServer {
           node.handlers.close?.(conn, code, reason);
         },
       },
+      protocols: [PROTOBUF_SUBPROTOCOL],
       accept: (conn, token) => {
         node.accept(conn, token);
       },

@@ -447,6 +447,8 @@ export interface ChannelUpgradeConfig extends Pick<
   /** Takes the new connection (the channel node), with the token of an `Authorization: Bearer` header. */
   accept: (conn: Connection, headerToken: string | undefined) => void;
   handlers: ConnectionHandlers;
+  /** Subprotocols the endpoint speaks, in its order of preference; the first one offered is selected (`conn.protocol`). */
+  protocols?: readonly string[];
 }
 
 /**
@@ -479,9 +481,12 @@ export function handleChannelUpgrade(
     return null;
   }
   if (socket.destroyed) return null;
-  const conn = new Connection(socket as Socket, config.connection, config.handlers, undefined);
+  // The first subprotocol of the endpoint's the client offers (the protobuf encoding); none: JSON.
+  const offered = h.subprotocols!;
+  const protocol = config.protocols?.find((p) => offered.includes(p));
+  const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
   conn.clientAddress = client;
-  socket.write(acceptResponse(h.key!, undefined));
+  socket.write(acceptResponse(h.key!, protocol));
   const header =
     h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];
   config.accept(conn, header);

@@ -64,3 +64,30 @@ test('Hub and resolveConfig reject the same values with the same errors', () => 
     }
   }
 });
+
+test('per-client limit options: the byte rate follows readLimit, lists are checked as CIDRs', () => {
+  assert.equal(resolveConfig({ allowUnauthenticated: true }).maxBytesPerSec, 32 * 1024 * 1024);
+  assert.equal(resolveConfig({ allowUnauthenticated: true, readLimit: 1000 }).maxBytesPerSec, 2000);
+  assert.equal(resolveConfig({ allowUnauthenticated: true, maxBytesPerSec: 0 }).maxBytesPerSec, 0);
+  assert.throws(
+    () => resolveConfig({ allowUnauthenticated: true, readLimit: 1000, maxBytesPerSec: 1000 }),
+    (e: unknown) => e instanceof ConfigError && e.option === 'maxBytesPerSec',
+  );
+  assert.equal(defaultConnectionOptions().maxMessagesPerSec, undefined, 'a client is never rate limited');
+  for (const [key, value] of [
+    ['trustedProxies', ['10.0.0.0/99']],
+    ['limitExempt', ['localhost']],
+    ['tokenIssuer', ['']],
+    ['jwksUrl', 'ftp://x'],
+    ['maxConnsPerIp', 1.5],
+    ['trustedProxyHeader', 'x-real-ip'],
+  ] as const) {
+    assert.throws(
+      () => resolveConfig({ allowUnauthenticated: true, [key]: value }),
+      (e: unknown) => e instanceof ConfigError && e.option === key,
+      key,
+    );
+  }
+  // A public key or a JWKS URL counts as token verification: no secret needed.
+  assert.doesNotThrow(() => resolveConfig({ jwksUrl: 'https://id.example/jwks.json' }));
+});

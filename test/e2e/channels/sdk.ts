@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { Centrifuge, type Options, type Subscription, type SubscriptionOptions } from 'centrifuge';
+import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
 import { signHS256 } from '../../../src/auth/token.ts';
 import { defaultChannelBounds, type ChannelBounds, type WshubConfig } from '../../../src/config.ts';
@@ -59,6 +60,23 @@ export function sdkClient(hub: RunningHub, options: Partial<Options> = {}): Cent
     timeout: 3000,
     ...options,
   });
+  clients.add(client);
+  return client;
+}
+
+/**
+ * An SDK client of the protobuf build for `hub` (the `centrifuge-protobuf`
+ * subprotocol; data is bytes), typed as the JSON build's client, whose API
+ * it shares. Closed by closeClients().
+ */
+export function sdkProtobufClient(hub: RunningHub, options: Partial<Options> = {}): Centrifuge {
+  const client = new CentrifugeProtobuf(hub.url(CHANNEL_PATH), {
+    websocket: WebSocket,
+    minReconnectDelay: 50,
+    maxReconnectDelay: 200,
+    timeout: 3000,
+    ...options,
+  }) as unknown as Centrifuge;
   clients.add(client);
   return client;
 }

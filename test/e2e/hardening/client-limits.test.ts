@@ -154,9 +154,14 @@ describe('inbound rates per connection', () => {
   });
 
   test('past maxBytesPerSec: close 1008, counted in byte_rate_closes', async () => {
-    const hub = await limitedHub({ maxBytesPerSec: 4096, allowUnauthenticated: true });
+    const hub = await limitedHub({
+      readLimit: 2048,
+      maxBytesPerSec: 4096,
+      allowUnauthenticated: true,
+      messageValidation: false,
+    });
     const client = await connectClient(hub.url('/ws?room=r'));
-    void client.conn.sendText('x'.repeat(10_000)).catch(() => {});
+    for (let i = 0; i < 4; i++) void client.conn.sendText('x'.repeat(1500)).catch(() => {});
     const closed = await client.conn.closed();
     assert.equal(closed.code, 1008);
     assert.equal(hub.ws.metrics().byte_rate_closes, 1);

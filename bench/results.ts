@@ -4,6 +4,7 @@
  * {@link Summary} over the repeated runs.
  */
 import type { Summary } from './summary.ts';
+import type { DeflateResults } from './scenarios/deflate.ts';
 
 /** Where and how the suite ran. */
 export interface MachineInfo {
@@ -254,5 +255,7 @@ export interface BenchResults {
   channels?: ChannelCell[];
   /** Absent in results written before the scenario existed. */
   channelCluster?: ChannelClusterCell[];
+  /** Absent in results written before the scenario existed. */
+  deflate?: DeflateResults;
   errors: RunError[];
 }

@@ -5,7 +5,7 @@
  * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
- *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster]
+ *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate]
  *        [--large] [--report | --no-report]
  *
  * The channels scenarios have their own targets (wshub and centrifugo): they run
@@ -31,6 +31,7 @@ import { runCrossNodeScenario } from './scenarios/cross-node.ts';
 import { CHANNEL_TARGETS, runChannelScenario } from './scenarios/channel-fanout.ts';
 import { runChannelClusterScenario } from './scenarios/channel-cluster.ts';
 import { renderClusterSection } from './report/channel-cluster.ts';
+import { renderDeflateTables, runDeflateScenario } from './scenarios/deflate.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', 'bare-net'];
@@ -46,6 +47,7 @@ export const ALL_SCENARIOS = [
   'cross-node',
   'channels',
   'channels-cluster',
+  'deflate',
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -179,6 +181,8 @@ async function main(): Promise<void> {
   savePartial();
   if (scenarios.includes('channels-cluster'))
     results.channelCluster = await runChannelClusterScenario({ ...ctx, targets: channelTargets });
+  savePartial();
+  if (scenarios.includes('deflate')) results.deflate = await runDeflateScenario(ctx);
 
   // --merge: this run's scenarios replace those of an earlier results file, the rest is kept.
   if (values.merge !== undefined) {
@@ -199,6 +203,7 @@ async function main(): Promise<void> {
     if (scenarios.includes('cross-node')) merged.crossNode = results.crossNode;
     if (scenarios.includes('channels')) merged.channels = results.channels;
     if (scenarios.includes('channels-cluster')) merged.channelCluster = results.channelCluster;
+    if (scenarios.includes('deflate')) merged.deflate = results.deflate;
     Object.assign(results, merged);
   }
 
@@ -224,6 +229,7 @@ async function main(): Promise<void> {
   if (channelSection !== '') process.stdout.write(`${channelSection}\n`);
   const clusterSection = renderClusterSection(results);
   if (clusterSection !== '') process.stdout.write(`${clusterSection}\n`);
+  if (results.deflate !== undefined) process.stdout.write(`${renderDeflateTables(results.deflate)}\n\n`);
   if (ctx.errors.length > 0) {
     process.stdout.write(
       `Failed measurements:\n${ctx.errors.map((e) => `- ${e.scenario} / ${e.target}: ${e.message}`).join('\n')}\n\n`,

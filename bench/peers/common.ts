@@ -15,7 +15,9 @@
  * Flags: `--port N` (0 = any free port), `--send-behavior drop|close|block`
  * (wshub only; others ignore it), `--jwt-secret-file FILE` (require an
  * `Authorization: Bearer` HS256 token signed with the file's bytes, trailing
- * line breaks removed).
+ * line breaks removed), `--deflate` (agree permessage-deflate when offered:
+ * wshub with `perMessageDeflate: true`, ws with serverNoContextTakeover, uws with
+ * its SHARED_COMPRESSOR; the others ignore it).
  */
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
@@ -40,6 +42,8 @@ export interface PeerOptions {
   jwtSecret: Buffer | undefined;
   /** Scale-out broker URL (wshub only): redis://… or nats://… */
   broker: string | undefined;
+  /** `--deflate`: agree permessage-deflate when a client offers it (each peer its own way). */
+  deflate: boolean;
 }
 
 /** What a peer can count; each getter returns -1 when the target cannot tell. */
@@ -73,6 +77,7 @@ export function parsePeerArgs(argv: string[] = process.argv.slice(2)): PeerOptio
         'send-behavior': { type: 'string', default: 'drop' },
         'jwt-secret-file': { type: 'string' },
         broker: { type: 'string' },
+        deflate: { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -89,11 +94,12 @@ export function parsePeerArgs(argv: string[] = process.argv.slice(2)): PeerOptio
       sendBehavior,
       jwtSecret: file === undefined ? undefined : readSecret(file),
       broker: values.broker,
+      deflate: values.deflate === true,
     };
   } catch (error) {
     process.stderr.write(
       `${error instanceof Error ? error.message : String(error)}\n` +
-        'usage: <peer>.ts [--port N] [--send-behavior drop|close|block] [--jwt-secret-file FILE] [--broker URL]\n',
+        'usage: <peer>.ts [--port N] [--send-behavior drop|close|block] [--jwt-secret-file FILE] [--broker URL] [--deflate]\n',
     );
     process.exit(2);
   }

@@ -14,7 +14,7 @@
  * Backpressure: maxBackpressure at its default (64 KiB), closeOnBackpressureLimit
  * off; publish reports nothing per recipient, so dropped/closed are -1.
  *
- * Run: node --import tsx bench/peers/uws.ts --port 0 [--jwt-secret-file FILE]
+ * Run: node --import tsx bench/peers/uws.ts --port 0 [--jwt-secret-file FILE] [--deflate]
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -105,7 +105,7 @@ function upgradeWithJwt(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uW
 }
 
 app.ws<UserData>(WS_PATH, {
-  compression: uws.DISABLED,
+  compression: options.deflate ? uws.SHARED_COMPRESSOR : uws.DISABLED,
   maxPayloadLength: 16 * 1024 * 1024,
   closeOnBackpressureLimit: 0,
   upgrade: check === undefined ? upgradeSync : upgradeWithJwt,

@@ -39,7 +39,8 @@ export async function serveWsRooms(send: RoomSend): Promise<void> {
 
   const wss = new WebSocketServer({
     noServer: true,
-    perMessageDeflate: false,
+    // --deflate: per-message compression with a fresh context per message, as the other peers do.
+    perMessageDeflate: options.deflate ? { serverNoContextTakeover: true, threshold: 0 } : false,
     clientTracking: false,
     WebSocket: RoomSocket,
   });

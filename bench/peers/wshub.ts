@@ -14,7 +14,7 @@
  * reaches, so every upgrade and message goes through the tables; unset keeps
  * the defaults (loopback exempt).
  *
- * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE]
+ * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE] [--deflate]
  */
 import { existsSync } from 'node:fs';
 
@@ -61,6 +61,7 @@ const hub = (() => {
       messageValidation: false,
       sendBehavior: options.sendBehavior,
       allowAllOrigins: true,
+      perMessageDeflate: options.deflate,
       cluster: options.broker ? new Cluster({ transport: transportFromUrl(options.broker) }) : undefined,
       onClose: (_conn, code) => {
         if (code === SLOW_CONSUMER_CLOSE_CODE) closedSlow++;

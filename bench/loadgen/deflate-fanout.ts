@@ -9,7 +9,7 @@
  * open-loop at a fixed rate of uncompressed 1 KiB-class JSON text messages.
  */
 import net from 'node:net';
-import { inflateRawSync } from 'node:zlib';
+import { constants, inflateRawSync } from 'node:zlib';
 import { FrameParser } from './frame-parser.ts';
 import {
   OPCODE_CLOSE,
@@ -212,7 +212,8 @@ export async function runDeflateFanout(spec: DeflateFanoutSpec): Promise<Deflate
       const body = Buffer.concat(raw);
       try {
         inflateChecked =
-          body.length < first.length && inflateRawSync(Buffer.concat([body, TAIL])).equals(first);
+          body.length < first.length &&
+          inflateRawSync(Buffer.concat([body, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH }).equals(first);
       } catch {
         inflateChecked = false;
       }

@@ -114,7 +114,7 @@ app.ws<UserData>(WS_PATH, {
     ws.subscribe(ws.getUserData().room);
   },
   message: (ws, message, isBinary) => {
-    app.publish(ws.getUserData().room, message, isBinary);
+    app.publish(ws.getUserData().room, message, isBinary, options.deflate);
   },
   close: () => {
     connections--;

@@ -31,6 +31,7 @@ const SECRET_KEYS: Readonly<Record<string, string>> = {
   secret: 'WS_SECRET or --secret-file',
   broadcastSecret: 'WS_BROADCAST_SECRET or --broadcast-secret-file',
   apiKey: 'WS_API_KEY or --api-key-file',
+  metricsKey: 'WS_METRICS_KEY or --metrics-key-file',
 };
 
 /** The server options a config file may set, plus its room passwords. */

@@ -104,6 +104,9 @@ export const HttpRejection = {
   /** The body parsed, but does not have the method's shape (a field of the wrong type, too deep, not an object). */
   API_BAD_REQUEST: kind(400, 'API_BAD_REQUEST', 'validation', 'malformed API request'),
 
+  // ---- metrics endpoint ----
+  METRICS_UNAUTHORIZED: kind(401, 'METRICS_UNAUTHORIZED', 'auth', 'missing or invalid metrics key'),
+
   // ---- demo token endpoint ----
   INVALID_REQUEST: kind(400, 'INVALID_REQUEST', 'validation', 'body must be a JSON object'),
   INVALID_JSON: kind(400, 'INVALID_JSON', 'validation', 'body is not valid JSON'),

@@ -11,6 +11,7 @@ import { WshubError } from '../errors.ts';
 import { Opcode, encodeMessage, type DataOpcode } from '../protocol/frame.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { Delivery } from '../connection/send-queue.ts';
+import type { LatencyHistogram } from '../metrics/latency-histogram.ts';
 
 export { defaultHubOptions } from '../config.ts';
 import { isValidRoomName, type RoomValidator } from './validation.ts';
@@ -180,6 +181,8 @@ export class Hub<C extends Recipient = Connection> {
   private batches = new Map<string, Buffer[]>();
   private batchScheduled = false;
   private readonly flushBatches = (): void => this.writeBatches();
+  /** Records the time of each fan-out loop when set (by the metrics exposition). */
+  fanoutTimer: LatencyHistogram | null = null;
   private readonly counters = {
     accepted: 0,
     rejected: 0,
@@ -558,6 +561,8 @@ export class Hub<C extends Recipient = Connection> {
     count = 1,
     whole = false,
   ): BroadcastResult {
+    const timer = this.fanoutTimer;
+    const started = timer === null ? 0 : performance.now();
     let blocked: C[] | null = null;
     let attempted = 0;
     let enqueued = 0;
@@ -588,6 +593,7 @@ export class Hub<C extends Recipient = Connection> {
     c.enqueued += enqueued * count;
     c.skipped += skipped * count;
     c.dropped += dropped * count;
+    if (timer !== null) timer.observe((performance.now() - started) / 1000);
     return result;
   }
 

@@ -42,6 +42,8 @@ import { ChannelNode, type ChannelMetrics } from '../channels/node.ts';
 import { Namespaces } from '../channels/options.ts';
 import { Disconnects } from '../channels/protocol.ts';
 import { WSHUB_VERSION } from '../version.ts';
+import { FANOUT_BUCKETS, LatencyHistogram, QUEUE_DELAY_BUCKETS } from '../metrics/latency-histogram.ts';
+import { createMetricsRegistry, serveMetrics, type MetricsEndpoint } from '../metrics/prometheus.ts';
 import type { UpgradeRequest } from '../upgrade/request-head.ts';
 import { interceptUpgrades } from '../upgrade/fast-path.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from '../connection/resource-guard.ts';
@@ -122,6 +124,10 @@ export class WshubServer {
   private readonly resources: ResourceGuard;
   /** Deadlines and caps of handshakes in progress. */
   private readonly handshakes: HandshakeGuard;
+  /** The duration histograms, once something reads them (recordTimings). */
+  private timings: { fanout: LatencyHistogram; queueDelay: LatencyHistogram } | null = null;
+  /** The `metricsPath` endpoint, when `metricsEnabled`. */
+  private metricsEndpoint: MetricsEndpoint | null = null;
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -181,6 +187,7 @@ export class WshubServer {
       maxPerAddress: c.maxPendingHandshakesPerAddress,
       onLimit: (report) => this.log({ level: 'warn', event: 'handshake_limit', ...report }),
     });
+    if (c.metricsEnabled) this.metricsEndpoint = { registry: createMetricsRegistry(this), key: c.metricsKey };
   }
 
   // ---- wiring --------------------------------------------------------------
@@ -354,6 +361,14 @@ export class WshubServer {
       });
       return true;
     }
+    const metrics = this.metricsEndpoint;
+    if (metrics !== null && path === c.metricsPath) {
+      serveMetrics(request, response, metrics).catch((error: unknown) => {
+        this.log({ level: 'error', event: 'metrics_failed', error: sanitizeForLogging(String(error)) });
+        sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR));
+      });
+      return true;
+    }
     const api = this.serverApi;
     if (api !== null && (path === c.apiPath || path.startsWith(`${c.apiPath}/`))) {
       void handleServerApi(request, response, api);
@@ -427,6 +442,24 @@ export class WshubServer {
       ...this.serverApi?.counters,
       ...(typeof passwords?.passwordMetrics === 'function' ? passwords.passwordMetrics() : {}),
     };
+  }
+
+  /**
+   * Starts recording the broadcast fan-out time and the send-queue delay of
+   * connections opened from now on, and returns the two histograms (the same
+   * ones on every call). registerWshubMetrics calls it; until then the hot
+   * path reads no clock for them.
+   */
+  recordTimings(): { fanout: LatencyHistogram; queueDelay: LatencyHistogram } {
+    if (this.timings === null) {
+      this.timings = {
+        fanout: new LatencyHistogram(FANOUT_BUCKETS),
+        queueDelay: new LatencyHistogram(QUEUE_DELAY_BUCKETS),
+      };
+      this.hub.fanoutTimer = this.timings.fanout;
+      this.resources.queueDelay = this.timings.queueDelay;
+    }
+    return this.timings;
   }
 
   /**
@@ -514,6 +547,7 @@ function paths(hub: WshubServer): string[] {
   if (c.broadcastEnabled) out.push(c.broadcastPath);
   if (c.channelsEnabled) out.push(c.channelPath);
   if (c.channelsEnabled && c.apiKey !== undefined) out.push(c.apiPath);
+  if (c.metricsEnabled) out.push(c.metricsPath);
   return out;
 }
 

@@ -70,6 +70,8 @@ const CORE_VALUES = [
   'boundedServerOptions',
   'constantTimeEqual',
   'createWshub',
+  'createMetricsRegistry',
+  'registerWshubMetrics',
   'defaultConfig',
   'defaultHubOptions',
   'defaultTextValidationOptions',

@@ -1,8 +1,9 @@
 /**
- * `wshub/redis`: the Redis pub/sub transport for scale-out. A separate entry
+ * `wshub/redis`: the Redis pub/sub transports for scale-out (one Redis server, or a Redis Cluster). A separate entry
  * point so that `wshub` itself never loads the `redis` client, an optional
  * peer dependency installed only by those who use it.
  */
 export { RedisTransport, type RedisTransportOptions } from './broker/redis.ts';
+export { RedisClusterTransport, type RedisClusterTransportOptions } from './broker/redis-cluster.ts';
 export { Cluster, type ClusterMetrics, type ClusterOptions } from './broker/cluster.ts';
 export type { Transport } from './broker/transport.ts';

@@ -8,6 +8,7 @@
 import { WshubError } from '../errors.ts';
 import type { NatsTransportOptions } from './nats.ts';
 import type { RedisTransportOptions } from './redis.ts';
+import type { RedisClusterTransportOptions } from './redis-cluster.ts';
 import type { Transport, TransportEvents, TransportListener } from './transport.ts';
 
 export { Cluster, PRESENCE_MAX_BYTES, PRESENCE_MAX_PARTS, PRESENCE_MAX_ROOMS } from './cluster.ts';
@@ -26,8 +27,13 @@ export class BrokerUrlError extends WshubError {
 
 /** Options of transportFromUrl. */
 export interface TransportFromUrlOptions {
-  /** Redis only: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis ≥ 7) for Redis Cluster. */
+  /** Redis only: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis ≥ 7). Implied by `cluster`. */
   sharded?: boolean;
+  /**
+   * Redis only: the URLs are seed nodes of a Redis Cluster, served through
+   * the cluster client with sharded pub/sub (a RedisClusterTransport).
+   */
+  cluster?: boolean;
 }
 
 /**
@@ -51,12 +57,14 @@ export function redactBrokerUrl(url: string): string {
 
 /**
  * Creates the transport for a broker URL: `redis://` and `rediss://` →
- * a RedisTransport, `nats://` → a NatsTransport (several NATS servers may be
- * given comma-separated). Nothing connects, and the client package (`redis`
- * or `nats`) is not even loaded, until the transport is started; `start()`
- * rejects with BrokerClientMissingError when that package is not installed.
+ * a RedisTransport (with `cluster`: a RedisClusterTransport, the URLs —
+ * several may be given comma-separated — being seed nodes), `nats://` → a
+ * NatsTransport (several NATS servers may be given comma-separated). Nothing
+ * connects, and the client package (`redis` or `@nats-io/transport-node`) is
+ * not even loaded, until the transport is started; `start()` rejects with
+ * BrokerClientMissingError when that package is not installed.
  * Throws BrokerUrlError for any other scheme, a malformed URL, or `sharded`
- * with a non-Redis URL.
+ * or `cluster` with a non-Redis URL.
  */
 export function transportFromUrl(url: string, options: TransportFromUrlOptions = {}): Transport {
   const parts = url.split(',').map((part) => part.trim());
@@ -78,11 +86,16 @@ export function transportFromUrl(url: string, options: TransportFromUrlOptions =
   switch (scheme) {
     case 'redis:':
     case 'rediss:':
-      if (parts.length !== 1) throw new BrokerUrlError('give exactly one redis:// URL');
+      if (options.cluster === true) return new DeferredTransport('redis', { rootNodes: parts });
+      if (parts.length !== 1) {
+        throw new BrokerUrlError('give exactly one redis:// URL (several only as Redis Cluster seed nodes)');
+      }
       return new DeferredTransport('redis', { url: parts[0]!, sharded: options.sharded === true });
     case 'nats:':
       if (options.sharded === true)
         throw new BrokerUrlError('sharded pub/sub applies to redis:// brokers only');
+      if (options.cluster === true)
+        throw new BrokerUrlError('Redis Cluster applies to redis:// brokers only');
       return new DeferredTransport('nats', { servers: parts.length === 1 ? parts[0]! : parts });
     default:
       throw new BrokerUrlError(
@@ -91,26 +104,37 @@ export function transportFromUrl(url: string, options: TransportFromUrlOptions =
   }
 }
 
+/** The messaging systems transportFromUrl knows. */
+export type BrokerKind = 'redis' | 'nats';
+
+/** The npm package (an optional peer dependency of wshub) that each broker kind loads. */
+const CLIENT_PACKAGE: Readonly<Record<BrokerKind, string>> = {
+  redis: 'redis',
+  nats: '@nats-io/transport-node',
+};
+
 /** The package a broker URL needs (an optional peer dependency of wshub) is not installed. */
 export class BrokerClientMissingError extends WshubError {
+  /** The npm package to install: "redis" or "@nats-io/transport-node". */
+  readonly packageName: string;
+
   constructor(
-    /** The npm package to install: "redis" or "nats". */
-    readonly packageName: BrokerKind,
+    /** The kind of broker the URL named. */
+    readonly kind: BrokerKind,
     cause?: unknown,
   ) {
+    const packageName = CLIENT_PACKAGE[kind];
     super(
       'BROKER_CLIENT_MISSING',
-      `a ${packageName}:// broker needs the "${packageName}" package, which is not installed (npm install ${packageName})`,
+      `a ${kind}:// broker needs the "${packageName}" package, which is not installed (npm install ${packageName})`,
     );
+    this.packageName = packageName;
     if (cause !== undefined) this.cause = cause;
   }
 }
 
-/** The messaging systems transportFromUrl knows; each is also the name of its client package. */
-export type BrokerKind = 'redis' | 'nats';
-
 interface BrokerSettings {
-  redis: RedisTransportOptions;
+  redis: RedisTransportOptions | RedisClusterTransportOptions;
   nats: NatsTransportOptions;
 }
 
@@ -121,16 +145,16 @@ const loaded = new Map<BrokerKind, Promise<unknown>>();
  * Rejects with BrokerClientMissingError when the client package is missing,
  * so a caller can fail early with a message that says what to install.
  */
-export function loadBrokerTransport(kind: 'redis'): Promise<typeof import('./redis.ts')>;
+export function loadBrokerTransport(kind: 'redis'): Promise<typeof import('./redis-transports.ts')>;
 export function loadBrokerTransport(kind: 'nats'): Promise<typeof import('./nats.ts')>;
 export function loadBrokerTransport(kind: BrokerKind): Promise<unknown>;
 export function loadBrokerTransport(kind: BrokerKind): Promise<unknown> {
   let module = loaded.get(kind);
   if (module === undefined) {
-    const load = kind === 'redis' ? import('./redis.ts') : import('./nats.ts');
+    const load = kind === 'redis' ? import('./redis-transports.ts') : import('./nats.ts');
     module = load.catch((error: unknown) => {
       loaded.delete(kind);
-      throw isMissingPackage(error, kind) ? new BrokerClientMissingError(kind, error) : error;
+      throw isMissingPackage(error, CLIENT_PACKAGE[kind]) ? new BrokerClientMissingError(kind, error) : error;
     });
     loaded.set(kind, module);
   }
@@ -152,13 +176,17 @@ function isMissingPackage(error: unknown, name: string): boolean {
  * transport when started, which is when the client package gets loaded.
  */
 class DeferredTransport<K extends BrokerKind> implements Transport {
+  /** The transport's kind, as the real one will report it ("redis", "redis-cluster" or "nats"). */
+  readonly kind: string;
   private inner: Transport | null = null;
   private closed = false;
 
   constructor(
-    readonly kind: K,
+    private readonly client: K,
     private readonly settings: BrokerSettings[K],
-  ) {}
+  ) {
+    this.kind = 'rootNodes' in settings ? 'redis-cluster' : client;
+  }
 
   get connected(): boolean {
     return this.inner?.connected ?? false;
@@ -173,9 +201,10 @@ class DeferredTransport<K extends BrokerKind> implements Transport {
   }
 
   private async create(): Promise<Transport> {
-    if (this.kind === 'redis') {
-      const { RedisTransport } = await loadBrokerTransport('redis');
-      return new RedisTransport(this.settings as RedisTransportOptions);
+    if (this.client === 'redis') {
+      const { RedisTransport, RedisClusterTransport } = await loadBrokerTransport('redis');
+      const settings = this.settings as BrokerSettings['redis'];
+      return 'rootNodes' in settings ? new RedisClusterTransport(settings) : new RedisTransport(settings);
     }
     const { NatsTransport } = await loadBrokerTransport('nats');
     return new NatsTransport(this.settings as NatsTransportOptions);

@@ -1,5 +1,6 @@
 /**
- * The NATS transport: one connection (nats.js 2.x), one subject per channel.
+ * The NATS transport: one connection (`@nats-io/transport-node` 3.x, the
+ * maintained nats.js client), one subject per channel.
  *
  * Channel → subject mapping. Channels look like `wshub:room:<room>` and room
  * names may contain `.`, which NATS treats as a token separator, and any
@@ -14,15 +15,21 @@
  * Delivery guarantees. NATS core is at-most-once. A publish resolves once the
  * server has answered a PING sent after it (one PING per batch of publishes
  * made in the same turn), so the Cluster's in-flight bound also bounds what
- * sits in socket buffers when the server is slow. While the connection is
- * down, publish rejects at once (the Cluster counts the loss) instead of
- * letting nats.js buffer it: nats.js discards that buffer on every reconnect
- * attempt, which would lose messages without anyone counting them.
+ * sits in socket buffers when the server is slow.
  *
- * Reconnection is nats.js's own (forever, a fixed wait plus jitter between
+ * Offline buffering. While disconnected, the client appends every publish to
+ * an outbound buffer that has no size limit, and empties it (dropping its
+ * contents) at each reconnection attempt; the PINGs waiting behind it are
+ * rejected then. So publish rejects at once while the connection is down
+ * (the Cluster counts the loss) and never hands the client anything to
+ * buffer. A publish caught in the short window between the socket closing
+ * and the `disconnect` status arriving still fails, because its PING is
+ * rejected when the buffer is emptied: every lost message is counted.
+ *
+ * Reconnection is the client's own (forever, a fixed wait plus jitter between
  * attempts); it re-sends every subscription by itself after a reconnect.
  */
-import { connect, Events, type NatsConnection, type Status, type Subscription } from 'nats';
+import { connect, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import type { Transport, TransportEvents, TransportListener } from './transport.ts';
 
 export interface NatsTransportOptions {
@@ -81,7 +88,9 @@ export function subjectToChannel(subject: string): string {
 
 /** The server address or error text a status notification carries. */
 function detail(status: Status): string {
-  return typeof status.data === 'object' ? JSON.stringify(status.data) : String(status.data);
+  if ('server' in status) return status.server;
+  if ('error' in status) return status.error.message;
+  return status.type;
 }
 
 interface Waiter {
@@ -142,19 +151,19 @@ export class NatsTransport implements Transport {
     void this.watch(conn);
   }
 
-  /** Turns nats.js status notifications into `down` / `up` / `error`. */
+  /** Turns the client's status notifications into `down` / `up` / `error`. */
   private async watch(conn: NatsConnection): Promise<void> {
     for await (const status of conn.status()) {
-      if (status.type === Events.Disconnect) {
+      if (status.type === 'disconnect') {
         if (!this.up) continue;
         this.up = false;
         this.events.down?.(new Error(`NATS connection lost (${detail(status)})`));
-      } else if (status.type === Events.Reconnect) {
+      } else if (status.type === 'reconnect') {
         if (this.up) continue;
         this.up = true;
         this.events.up?.();
-      } else if (status.type === Events.Error) {
-        this.events.error?.(new Error(`NATS error: ${detail(status)}`));
+      } else if (status.type === 'error') {
+        this.events.error?.(new Error(`NATS error: ${detail(status)}`, { cause: status.error }));
       }
     }
     // The iterator ends when the connection is closed for good.
@@ -194,7 +203,7 @@ export class NatsTransport implements Transport {
 
   /**
    * Waits for the server to have processed what was written so far. While
-   * disconnected there is nothing to wait for: nats.js keeps the subscription
+   * disconnected there is nothing to wait for: the client keeps the subscription
    * list and sends it as a whole after reconnecting.
    */
   private async confirm(conn: NatsConnection): Promise<void> {

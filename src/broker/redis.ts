@@ -16,7 +16,9 @@
  * - The publisher has no offline queue: while disconnected a publish
  *   rejects at once, so the Cluster counts it as lost instead of buffering
  *   without bound.
- * - `start()` does not retry: an unreachable Redis is a clear error.
+ * - `start()` does not retry: an unreachable Redis is a clear error, and so
+ *   is `sharded: true` against a Redis Cluster node (one connection cannot
+ *   reach every shard: use RedisClusterTransport).
  */
 import { createClient } from 'redis';
 import type { Transport, TransportEvents, TransportListener } from './transport.ts';
@@ -37,10 +39,10 @@ export interface RedisTransportOptions {
 type RedisClient = ReturnType<typeof createClient>;
 
 /** First delay of the reconnection backoff; it doubles per failed attempt up to the maximum. */
-const BASE_DELAY_MS = 50;
+export const BASE_DELAY_MS = 50;
 
 /** The URL without its password, for error messages. */
-function redactUrl(url: string): string {
+export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== '') parsed.password = '***';
@@ -50,12 +52,13 @@ function redactUrl(url: string): string {
   }
 }
 
-function asError(value: unknown): Error {
+/** `value` if it is an Error, else an Error carrying its text. */
+export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
 
 /** The innermost cause's message (node-redis wraps the socket error when it gives up). */
-function rootMessage(error: unknown): string {
+export function rootMessage(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; depth < 5; depth++) {
     const next = (current as { originalError?: unknown; cause?: unknown } | null)?.originalError;
@@ -65,6 +68,11 @@ function rootMessage(error: unknown): string {
   const message = asError(current).message;
   const code = (current as { code?: unknown } | null)?.code;
   return typeof code === 'string' && !message.includes(code) ? `${code} ${message}` : message;
+}
+
+/** Whether the server runs in cluster mode (`INFO cluster` says cluster_enabled:1). */
+async function isClusterNode(client: RedisClient): Promise<boolean> {
+  return /^cluster_enabled:1\r?$/m.test(await client.info('cluster'));
 }
 
 /**
@@ -114,6 +122,7 @@ export class RedisTransport implements Transport {
     this.listener = listener;
     this.events = events;
     this.starting = true;
+    let wrongMode: Error | null = null;
     const publisher: RedisClient = createClient({
       url: this.url,
       disableOfflineQueue: true,
@@ -126,6 +135,12 @@ export class RedisTransport implements Transport {
     this.watch(publisher);
     try {
       await publisher.connect();
+      if (this.sharded && (await isClusterNode(publisher))) {
+        wrongMode = new Error(
+          `redis at ${redactUrl(this.url)} is a Redis Cluster node: sharded pub/sub on a cluster needs the cluster client (--broker-cluster, or RedisClusterTransport)`,
+        );
+        throw wrongMode;
+      }
       // The subscriber keeps an offline queue: a (un)subscribe issued during
       // an outage is sent once the connection is back.
       const subscriber = publisher.duplicate({ disableOfflineQueue: false });
@@ -134,6 +149,7 @@ export class RedisTransport implements Transport {
       await subscriber.connect();
     } catch (error) {
       this.destroy();
+      if (error === wrongMode) throw error;
       throw new Error(`redis unreachable at ${redactUrl(this.url)}: ${rootMessage(error)}`, {
         cause: error,
       });

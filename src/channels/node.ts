@@ -29,7 +29,9 @@ import type {
   PublishResult,
 } from './api.ts';
 import { PING_JSON, pushJson } from './codec.ts';
-import { MemoryHistory, type HistoryLimits, type StoredPublication } from './history.ts';
+import type { ChannelEngine, EnginePublication, PublicationInput, StreamPosition } from './engine.ts';
+import { MemoryEngine } from './engine-memory.ts';
+import type { HistoryLimits } from './history.ts';
 import {
   historyEnabled,
   mayPublish,
@@ -42,7 +44,7 @@ import {
   type ChannelOptions,
   type Namespaces,
 } from './options.ts';
-import { MemoryPresence, type PresenceLimits } from './presence.ts';
+import type { PresenceLimits } from './presence.ts';
 import {
   DisconnectException,
   Disconnects,
@@ -54,6 +56,7 @@ import {
   type Publication,
   type SubscribeRequest,
 } from './protocol.ts';
+import { publicationJson } from './redis-keys.ts';
 import { ChannelSession, userOf, type ChannelClient, type Subscription } from './session.ts';
 
 /** Bounds of the channel protocol, per connection and per node. */
@@ -118,8 +121,16 @@ export interface ChannelNodeOptions {
   tokenAuthenticator?: TokenAuthenticator | undefined;
   /** Verifies subscription tokens (`sub`, `channel`, `exp`, `info`); default: tokenAuthenticator. */
   subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
+  /** Bounds of the in-memory engine (when `engine` is not given). */
   history?: Partial<HistoryLimits>;
   presence?: Partial<PresenceLimits>;
+  /**
+   * Where history and presence live: default a MemoryEngine (this node
+   * only); a RedisEngine shares them between nodes. Started by `start()`.
+   */
+  engine?: ChannelEngine | undefined;
+  /** Most publications buffered for one subscribe while its recovery reads a shared engine (default 1000). */
+  maxRecoveryBuffer?: number;
   hooks?: ChannelHooks;
   /** Name of this node in `info` and the connect reply. */
   name?: string;
@@ -148,11 +159,46 @@ export interface ChannelMetrics {
   /** Non-JSON text room messages delivered to channel subscribers as a JSON string. */
   channel_text_wrapped: number;
   channel_disconnects: number;
-  history_streams: number;
-  history_publications: number;
-  history_bytes: number;
-  history_trimmed: number;
-  presence_entries: number;
+  /** The in-memory engine's (absent with a Redis engine). */
+  history_streams?: number;
+  history_publications?: number;
+  history_bytes?: number;
+  history_trimmed?: number;
+  presence_entries?: number;
+  /** The Redis engine's (absent with the in-memory engine); see docs/CHANNELS.md, "Metrics". */
+  redis_state_connected?: number;
+  redis_state_history_appends?: number;
+  redis_state_history_reads?: number;
+  redis_state_presence_ops?: number;
+  redis_state_errors?: number;
+  redis_state_timeouts?: number;
+  redis_state_refused?: number;
+  redis_state_pending?: number;
+  redis_state_received?: number;
+  redis_state_malformed?: number;
+  redis_state_resubscribes?: number;
+  redis_state_listened?: number;
+  redis_state_publish_failed?: number;
+  redis_state_gaps?: number;
+  redis_state_recovery_overflows?: number;
+  redis_state_forced_resubscribes?: number;
+}
+
+/** A subscribe waiting for a shared engine: what arrives meanwhile, merged by offset after its reply. */
+interface Joining {
+  buffer: Array<{ offset: number; epoch: string; json: string }>;
+  overflow: boolean;
+  /** The position the subscribe reply announced; buffered publications up to it are dropped. */
+  top: StreamPosition | null;
+}
+
+/** A channel this node receives from a shared engine. */
+interface Listening {
+  ready: Promise<void>;
+  /** The last publication received: gaps and epoch changes are detected against it. */
+  epoch: string | null;
+  offset: number;
+  joining: Map<ChannelSession, Joining>;
 }
 
 /** What a subscribe was granted by its token, the options or a hook. */
@@ -180,7 +226,8 @@ interface ChannelState {
  * data so the room sink knows its publisher and options.
  */
 class LocalPublication {
-  result: PublishResult = {};
+  /** A promise when a shared engine stores it (settled once stored or refused). */
+  result: PublishResult | Promise<PublishResult> = {};
   constructor(
     readonly dataJson: string,
     readonly infoJson: string | undefined,
@@ -191,13 +238,26 @@ class LocalPublication {
 
 const MAX_CHANNEL_NAME_BYTES = 255;
 const HISTORY_SWEEP_MS = 1000;
+/** How long a shared engine's connections get to finish at shutdown (ms). */
+const ENGINE_CLOSE_TIMEOUT_MS = 1000;
 
 export class ChannelNode implements ChannelApi, RoomSink {
   readonly limits: ChannelLimits;
   readonly version: string;
   readonly name: string;
-  readonly historyStore: MemoryHistory;
-  readonly presenceStore: MemoryPresence;
+  /** Where history and presence live (see ChannelEngine). */
+  readonly engine: ChannelEngine;
+  /** Whether the engine delivers publications of channels with history (a shared engine). */
+  private readonly shared: boolean;
+  private readonly listening = new Map<string, Listening>();
+  private readonly maxRecoveryBuffer: number;
+  private presenceTimer: NodeJS.Timeout | null = null;
+  private readonly stateCounters = {
+    publish_failed: 0,
+    gaps: 0,
+    recovery_overflows: 0,
+    forced_resubscribes: 0,
+  };
   private shuttingDown = false;
   readonly metrics = {
     commands: 0,
@@ -243,8 +303,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     this.version = options.version ?? '';
     this.name = options.name ?? 'wshub';
     this.log = options.log ?? (() => {});
-    this.historyStore = new MemoryHistory(options.history);
-    this.presenceStore = new MemoryPresence(options.presence);
+    this.engine = options.engine ?? new MemoryEngine(options.history, options.presence);
+    this.shared = this.engine.delivers;
+    this.maxRecoveryBuffer = options.maxRecoveryBuffer ?? 1000;
     this.handlers = {
       message: (conn, data, binary) => this.sessions.get(conn)?.receive(data, binary),
       close: (conn, code) => this.closed(conn, code),
@@ -258,9 +319,182 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const ping = this.limits.pingInterval;
     this.pingTimer = ping > 0 ? setInterval(() => this.pingAll(), ping) : null;
     this.pingTimer?.unref();
-    this.sweepTimer = setInterval(() => this.historyStore.sweep(), HISTORY_SWEEP_MS);
+    this.sweepTimer = setInterval(() => this.engine.sweep?.(), HISTORY_SWEEP_MS);
     this.sweepTimer.unref();
     this.hub.setRoomSink(this);
+  }
+
+  /**
+   * Connects a shared engine (rejects when it cannot be reached) and starts
+   * refreshing this node's presence entries in it. Nothing to do for the
+   * in-memory engine.
+   */
+  async start(): Promise<void> {
+    const engine = this.engine;
+    if (engine.start === undefined) return;
+    await engine.start({
+      publication: (channel, position, pub) => this.engineReceived(channel, position, pub),
+      joinLeave: (channel, kind, infoJson) => {
+        const state = this.channelStates.get(channel);
+        if (state !== undefined && state.subscribers.size > 0)
+          this.enqueue(state, pushJson(channel, kind, `{"info":${infoJson}}`), true);
+      },
+      resubscribed: () => {
+        // Publications made while pub/sub was down never arrived: every subscriber of a channel
+        // with history resubscribes and recovers them from the stream (or learns recovered: false).
+        for (const [channel, listening] of this.listening) {
+          listening.epoch = null;
+          this.forceResubscribe(channel, listening);
+        }
+      },
+    });
+    const interval = engine.presenceRefreshInterval;
+    if (interval !== undefined && engine.presenceRefresh !== undefined) {
+      this.presenceTimer = setInterval(() => this.refreshPresence(), interval);
+      this.presenceTimer.unref();
+    }
+  }
+
+  /** Re-adds every local presence entry to the shared engine, so they outlive its presence ttl. */
+  private refreshPresence(): void {
+    for (const [channel, state] of this.channelStates) {
+      if (state.subscribers.size === 0 || this.namespaces.resolve(channel)?.options.presence !== true)
+        continue;
+      const entries: Array<[string, ClientInfo]> = [];
+      state.subscribers.forEach((sub, session) =>
+        entries.push([session.id, JSON.parse(sub.infoJson) as ClientInfo]),
+      );
+      this.engine.presenceRefresh?.(channel, entries).catch(ignore);
+    }
+  }
+
+  /** Ends every local subscription of `channel` with 2500 (the SDK resubscribes and recovers). */
+  private forceResubscribe(channel: string, listening: Listening): void {
+    for (const joining of listening.joining.values()) joining.overflow = true;
+    const state = this.channelStates.get(channel);
+    if (state === undefined) return;
+    for (const session of [...state.subscribers.keys()]) {
+      this.stateCounters.forced_resubscribes++;
+      this.endSubscription(session, channel, Unsubscribes.INSUFFICIENT_STATE);
+    }
+  }
+
+  /**
+   * A publication of a channel with history from the shared engine (this
+   * node's own too): checked against the last one for gaps, then delivered
+   * to raw members, subscribers, and subscribes waiting for their recovery.
+   */
+  private engineReceived(channel: string, position: StreamPosition, pub: PublicationInput): void {
+    const listening = this.listening.get(channel);
+    if (listening === undefined || this.hub.isStopped) return;
+    if (listening.epoch !== null) {
+      const gap = position.offset - listening.offset - 1;
+      if (listening.epoch !== position.epoch || gap > 0) {
+        // Lost on the way (or the stream started over): subscribers must not go on as if nothing happened.
+        if (gap > 0 && listening.epoch === position.epoch) this.stateCounters.gaps += gap;
+        listening.epoch = position.epoch;
+        listening.offset = position.offset;
+        this.forceResubscribe(channel, listening);
+        return this.deliverReceived(channel, listening, position, pub);
+      }
+      if (gap < 0) return; // a duplicate: already delivered
+    }
+    listening.epoch = position.epoch;
+    listening.offset = position.offset;
+    this.deliverReceived(channel, listening, position, pub);
+  }
+
+  private deliverReceived(
+    channel: string,
+    listening: Listening,
+    position: StreamPosition,
+    pub: PublicationInput,
+  ): void {
+    const json = publicationJson(pub.dataJson, position.offset, pub.tail);
+    this.metrics.channel_publications++;
+    this.hub.deliverToMembers(channel, Opcode.TEXT, pub.raw ?? pub.dataJson);
+    const state = this.channelStates.get(channel);
+    if (state !== undefined && state.subscribers.size > 0)
+      this.enqueue(state, pushJson(channel, 'pub', json), false);
+    for (const joining of listening.joining.values()) {
+      if (joining.overflow) continue;
+      if (joining.buffer.length >= this.maxRecoveryBuffer) {
+        joining.overflow = true;
+        joining.buffer = [];
+        this.stateCounters.recovery_overflows++;
+      } else joining.buffer.push({ offset: position.offset, epoch: position.epoch, json });
+    }
+  }
+
+  /** RoomSink: a room got local interest; a shared engine starts sending its publications here. */
+  roomActive(room: string): void {
+    if (!this.shared || this.listening.has(room)) return;
+    const options = this.namespaces.resolve(room)?.options;
+    if (options === undefined || !(historyEnabled(options) || options.joinLeave)) return;
+    const listening: Listening = {
+      ready: Promise.resolve(),
+      epoch: null,
+      offset: 0,
+      joining: new Map(),
+    };
+    listening.ready = (this.engine.listen?.(room) ?? Promise.resolve()).catch((error: unknown) => {
+      // Tried again by the next subscribe (a fresh listen once this one is dropped).
+      if (this.listening.get(room) === listening) {
+        this.listening.delete(room);
+        this.engine.unlisten?.(room);
+      }
+      throw error;
+    });
+    // A failure reaches the subscribe waiting for it; nobody else needs to hear it.
+    listening.ready.catch(ignore);
+    this.listening.set(room, listening);
+  }
+
+  /** RoomSink: the room's last local member or subscriber is gone. */
+  roomInactive(room: string): void {
+    if (!this.listening.delete(room)) return;
+    this.engine.unlisten?.(room);
+  }
+
+  /**
+   * RoomSink: with a shared engine, a broadcast to a channel with history
+   * is appended by the engine, which delivers it to every node (this one
+   * too) in its order. Binary messages and publications that skip history
+   * take the usual way.
+   */
+  takeBroadcast(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): boolean {
+    if (!this.shared) return false;
+    const options = this.namespaces.resolve(room)?.options;
+    if (options === undefined || !historyEnabled(options)) return false;
+    if (publication instanceof LocalPublication) {
+      if (publication.skipHistory) return false;
+      const tail = publicationTail(publication.infoJson, publication.tagsJson);
+      publication.result = this.appendShared(room, options, { dataJson: publication.dataJson, tail });
+      return true;
+    }
+    if (opcode === Opcode.BINARY) return false;
+    const text = data.toString('utf8');
+    const dataJson = this.dataJsonOf(text);
+    this.appendShared(room, options, { dataJson, tail: '', raw: dataJson === text ? undefined : text }).catch(
+      ignore,
+    );
+    return true;
+  }
+
+  /** The shared engine's append; a failure is counted and answered 100 (temporary). */
+  private appendShared(
+    channel: string,
+    options: ChannelOptions,
+    pub: PublicationInput,
+  ): Promise<PublishResult> {
+    return Promise.resolve(this.engine.append(channel, pub, options.historySize, options.historyTtl)).then(
+      (position) => ({ offset: position.offset, epoch: position.epoch }),
+      (error: unknown) => {
+        this.stateCounters.publish_failed++;
+        if (!(error instanceof ReplyErrorException)) this.reportError(undefined, error);
+        throw error instanceof ReplyErrorException ? error : new ReplyErrorException(ReplyErrors.INTERNAL);
+      },
+    );
   }
 
   // ---- connections ------------------------------------------------------------------
@@ -418,8 +652,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
 
   /**
    * Subscribes `session` (admitted): registers the room with the hub,
-   * reads the position or recovers, adds presence and the join push.
-   * Returns the SubscribeResult JSON.
+   * reads the position or recovers, adds presence. Returns the
+   * SubscribeResult JSON (a promise with a shared engine); the caller
+   * calls subscribeReplied once the reply is written.
    */
   subscribe(
     session: ChannelSession,
@@ -427,7 +662,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     request: SubscribeRequest,
     grant: Grant,
     serverSide: boolean,
-  ): string {
+  ): string | Promise<string> {
     const { options } = grant;
     // Checked before anything is registered: a refusal after that point
     // would leave the room registration and the presence entry behind.
@@ -441,7 +676,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
     }
     const info = clientInfo(session);
     if (grant.chanInfo !== undefined) info.chan_info = grant.chanInfo;
-    if (options.presence && !this.presenceStore.add(channel, session.id, info)) {
+    if (this.shared) return this.subscribeShared(session, channel, request, grant, serverSide, info);
+    if (options.presence && !immediate(this.engine.presenceAdd(channel, session.id, info))) {
       this.hub.unregister(channel);
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
     }
@@ -457,17 +693,121 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (positioned) fields.push('"positioned":true');
     if (request.recover === true && recoverable) {
       const since = readPosition(request.offset, request.epoch);
-      const r = this.historyStore.recover(channel, since, this.limits.maxRecoveredPublications);
-      fields.push(`"epoch":${JSON.stringify(r.top.epoch)}`, `"offset":${r.top.offset}`);
-      fields.push('"was_recovering":true', `"recovered":${r.recovered}`);
-      if (r.publications.length > 0) fields.push(`"publications":[${jsonList(r.publications)}]`);
+      const r = immediate(
+        this.engine.recover(channel, since, this.limits.maxRecoveredPublications, options.historyTtl),
+      );
+      recoveryFields(fields, r);
     } else if (positioned) {
-      const top = this.historyStore.top(channel);
+      const top = immediate(this.engine.top(channel));
       fields.push(`"epoch":${JSON.stringify(top.epoch)}`, `"offset":${top.offset}`);
     }
+    return this.finishSubscribe(session, channel, request, grant, serverSide, info, fields, null);
+  }
+
+  /**
+   * The subscribe with a shared engine: the channel's pub/sub subscription
+   * is in place before presence and history are read, and what arrives
+   * meanwhile is buffered (at most maxRecoveryBuffer), to be merged by
+   * offset once the reply is out (subscribeReplied): no gap, no duplicate.
+   * Bounded by hookTimeout; a failure undoes the registration and presence.
+   */
+  private subscribeShared(
+    session: ChannelSession,
+    channel: string,
+    request: SubscribeRequest,
+    grant: Grant,
+    serverSide: boolean,
+    info: ClientInfo,
+  ): Promise<string> {
+    const { options } = grant;
+    const listening = this.listening.get(channel);
+    const joining: Joining = { buffer: [], overflow: false, top: null };
+    listening?.joining.set(session, joining);
+    const anonymous = session.user === '';
+    const recoverable = recoveryEnabled(options, request.recoverable === true, anonymous);
+    const positioned = historyEnabled(options) && (recoverable || request.positioned === true);
+    let presenceAdded = false;
+    let abandoned = false;
+    const undo = (): void => {
+      abandoned = true;
+      if (listening?.joining.get(session) === joining) listening.joining.delete(session);
+      if (presenceAdded) this.engine.presenceRemove(channel, session.id)?.catch(ignore);
+      this.hub.unregister(channel);
+    };
+    const work = async (): Promise<string[]> => {
+      if (listening !== undefined) await listening.ready;
+      if (options.presence) {
+        if (!(await this.engine.presenceAdd(channel, session.id, info)))
+          throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+        presenceAdded = true;
+        // Timed out meanwhile: the entry must not outlive the failed subscribe.
+        if (abandoned) this.engine.presenceRemove(channel, session.id)?.catch(ignore);
+      }
+      const fields: string[] = [];
+      if (recoverable) fields.push('"recoverable":true');
+      if (positioned) fields.push('"positioned":true');
+      if (request.recover === true && recoverable) {
+        const since = readPosition(request.offset, request.epoch);
+        const r = await this.engine.recover(
+          channel,
+          since,
+          this.limits.maxRecoveredPublications,
+          options.historyTtl,
+        );
+        joining.top = r.top;
+        recoveryFields(fields, r);
+      } else if (positioned) {
+        const top = await this.engine.top(channel);
+        joining.top = top;
+        fields.push(`"epoch":${JSON.stringify(top.epoch)}`, `"offset":${top.offset}`);
+      }
+      return fields;
+    };
+    return this.withTimeout(work()).then(
+      (fields) => {
+        if (session.state === 'closed' || !session.conn.isOpen) {
+          undo();
+          return '{}';
+        }
+        return this.finishSubscribe(
+          session,
+          channel,
+          request,
+          grant,
+          serverSide,
+          info,
+          fields,
+          listening === undefined ? null : joining,
+        );
+      },
+      (error: unknown) => {
+        undo();
+        if (error instanceof ReplyErrorException || error instanceof DisconnectException) throw error;
+        this.reportError(session, error);
+        throw new ReplyErrorException(ReplyErrors.INTERNAL);
+      },
+    );
+  }
+
+  /**
+   * The end of a subscribe: the subscription, its token expiry, and (unless
+   * it is `joining` a shared engine's channel, then in subscribeReplied)
+   * its place among the channel's subscribers.
+   */
+  private finishSubscribe(
+    session: ChannelSession,
+    channel: string,
+    request: SubscribeRequest,
+    grant: Grant,
+    serverSide: boolean,
+    info: ClientInfo,
+    fields: string[],
+    joining: Joining | null,
+  ): string {
+    const anonymous = session.user === '';
     const sub: Subscription = {
       channel,
-      joinLeave: pushJoinLeave(options, request.join_leave === true, anonymous),
+      joinLeave: pushJoinLeave(grant.options, request.join_leave === true, anonymous),
       infoJson: JSON.stringify(info),
       chanInfo: grant.chanInfo,
       expiry: null,
@@ -479,22 +819,61 @@ export class ChannelNode implements ChannelApi, RoomSink {
     let state = this.channelStates.get(channel);
     if (state === undefined)
       this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
-    state.subscribers.set(session, sub);
+    if (joining === null) {
+      // Pushes already waiting go to the subscribers that were there (this one recovered them).
+      if (this.shared) this.flushPending();
+      state.subscribers.set(session, sub);
+    }
     this.subscriptionCount++;
     return `{${fields.join(',')}}`;
   }
 
   /**
-   * The join push of a new subscriber, where the channel has join/leave
-   * events; called after its subscribe (or connect) reply went out, so the
-   * reply comes first.
+   * Called once the subscribe (or connect) reply is written: a subscriber
+   * that waited for a shared engine gets what arrived meanwhile after its
+   * position, in offset order, and joins the channel's fan-out (a gap or an
+   * overflowing buffer ends the subscription with 2500 instead: the SDK
+   * resubscribes and recovers). Then the join push.
    */
-  announceJoin(session: ChannelSession, channel: string): void {
+  subscribeReplied(session: ChannelSession, channel: string): void {
+    const listening = this.listening.get(channel);
+    const joining = listening?.joining.get(session);
+    if (listening !== undefined && joining !== undefined) {
+      listening.joining.delete(session);
+      const sub = session.subscriptions.get(channel);
+      if (sub === undefined) return;
+      let state = this.channelStates.get(channel);
+      if (state === undefined)
+        this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
+      // Pushes waiting for this turn were buffered for this subscriber too.
+      this.flushPending();
+      const lines = joining.overflow ? null : mergeBuffered(joining);
+      if (lines === null) {
+        if (!joining.overflow) this.stateCounters.gaps++;
+        this.stateCounters.forced_resubscribes++;
+        this.endSubscription(session, channel, Unsubscribes.INSUFFICIENT_STATE);
+        return;
+      }
+      if (lines.length > 0)
+        session.conn.sendText(lines.map((json) => pushJson(channel, 'pub', json)).join('\n')).catch(ignore);
+      state.subscribers.set(session, sub);
+    }
+    this.announceJoin(session, channel);
+  }
+
+  /**
+   * The join push of a new subscriber, where the channel has join/leave
+   * events; after its subscribe (or connect) reply went out, so the reply
+   * comes first. With a shared engine it goes to every node.
+   */
+  private announceJoin(session: ChannelSession, channel: string): void {
     const sub = session.subscriptions.get(channel);
     const state = this.channelStates.get(channel);
     if (sub === undefined || state === undefined) return;
-    if (this.namespaces.resolve(channel)?.options.joinLeave === true)
-      this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
+    if (this.namespaces.resolve(channel)?.options.joinLeave !== true) return;
+    if (this.engine.publishJoinLeave !== undefined)
+      this.engine.publishJoinLeave(channel, 'join', sub.infoJson).catch(ignore);
+    else this.enqueue(state, pushJson(channel, 'join', `{"info":${sub.infoJson}}`), true);
   }
 
   /**
@@ -506,8 +885,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     session: ChannelSession,
     claim: unknown,
     requests: Record<string, SubscribeRequest>,
-  ): Map<string, string> {
+  ): Map<string, string> | Promise<Map<string, string>> {
     const results = new Map<string, string>();
+    const waiting: Array<Promise<void>> = [];
     if (claim === undefined) return results;
     if (!Array.isArray(claim)) throw new DisconnectException(Disconnects.INVALID_TOKEN);
     if (claim.length > this.limits.maxSubscriptions) throw new DisconnectException(Disconnects.CHANNEL_LIMIT);
@@ -527,22 +907,22 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const request = requests[channel];
       const asked = typeof request === 'object' && request !== null ? request : {};
       try {
-        results.set(
+        const json = this.subscribe(
+          session,
           channel,
-          this.subscribe(session, channel, asked, { options, chanInfo: undefined, exp: undefined }, true),
+          asked,
+          { options, chanInfo: undefined, exp: undefined },
+          true,
         );
+        results.set(channel, typeof json === 'string' ? json : '');
+        if (typeof json !== 'string')
+          waiting.push(json.then((result) => void results.set(channel, result), serverSideFailure));
       } catch (error) {
-        // A server-side subscription cannot be refused alone: the connect fails.
-        if (error instanceof ReplyErrorException)
-          throw new DisconnectException(
-            error.error.code === ReplyErrors.BAD_REQUEST.code
-              ? Disconnects.BAD_REQUEST
-              : Disconnects.CHANNEL_LIMIT,
-          );
-        throw error;
+        serverSideFailure(error);
       }
     }
-    return results;
+    if (waiting.length === 0) return results;
+    return Promise.all(waiting).then(() => results);
   }
 
   /** Arms the unsubscribe of an expiring subscription token; returns its ttl in seconds. */
@@ -577,13 +957,22 @@ export class ChannelNode implements ChannelApi, RoomSink {
     session.subscriptions.delete(channel);
     sub.expiry?.cancel();
     this.subscriptionCount--;
+    const listening = this.listening.get(channel);
+    const wasJoining = listening?.joining.delete(session) === true;
     const state = this.channelStates.get(channel);
     if (state !== undefined) {
       state.subscribers.delete(session);
       const options = this.namespaces.resolve(channel)?.options;
-      if (options?.presence === true) this.presenceStore.remove(channel, session.id);
-      if (options?.joinLeave === true && state.subscribers.size > 0)
-        this.enqueue(state, pushJson(channel, 'leave', `{"info":${sub.infoJson}}`), true);
+      if (options?.presence === true) {
+        const removed = this.engine.presenceRemove(channel, session.id);
+        if (removed instanceof Promise) removed.catch(ignore);
+      }
+      if (options?.joinLeave === true && !wasJoining) {
+        if (this.engine.publishJoinLeave !== undefined)
+          this.engine.publishJoinLeave(channel, 'leave', sub.infoJson).catch(ignore);
+        else if (state.subscribers.size > 0)
+          this.enqueue(state, pushJson(channel, 'leave', `{"info":${sub.infoJson}}`), true);
+      }
       if (state.subscribers.size === 0 && state.pending === null) this.channelStates.delete(channel);
     }
     this.hub.unregister(channel);
@@ -604,17 +993,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (Buffer.byteLength(dataJson) > this.limits.maxPublicationBytes)
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
     const sub = session.subscriptions.get(channel);
-    const publish = (): string => {
+    const publish = (): string | Promise<string> => {
       // A stopped hub publishes nothing: the client must not be told it did.
       if (this.hub.isStopped) throw new ReplyErrorException(ReplyErrors.INTERNAL);
       const info = sub?.infoJson ?? JSON.stringify(clientInfo(session));
-      this.hub.broadcastRoom(
-        channel,
-        Opcode.TEXT,
-        dataJson,
-        new LocalPublication(dataJson, info, undefined, false),
-      );
-      return '{}';
+      const publication = new LocalPublication(dataJson, info, undefined, false);
+      this.hub.broadcastRoom(channel, Opcode.TEXT, dataJson, publication);
+      // With a shared engine: answered once the engine stored it (an error otherwise, never a false "ok").
+      const result = publication.result;
+      return result instanceof Promise ? result.then(() => '{}') : '{}';
     };
     if (mayPublish(options, askerOf(session, channel))) return publish();
     const hook = this.hooks.authorizePublish;
@@ -653,17 +1040,21 @@ export class ChannelNode implements ChannelApi, RoomSink {
       this.metrics.channel_binary_skipped++;
       return;
     }
-    const text = data.toString('utf8');
-    let dataJson = text;
+    this.publishLocal(room, this.dataJsonOf(data.toString('utf8')), undefined, undefined, false);
+  }
+
+  /**
+   * A raw text message as a publication's data: JSON as it is, other text
+   * as a JSON string (counted).
+   */
+  private dataJsonOf(text: string): string {
     if (!isJson(text)) {
-      dataJson = JSON.stringify(text);
       this.metrics.channel_text_wrapped++;
-    } else if (text.includes('\n')) {
-      // Pushes go one per line: a line break inside would split this one. In
-      // valid JSON a raw line break can only be whitespace, so a space keeps the value exactly.
-      dataJson = text.replace(/\n/g, ' ');
+      return JSON.stringify(text);
     }
-    this.publishLocal(room, dataJson, undefined, undefined, false);
+    // Pushes go one per line: a line break inside would split this one. In
+    // valid JSON a raw line break can only be whitespace, so a space keeps the value exactly.
+    return text.includes('\n') ? text.replace(/\n/g, ' ') : text;
   }
 
   /**
@@ -673,7 +1064,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
    * never a silent gap. (History shared by all nodes is a Redis engine's job.)
    */
   roomListening(room: string): void {
-    this.historyStore.reset(room);
+    this.engine.reset?.(room);
   }
 
   /** Appends to history (when the channel keeps it) and queues the push. */
@@ -687,20 +1078,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const resolved = this.namespaces.resolve(channel);
     if (resolved === null) return {};
     const options = resolved.options;
-    const tail =
-      (infoJson === undefined ? '' : `,"info":${infoJson}`) +
-      (tagsJson === undefined ? '' : `,"tags":${tagsJson}`);
+    const tail = publicationTail(infoJson, tagsJson);
     let pubJson: string;
     let result: PublishResult = {};
-    if (!skipHistory && historyEnabled(options)) {
-      let built = '';
-      const position = this.historyStore.append(
-        channel,
-        (offset) => (built = `{"data":${dataJson},"offset":${offset}${tail}}`),
-        options.historySize,
-        options.historyTtl,
+    // A shared engine appends through takeBroadcast; what reaches here skips history.
+    if (!skipHistory && historyEnabled(options) && !this.shared) {
+      const position = immediate(
+        this.engine.append(channel, { dataJson, tail }, options.historySize, options.historyTtl),
       );
-      pubJson = built;
+      pubJson = position.json ?? publicationJson(dataJson, position.offset, tail);
       result = { offset: position.offset, epoch: position.epoch };
     } else pubJson = `{"data":${dataJson}${tail}}`;
     this.metrics.channel_publications++;
@@ -765,29 +1151,40 @@ export class ChannelNode implements ChannelApi, RoomSink {
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
   }
 
-  presenceFor(session: ChannelSession, channel: string): string {
+  presenceFor(session: ChannelSession, channel: string): string | Promise<string> {
     this.checkPresenceRead(session, channel);
-    return JSON.stringify({ presence: this.presenceStore.get(channel) });
+    return then(this.engine.presenceGet(channel), (presence) => JSON.stringify({ presence }));
   }
 
-  presenceStatsFor(session: ChannelSession, channel: string): string {
+  presenceStatsFor(session: ChannelSession, channel: string): string | Promise<string> {
     this.checkPresenceRead(session, channel);
-    const stats = this.presenceStore.stats(channel);
-    return `{"num_clients":${stats.numClients},"num_users":${stats.numUsers}}`;
+    return then(
+      this.engine.presenceStats(channel),
+      (stats) => `{"num_clients":${stats.numClients},"num_users":${stats.numUsers}}`,
+    );
   }
 
-  historyFor(session: ChannelSession, channel: string, request: Record<string, unknown>): string {
+  historyFor(
+    session: ChannelSession,
+    channel: string,
+    request: Record<string, unknown>,
+  ): string | Promise<string> {
     const options = this.optionsFor(channel);
     if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
     if (!mayReadHistory(options, askerOf(session, channel)))
       throw new ReplyErrorException(ReplyErrors.PERMISSION_DENIED);
     const query = readHistoryQuery(request);
-    const r = this.historyStore.read(channel, {
+    const r = this.engine.read(channel, {
       ...(query.since === undefined ? {} : { since: query.since }),
       limit: this.clampLimit(query.limit),
       reverse: query.reverse,
+      ttl: options.historyTtl,
     });
-    return `{"publications":[${jsonList(r.publications)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`;
+    return then(
+      r,
+      (r) =>
+        `{"publications":[${jsonList(r.publications)}],"epoch":${JSON.stringify(r.top.epoch)},"offset":${r.top.offset}}`,
+    );
   }
 
   private clampLimit(limit: number): number {
@@ -895,16 +1292,17 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return settle(() => {
       const options = this.apiOptions(channel);
       if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-      const r = this.historyStore.read(channel, {
+      const r = this.engine.read(channel, {
         ...(query.since === undefined ? {} : { since: readPosition(query.since.offset, query.since.epoch) }),
         limit: this.clampLimit(query.limit ?? 0),
         reverse: query.reverse === true,
+        ttl: options.historyTtl,
       });
-      return {
+      return then(r, (r) => ({
         publications: r.publications.map((p) => JSON.parse(p.json) as Publication),
         offset: r.top.offset,
         epoch: r.top.epoch,
-      };
+      }));
     });
   }
 
@@ -912,22 +1310,24 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return settle(() => {
       const options = this.apiOptions(channel);
       if (!historyEnabled(options)) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-      this.historyStore.remove(channel);
+      return this.engine.remove(channel);
     });
   }
 
   presence(channel: string): Promise<Record<string, ClientInfo>> {
     return settle(() => {
       if (!this.apiOptions(channel).presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-      return this.presenceStore.get(channel);
+      return this.engine.presenceGet(channel);
     });
   }
 
   presenceStats(channel: string): Promise<{ num_clients: number; num_users: number }> {
     return settle(() => {
       if (!this.apiOptions(channel).presence) throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
-      const stats = this.presenceStore.stats(channel);
-      return { num_clients: stats.numClients, num_users: stats.numUsers };
+      return then(this.engine.presenceStats(channel), (stats) => ({
+        num_clients: stats.numClients,
+        num_users: stats.numUsers,
+      }));
     });
   }
 
@@ -979,17 +1379,17 @@ export class ChannelNode implements ChannelApi, RoomSink {
   }
 
   channelMetrics(): ChannelMetrics {
-    const h = this.historyStore.stats();
+    const shared: Record<string, number> = {};
+    if (this.shared)
+      for (const [name, value] of Object.entries(this.stateCounters))
+        shared[`${this.engine.kind}_state_${name}`] = value;
     return {
       channel_connections: this.sessions.size,
       channel_subscriptions: this.subscriptionCount,
       channels: this.channelStates.size,
       ...this.metrics,
-      history_streams: h.streams,
-      history_publications: h.publications,
-      history_bytes: h.bytes,
-      history_trimmed: h.trimmed,
-      presence_entries: this.presenceStore.size(),
+      ...this.engine.metrics(),
+      ...shared,
     };
   }
 
@@ -1018,7 +1418,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     if (this.pongCheck !== null) clearTimeout(this.pongCheck);
     clearInterval(this.sweepTimer);
-    this.hub.setRoomSink(null);
+    if (this.presenceTimer !== null) clearInterval(this.presenceTimer);
     const conns = [...this.sessions.keys()];
     for (const session of this.sessions.values()) session.disconnect(Disconnects.SHUTDOWN);
     let timer: NodeJS.Timeout | undefined;
@@ -1028,6 +1428,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
     ]);
     clearTimeout(timer);
     for (const conn of conns) if (conn.readyState !== 'closed') conn.terminate();
+    this.hub.setRoomSink(null);
+    // Presence removals of the closed connections go out before the engine's connections close.
+    await this.engine.close?.(ENGINE_CLOSE_TIMEOUT_MS);
   }
 }
 
@@ -1064,9 +1467,82 @@ function frameOf(pending: Pending[]): Buffer | null {
   return encodeMessage(Opcode.TEXT, text, 0);
 }
 
-function jsonList(publications: StoredPublication[]): string {
+function jsonList(publications: EnginePublication[]): string {
   return publications.map((p) => p.json).join(',');
 }
+
+/** `fn` of a value now, or of a promise's value later. */
+function then<T, R>(value: T | Promise<T>, fn: (value: T) => R): R | Promise<R> {
+  return value instanceof Promise ? value.then(fn) : fn(value);
+}
+
+/**
+ * An answer of an engine that does not deliver (the in-memory one), which
+ * must come at once; a promise there is a programming error.
+ */
+function immediate<T>(value: T | Promise<T>): T {
+  if (value instanceof Promise) {
+    value.catch(ignore);
+    throw new TypeError('a channel engine with delivers = false must answer at once, not with a promise');
+  }
+  return value;
+}
+
+/** The publication fields after `offset`: `,"info":…` and `,"tags":…`. */
+function publicationTail(infoJson: string | undefined, tagsJson: string | undefined): string {
+  return (
+    (infoJson === undefined ? '' : `,"info":${infoJson}`) +
+    (tagsJson === undefined ? '' : `,"tags":${tagsJson}`)
+  );
+}
+
+/** The subscribe reply's fields of a recovery. */
+function recoveryFields(
+  fields: string[],
+  r: { publications: EnginePublication[]; top: StreamPosition; recovered: boolean },
+): void {
+  fields.push(`"epoch":${JSON.stringify(r.top.epoch)}`, `"offset":${r.top.offset}`);
+  fields.push('"was_recovering":true', `"recovered":${r.recovered}`);
+  if (r.publications.length > 0) fields.push(`"publications":[${jsonList(r.publications)}]`);
+}
+
+/**
+ * The publications buffered during a shared-engine subscribe that come
+ * after the position its reply announced, in order; null when they do not
+ * follow on from it (a gap or another epoch). Without a position (not
+ * positioned), everything buffered.
+ */
+function mergeBuffered(joining: Joining): string[] | null {
+  const top = joining.top;
+  if (top === null) return joining.buffer.map((p) => p.json);
+  const out: string[] = [];
+  let next = top.offset + 1;
+  for (const p of joining.buffer) {
+    if (p.epoch !== top.epoch) return null;
+    if (p.offset < next) continue; // in the reply already, or before the position
+    if (p.offset > next) return null;
+    out.push(p.json);
+    next++;
+  }
+  return out;
+}
+
+/** A server-side subscription cannot be refused alone: the connect fails with the matching disconnect. */
+function serverSideFailure(error: unknown): never {
+  if (error instanceof ReplyErrorException) {
+    const code = error.error.code;
+    throw new DisconnectException(
+      code === ReplyErrors.BAD_REQUEST.code
+        ? Disconnects.BAD_REQUEST
+        : code === ReplyErrors.INTERNAL.code
+          ? Disconnects.SERVER_ERROR
+          : Disconnects.CHANNEL_LIMIT,
+    );
+  }
+  throw error;
+}
+
+function ignore(): void {}
 
 /** A stream position from a client (missing parts are the empty position). */
 function readPosition(offset: unknown, epoch: unknown): { offset: number; epoch: string } {

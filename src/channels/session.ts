@@ -274,7 +274,7 @@ export class ChannelSession implements ChannelClient {
   private connected(
     user: UserInfo | undefined,
     subs: Record<string, SubscribeRequest> | undefined,
-  ): string | undefined {
+  ): Promise<string | undefined> | string | undefined {
     if (this.state !== 'connecting') return undefined; // closed while the token was checked
     const claims = user?.claims ?? {};
     this.user = userOf(claims);
@@ -284,11 +284,15 @@ export class ChannelSession implements ChannelClient {
     clearTimeout(this.staleTimer);
     const node = this.node;
     node.attach(this);
-    const serverSubs = node.subscribeServerSide(this, claims.channels, subs ?? {});
-    this.afterReply = () => {
-      for (const channel of serverSubs.keys()) node.announceJoin(this, channel);
+    const ttl = this.expiresIn(claims);
+    const reply = (serverSubs: Map<string, string>): string => {
+      this.afterReply = () => {
+        for (const channel of serverSubs.keys()) node.subscribeReplied(this, channel);
+      };
+      return node.connectResultJson(this, ttl, serverSubs);
     };
-    return node.connectResultJson(this, this.expiresIn(claims), serverSubs);
+    const serverSubs = node.subscribeServerSide(this, claims.channels, subs ?? {});
+    return serverSubs instanceof Promise ? serverSubs.then(reply) : reply(serverSubs);
   }
 
   /** Seconds until the token expires (arming the expiry close), or undefined without `exp`. */
@@ -327,9 +331,9 @@ export class ChannelSession implements ChannelClient {
     if (this.subscriptions.has(channel) || this.subscribing.has(channel))
       throw new ReplyErrorException(ReplyErrors.ALREADY_SUBSCRIBED);
     const node = this.node;
-    const subscribe = (grant: Grant): string => {
+    const subscribe = (grant: Grant): string | Promise<string> => {
       const json = node.subscribe(this, channel, request, grant, false);
-      this.afterReply = () => node.announceJoin(this, channel);
+      this.afterReply = () => node.subscribeReplied(this, channel);
       return json;
     };
     const admitted = node.admitSubscribe(this, channel, request);

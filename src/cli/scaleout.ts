@@ -1,6 +1,6 @@
 /**
  * The scale-out part of `wshub serve`: checks the --broker, --broker-sharded,
- * --node-id and --workers flags, builds the Cluster a node (or worker)
+ * --broker-cluster, --node-id and --workers flags, builds the Cluster a node (or worker)
  * runs with, logs broker outages, and connects it before the node listens.
  * The Redis or NATS client is loaded only when --broker names it.
  */
@@ -27,6 +27,8 @@ export interface ScaleOutPlan {
   /** --broker URL, if given. */
   broker: string | undefined;
   brokerSharded: boolean;
+  /** --broker-cluster: the --broker URLs are Redis Cluster seed nodes. */
+  brokerCluster?: boolean | undefined;
   nodeId: string | undefined;
   /** --workers N, if given. */
   workers: number | undefined;
@@ -40,6 +42,7 @@ export interface ScaleOutPlan {
 export interface ScaleOutFlags {
   broker?: string | undefined;
   'broker-sharded'?: boolean | undefined;
+  'broker-cluster'?: boolean | undefined;
   'node-id'?: string | undefined;
   workers?: string | undefined;
   'broker-max-in-flight-bytes'?: string | undefined;
@@ -50,11 +53,14 @@ export interface ScaleOutFlags {
 export function planScaleOut(flags: ScaleOutFlags, dev: boolean): ScaleOutPlan {
   const broker = flags.broker;
   const brokerSharded = flags['broker-sharded'] === true;
+  const brokerCluster = flags['broker-cluster'] === true;
   if (broker !== undefined) {
     // Building a transport checks the URL without connecting anything.
-    brokerTransport(broker, brokerSharded);
+    brokerTransport(broker, brokerSharded, brokerCluster);
   } else if (brokerSharded) {
     throw new UsageError('--broker-sharded needs --broker redis://…');
+  } else if (brokerCluster) {
+    throw new UsageError('--broker-cluster needs --broker redis://…');
   }
   const nodeId = flags['node-id'];
   if (nodeId !== undefined && !/^[\x21-\x7e]{1,56}$/.test(nodeId)) {
@@ -107,6 +113,7 @@ export function planScaleOut(flags: ScaleOutFlags, dev: boolean): ScaleOutPlan {
   return {
     broker,
     brokerSharded,
+    brokerCluster,
     nodeId,
     workers,
     maxInFlightBytes: maxInFlightBytes === undefined ? undefined : Number(maxInFlightBytes),
@@ -114,9 +121,9 @@ export function planScaleOut(flags: ScaleOutFlags, dev: boolean): ScaleOutPlan {
   };
 }
 
-function brokerTransport(url: string, sharded: boolean): Transport {
+function brokerTransport(url: string, sharded: boolean, cluster: boolean | undefined): Transport {
   try {
-    return transportFromUrl(url, { sharded });
+    return transportFromUrl(url, { sharded, cluster: cluster === true });
   } catch (error) {
     if (error instanceof BrokerUrlError) throw new UsageError(`--broker: ${error.message}`);
     throw error;
@@ -124,14 +131,15 @@ function brokerTransport(url: string, sharded: boolean): Transport {
 }
 
 /**
- * Loads the client package the --broker URL needs (`redis` or `nats`, optional
- * peer dependencies), so that a missing one stops the command before any
- * worker starts, with a message that says what to install.
+ * Loads the client package the --broker URL needs (`redis` or
+ * `@nats-io/transport-node`, optional peer dependencies), so that a missing
+ * one stops the command before any worker starts, with a message that says
+ * what to install.
  */
 export async function loadBrokerClient(plan: ScaleOutPlan): Promise<void> {
   if (plan.broker === undefined) return;
   await loadBrokerTransport(
-    brokerTransport(plan.broker, plan.brokerSharded).kind === 'nats' ? 'nats' : 'redis',
+    brokerTransport(plan.broker, plan.brokerSharded, plan.brokerCluster).kind === 'nats' ? 'nats' : 'redis',
   );
 }
 
@@ -143,7 +151,8 @@ export async function loadBrokerClient(plan: ScaleOutPlan): Promise<void> {
  */
 export function buildCluster(plan: ScaleOutPlan, logger: Logger, workerId?: number): Cluster | undefined {
   let transport: Transport;
-  if (plan.broker !== undefined) transport = brokerTransport(plan.broker, plan.brokerSharded);
+  if (plan.broker !== undefined)
+    transport = brokerTransport(plan.broker, plan.brokerSharded, plan.brokerCluster);
   else if (workerId !== undefined) transport = new IpcTransport();
   else return undefined;
   const nodeId =

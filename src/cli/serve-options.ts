@@ -314,12 +314,17 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     flag: 'broker',
     kind: 'string',
     arg: 'URL',
-    help: 'scale out through a broker: redis://HOST:PORT, rediss://…\nor nats://HOST:PORT (comma-separate several NATS servers);\nunreachable at start → exit code 1, no retry',
+    help: 'scale out through a broker: redis://HOST:PORT, rediss://…\nor nats://HOST:PORT (comma-separate several NATS servers,\nor several Redis Cluster seed nodes with --broker-cluster);\nunreachable at start → exit code 1, no retry',
+  },
+  {
+    flag: 'broker-cluster',
+    kind: 'boolean',
+    help: "the redis:// URLs are Redis Cluster nodes: the cluster\nclient, sharded pub/sub routed to each channel's master",
   },
   {
     flag: 'broker-sharded',
     kind: 'boolean',
-    help: 'Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7+)',
+    help: 'one Redis server, sharded pub/sub (SSUBSCRIBE/SPUBLISH,\nRedis 7+); implied by --broker-cluster',
   },
   { flag: 'node-id', kind: 'string', arg: 'ID', help: "this node's id in the cluster (default: random)" },
   {

@@ -59,6 +59,19 @@ export interface RoomSink {
    * to the room before was not seen here.
    */
   roomListening?(room: string): void;
+  /**
+   * `room` got its first local member or registration (with or without a
+   * cluster); roomInactive when the last one is gone.
+   */
+  roomActive?(room: string): void;
+  roomInactive?(room: string): void;
+  /**
+   * Asked first for every broadcast to a room: true means the sink delivers
+   * it itself, to every node (a shared channel engine that orders
+   * publications), handing it back to local members through
+   * `Hub.deliverToMembers`; the hub then neither delivers nor publishes it.
+   */
+  takeBroadcast?(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): boolean;
 }
 
 export interface HubOptions {
@@ -307,9 +320,16 @@ export class Hub<C extends Recipient = Connection> {
 
   /** The room's first local member or registration: the cluster starts listening to it. */
   private activate(room: string): void {
+    this.sink?.roomActive?.(room);
     if (this.cluster === null) return;
     this.cluster.roomActive(room);
     this.sink?.roomListening?.(room);
+  }
+
+  /** The room's last local member or registration is gone. */
+  private deactivate(room: string): void {
+    this.cluster?.roomInactive(room);
+    this.sink?.roomInactive?.(room);
   }
 
   /** Undoes one register(room). */
@@ -319,7 +339,7 @@ export class Hub<C extends Recipient = Connection> {
     if (n > 1) this.external.set(room, n - 1);
     else {
       this.external.delete(room);
-      if (!this.rooms.has(room)) this.cluster?.roomInactive(room);
+      if (!this.rooms.has(room)) this.deactivate(room);
     }
     this.registrations--;
   }
@@ -354,7 +374,7 @@ export class Hub<C extends Recipient = Connection> {
     if (members === undefined || !members.delete(conn)) return false;
     if (members.size === 0) {
       this.rooms.delete(room);
-      if (!this.external.has(room)) this.cluster?.roomInactive(room);
+      if (!this.external.has(room)) this.deactivate(room);
     }
     this.registrations--;
     const joined = this.memberships.get(conn);
@@ -479,9 +499,20 @@ export class Hub<C extends Recipient = Connection> {
   ): void {
     if (this.stopped || !isDataOpcode(opcode) || !this.isValidRoom(room)) return;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), publication) === true) return;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), publication);
     this.batchForRoom(room, this.encode(opcode, bytes));
+  }
+
+  /**
+   * Delivers a message to this node's members of `room` only (no cluster,
+   * no room sink), in this turn's batch: for a room sink that took the
+   * broadcast and got it back from its engine.
+   */
+  deliverToMembers(room: string, opcode: DataOpcode, data: Uint8Array | string): void {
+    if (this.stopped || !this.rooms.has(room)) return;
+    this.batchForRoom(room, this.encode(opcode, data));
   }
 
   /** Adds a frame to the room's batch for this turn. */
@@ -526,6 +557,8 @@ export class Hub<C extends Recipient = Connection> {
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode) || !this.isValidRoom(room)) return ((result.invalid = true), result);
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    // Taken by the sink: delivered on every node once it comes back in order; nothing to report here.
+    if (this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), undefined) === true) return result;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), undefined);
     const members = this.rooms.get(room);

@@ -1,5 +1,5 @@
 // Module resolution hooks registered by hide-broker-clients.mjs.
-const HIDDEN = /^(redis|nats|@redis\/[^/]+)(\/|$)/;
+const HIDDEN = /^(redis|@redis\/[^/]+|@nats-io\/[^/]+)(\/|$)/;
 
 export async function resolve(specifier, context, nextResolve) {
   if (HIDDEN.test(specifier)) {

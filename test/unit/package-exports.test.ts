@@ -330,16 +330,17 @@ describe('package entry points (built dist/, imported by package name)', () => {
         kind: 'nats',
         missing: true,
         code: 'BROKER_CLIENT_MISSING',
-        message: 'a nats:// broker needs the "nats" package, which is not installed (npm install nats)',
+        message:
+          'a nats:// broker needs the "@nats-io/transport-node" package, which is not installed (npm install @nats-io/transport-node)',
       },
       ftp: 'INVALID_BROKER_URL',
     });
   });
 
   test('wshub serve --broker without the client package exits 1 with one line naming it', () => {
-    for (const [url, name] of [
-      ['redis://127.0.0.1:6379', 'redis'],
-      ['nats://127.0.0.1:4222', 'nats'],
+    for (const [url, kind, name] of [
+      ['redis://127.0.0.1:6379', 'redis', 'redis'],
+      ['nats://127.0.0.1:4222', 'nats', '@nats-io/transport-node'],
     ] as const) {
       const result = spawnSync(
         process.execPath,
@@ -359,7 +360,7 @@ describe('package entry points (built dist/, imported by package name)', () => {
       assert.equal(result.status, 1, result.stderr);
       assert.equal(
         result.stderr,
-        `wshub: a ${name}:// broker needs the "${name}" package, which is not installed (npm install ${name})\n`,
+        `wshub: a ${kind}:// broker needs the "${name}" package, which is not installed (npm install ${name})\n`,
       );
     }
   });

@@ -161,6 +161,39 @@ describe('nats-server killed and restarted mid-stream', gate, () => {
     await assertNoLeaks();
   });
 
+  test('publishes made before the outage is noticed all fail within a bound; none is lost silently', async () => {
+    const nats = await startNatsServer();
+    servers.push(nats);
+    const transport = new NatsTransport({ servers: nats.url, reconnectMaxDelayMs: 100 });
+    await transport.start(() => {}, {});
+    try {
+      await transport.publish('wshub:all', Buffer.from('before'));
+      await nats.kill();
+      // The process is gone, so no publish from here on can be confirmed by it;
+      // the transport may or may not have noticed yet. Every one must settle,
+      // and as a failure (the client drops its offline buffer on reconnecting,
+      // so a "success" here would be a message lost without being counted).
+      const outcomes = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          if (i % 20 === 0) await sleep(1);
+          const settled = transport.publish('wshub:all', Buffer.alloc(512, i)).then(
+            () => 'confirmed',
+            () => 'failed',
+          );
+          return Promise.race([settled, sleep(5_000).then(() => 'hung')]);
+        }),
+      );
+      assert.deepEqual(
+        outcomes.filter((o) => o !== 'failed'),
+        [],
+        'every publish after the kill failed, none hung or claimed success',
+      );
+    } finally {
+      await transport.close();
+    }
+    await assertNoLeaks();
+  });
+
   test('close() while the server is down returns promptly and leaves no socket', async () => {
     const nats = await startNatsServer();
     servers.push(nats);

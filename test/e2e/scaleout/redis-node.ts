@@ -1,20 +1,27 @@
 /**
  * One wshub node in its own process, for tests that must kill a node for
- * real (SIGKILL): `node --import tsx redis-node.ts <redisUrl> <presenceIntervalMs>`.
+ * real (SIGKILL):
+ * `node --import tsx redis-node.ts <redisUrl> <presenceIntervalMs> [single|cluster]`
+ * (with `cluster`, redisUrl is the comma-separated seed nodes of a Redis Cluster).
  * Serves unauthenticated clients on a free loopback port, shares rooms
  * through Redis, and prints `listening on http://127.0.0.1:<port>`.
  */
 import { Cluster } from '../../../src/broker/cluster.ts';
+import { RedisClusterTransport } from '../../../src/broker/redis-cluster.ts';
 import { RedisTransport } from '../../../src/broker/redis.ts';
 import { createWshub } from '../../../src/server/server.ts';
 
-const [url, interval] = process.argv.slice(2);
-if (url === undefined) throw new Error('usage: redis-node.ts <redisUrl> [presenceIntervalMs]');
+const [url, interval, mode] = process.argv.slice(2);
+if (url === undefined)
+  throw new Error('usage: redis-node.ts <redisUrl> [presenceIntervalMs] [single|cluster]');
 const ws = createWshub({
   allowUnauthenticated: true,
   pingPeriod: 0,
   cluster: new Cluster({
-    transport: new RedisTransport({ url }),
+    transport:
+      mode === 'cluster'
+        ? new RedisClusterTransport({ rootNodes: url.split(',') })
+        : new RedisTransport({ url }),
     presenceInterval: Number(interval ?? 1_000),
   }),
 });

@@ -20,6 +20,13 @@ export interface Rejection {
   category: RejectionCategory;
   /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` on a version mismatch. */
   headers?: Record<string, string>;
+  /**
+   * The precise cause, for the log only (e.g. `expired` or `signature` for
+   * one WEBSOCKET_INVALID_TOKEN): the body keeps the stable code.
+   */
+  reason?: string;
+  /** A sentence on the cause, for the log only (never holds the token or a secret). */
+  detail?: string;
 }
 
 /** One row of the table: what is fixed for a kind of refusal (the message is its default). */

@@ -157,6 +157,8 @@ export class WshubServer {
           event: 'upgrade_rejected',
           status: r.status,
           code: r.code,
+          reason: r.reason ?? r.code,
+          detail: r.detail === undefined ? undefined : sanitizeForLogging(r.detail),
           remote: request.socket.remoteAddress,
         }),
       onAuthError: (request, stage, error) =>

@@ -177,6 +177,53 @@ export interface ChannelCell {
   searchSteps: RateStep[];
 }
 
+/**
+ * Cross-node channel fan-out: two nodes of one target joined through one
+ * Redis, N subscribers (Centrifuge client protocol) on node B, the publisher
+ * posting to node A's server API; for one target × history setting × N × payload.
+ * CPU figures are the sum of node A, node B and redis-server in the window.
+ */
+export interface ChannelClusterCell {
+  target: string;
+  /** Whether the channel keeps a history in Redis on this target (both targets alike in one run). */
+  history: boolean;
+  subscribers: number;
+  payloadBytes: number;
+  /** The fixed open-loop publication rate of the fixed-rate runs, publications/s. */
+  ratePerPublisher: number;
+  deliveriesPerSec: Summary;
+  lost: Summary;
+  p50Ms: Summary;
+  p99Ms: Summary;
+  /** CPU-seconds in the window at the fixed rate: node A (publishing), node B (subscribers), redis-server. */
+  cpuSecA: Summary;
+  cpuSecB: Summary;
+  cpuSecRedis: Summary;
+  /** CPU µs of the three processes together per delivery at the fixed rate. */
+  cpuUsPerDelivery: Summary;
+  generatorLimited: boolean;
+  /** Highest passing publication rate × subscribers of each search (one search per run). */
+  maxSustainable: Summary;
+  /** CPU µs (three processes) per delivery, p50 and p99 in the highest passing step of each search. */
+  maxCpuUsPerDelivery: Summary;
+  maxP50Ms: Summary;
+  maxP99Ms: Summary;
+  maxGeneratorBound: boolean;
+  /** Publications node A's API refused or did not answer, fixed-rate runs. */
+  publishFailures: Summary;
+  /** Share of the servers' core (0–1) taken by processes other than the three, every run of the cell. */
+  otherLoad: Summary;
+  searchSteps: RateStep[];
+}
+
+/** Scenarios with a docs/BENCHMARKS.md section of their own (not the hub section). */
+export const CHANNEL_SCENARIOS: readonly string[] = ['channels', 'channels-cluster'];
+
+/** Whether a run of `scenarios` measured anything of the hub section (and its chart). */
+export function hasHubScenarios(scenarios: readonly string[]): boolean {
+  return scenarios.some((s) => !CHANNEL_SCENARIOS.includes(s));
+}
+
 /** A failed measurement, kept so the report says what is missing and why. */
 export interface RunError {
   scenario: string;
@@ -205,5 +252,7 @@ export interface BenchResults {
   crossNode?: CrossNodeRow[];
   /** Absent in results written before the scenario existed. */
   channels?: ChannelCell[];
+  /** Absent in results written before the scenario existed. */
+  channelCluster?: ChannelClusterCell[];
   errors: RunError[];
 }

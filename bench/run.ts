@@ -5,10 +5,10 @@
  * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
- *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels] [--large]
- *        [--report | --no-report]
+ *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster]
+ *        [--large] [--report | --no-report]
  *
- * The channels scenario has its own targets (wshub and centrifugo): it runs
+ * The channels scenarios have their own targets (wshub and centrifugo): they run
  * those of --targets that are channel targets, or both when --targets is not given.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tasksetAvailable } from './peer-process.ts';
-import type { BenchResults } from './results.ts';
+import { hasHubScenarios, type BenchResults } from './results.ts';
 import { renderTables, renderVerdicts } from './report/document.ts';
 import { renderChannelSection } from './report/channels.ts';
 import { writeReport } from './report.ts';
@@ -29,6 +29,8 @@ import { runManyRoomsScenario } from './scenarios/many-rooms.ts';
 import { runSlowScenario } from './scenarios/slow-consumers.ts';
 import { runCrossNodeScenario } from './scenarios/cross-node.ts';
 import { CHANNEL_TARGETS, runChannelScenario } from './scenarios/channel-fanout.ts';
+import { runChannelClusterScenario } from './scenarios/channel-cluster.ts';
+import { renderClusterSection } from './report/channel-cluster.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = [
@@ -43,7 +45,16 @@ export const ALL_TARGETS = [
 /** The targets of a quick run unless --targets says otherwise. */
 export const QUICK_TARGETS = ['wshub', 'ws-preframed', 'uws', 'bare-net'];
 /** Every scenario, in run order. */
-export const ALL_SCENARIOS = ['fanout', 'many-rooms', 'idle', 'handshakes', 'slow', 'cross-node', 'channels'];
+export const ALL_SCENARIOS = [
+  'fanout',
+  'many-rooms',
+  'idle',
+  'handshakes',
+  'slow',
+  'cross-node',
+  'channels',
+  'channels-cluster',
+];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -173,6 +184,9 @@ async function main(): Promise<void> {
   savePartial();
   if (scenarios.includes('channels'))
     results.channels = await runChannelScenario({ ...ctx, targets: channelTargets });
+  savePartial();
+  if (scenarios.includes('channels-cluster'))
+    results.channelCluster = await runChannelClusterScenario({ ...ctx, targets: channelTargets });
 
   // --merge: this run's scenarios replace those of an earlier results file, the rest is kept.
   if (values.merge !== undefined) {
@@ -192,6 +206,7 @@ async function main(): Promise<void> {
     if (scenarios.includes('slow')) merged.slow = results.slow;
     if (scenarios.includes('cross-node')) merged.crossNode = results.crossNode;
     if (scenarios.includes('channels')) merged.channels = results.channels;
+    if (scenarios.includes('channels-cluster')) merged.channelCluster = results.channelCluster;
     Object.assign(results, merged);
   }
 
@@ -208,13 +223,15 @@ async function main(): Promise<void> {
   writeFileSync(file, json);
   writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
 
-  if (scenarios.some((s) => s !== 'channels')) {
+  if (hasHubScenarios(scenarios)) {
     process.stdout.write(
       `${renderTables(results)}\n\n### Verdict against the targets\n\n${renderVerdicts(results)}\n\n`,
     );
   }
   const channelSection = renderChannelSection(results);
   if (channelSection !== '') process.stdout.write(`${channelSection}\n`);
+  const clusterSection = renderClusterSection(results);
+  if (clusterSection !== '') process.stdout.write(`${clusterSection}\n`);
   if (ctx.errors.length > 0) {
     process.stdout.write(
       `Failed measurements:\n${ctx.errors.map((e) => `- ${e.scenario} / ${e.target}: ${e.message}`).join('\n')}\n\n`,
@@ -224,9 +241,9 @@ async function main(): Promise<void> {
   if (writeDocs) {
     writeReport(results);
     process.stdout.write(
-      scenarios.some((s) => s !== 'channels')
+      hasHubScenarios(scenarios)
         ? 'updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n'
-        : 'updated the channels section of docs/BENCHMARKS.md\n',
+        : 'updated the channel sections of docs/BENCHMARKS.md\n',
     );
   }
 }

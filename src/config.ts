@@ -18,10 +18,15 @@ import { ConfigError } from './errors.ts';
 import type { HubOptions } from './hub/hub.ts';
 import type { SendBehavior } from './connection/send-queue.ts';
 import type { RoomValidator, TextValidationOptions } from './hub/validation.ts';
+import type { ChannelEngine } from './channels/engine.ts';
 import type { ChannelHooks, ChannelLimits } from './channels/node.ts';
 import type { ChannelsConfig } from './channels/options.ts';
 import type { HistoryLimits } from './channels/history.ts';
 import type { PresenceLimits } from './channels/presence.ts';
+import { AddressSet, type ForwardedHeader } from './http/trusted-proxy.ts';
+
+/** Client addresses the per-client limits skip unless configured otherwise: loopback. */
+export const DEFAULT_LIMIT_EXEMPT: readonly string[] = ['127.0.0.0/8', '::1/128'];
 
 /**
  * Default frame cap per message. Frames are copied into one buffer, so their
@@ -81,6 +86,37 @@ export interface WshubConfig {
   roomAuthorizer?: RoomAuthorizer | undefined;
   /** Close a connection (code 4001) when its token's `exp` passes. */
   closeOnTokenExpiry: boolean;
+  /** PEM (SPKI) or JWK (JSON text) public key verifying RS256/ES256/EdDSA tokens ('' = none). */
+  tokenPublicKey: string;
+  /** JWKS URL of the token issuer's keys ('' = none); fetched, cached and refetched on an unknown `kid`. */
+  jwksUrl: string;
+  /** Accepted `iss` values of tokens ([] = not checked). */
+  tokenIssuer: string[];
+  /** Accepted `aud` values of tokens ([] = not checked). */
+  tokenAudience: string[];
+  /** Clock skew tolerated for `exp` and `nbf`, in seconds. */
+  tokenLeeway: number;
+  // -- per-client limits (docs/OPERATIONS.md) --
+  /** Concurrent connections per client address, IPv6 per /64 (0 = unlimited); past it 429. */
+  maxConnsPerIp: number;
+  /** New upgrades per client address per second (0 = unlimited); past it 429. */
+  maxHandshakesPerIp: number;
+  /** Concurrent connections per user (token `sub`) over /ws and channels (0 = unlimited). */
+  maxConnsPerUser: number;
+  /** Messages a connection may send per second (0 = unlimited); past it close 1008 (channels 3013). */
+  maxMessagesPerSec: number;
+  /** Bytes a connection may send per second (0 = unlimited); past it close 1008 (channels 3013). */
+  maxBytesPerSec: number;
+  /** Wrong room passwords from one address for one room before a lockout (0 = no lockout). */
+  passwordLockout: number;
+  /** Length of a room-password lockout, in ms. */
+  passwordLockoutMs: number;
+  /** Client addresses (CIDRs) the per-client limits do not apply to (default: loopback). */
+  limitExempt: string[];
+  /** Proxies (CIDRs) whose forwarding header names the client address ([] = trust none). */
+  trustedProxies: string[];
+  /** The forwarding header the trusted proxies set. */
+  trustedProxyHeader: ForwardedHeader;
   // -- limits --
   maxRoomRegistrations: number;
   maxRoomConnections: number;
@@ -132,6 +168,12 @@ export interface WshubConfig {
   subscriptionTokenAuthenticator?: TokenAuthenticator | undefined;
   /** RPC, send and authorization hooks of the channel protocol. */
   channelHooks?: ChannelHooks | undefined;
+  /**
+   * Where channel history and presence live: unset, this process's memory
+   * (per node); a `RedisEngine` (from `wshub/redis`) shares them between
+   * nodes (docs/SCALE-OUT.md, "Channel state in Redis"). Connected by `start()`.
+   */
+  channelEngine?: ChannelEngine | undefined;
   /** Server API key (≥ 32 bytes, different from secret); without one the server API is off. */
   apiKey?: Uint8Array | string | undefined;
   /** Prefix of the server API (`POST <apiPath>/publish`, …). */
@@ -154,6 +196,7 @@ const CHANNEL_OPTIONS = [
   'channelPath',
   'subscriptionTokenAuthenticator',
   'apiKey',
+  'channelEngine',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every bound of the channel layer: the protocol's, history's and presence's. */
@@ -222,6 +265,21 @@ export function defaultConfig(): WshubConfig {
     allowUnauthenticated: false,
     allowQueryToken: false,
     closeOnTokenExpiry: true,
+    tokenPublicKey: '',
+    jwksUrl: '',
+    tokenIssuer: [],
+    tokenAudience: [],
+    tokenLeeway: 0,
+    maxConnsPerIp: 1000,
+    maxHandshakesPerIp: 100,
+    maxConnsPerUser: 0,
+    maxMessagesPerSec: 1000,
+    maxBytesPerSec: 16 * 1024 * 1024,
+    passwordLockout: 10,
+    passwordLockoutMs: 60_000,
+    limitExempt: [...DEFAULT_LIMIT_EXEMPT],
+    trustedProxies: [],
+    trustedProxyHeader: 'x-forwarded-for',
     maxRoomRegistrations: 0,
     maxRoomConnections: 0,
     maxConnectionRate: 0,
@@ -274,6 +332,14 @@ const NUMERIC_OPTIONS = [
   'maxPartialMessageBytes',
   'maxPingRate',
   'apiMaxBodyBytes',
+  'tokenLeeway',
+  'maxConnsPerIp',
+  'maxHandshakesPerIp',
+  'maxConnsPerUser',
+  'maxMessagesPerSec',
+  'maxBytesPerSec',
+  'passwordLockout',
+  'passwordLockoutMs',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 const HUB_NUMERIC_OPTIONS = [
@@ -322,6 +388,8 @@ const CONNECTION_OPTION_KEYS = [
   'maxFragments',
   'maxPingRate',
   'maxOutboundBytes',
+  'maxMessagesPerSec',
+  'maxBytesPerSec',
 ] as const satisfies ReadonlyArray<keyof ConnectionOptions & keyof WshubConfig>;
 type ConnectionOptionKey = (typeof CONNECTION_OPTION_KEYS)[number];
 
@@ -349,11 +417,15 @@ export function defaultHubOptions(): HubOptions {
 
 /**
  * Defaults of a Connection constructed directly: the configuration's
- * defaults, with the outbound cap left unset so it follows `sendQueueBytes`.
+ * defaults, with the outbound cap left unset so it follows `sendQueueBytes`,
+ * and no inbound rate limits (those protect a server from its clients; a
+ * client or an echo test peer must take what it is sent).
  */
 export function defaultConnectionOptions(): ConnectionOptions {
   const options = connectionOptionsOf(defaultConfig());
   delete options.maxOutboundBytes;
+  delete options.maxMessagesPerSec;
+  delete options.maxBytesPerSec;
   return options;
 }
 
@@ -385,6 +457,7 @@ export const CODE_OPTIONS = [
   'cluster',
   'subscriptionTokenAuthenticator',
   'channelHooks',
+  'channelEngine',
 ] as const satisfies ReadonlyArray<keyof WshubConfig>;
 
 /** Every option name, for the CLI's config file check. */
@@ -409,7 +482,14 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   checkNumbers(config, NUMERIC_OPTIONS);
   checkWorkerCount(config.workerCount);
   if (config.sendQueueSize < 1) throw new ConfigError('sendQueueSize', 'must be at least 1');
-  for (const key of ['maxPendingHandshakes', 'maxPendingHandshakesPerAddress'] as const) {
+  for (const key of [
+    'maxPendingHandshakes',
+    'maxPendingHandshakesPerAddress',
+    'maxConnsPerIp',
+    'maxHandshakesPerIp',
+    'maxConnsPerUser',
+    'passwordLockout',
+  ] as const) {
     if (!Number.isInteger(config[key])) throw new ConfigError(key, 'must be a whole number');
   }
   if (config.readLimit < 1 || config.readLimit > MAX_READ_LIMIT) {
@@ -440,12 +520,15 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   if (!Array.isArray(config.allowedOrigins) || config.allowedOrigins.some((o) => typeof o !== 'string')) {
     throw new ConfigError('allowedOrigins', 'must be an array of strings');
   }
+  checkClientLimits(config);
+  checkTokenOptions(config);
   validateSecurityConfig({
     secret: config.secret,
     broadcastSecret: config.broadcastSecret,
     broadcastEnabled: config.broadcastEnabled,
     allowUnauthenticated: config.allowUnauthenticated,
-    hasTokenAuthenticator: config.tokenAuthenticator !== undefined,
+    hasTokenAuthenticator:
+      config.tokenAuthenticator !== undefined || config.tokenPublicKey !== '' || config.jwksUrl !== '',
     hasBroadcastAuthorizer: config.broadcastAuthorizer !== undefined,
   });
   if (config.apiKey !== undefined && config.apiKey.length > 0) checkApiKey(config.apiKey, config.secret);
@@ -459,7 +542,41 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
     metricsKey: config.metricsEnabled ? copySecret(config.metricsKey) : undefined,
     channelLimits,
     allowedOrigins: [...config.allowedOrigins],
+    limitExempt: [...config.limitExempt],
+    trustedProxies: [...config.trustedProxies],
+    tokenIssuer: [...config.tokenIssuer],
+    tokenAudience: [...config.tokenAudience],
   };
+}
+
+/** The address lists parse as CIDRs, and the forwarding header is one wshub reads. Throws ConfigError. */
+function checkClientLimits(config: WshubConfig): void {
+  new AddressSet(config.limitExempt, 'limitExempt');
+  new AddressSet(config.trustedProxies, 'trustedProxies');
+  if (config.trustedProxyHeader !== 'x-forwarded-for' && config.trustedProxyHeader !== 'forwarded')
+    throw new ConfigError('trustedProxyHeader', 'must be "x-forwarded-for" or "forwarded"');
+}
+
+/** Token options: strings where strings belong, an http(s) JWKS URL. Throws ConfigError. */
+function checkTokenOptions(config: WshubConfig): void {
+  for (const key of ['tokenIssuer', 'tokenAudience'] as const) {
+    const list = config[key];
+    if (!Array.isArray(list) || list.some((v) => typeof v !== 'string' || v === ''))
+      throw new ConfigError(key, 'must be an array of non-empty strings');
+  }
+  if (typeof config.tokenPublicKey !== 'string')
+    throw new ConfigError('tokenPublicKey', 'must be a PEM or JWK text');
+  if (typeof config.jwksUrl !== 'string') throw new ConfigError('jwksUrl', 'must be a URL');
+  if (config.jwksUrl !== '') {
+    let url: URL;
+    try {
+      url = new URL(config.jwksUrl);
+    } catch {
+      throw new ConfigError('jwksUrl', 'must be an absolute http(s) URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new ConfigError('jwksUrl', 'must be an absolute http(s) URL');
+  }
 }
 
 /** The routes a server serves must be distinct (a prefix for the API). */

@@ -22,6 +22,14 @@ export { registerWshubMetrics, createMetricsRegistry } from './metrics/prometheu
 
 // -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
 export { ChannelNode } from './channels/node.ts';
+export { MemoryEngine } from './channels/engine-memory.ts';
+export type {
+  ChannelEngine,
+  EngineMetrics,
+  EnginePublication,
+  EngineReceiver,
+  PublicationInput,
+} from './channels/engine.ts';
 export type {
   ChannelHooks,
   ChannelLimits,
@@ -93,15 +101,25 @@ export {
   InvalidTokenError,
   RoomAuthBusyError,
   SecretReuseError,
+  TokenKeysUnavailableError,
   WeakSecretError,
   type InvalidTokenReason,
 } from './auth/errors.ts';
 export {
   HS256TokenAuthenticator,
+  JwtAuthenticator,
   signHS256,
   type HS256Options,
   type TokenAuthenticator,
+  type TokenClaimOptions,
 } from './auth/token.ts';
+export {
+  createJwtAuthenticator,
+  signWithPrivateKey,
+  type AsymmetricAlgorithm,
+  type JwksOptions,
+  type TokenKeyOptions,
+} from './auth/token-keys.ts';
 export { userInfoFromClaims, type UserInfo } from './auth/user.ts';
 export {
   RoomPasswords,

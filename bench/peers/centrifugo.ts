@@ -15,7 +15,10 @@
  * token, subscriptions to channels without a namespace allowed for any
  * client, no history, no presence, no join/leave (so the comparison is pure
  * fan-out), the server API key, the health endpoint for readiness, errors
- * only in the log, no usage statistics sent anywhere.
+ * only in the log, no usage statistics sent anywhere. For the cross-node
+ * scenario a node may use the Redis engine (`engine.type: redis`, so nodes
+ * sharing one Redis form one cluster), and channels may keep a history
+ * there (`history_size`, `history_ttl`, recovery allowed).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -107,9 +110,31 @@ export async function ensureCentrifugo(
   return binary;
 }
 
+/** How a Centrifugo node keeps its channels: alone in memory (default), or in a cluster through Redis. */
+export interface CentrifugoEngine {
+  /** `redis://HOST:PORT` of the Redis engine; nodes given the same one form a cluster. */
+  redisUrl?: string;
+  /** Publications kept per channel (0 or absent: no history). */
+  historySize?: number;
+  /** How long a channel's history lives, in seconds (with historySize). */
+  historyTtlSec?: number;
+}
+
 /** Centrifugo v6's configuration for the benchmark: see the module comment. */
-export function centrifugoConfig(port: number, apiKey: string): Record<string, unknown> {
+export function centrifugoConfig(
+  port: number,
+  apiKey: string,
+  engine: CentrifugoEngine = {},
+): Record<string, unknown> {
+  const historySize = engine.historySize ?? 0;
+  const history =
+    historySize > 0
+      ? { history_size: historySize, history_ttl: `${engine.historyTtlSec ?? 300}s`, allow_recovery: true }
+      : { history_size: 0 };
   return {
+    ...(engine.redisUrl === undefined
+      ? {}
+      : { engine: { type: 'redis', redis: { address: [engine.redisUrl] } } }),
     http_server: { address: HOST, port },
     log: { level: 'error' },
     usage_stats: { disabled: true },
@@ -122,7 +147,7 @@ export function centrifugoConfig(port: number, apiKey: string): Record<string, u
         allow_subscribe_for_anonymous: true,
         presence: false,
         join_leave: false,
-        history_size: 0,
+        ...history,
       },
     },
   };
@@ -165,15 +190,21 @@ export interface ChannelPeer {
  * Builds Centrifugo if needed, starts it with GOMAXPROCS=1 pinned to
  * `cpuList`, and resolves once its health endpoint answers. The caller must
  * `stop()` it (SIGTERM, SIGKILL after a few seconds, temp folder removed).
+ * `engine` makes it a node of a cluster through Redis (see CentrifugoEngine);
+ * `apiKey` gives every node of one cluster the same key (default: a fresh one).
  */
-export async function startCentrifugo(cpuList: string, log: (line: string) => void): Promise<ChannelPeer> {
+export async function startCentrifugo(
+  cpuList: string,
+  log: (line: string) => void,
+  engine: CentrifugoEngine = {},
+  apiKey = randomBytes(24).toString('hex'),
+): Promise<ChannelPeer> {
   const binary = await ensureCentrifugo(log);
   const dir = mkdtempSync(join(tmpdir(), 'wshub-bench-centrifugo-'));
   try {
     const port = await freePort();
-    const apiKey = randomBytes(24).toString('hex');
     const config = join(dir, 'config.json');
-    writeFileSync(config, `${JSON.stringify(centrifugoConfig(port, apiKey), null, 2)}\n`);
+    writeFileSync(config, `${JSON.stringify(centrifugoConfig(port, apiKey, engine), null, 2)}\n`);
     const peer = await startExternalPeer({
       name: 'centrifugo',
       command: binary,

@@ -3,14 +3,17 @@
  * (the Centrifuge client protocol v2, JSON, at /connection/websocket) and
  * its server API (`POST /api/publish` with `X-API-Key`), configured as the
  * channel benchmark configures Centrifugo: anonymous connections, any
- * client may subscribe to any channel, no history, no presence.
+ * client may subscribe to any channel, no history, no presence. With
+ * `--broker URL` it is one node of a cluster joined through that broker
+ * (as `wshub serve --broker`), so a publication through one node's API
+ * reaches the channel's subscribers on every node.
  *
  * The API key comes from the environment variable WSHUB_BENCH_API_KEY (the
  * orchestrator makes a fresh one per start). Every channel option the
  * benchmark sets is in CHANNEL_OPTIONS below, so a renamed option is one
  * edit.
  *
- * Run: WSHUB_BENCH_API_KEY=… node --import tsx bench/peers/wshub-channels.ts --port 0
+ * Run: WSHUB_BENCH_API_KEY=… node --import tsx bench/peers/wshub-channels.ts --port 0 [--broker redis://…]
  */
 import { existsSync } from 'node:fs';
 import type { WshubConfig } from '../../src/index.ts';
@@ -19,7 +22,9 @@ import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
 // The compiled package (what users run) when it has been built, else the sources through tsx.
 const dist = new URL('../../dist/index.js', import.meta.url);
 const source = existsSync(dist) ? dist.href : new URL('../../src/index.ts', import.meta.url).href;
-const { createWshub } = (await import(source)) as typeof import('../../src/index.ts');
+const { Cluster, createWshub, transportFromUrl } = (await import(
+  source
+)) as typeof import('../../src/index.ts');
 process.stderr.write(`wshub-channels: using ${existsSync(dist) ? 'dist/' : 'src/'}\n`);
 
 const apiKey = process.env['WSHUB_BENCH_API_KEY'];
@@ -44,13 +49,16 @@ const hub = (() => {
       messageValidation: false,
       allowAllOrigins: true,
       ...CHANNEL_OPTIONS,
+      cluster: options.broker ? new Cluster({ transport: transportFromUrl(options.broker) }) : undefined,
     });
   } catch (error) {
     return fail(`wshub-channels: ${error instanceof Error ? error.message : String(error)}`);
   }
 })();
 
-await hub.start().catch((error: unknown) => fail(`wshub-channels: ${String(error)}`));
+await hub
+  .start()
+  .catch((error: unknown) => fail(`wshub-channels: ${options.broker ? 'broker: ' : ''}${String(error)}`));
 const server = hub.createServer();
 server.listen(options.port, HOST, () => {
   const address = server.address();

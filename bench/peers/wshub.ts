@@ -13,6 +13,10 @@
  * the same hub with its Prometheus metrics registered (so the fan-out and
  * send-queue delay histograms record) and scraped once a second, to show
  * what metrics cost next to the plain hub in the same run.
+ * Per-client limits: BENCH_CLIENT_LIMITS=off switches them all off; =on applies
+ * them to the benchmark's loopback clients (`limitExempt: []`) with caps no run
+ * reaches, so every upgrade and message goes through the tables; unset keeps
+ * the defaults (loopback exempt).
  *
  * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE]
  */
@@ -29,6 +33,29 @@ import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
 const options = parsePeerArgs();
 let closedSlow = 0;
 
+/** The per-client limit options BENCH_CLIENT_LIMITS asks for. */
+function clientLimits(): Record<string, unknown> {
+  const mode = process.env.BENCH_CLIENT_LIMITS;
+  if (mode === 'off')
+    return {
+      maxConnsPerIp: 0,
+      maxHandshakesPerIp: 0,
+      maxMessagesPerSec: 0,
+      maxBytesPerSec: 0,
+      passwordLockout: 0,
+    };
+  if (mode === 'on')
+    return {
+      limitExempt: [],
+      maxConnsPerIp: 1_000_000,
+      maxHandshakesPerIp: 1_000_000_000,
+      maxMessagesPerSec: 1_000_000_000,
+      maxBytesPerSec: 1_000_000_000_000,
+      maxConnsPerUser: 1_000_000,
+    };
+  return {};
+}
+
 const hub = (() => {
   try {
     return createWshub({
@@ -41,6 +68,7 @@ const hub = (() => {
       onClose: (_conn, code) => {
         if (code === SLOW_CONSUMER_CLOSE_CODE) closedSlow++;
       },
+      ...clientLimits(),
     });
   } catch (error) {
     return fail(`wshub: ${error instanceof Error ? error.message : String(error)}`);

@@ -16,9 +16,11 @@ import { repeat, sleep, targetOf, type ScenarioContext } from './context.ts';
 
 type Mode = 'single node' | 'redis' | 'nats';
 
-/** A broker process started for the scenario. */
-interface Broker {
+/** A broker process started for a scenario. */
+export interface Broker {
   url: string;
+  /** The broker's own pid (taskset execs it), for /proc CPU readings. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -54,8 +56,8 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   }
 }
 
-/** Starts redis-server or nats-server on a free port, pinned like the servers. */
-async function startBroker(kind: 'redis' | 'nats', cpuList: string): Promise<Broker> {
+/** Starts redis-server or nats-server on a free port, pinned like the servers; always `stop()` it. */
+export async function startBroker(kind: 'redis' | 'nats', cpuList: string): Promise<Broker> {
   const port = await freePort();
   const [command, args] =
     kind === 'redis'
@@ -66,9 +68,15 @@ async function startBroker(kind: 'redis' | 'nats', cpuList: string): Promise<Bro
     : spawn(command, args, { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.once('error', () => {});
-  await waitForPort(port);
+  try {
+    await waitForPort(port);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
   return {
     url: `${kind}://127.0.0.1:${port}`,
+    pid: child.pid ?? NaN,
     async stop() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);

@@ -9,7 +9,9 @@
  * sockets the run opens, schedules /proc CPU readings at the window's start
  * and end. Connection setup is therefore not billed to the window, and a
  * detection late by one poll shifts the window by at most ~25 ms.
- * The probe also samples RSS every `rssEveryMs` from detection on.
+ * The probe also samples RSS every `rssEveryMs` from detection on, and can
+ * read the CPU of other processes (the other nodes and the broker of a
+ * cluster) at the same two moments.
  */
 import { countFds as openFds, type PeerProcess } from '../peer-process.ts';
 
@@ -22,6 +24,8 @@ const START_DELAY_MS = 100;
 export interface WindowMeasurement {
   /** Server CPU-seconds inside the measurement window (whole run when the window was not found). */
   cpuSec: number;
+  /** The same for each of the `others` CPU readers, in their order. */
+  othersCpuSec: number[];
   /** Whether the connected moment was detected. */
   windowFound: boolean;
   /** [ms since window start (negative during warm-up), RSS bytes]. */
@@ -31,7 +35,8 @@ export interface WindowMeasurement {
 /**
  * Runs `run()` (which must open `sockets` connections to `peer` and then
  * warm up for `warmupMs` and measure for `durationMs`) while measuring the
- * server's CPU in the window and its RSS over time.
+ * server's CPU in the window and its RSS over time. Each of `others` returns
+ * the CPU-seconds another process has used so far (e.g. procCpuSeconds of its pid).
  */
 export async function probeWindow<T>(
   peer: PeerProcess,
@@ -40,7 +45,9 @@ export async function probeWindow<T>(
   durationMs: number,
   run: () => Promise<T>,
   rssEveryMs = 500,
+  others: Array<() => number> = [],
 ): Promise<{ result: T; window: WindowMeasurement }> {
+  const readAll = (): number[] => [peer.cpuSeconds(), ...others.map((read) => read())];
   // Sockets of a previous run may still be closing: wait (bounded) until the
   // server is back to its idle descriptor count, so the threshold means "this run connected".
   let fdBase = openFds(peer.pid);
@@ -50,12 +57,12 @@ export async function probeWindow<T>(
   }
   // A few connections may fail; 98% of them is a clear signal that setup is over.
   const threshold = fdBase + Math.max(1, Math.floor(sockets * 0.98));
-  const cpuAtStart = peer.cpuSeconds();
+  const cpuAtStart = readAll();
   const timers: NodeJS.Timeout[] = [];
   const rssSamples: Array<[number, number]> = [];
   let windowStart = NaN;
-  let cpuWindowStart = NaN;
-  let cpuWindowEnd = NaN;
+  let cpuWindowStart: number[] | undefined;
+  let cpuWindowEnd: number[] | undefined;
 
   const poll = setInterval(() => {
     if (!Number.isNaN(windowStart)) return;
@@ -64,8 +71,8 @@ export async function probeWindow<T>(
     const detected = performance.now();
     windowStart = detected + START_DELAY_MS + warmupMs;
     timers.push(
-      setTimeout(() => (cpuWindowStart = peer.cpuSeconds()), START_DELAY_MS + warmupMs),
-      setTimeout(() => (cpuWindowEnd = peer.cpuSeconds()), START_DELAY_MS + warmupMs + durationMs),
+      setTimeout(() => (cpuWindowStart = readAll()), START_DELAY_MS + warmupMs),
+      setTimeout(() => (cpuWindowEnd = readAll()), START_DELAY_MS + warmupMs + durationMs),
     );
     const sampleRss = (): void => {
       rssSamples.push([Math.round(performance.now() - windowStart), peer.rssBytes()]);
@@ -87,9 +94,13 @@ export async function probeWindow<T>(
 
   try {
     const result = await run();
-    const found = Number.isFinite(cpuWindowStart) && Number.isFinite(cpuWindowEnd);
-    const cpuSec = found ? cpuWindowEnd - cpuWindowStart : peer.cpuSeconds() - cpuAtStart;
-    return { result, window: { cpuSec, windowFound: found, rssSamples } };
+    const found = cpuWindowStart !== undefined && cpuWindowEnd !== undefined;
+    const [from, to] = found ? [cpuWindowStart!, cpuWindowEnd!] : [cpuAtStart, readAll()];
+    const used = to.map((end, i) => end - from[i]!);
+    return {
+      result,
+      window: { cpuSec: used[0]!, othersCpuSec: used.slice(1), windowFound: found, rssSamples },
+    };
   } finally {
     clearInterval(poll);
     for (const t of timers) {

@@ -2,7 +2,17 @@ import { WshubError } from '../errors.ts';
 
 /** Why a token was rejected; stable strings meant for logs and metrics labels. */
 export type InvalidTokenReason =
-  'malformed' | 'algorithm' | 'signature' | 'expired' | 'not_before' | 'claims' | 'unconfigured';
+  | 'malformed'
+  | 'algorithm'
+  | 'signature'
+  | 'expired'
+  | 'not_before'
+  | 'claims'
+  | 'issuer'
+  | 'audience'
+  /** No key of the key set (JWKS) has the token's `kid`, even after a refetch. */
+  | 'key'
+  | 'unconfigured';
 
 /**
  * Thrown (as a rejection) by token authenticators for every kind of bad token.
@@ -71,5 +81,21 @@ export class RoomAuthBusyError extends WshubError {
   constructor(message = 'too many room authorizations waiting', retryAfterSeconds = 1) {
     super('ROOM_AUTH_BUSY', message);
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * The token keys could not be had (a JWKS that cannot be fetched, answers
+ * with an error, is too large or is not a key set): no verdict on the
+ * token. The upgrade pipeline answers 503 WEBSOCKET_AUTH_UNAVAILABLE; the
+ * channel protocol an internal error. `cause` holds the underlying error.
+ */
+export class TokenKeysUnavailableError extends WshubError {
+  declare readonly code: 'TOKEN_KEYS_UNAVAILABLE';
+
+  constructor(cause?: unknown) {
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    super('TOKEN_KEYS_UNAVAILABLE', `token keys are unavailable${detail}`);
+    this.cause = cause;
   }
 }

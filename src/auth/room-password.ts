@@ -40,6 +40,11 @@ export interface RoomAuthContext {
    * has no connection to watch.
    */
   signal?: AbortSignal | undefined;
+  /**
+   * The client's address: the peer, or the address a trusted proxy
+   * forwarded (`trustedProxies`). Per-address bounds should use it.
+   */
+  clientAddress?: string | undefined;
 }
 
 /**
@@ -227,7 +232,8 @@ export class RoomPasswords implements RoomAuthorizer {
 
   /** RoomAuthorizer: `verify` with the context's room, password, signal and client address. */
   authorize(ctx: RoomAuthContext): Promise<boolean> {
-    return this.verify(ctx.room, ctx.password, ctx.signal, addressKey(ctx.request.socket.remoteAddress));
+    const address = ctx.clientAddress ?? ctx.request.socket.remoteAddress;
+    return this.verify(ctx.room, ctx.password, ctx.signal, addressKey(address));
   }
 
   /** Returns a snapshot of the hashing counters. */

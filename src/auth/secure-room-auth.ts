@@ -114,7 +114,7 @@ export class SecureRoomAuth implements RoomAuthorizer, TokenAuthenticator {
       ctx.room,
       ctx.password,
       ctx.signal,
-      addressKey(ctx.request.socket.remoteAddress),
+      addressKey(ctx.clientAddress ?? ctx.request.socket.remoteAddress),
     );
     if (ok) this.#metrics.successfulAuths++;
     else this.#metrics.roomAuthFailures++;

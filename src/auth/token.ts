@@ -1,6 +1,12 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { CompactSign, compactVerify, errors as joseErrors } from 'jose';
-import { InvalidTokenError, type InvalidTokenReason } from './errors.ts';
+import {
+  CompactSign,
+  compactVerify,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  type JWTVerifyGetKey,
+} from 'jose';
+import { InvalidTokenError, TokenKeysUnavailableError, type InvalidTokenReason } from './errors.ts';
 import { strongSecret } from './secret.ts';
 import { userInfoFromClaims, type UserInfo } from './user.ts';
 
@@ -9,7 +15,7 @@ export interface TokenAuthenticator {
   authenticate(token: string): Promise<UserInfo>;
 }
 
-/** Optional checks of the HS256 authenticator. */
+/** Optional claim checks of the token authenticators. */
 export interface HS256Options {
   /** Clock skew tolerated for `exp` and `nbf`, in seconds (default 0). */
   leewaySeconds?: number;
@@ -25,6 +31,9 @@ export interface HS256Options {
   cacheSize?: number;
 }
 
+/** Claim checks of any JWT authenticator (the same as HS256's). */
+export type TokenClaimOptions = HS256Options;
+
 /** Tokens longer than this are rejected before any parsing (Node's header limit is 16 KiB anyway). */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 
@@ -32,12 +41,29 @@ const BASE64URL_PART = /^[A-Za-z0-9_-]*$/;
 const ALGORITHM = 'HS256';
 
 /**
- * HS256 (HMAC-SHA256) JWT authenticator. Takes a secret of at least 32 bytes
- * (copied; throws WeakSecretError otherwise) and optional claim checks.
- * `authenticate` resolves to the token's UserInfo or rejects with InvalidTokenError.
+ * Where a token's verification key comes from, given its protected header:
+ * the key and the one algorithm it may be used with, or a JWKS resolver.
+ * Throws InvalidTokenError ('algorithm') for an algorithm no key takes.
  */
-export class HS256TokenAuthenticator implements TokenAuthenticator {
-  readonly #key: KeyObject;
+export interface TokenKeyResolver {
+  /** Whether verified tokens may be remembered (keys that never change). */
+  readonly cacheable: boolean;
+  resolve(header: { alg?: string; kid?: string }): ResolvedTokenKey;
+}
+
+/** A key for one algorithm, or a resolver of a key set (JWKS) restricted to `algorithms`. */
+export type ResolvedTokenKey =
+  { key: KeyObject; algorithms: [string] } | { key: JWTVerifyGetKey; algorithms: string[] };
+
+/**
+ * JWT authenticator over a key resolver: format, algorithm (pinned per
+ * key), signature, then the seed's claim rules. `authenticate` resolves to
+ * the token's UserInfo or rejects with InvalidTokenError, whose `reason`
+ * tells an expired token from a bad signature; a key set that cannot be
+ * fetched rejects with TokenKeysUnavailableError (an outage, not a verdict).
+ */
+export class JwtAuthenticator implements TokenAuthenticator {
+  readonly #keys: TokenKeyResolver;
   readonly #leeway: number;
   readonly #issuers: readonly string[] | undefined;
   readonly #audiences: readonly string[] | undefined;
@@ -45,16 +71,16 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
   readonly #now: () => number;
   /**
    * Tokens whose signature was verified, with their claims. The same token
-   * string always verifies the same way, so a reconnect (or a reconnect
-   * storm) skips the HMAC; the time-based claims are checked again on every
-   * use. Bounded; the oldest entries are evicted first.
+   * string always verifies the same way under a fixed key, so a reconnect
+   * (or a reconnect storm) skips the signature check; the time-based claims
+   * are checked again on every use. Bounded; the oldest entries are evicted
+   * first. Off for key sets, whose keys may be withdrawn.
    */
   readonly #verified = new Map<string, Record<string, unknown>>();
   readonly #cacheSize: number;
 
-  constructor(secret: Uint8Array | string, options: HS256Options = {}) {
-    // A KeyObject holds its own copy of the bytes, so the caller's buffer is not referenced.
-    this.#key = createSecretKey(strongSecret(secret));
+  constructor(keys: TokenKeyResolver, options: TokenClaimOptions = {}) {
+    this.#keys = keys;
     const leeway = options.leewaySeconds ?? 0;
     if (!Number.isFinite(leeway) || leeway < 0) {
       throw new RangeError('leewaySeconds must be a finite number >= 0');
@@ -64,7 +90,7 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
     this.#audiences = optionList(options.audience, 'audience');
     this.#requireExp = options.requireExp ?? false;
     this.#now = options.now ?? Date.now;
-    this.#cacheSize = options.cacheSize ?? 1024;
+    this.#cacheSize = keys.cacheable ? (options.cacheSize ?? 1024) : 0;
   }
 
   /** Verifies `token` (format, algorithm, signature, then claims) and returns its user. */
@@ -75,11 +101,20 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
       return userInfoFromClaims(cached);
     }
     checkFormat(token);
+    let header: { alg?: string; kid?: string };
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new InvalidTokenError('token header is malformed', 'malformed');
+    }
+    const resolved = this.#keys.resolve(header);
     let payload: Uint8Array;
     try {
-      ({ payload } = await compactVerify(token, this.#key, { algorithms: [ALGORITHM] }));
+      ({ payload } = await (resolved.key instanceof Function
+        ? compactVerify(token, resolved.key, { algorithms: resolved.algorithms })
+        : compactVerify(token, resolved.key, { algorithms: resolved.algorithms })));
     } catch (err) {
-      throw fromJoseError(err);
+      throw fromJoseError(err, resolved.algorithms);
     }
     const claims = parseClaims(payload);
     this.#checkClaims(claims);
@@ -112,7 +147,7 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
     }
     if (this.#issuers !== undefined) {
       if (typeof claims.iss !== 'string' || !this.#issuers.includes(claims.iss)) {
-        throw new InvalidTokenError('unexpected "iss" claim', 'claims');
+        throw new InvalidTokenError('unexpected "iss" claim', 'issuer');
       }
     }
     const audiences = this.#audiences;
@@ -120,9 +155,39 @@ export class HS256TokenAuthenticator implements TokenAuthenticator {
       const aud = claims.aud;
       const values = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? (aud as unknown[]) : [];
       if (!values.some((v) => typeof v === 'string' && audiences.includes(v))) {
-        throw new InvalidTokenError('unexpected "aud" claim', 'claims');
+        throw new InvalidTokenError('unexpected "aud" claim', 'audience');
       }
     }
+  }
+}
+
+/** A secret key, for HS256 only. */
+export function secretKeyResolver(secret: Uint8Array | string): TokenKeyResolver {
+  // A KeyObject holds its own copy of the bytes, so the caller's buffer is not referenced.
+  const key = createSecretKey(strongSecret(secret));
+  return {
+    cacheable: true,
+    resolve(header) {
+      if (header.alg !== ALGORITHM) throw algorithmRefused(header.alg);
+      return { key, algorithms: [ALGORITHM] };
+    },
+  };
+}
+
+/** The InvalidTokenError for a token whose algorithm no configured key takes. */
+export function algorithmRefused(alg: unknown): InvalidTokenError {
+  const name = typeof alg === 'string' ? JSON.stringify(alg.slice(0, 16)) : 'missing';
+  return new InvalidTokenError(`token algorithm ${name} is not accepted`, 'algorithm');
+}
+
+/**
+ * HS256 (HMAC-SHA256) JWT authenticator. Takes a secret of at least 32 bytes
+ * (copied; throws WeakSecretError otherwise) and optional claim checks.
+ * `authenticate` resolves to the token's UserInfo or rejects with InvalidTokenError.
+ */
+export class HS256TokenAuthenticator extends JwtAuthenticator {
+  constructor(secret: Uint8Array | string, options: HS256Options = {}) {
+    super(secretKeyResolver(secret), options);
   }
 }
 
@@ -189,12 +254,28 @@ function checkFormat(token: unknown): asserts token is string {
   }
 }
 
-function fromJoseError(err: unknown): InvalidTokenError {
+/**
+ * A verification failure as InvalidTokenError; a key set that could not be
+ * fetched as TokenKeysUnavailableError (rethrown as is).
+ */
+function fromJoseError(err: unknown, algorithms: readonly string[]): Error {
+  if (err instanceof TokenKeysUnavailableError) return err;
   let reason: InvalidTokenReason = 'malformed';
   let message = 'token is malformed';
   if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
     reason = 'algorithm';
-    message = `token algorithm is not ${ALGORITHM}`;
+    message = `token algorithm is not ${algorithms.join(' or ')}`;
+  } else if (err instanceof joseErrors.JWKSNoMatchingKey) {
+    reason = 'key';
+    message = 'no key of the key set matches the token';
+  } else if (
+    err instanceof joseErrors.JWKSTimeout ||
+    err instanceof joseErrors.JWKSInvalid ||
+    !(err instanceof joseErrors.JOSEError) ||
+    err.code === 'ERR_JOSE_GENERIC'
+  ) {
+    // The key set could not be fetched or read: nothing is known about the token.
+    return new TokenKeysUnavailableError(err);
   } else if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
     reason = 'signature';
     message = 'token signature is invalid';

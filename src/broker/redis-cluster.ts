@@ -48,9 +48,27 @@ export interface RedisClusterTransportOptions {
 const newCluster = (options: RedisClusterOptions) => createCluster(options);
 type ClusterClient = ReturnType<typeof newCluster>;
 
+/** What the transport reads of a master as node-redis's cluster client keeps it. */
 interface NodeState {
-  client?: { isReady: boolean } | undefined;
-  pubSub?: { client: { isReady: boolean } } | undefined;
+  client?: NodeClient | undefined;
+  pubSub?: { client: NodeClient } | undefined;
+}
+
+interface NodeClient {
+  isReady: boolean;
+  destroy(): void;
+}
+
+/** Every connection a cluster client holds now (one per master, plus pub/sub ones). */
+function nodeClients(cluster: ClusterClient): NodeClient[] {
+  const out: NodeClient[] = [];
+  for (const node of cluster.masters as NodeState[]) {
+    if (node.client !== undefined) out.push(node.client);
+    if (node.pubSub !== undefined) out.push(node.pubSub.client);
+  }
+  const pubSubNode = cluster.pubSubNode as { client: NodeClient } | undefined;
+  if (pubSubNode !== undefined) out.push(pubSubNode.client);
+  return out;
 }
 
 /**
@@ -230,18 +248,22 @@ export class RedisClusterTransport implements Transport {
     if (this.closing) return;
     this.closing = true;
     const clients = [this.publisher, this.subscriber].filter((c): c is ClusterClient => c !== null);
+    // The cluster client forgets its node connections as soon as close()
+    // starts, so a connection still waiting for a stalled master could no
+    // longer be cut afterwards: remember them first.
+    const connections = clients.flatMap(nodeClients);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, Math.min(this.closeTimeout, timeoutMs ?? Infinity));
     });
     await Promise.race([Promise.allSettled(clients.map((c) => c.close())), deadline]);
     clearTimeout(timer);
-    this.destroy();
+    this.destroy(connections);
     this.listener = null;
   }
 
-  private destroy(): void {
-    for (const client of [this.publisher, this.subscriber]) {
+  private destroy(connections: NodeClient[] = []): void {
+    for (const client of [this.publisher, this.subscriber, ...connections]) {
       try {
         client?.destroy();
       } catch {

@@ -52,7 +52,10 @@ import {
 } from './redis-scripts.ts';
 
 export interface RedisEngineOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://…`; with `cluster`, any node of the cluster. */
+  /**
+   * `redis://[user:password@]host[:port][/db]` or `rediss://…`; with
+   * `cluster`, nodes of the cluster to start from, comma-separated.
+   */
   url: string;
   /** A Redis Cluster (createCluster); implies sharded pub/sub. */
   cluster?: boolean;
@@ -92,6 +95,14 @@ const BASE_DELAY_MS = 50;
 const MAX_DELAY_MS = 2_000;
 /** Presence entries per refresh script call. */
 const REFRESH_CHUNK = 300;
+
+/** A command Redis did not answer within commandTimeout. */
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'TimeoutError';
+  }
+}
 
 /** The engine's failure, with what happened for logs ("timeout", the server's error). */
 export class RedisEngineError extends Error {
@@ -180,7 +191,7 @@ export class RedisEngine implements ChannelEngine {
     try {
       if (this.clustered) {
         const cluster = createCluster({
-          rootNodes: [{ url: this.url }],
+          rootNodes: this.url.split(',').map((url) => ({ url })),
           defaults: { socket, disableOfflineQueue: true },
         });
         this.client = cluster;
@@ -218,7 +229,7 @@ export class RedisEngine implements ChannelEngine {
     } catch (error) {
       this.destroy();
       throw new Error(
-        `redis unreachable at ${redact(this.url)}: ${String((error as Error).message ?? error)}`,
+        `redis unreachable at ${this.url.split(',').map(redact).join(',')}: ${String((error as Error).message ?? error)}`,
         {
           cause: error,
         },
@@ -249,24 +260,33 @@ export class RedisEngine implements ChannelEngine {
 
   // ---- commands ------------------------------------------------------------------
 
-  /** Runs one bounded operation; any failure is counted and becomes a temporary 100 for the caller. */
-  private async run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one bounded operation: at most maxPending outstanding at once (a
+   * command Redis has not answered stays outstanding after its caller's
+   * timeout), each answered within commandTimeout. Any failure is counted
+   * and becomes a temporary 100 for the caller.
+   */
+  private run<T>(operation: string, work: () => Promise<T>): Promise<T> {
     if (this.pending >= this.maxPending) {
       this.counters.refused++;
-      throw new ReplyErrorException(ReplyErrors.INTERNAL);
+      return Promise.reject(new ReplyErrorException(ReplyErrors.INTERNAL));
     }
     this.pending++;
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof ReplyErrorException) throw error;
-      this.counters.errors++;
-      if (error instanceof Error && error.name === 'TimeoutError') this.counters.timeouts++;
-      this.onError(new RedisEngineError(operation, error));
-      throw new ReplyErrorException(ReplyErrors.INTERNAL);
-    } finally {
-      this.pending--;
-    }
+    const done = work().finally(() => this.pending--);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(this.commandTimeout)), this.commandTimeout);
+    });
+    return Promise.race([done, deadline])
+      .catch((error: unknown) => {
+        if (error instanceof ReplyErrorException) throw error;
+        this.counters.errors++;
+        if (error instanceof TimeoutError || (error instanceof Error && error.name === 'TimeoutError'))
+          this.counters.timeouts++;
+        this.onError(new RedisEngineError(operation, error));
+        throw new ReplyErrorException(ReplyErrors.INTERNAL);
+      })
+      .finally(() => clearTimeout(timer));
   }
 
   /** The keys of `channel` (kept while the channel is listened to, computed otherwise). */

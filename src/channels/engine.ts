@@ -8,16 +8,13 @@
  *   promises, bounded in time, and publications of channels with history
  *   travel through Redis pub/sub so every node sees Redis's order.
  */
+import type { StreamPosition } from './history.ts';
 import type { ClientInfo } from './protocol.ts';
+
+export type { StreamPosition };
 
 /** A value now, or later. */
 export type MaybePromise<T> = T | Promise<T>;
-
-/** A position in a channel's stream. */
-export interface StreamPosition {
-  offset: number;
-  epoch: string;
-}
 
 /** A stored publication as subscribers receive it: `json` is the Publication object. */
 export interface EnginePublication {

@@ -10,6 +10,7 @@
  * pushes of one channel in one turn go out as one WebSocket frame (one
  * JSON reply per line), the same Buffer for every subscriber.
  */
+import type { UserConnectionLimit } from '../upgrade/client-limits.ts';
 import { InvalidTokenError } from '../auth/errors.ts';
 import { ExpiryTimer } from '../auth/expiry-timer.ts';
 import type { TokenAuthenticator } from '../auth/token.ts';
@@ -132,6 +133,8 @@ export interface ChannelNodeOptions {
   /** Most publications buffered for one subscribe while its recovery reads a shared engine (default 1000). */
   maxRecoveryBuffer?: number;
   hooks?: ChannelHooks;
+  /** Connections per user (token `sub`), shared with the server's /ws endpoint; absent = unlimited. */
+  userLimit?: UserConnectionLimit | undefined;
   /** Name of this node in `info` and the connect reply. */
   name?: string;
   /** Version announced in the connect reply. */
@@ -276,6 +279,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   private readonly hooks: ChannelHooks;
   private readonly tokens: TokenAuthenticator | undefined;
   private readonly subscriptionTokens: TokenAuthenticator | undefined;
+  private readonly userLimit: UserConnectionLimit | undefined;
   private readonly log: NonNullable<ChannelNodeOptions['log']>;
   private readonly sessions = new Map<Connection, ChannelSession>();
   private readonly byId = new Map<string, ChannelSession>();
@@ -300,6 +304,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
     this.hooks = options.hooks ?? {};
     this.tokens = options.tokenAuthenticator;
     this.subscriptionTokens = options.subscriptionTokenAuthenticator ?? options.tokenAuthenticator;
+    this.userLimit = options.userLimit;
     this.version = options.version ?? '';
     this.name = options.name ?? 'wshub';
     this.log = options.log ?? (() => {});
@@ -507,7 +512,17 @@ export class ChannelNode implements ChannelApi, RoomSink {
     return session;
   }
 
-  /** A session finished its connect. */
+  /**
+   * Takes a connection slot for `user` before a connect completes; a user
+   * at `maxConnsPerUser` is disconnected with 3504 connection limit (the
+   * code Centrifuge uses for its per-user connection limit).
+   */
+  admitUser(user: string): void {
+    if (this.userLimit !== undefined && !this.userLimit.tryAcquire(user))
+      throw new DisconnectException(Disconnects.CONNECTION_LIMIT);
+  }
+
+  /** A session finished its connect (its user slot taken by admitUser). */
   attach(session: ChannelSession): void {
     this.byId.set(session.id, session);
     let set = this.byUser.get(session.user);
@@ -533,6 +548,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       const set = this.byUser.get(session.user);
       set?.delete(session);
       if (set?.size === 0) this.byUser.delete(session.user);
+      this.userLimit?.release(session.user);
     }
     if (code >= 3000) this.metrics.channel_disconnects++;
     this.log({ level: 'debug', event: 'channel_closed', client: session.id, code });

@@ -95,7 +95,7 @@ export class ChannelSession implements ChannelClient {
   }
 
   get remoteAddress(): string | undefined {
-    return this.conn.remoteAddress;
+    return this.conn.clientAddress ?? this.conn.remoteAddress;
   }
 
   // ---- receiving ---------------------------------------------------------------
@@ -277,6 +277,7 @@ export class ChannelSession implements ChannelClient {
   ): Promise<string | undefined> | string | undefined {
     if (this.state !== 'connecting') return undefined; // closed while the token was checked
     const claims = user?.claims ?? {};
+    this.node.admitUser(userOf(claims));
     this.user = userOf(claims);
     this.info = claims.info as Json | undefined;
     this.claims = claims;

@@ -173,7 +173,12 @@ export function buildCluster(plan: ScaleOutPlan, logger: Logger, workerId?: numb
  * caller exits with code 1, leaving restarts to the process supervisor.
  * Returns whether the node may go on.
  */
-export async function connectCluster(ws: WshubServer, plan: ScaleOutPlan): Promise<boolean> {
+export async function connectCluster(
+  ws: WshubServer,
+  plan: ScaleOutPlan,
+  /** The --state Redis URL, if any (also connected by ws.start()). */
+  state?: string,
+): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -185,7 +190,12 @@ export async function connectCluster(ws: WshubServer, plan: ScaleOutPlan): Promi
     await Promise.race([ws.start(), timeout]);
     return true;
   } catch (error) {
-    const what = plan.broker !== undefined ? `broker ${redactBrokerUrl(plan.broker)}` : 'the primary process';
+    const what =
+      plan.broker !== undefined
+        ? `broker ${redactBrokerUrl(plan.broker)}`
+        : state !== undefined
+          ? `state ${redactBrokerUrl(state)}`
+          : 'the primary process';
     const detail = error instanceof Error ? error.message : String(error);
     process.stderr.write(`wshub: cannot connect to ${what}: ${oneLine(detail)}\n`);
     await ws.shutdown({ timeout: 0 }).catch(() => {});

@@ -31,9 +31,13 @@ import {
   loadRoomPasswordFile,
   loadSecret,
   readBinaryFile,
+  readTextFile,
 } from './config-file.ts';
 import { createLogger, type Logger, type LogLevel } from './logger.ts';
 import { flagsHelp, parseArgsOptions, readServeValues, SERVE_OPTIONS } from './serve-options.ts';
+import { AddressSet } from '../http/trusted-proxy.ts';
+import { readPublicKey } from '../auth/token-keys.ts';
+import { buildChannelEngine, loadStateClient, planState, type StatePlan } from './state.ts';
 import {
   buildCluster,
   connectCluster,
@@ -93,6 +97,7 @@ export interface ServePlan {
   scaleOut: ScaleOutPlan;
   /** The --metrics-port listener, when asked for. */
   metrics?: { port: number; host: string } | undefined;
+  state: StatePlan;
 }
 
 /**
@@ -116,6 +121,23 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     if (option.key === undefined || value === undefined || option.kind === 'list') continue;
     fromFlags[option.key] = value;
   }
+  const list = (flag: string) => v.get(flag) as string[] | undefined;
+  const issuers = list('token-issuer');
+  if (issuers !== undefined) fromFlags.tokenIssuer = issuers;
+  const audiences = list('token-audience');
+  if (audiences !== undefined) fromFlags.tokenAudience = audiences;
+  const exempt = list('limit-exempt');
+  if (exempt !== undefined) fromFlags.limitExempt = exempt.includes('none') ? [] : [...exempt];
+  const proxies = list('trusted-proxy');
+  if (proxies !== undefined) fromFlags.trustedProxies = [...proxies];
+  for (const [flag, ranges] of [
+    ['limit-exempt', fromFlags.limitExempt],
+    ['trusted-proxy', fromFlags.trustedProxies],
+  ] as const) {
+    for (const range of ranges ?? [])
+      checkCidr(v.source(flag) ?? `--${flag}`, range);
+  }
+  if (typeof fromFlags.jwksUrl === 'string') checkJwksUrl(fromFlags.jwksUrl);
   const validation = str('message-validation');
   if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};
   if (bool('no-channels') === true) {
@@ -133,6 +155,10 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   const dev = bool('dev') === true;
   const scaleOut = planScaleOut(raw, dev);
   await loadBrokerClient(scaleOut);
+  const state = planState(raw);
+  if (state.redis !== undefined && bool('no-channels') === true)
+    throw new UsageError('--state redis://… needs channels: drop --no-channels');
+  await loadStateClient(state);
 
   const configFile = str('config');
   const file = configFile !== undefined ? await loadConfigFile(configFile) : undefined;
@@ -160,9 +186,15 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     secret = generateSecureSecret();
     randomSecret = true;
   }
-  if (secret === undefined && config.allowUnauthenticated !== true) {
+  const publicKeyFile = str('token-public-key-file');
+  if (publicKeyFile !== undefined) {
+    config.tokenPublicKey = await readTextFile(publicKeyFile, '--token-public-key-file');
+    checkPublicKey(config.tokenPublicKey);
+  }
+  const hasPublicKeys = (config.tokenPublicKey ?? '') !== '' || (config.jwksUrl ?? '') !== '';
+  if (secret === undefined && !hasPublicKeys && config.allowUnauthenticated !== true) {
     throw new UsageError(
-      'no token secret: set WS_SECRET or --secret-file (at least 32 bytes), or pass --allow-unauthenticated',
+      'no token key: set WS_SECRET or --secret-file (at least 32 bytes), --token-public-key-file or --jwks-url, or pass --allow-unauthenticated',
     );
   }
   config.secret = secret;
@@ -215,7 +247,38 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   if (!dev && roomPasswords.rooms().length > 0) config.roomAuthorizer = roomPasswords;
   const metrics =
     metricsPort === undefined ? undefined : { port: metricsPort, host: str('metrics-host') ?? '127.0.0.1' };
-  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut, metrics };
+  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut, state, metrics };
+}
+
+/** A CIDR flag value, checked before anything listens. */
+function checkCidr(flag: string, range: string): void {
+  try {
+    new AddressSet([range], flag);
+  } catch {
+    throw new UsageError(`${flag} must be an IP address or CIDR like 10.0.0.0/8, got "${range}"`);
+  }
+}
+
+function checkJwksUrl(url: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:'))
+    throw new UsageError(`--jwks-url must be an absolute http(s) URL, got "${url}"`);
+}
+
+/** The --token-public-key-file contents must be a usable public key. */
+function checkPublicKey(text: string): void {
+  try {
+    readPublicKey(text);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new UsageError(`--token-public-key-file: ${error.message.replace(/^tokenPublicKey: /, '')}`);
+    throw error;
+  }
 }
 
 function checkOrigin(origin: string, source: string): void {
@@ -295,10 +358,12 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
   }
   const scaleOut = buildCluster(plan.scaleOut, logger, worker?.id);
   if (scaleOut !== undefined) config = { ...config, cluster: scaleOut };
+  const engine = await buildChannelEngine(plan.state, logger);
+  if (engine !== undefined) config = { ...config, channelEngine: engine };
   const ws = buildServer(config);
   ws.log = logger.log;
   demo?.bind(ws);
-  if (!(await connectCluster(ws, plan.scaleOut))) return 1;
+  if (!(await connectCluster(ws, plan.scaleOut, plan.state.redis))) return 1;
 
   const server = ws.createServer((request, response) => {
     if (pathOf(request) === '/healthz') {
@@ -356,6 +421,7 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
     url,
     node: scaleOut?.nodeId,
     broker: scaleOut?.transport.kind,
+    state: engine?.kind ?? 'memory',
     path: ws.config.wsRoutePath,
     channel_path: ws.channels === null ? undefined : ws.config.channelPath,
     api: ws.config.apiKey !== undefined,

@@ -24,6 +24,7 @@ import {
 } from '../protocol/frame.ts';
 import { FrameParser, type ParserHandlers } from '../protocol/parser.ts';
 import type { ResourceGuard } from './resource-guard.ts';
+import { InboundRate, type InboundRateLimit } from './inbound-rate.ts';
 import { Delivery, FullAction, SendQueue, type SendBehavior } from './send-queue.ts';
 
 export type { SendBehavior } from './send-queue.ts';
@@ -70,6 +71,12 @@ export interface ConnectionOptions {
   guard?: ResourceGuard | undefined;
   /** Close code and reason for a full queue under sendBehavior "close" (default 1008 "send queue full"). */
   slowConsumerClose?: { code: number; reason: string } | undefined;
+  /** Messages the peer may send per second; more closes the connection (0 or unset = no limit). */
+  maxMessagesPerSec?: number;
+  /** Bytes the peer may send per second, frame headers included; more closes it (0 or unset = no limit). */
+  maxBytesPerSec?: number;
+  /** Close code and reason when an inbound rate is passed (default 1008 "message rate exceeded"). */
+  rateLimitClose?: { code: number; reason: string } | undefined;
 }
 
 /** Length of the window pings are counted in (ms). */
@@ -122,6 +129,12 @@ export class Connection implements ParserHandlers {
   /** The room the hub put this connection in, if any. */
   room: string | undefined = undefined;
   /**
+   * The client's address as the server's limits count it: the peer, or the
+   * address a trusted proxy forwarded (see `trustedProxies`). Unset for
+   * connections not made by a server's upgrade.
+   */
+  clientAddress: string | undefined = undefined;
+  /**
    * Set by the hub this connection joined: writes the hub's broadcasts of
    * this turn, so a direct send or a close never overtakes a broadcast
    * issued earlier in the same turn.
@@ -149,6 +162,8 @@ export class Connection implements ParserHandlers {
   private sweeper: Sweeper | null;
   private meta: Map<string, unknown> | null = null;
   private closedWaiters: Array<(info: { code: number; reason: string }) => void> | null = null;
+  /** Inbound message and byte rates; null when neither is limited. */
+  private rate: InboundRate | null;
 
   /**
    * Takes over an upgraded socket. `head` is any data that arrived after the
@@ -175,6 +190,9 @@ export class Connection implements ParserHandlers {
     // An upgrade path may have paused the socket to keep early bytes for us.
     socket.resume();
     this.nextPingAt = performance.now() + options.pingPeriod;
+    const messages = options.maxMessagesPerSec ?? 0;
+    const bytes = options.maxBytesPerSec ?? 0;
+    this.rate = messages > 0 || bytes > 0 ? new InboundRate(messages, bytes) : null;
     this.sweeper = joinSweep(this, options);
     if (head !== undefined && head.length > 0) this.receive(head);
   }
@@ -510,6 +528,10 @@ export class Connection implements ParserHandlers {
       maxFragments: this.options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
       accounting: this.options.guard,
     }));
+    if (this.rate !== null && this.state === OPEN && this.rate.received(chunk.length) !== null) {
+      this.rateExceeded('bytes');
+      return;
+    }
     parser.push(chunk);
     // After a close frame or a protocol error the peer has nothing more to
     // say; one that keeps sending would have us read and discard at line
@@ -522,12 +544,29 @@ export class Connection implements ParserHandlers {
   onMessage(opcode: DataOpcode, data: Buffer): void {
     const handlers = this.handlers;
     if (handlers.message === undefined || this.state === CLOSED) return;
+    if (this.rate !== null && this.state === OPEN && this.rate.message() !== null) {
+      this.rateExceeded('messages');
+      return;
+    }
     try {
       const result = handlers.message(this, data, opcode === Opcode.BINARY);
       if (result !== undefined) result.catch((error: unknown) => this.handlerFailed(error));
     } catch (error) {
       this.handlerFailed(error);
     }
+  }
+
+  /** The peer passed an inbound rate: counted, then the connection fails with the configured code. */
+  private rateExceeded(limit: InboundRateLimit): void {
+    const guard = this.options.guard;
+    if (guard !== undefined) {
+      if (limit === 'messages') guard.messageRateCloses++;
+      else guard.byteRateCloses++;
+    }
+    const per = limit === 'messages' ? this.options.maxMessagesPerSec : this.options.maxBytesPerSec;
+    this.handlers.error?.(this, new Error(`inbound rate: more than ${per} ${limit} in a second`));
+    const close = this.options.rateLimitClose;
+    this.fail(close?.code ?? CloseCode.POLICY_VIOLATION, close?.reason ?? `${limit} rate exceeded`);
   }
 
   private handlerFailed(error: unknown): void {

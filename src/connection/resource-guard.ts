@@ -18,6 +18,10 @@ export interface ResourceGuardMetrics {
   ping_flood_closes: number;
   /** Connections destroyed because their outbound bytes passed `maxOutboundBytes`. */
   outbound_overflow_closes: number;
+  /** Connections closed (1008, channels 3013) for sending more than `maxMessagesPerSec`. */
+  message_rate_closes: number;
+  /** Connections closed (1008, channels 3013) for sending more than `maxBytesPerSec`. */
+  byte_rate_closes: number;
 }
 
 export class ResourceGuard implements InboundAccounting {
@@ -29,6 +33,8 @@ export class ResourceGuard implements InboundAccounting {
   outboundOverflowCloses = 0;
   /** Records send-queue delays of this server's connections when set (by the metrics exposition). */
   queueDelay: LatencyHistogram | null = null;
+  messageRateCloses = 0;
+  byteRateCloses = 0;
 
   /** @param maxPartialBytes budget for incomplete messages over all connections (0 = none) */
   constructor(readonly maxPartialBytes: number) {}
@@ -59,6 +65,8 @@ export class ResourceGuard implements InboundAccounting {
       fragment_limit_closes: this.fragmentLimitCloses,
       ping_flood_closes: this.pingFloodCloses,
       outbound_overflow_closes: this.outboundOverflowCloses,
+      message_rate_closes: this.messageRateCloses,
+      byte_rate_closes: this.byteRateCloses,
     };
   }
 }

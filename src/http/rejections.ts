@@ -49,6 +49,20 @@ export const HttpRejection = {
   // ---- the upgrade pipeline, in its order ----
   ORIGIN_FORBIDDEN: kind(403, 'WEBSOCKET_FORBIDDEN_ORIGIN', 'forbidden', 'origin not allowed'),
   METHOD_NOT_ALLOWED: kind(405, 'METHOD_NOT_ALLOWED', 'method', 'WebSocket upgrades must use GET'),
+  /** An upgrade in HTTP/1.0 (RFC 6455 §4.1 needs 1.1 or later). */
+  OLD_HTTP: kind(400, 'WEBSOCKET_BAD_REQUEST', 'validation', 'WebSocket upgrades need HTTP/1.1'),
+  /** Not exactly one Host field (RFC 9112 §3.2, RFC 6455 §4.1). */
+  BAD_HOST: kind(400, 'WEBSOCKET_BAD_REQUEST', 'validation', 'exactly one Host header is required'),
+  /**
+   * Transfer-Encoding, or a Content-Length other than 0: the bytes after the
+   * head would be a body to a front proxy and frames to the WebSocket.
+   */
+  BODY_NOT_ALLOWED: kind(
+    400,
+    'WEBSOCKET_BAD_REQUEST',
+    'validation',
+    'an upgrade request must not carry a body',
+  ),
   BAD_UPGRADE: kind(
     400,
     'WEBSOCKET_BAD_UPGRADE',
@@ -83,6 +97,29 @@ export const HttpRejection = {
   RATE_LIMITED: kind(503, 'WEBSOCKET_JOIN_DENIED', 'capacity', 'too many new connections, retry later'),
   SHUTTING_DOWN: kind(503, 'WEBSOCKET_JOIN_DENIED', 'unavailable', 'server is shutting down'),
   JOIN_FAILED: kind(503, 'WEBSOCKET_JOIN_DENIED', 'unavailable', 'join failed'),
+  /** The user (token `sub`) already has `maxConnsPerUser` connections open. */
+  USER_CONNECTION_LIMIT: kind(
+    429,
+    'WEBSOCKET_USER_CONNECTION_LIMIT',
+    'capacity',
+    'too many connections for this user',
+  ),
+  /** Too many wrong room passwords from this address: locked out of the room for a while (Retry-After). */
+  ROOM_LOCKED: kind(429, 'WEBSOCKET_ROOM_LOCKED', 'forbidden', 'too many wrong room passwords, retry later'),
+
+  // ---- per-client limits (before any other step) ----
+  IP_CONNECTION_LIMIT: kind(
+    429,
+    'WEBSOCKET_IP_CONNECTION_LIMIT',
+    'capacity',
+    'too many connections from this address',
+  ),
+  IP_HANDSHAKE_RATE: kind(
+    429,
+    'WEBSOCKET_IP_HANDSHAKE_RATE',
+    'capacity',
+    'too many new connections from this address, retry later',
+  ),
 
   // ---- handshake admission ----
   HANDSHAKE_LIMIT: kind(429, 'HANDSHAKE_LIMIT', 'capacity', 'too many pending handshakes from this address'),

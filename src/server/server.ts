@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { boundedServerOptions, reject } from '../upgrade/respond.ts';
 import { ADMIN_AUTH_LOG_INTERVAL_MS, AuthFailureLog, handleAdminBroadcast } from '../http/admin-broadcast.ts';
 import type { RoomPasswordMetrics } from '../auth/room-password.ts';
-import { HS256TokenAuthenticator, tokenExpiry, type TokenAuthenticator } from '../auth/token.ts';
+import { tokenExpiry, type TokenAuthenticator } from '../auth/token.ts';
 import type { ClusterMetrics } from '../broker/cluster.ts';
 import {
   connectionOptionsOf,
@@ -23,7 +23,7 @@ import {
   type WshubConfig,
 } from '../config.ts';
 import { CloseError, ConfigError } from '../errors.ts';
-import type { Connection, ConnectionHandlers } from '../connection/connection.ts';
+import type { Connection, ConnectionHandlers, ConnectionOptions } from '../connection/connection.ts';
 import { HandshakeGuard, releaseHandshake, type HandshakeMetrics } from '../upgrade/admission.ts';
 import { Hub, type HubMetrics, type ShutdownOptions } from '../hub/hub.ts';
 import { Opcode } from '../protocol/frame.ts';
@@ -49,6 +49,10 @@ import { interceptUpgrades } from '../upgrade/fast-path.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from '../connection/resource-guard.ts';
 import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } from '../hub/validation.ts';
 import { ExpiryTimer } from '../auth/expiry-timer.ts';
+import { AddressLimits, UserConnectionLimit, type ClientLimitMetrics } from '../upgrade/client-limits.ts';
+import { PasswordLockout, type PasswordLockoutMetrics } from '../auth/password-lockout.ts';
+import { ClientAddressResolver } from '../http/trusted-proxy.ts';
+import { buildTokenAuthenticator } from '../auth/token-keys.ts';
 import {
   apiAuthFailureLog,
   handleServerApi,
@@ -81,12 +85,16 @@ export interface ServerMetrics
     UpgradeMetrics,
     HandshakeMetrics,
     ResourceGuardMetrics,
+    ClientLimitMetrics,
+    PasswordLockoutMetrics,
     Partial<ClusterMetrics>,
     Partial<ChannelMetrics>,
     Partial<ServerApiCounters>,
     Partial<RoomPasswordMetrics> {
   /** Admin broadcast requests refused for missing or wrong credentials. */
   admin_auth_failures: number;
+  /** Forwarding headers from a trusted proxy that could not be read (the proxy's address was used). */
+  forwarded_header_malformed: number;
 }
 
 export interface Health {
@@ -128,6 +136,17 @@ export class WshubServer {
   private timings: { fanout: LatencyHistogram; queueDelay: LatencyHistogram } | null = null;
   /** The `metricsPath` endpoint, when `metricsEnabled`. */
   private metricsEndpoint: MetricsEndpoint | null = null;
+  /** Client addresses behind trusted proxies. */
+  private readonly clients: ClientAddressResolver;
+  /** Connections and handshake rate per client address. */
+  private readonly addressLimits: AddressLimits;
+  /** Connections per user, over /ws and channels. */
+  private readonly userLimit: UserConnectionLimit;
+  /** Room-password lockouts. */
+  private readonly passwordLockout: PasswordLockout;
+  /** The pipeline for clients the per-client limits skip (no inbound rate limits). */
+  private readonly exemptPipeline: UpgradeConfig;
+  private exemptChannelPipeline: ChannelUpgradeConfig | null = null;
 
   /** Validates `config` (merged over the defaults); throws ConfigError, WeakSecretError or SecretReuseError. */
   constructor(config: Partial<WshubConfig> = {}, hub?: Hub) {
@@ -136,8 +155,19 @@ export class WshubServer {
     this.hub = hub ?? new Hub(hubOptionsOf(c));
     this.textValidation = c.messageValidation === false ? null : c.messageValidation;
     const tokenAuthenticator: TokenAuthenticator | undefined =
-      c.tokenAuthenticator ?? (c.secret !== undefined ? new HS256TokenAuthenticator(c.secret) : undefined);
+      c.tokenAuthenticator ?? buildTokenAuthenticator(c);
     this.resources = new ResourceGuard(c.maxPartialMessageBytes);
+    this.clients = new ClientAddressResolver(c.trustedProxies, c.trustedProxyHeader);
+    this.addressLimits = new AddressLimits({
+      maxConnsPerIp: c.maxConnsPerIp,
+      maxHandshakesPerIp: c.maxHandshakesPerIp,
+      exempt: c.limitExempt,
+    });
+    this.userLimit = new UserConnectionLimit(c.maxConnsPerUser);
+    this.passwordLockout = new PasswordLockout({
+      maxFailures: c.passwordLockout,
+      lockoutMs: c.passwordLockoutMs,
+    });
     const connection = { ...connectionOptionsOf(c), guard: this.resources };
     this.pipeline = {
       hub: this.hub,
@@ -151,6 +181,8 @@ export class WshubServer {
       roomAuthorizer: c.roomAuthorizer,
       selectProtocol: c.selectProtocol,
       metrics: this.upgradeMetrics,
+      userLimit: this.userLimit,
+      passwordLockout: this.passwordLockout,
       onReject: (request, r) =>
         this.log({
           level: 'info',
@@ -171,6 +203,7 @@ export class WshubServer {
         }),
       onConnect: (conn, request) => this.connected(conn, request),
     };
+    this.exemptPipeline = { ...this.pipeline, connection: withoutInboundRates(connection) };
     this.channels = c.channelsEnabled ? this.channelNode(tokenAuthenticator) : null;
     if (this.channels !== null && c.apiKey !== undefined) {
       this.serverApi = {
@@ -188,6 +221,9 @@ export class WshubServer {
       maxPending: c.maxPendingHandshakes,
       maxPerAddress: c.maxPendingHandshakesPerAddress,
       onLimit: (report) => this.log({ level: 'warn', event: 'handshake_limit', ...report }),
+      // Behind a trusted proxy every client shares the proxy's address: the per-client limits,
+      // which see the forwarded address, take the place of this cap.
+      exempt: (address) => this.clients.isTrustedProxy(address),
     });
     if (c.metricsEnabled) this.metricsEndpoint = { registry: createMetricsRegistry(this), key: c.metricsKey };
   }
@@ -208,6 +244,8 @@ export class WshubServer {
       history: { maxBytes: historyMaxBytes, maxStreams: historyMaxStreams, metaTtl: historyMetaTtl },
       presence: { maxEntries: presenceMaxEntries },
       hooks: c.channelHooks ?? {},
+      engine: c.channelEngine,
+      userLimit: this.userLimit,
       version: WSHUB_VERSION,
       log: (entry) => this.log(entry),
     });
@@ -223,11 +261,22 @@ export class WshubServer {
         ...this.pipeline.connection,
         sendBehavior: 'close',
         slowConsumerClose: Disconnects.SLOW,
+        rateLimitClose: Disconnects.TOO_MANY_REQUESTS,
       },
-      handlers: node.handlers,
+      handlers: {
+        ...node.handlers,
+        close: (conn, code, reason) => {
+          this.addressLimits.release(conn.clientAddress);
+          node.handlers.close?.(conn, code, reason);
+        },
+      },
       accept: (conn, token) => {
         node.accept(conn, token);
       },
+    };
+    this.exemptChannelPipeline = {
+      ...this.channelPipeline,
+      connection: withoutInboundRates(this.channelPipeline.connection),
     };
     return node;
   }
@@ -279,6 +328,8 @@ export class WshubServer {
 
   private closed(conn: Connection, code: number, reason: string): void {
     this.hub.removeConn(conn);
+    this.addressLimits.release(conn.clientAddress);
+    if (conn.user !== undefined) this.userLimit.release(conn.user.id);
     const timer = this.expiryTimers.get(conn);
     if (timer !== undefined) {
       timer.cancel();
@@ -306,23 +357,45 @@ export class WshubServer {
   private upgrade(request: UpgradeRequest, socket: Duplex, head: Buffer): void {
     // The deadline also covers the steps that may wait (token, room authorizer).
     if (!this.handshakes.enterPipeline(socket)) return;
+    const client = this.clients.resolve(request.socket.remoteAddress, request.headers);
+    const limited = this.addressLimits.admit(client);
+    if (limited !== null) {
+      this.pipeline.onReject?.(request, limited);
+      reject({ socket }, limited);
+      return;
+    }
     // Until a Connection owns the socket, an error must not crash the process.
     socket.on('error', ignore);
+    let counted = true;
+    const uncount = (): void => {
+      if (counted) this.addressLimits.release(client);
+      counted = false;
+    };
     const failed = (error: unknown) => {
+      uncount();
       this.log({ level: 'error', event: 'upgrade_failed', error: sanitizeForLogging(String(error)) });
       reject({ socket }, refusal(HttpRejection.INTERNAL_ERROR));
     };
     const owned = (conn: Connection | null) => {
-      if (conn === null) return;
+      // A refused upgrade gives its slot back now; a connection when it closes.
+      if (conn === null) return uncount();
       socket.off('error', ignore);
       this.handshakes.release(socket);
     };
     try {
-      const channel = this.channelPipeline;
+      const exempt = this.addressLimits.isExempt(client);
+      const channel = exempt ? this.exemptChannelPipeline : this.channelPipeline;
       const result =
         channel !== null && pathOf(request) === this.config.channelPath
-          ? handleChannelUpgrade(request, socket, head, channel)
-          : handleUpgrade(request, socket, head, this.pipeline);
+          ? handleChannelUpgrade(request, socket, head, channel, client)
+          : handleUpgrade(
+              request,
+              socket,
+              head,
+              exempt ? this.exemptPipeline : this.pipeline,
+              client,
+              !exempt,
+            );
       if (result instanceof Promise) {
         // Bytes a client sends before the 101, while a token or room check
         // waits, stay in the socket until the Connection reads them (the
@@ -439,6 +512,11 @@ export class WshubServer {
       ...this.handshakes.metrics(),
       ...this.resources.metrics(),
       admin_auth_failures: this.adminAuthFailures.total,
+      ...this.addressLimits.counters,
+      ip_addresses_tracked: this.addressLimits.trackedAddresses,
+      user_connections_refused: this.userLimit.refused,
+      ...this.passwordLockout.counters,
+      forwarded_header_malformed: this.clients.malformed,
       ...this.hub.clusterMetrics(),
       ...this.channels?.channelMetrics(),
       ...this.serverApi?.counters,
@@ -465,11 +543,12 @@ export class WshubServer {
   }
 
   /**
-   * Connects the scale-out cluster, if configured (rejects when the broker
-   * cannot be reached). Without a cluster there is nothing to wait for.
+   * Connects the scale-out cluster and the channel engine, if configured
+   * (rejects when the broker or the engine's Redis cannot be reached).
+   * Without either there is nothing to wait for.
    */
-  start(): Promise<void> {
-    return this.hub.start();
+  async start(): Promise<void> {
+    await Promise.all([this.hub.start(), this.channels?.start()]);
   }
 
   health(): Health {
@@ -573,6 +652,11 @@ function pathOf(request: Pick<IncomingMessage, 'url'>): string {
 }
 
 function ignore(): void {}
+
+/** Connection options without inbound rate limits (for exempt clients). */
+function withoutInboundRates(options: ConnectionOptions): ConnectionOptions {
+  return { ...options, maxMessagesPerSec: 0, maxBytesPerSec: 0 };
+}
 
 /** Longest error message a log line carries; user code's messages are not ours to bound. */
 const MAX_LOGGED_ERROR_CHARS = 200;

@@ -56,6 +56,8 @@ export interface HandshakeGuardOptions {
   maxPending: number;
   /** Pending handshakes per client address, IPv6 per /64 (0 = unlimited). */
   maxPerAddress: number;
+  /** Peers the per-address cap skips (trusted proxies, which carry many clients). */
+  exempt?: ((address: string | undefined) => boolean) | undefined;
   /** Receives a summary at most once per `logIntervalMs` while limits are being hit. */
   onLimit?: ((report: HandshakeLimitReport) => void) | undefined;
   logIntervalMs?: number;
@@ -171,7 +173,7 @@ export class HandshakeGuard {
     const address = addressKey(socket.remoteAddress);
     const { maxPending, maxPerAddress, timeout } = this.options;
     const count = this.perAddress.get(address)?.entries.size ?? 0;
-    if (maxPerAddress > 0 && count >= maxPerAddress) {
+    if (maxPerAddress > 0 && count >= maxPerAddress && this.options.exempt?.(socket.remoteAddress) !== true) {
       this.counters.handshakes_refused_per_address++;
       this.unlogged.refused_per_address++;
       this.noteLimit(address);

@@ -131,6 +131,14 @@ export interface HandshakeRequest {
   method?: string | undefined;
   url?: string | undefined;
   headers: IncomingHttpHeaders;
+  /**
+   * The fields as sent, names and values alternating (node:http's
+   * IncomingMessage has them). Only consulted to count Host fields, which
+   * `headers` keeps once; the fast path hands a repeated Host to node:http.
+   */
+  rawHeaders?: readonly string[] | undefined;
+  /** node:http's `major.minor`; the fast path takes only HTTP/1.1 and leaves it unset. */
+  httpVersion?: string | undefined;
 }
 
 /**
@@ -139,6 +147,12 @@ export interface HandshakeRequest {
  */
 export interface Handshake {
   method: string | undefined;
+  /** Whether the request is HTTP/1.1 or later (RFC 6455 §4.1). */
+  http11: boolean;
+  /** How many Host fields the request has. */
+  hosts: number;
+  /** Whether the request announces a body (Transfer-Encoding, or a Content-Length other than 0). */
+  body: boolean;
   origin: string | undefined;
   /** Whether `Connection` lists `upgrade` and `Upgrade` lists `websocket`. */
   upgrade: boolean;
@@ -163,8 +177,12 @@ export function readHandshake(req: HandshakeRequest): Handshake {
   const q = url.indexOf('?');
   const query = q < 0 ? null : new URLSearchParams(url.slice(q + 1));
   const password = h['x-websocket-room-password'];
+  const length = h['content-length'];
   return {
     method: req.method,
+    http11: req.httpVersion === undefined || !/^(0\.|1\.0$)/.test(req.httpVersion),
+    hosts: req.rawHeaders === undefined ? (h.host === undefined ? 0 : 1) : countHosts(req.rawHeaders),
+    body: h['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'),
     origin: h.origin,
     upgrade: headerHasToken(h.connection, 'upgrade') && headerHasToken(h.upgrade, 'websocket'),
     version: h['sec-websocket-version'],
@@ -175,6 +193,31 @@ export function readHandshake(req: HandshakeRequest): Handshake {
     queryToken: query?.get('token') ?? undefined,
     password: Array.isArray(password) ? password[0] : password,
   };
+}
+
+/** The Host fields in a raw [name, value, ...] list; the name is compared without case. */
+function countHosts(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
+}
+
+/**
+ * The request itself, before anything WebSocket: HTTP/1.1 or later (RFC
+ * 6455 §4.1; node:http would take an HTTP/1.0 upgrade), exactly one Host field
+ * (RFC 9112 §3.2 answers anything else with 400; RFC 6455 §4.1 requires
+ * it), and no body. node:http takes an upgrade that declares a body and
+ * passes the body's bytes on as if they were frames, while a front proxy
+ * that reads the same request forwards them as a body: refusing such a
+ * request leaves the two nothing to disagree about.
+ */
+export function checkRequest(h: Handshake): Rejection | null {
+  if (!h.http11) return refusal(HttpRejection.OLD_HTTP);
+  if (h.hosts !== 1) return refusal(HttpRejection.BAD_HOST);
+  return h.body ? refusal(HttpRejection.BODY_NOT_ALLOWED) : null;
 }
 
 /**

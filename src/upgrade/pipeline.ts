@@ -1,7 +1,7 @@
 /**
  * The upgrade pipeline, in the seed's order:
  *
- *   origin → method → upgrade headers → version → key → subprotocol list
+ *   origin → method → Host and body → upgrade headers → version → key → subprotocol list
  *   → room → token → room authorization → capacity pre-check → join → 101
  *
  * The request is read once into a Handshake (readHandshake); each step is a
@@ -24,6 +24,7 @@ import {
   acceptResponse,
   checkKey,
   checkMethod,
+  checkRequest,
   checkSubprotocols,
   checkUpgradeHeaders,
   checkVersion,
@@ -32,6 +33,9 @@ import {
 } from './handshake.ts';
 import type { UpgradeRequest } from './request-head.ts';
 import { HttpRejection, refusal, type Rejection } from '../http/rejections.ts';
+import { addressKey } from '../http/address.ts';
+import type { PasswordLockout } from '../auth/password-lockout.ts';
+import type { UserConnectionLimit } from './client-limits.ts';
 
 export { BEARER_PROTOCOL_PREFIX };
 /** The subprotocol a browser offers next to its token, and the one the server selects. */
@@ -65,6 +69,10 @@ export interface UpgradeConfig {
   roomAuthorizer?: RoomAuthorizer | undefined;
   selectProtocol?: ProtocolSelector | undefined;
   metrics: UpgradeMetrics;
+  /** Connections per user (token `sub`); absent = unlimited. */
+  userLimit?: UserConnectionLimit | undefined;
+  /** Room-password lockouts per client address and room; absent = none. */
+  passwordLockout?: PasswordLockout | undefined;
   /** Called for every refused upgrade (for logs). */
   onReject?: ((request: UpgradeRequest, rejection: Rejection) => void) | undefined;
   /**
@@ -91,13 +99,17 @@ type MaybeAsync<T> = T | Promise<T>;
  * Runs the pipeline for one upgrade request. Returns the new Connection, or
  * null when the request was refused (the refusal has been written to the
  * socket). The result is a Promise only when a step had to wait, so an
- * unauthenticated upgrade allocates no promises.
+ * unauthenticated upgrade allocates no promises. `client` is the client's
+ * address (the peer, or what a trusted proxy forwarded; default the peer)
+ * and `lockout` whether room-password lockouts apply to it.
  */
 export function handleUpgrade(
   request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
   config: UpgradeConfig,
+  client: string | undefined = request.socket.remoteAddress,
+  lockout = true,
 ): MaybeAsync<Connection | null> {
   const refuse = (r: Rejection): null => {
     // The handshake deadline may have closed the socket while a step waited.
@@ -111,6 +123,7 @@ export function handleUpgrade(
   const early =
     checkOrigin(h, config) ??
     checkMethod(h) ??
+    checkRequest(h) ??
     checkUpgradeHeaders(h) ??
     checkVersion(h) ??
     countInvalidKey(checkKey(h), config.metrics) ??
@@ -122,7 +135,20 @@ export function handleUpgrade(
 
   return then(authenticate(h, offered, config, request), (identity) => {
     if ('status' in identity) return refuse(identity);
-    return then(authorizeRoom(request, socket, h, identity.user, config), (denied) => {
+    const lockoutKey = lockout && config.passwordLockout?.enabled ? addressKey(client) : undefined;
+    if (lockoutKey !== undefined && config.roomAuthorizer !== undefined) {
+      const seconds = config.passwordLockout!.lockedFor(lockoutKey, h.room);
+      if (seconds > 0)
+        return refuse(refusal(HttpRejection.ROOM_LOCKED, undefined, { 'Retry-After': String(seconds) }));
+    }
+    return then(authorizeRoom(request, socket, h, identity.user, config, client), (denied) => {
+      if (config.roomAuthorizer !== undefined && config.passwordLockout !== undefined) {
+        if (denied === null) {
+          if (lockoutKey !== undefined) config.passwordLockout.succeed(lockoutKey, h.room);
+        } else if (denied.code === HttpRejection.ROOM_FORBIDDEN.code) {
+          config.passwordLockout.fail(lockoutKey, h.room);
+        }
+      }
       if (denied !== null) return refuse(denied);
 
       // The seed's capacity pre-check, before any Connection is built.
@@ -130,7 +156,7 @@ export function handleUpgrade(
       if (full !== null) return refuse(full);
 
       if (socket.destroyed) return null;
-      const joined = join(request, socket, head, h, identity, offered, config);
+      const joined = join(request, socket, head, h, identity, offered, config, client);
       return joined instanceof Connection ? joined : refuse(joined);
     });
   });
@@ -257,6 +283,7 @@ function authorizeRoom(
   h: Handshake,
   user: UserInfo | undefined,
   config: UpgradeConfig,
+  client: string | undefined,
 ): MaybeAsync<Rejection | null> {
   const authorizer = config.roomAuthorizer;
   if (authorizer === undefined) return null;
@@ -290,6 +317,7 @@ function authorizeRoom(
       user,
       claims: user?.claims,
       signal: controller.signal,
+      clientAddress: client,
     });
     if (!(allowed instanceof Promise)) {
       stopWatching();
@@ -386,18 +414,25 @@ function join(
   identity: Identity,
   offered: readonly string[],
   config: UpgradeConfig,
+  client: string | undefined,
 ): Connection | Rejection {
   const protocol = identity.viaProtocol
     ? browserProtocol(offered)
     : selectProtocol(request, config.selectProtocol, offered);
   const key = h.key!;
+  const userId = identity.user?.id ?? '';
+  const users = config.userLimit;
+  if (users !== undefined && !users.tryAcquire(userId))
+    return refusal(HttpRejection.USER_CONNECTION_LIMIT, undefined, { 'Retry-After': '1' });
   const conn = new Connection(socket as Socket, config.connection, config.handlers, protocol);
   const joined = config.hub.tryJoin(h.room, conn);
   if (!joined.ok) {
     conn.detach();
+    users?.release(userId);
     return capacityRejection(joined) ?? refusal(HttpRejection.JOIN_FAILED);
   }
   conn.user = identity.user;
+  conn.clientAddress = client;
   socket.write(acceptResponse(key, protocol));
   config.onConnect?.(conn, request);
   if (head.length > 0) conn.receive(head);
@@ -419,7 +454,7 @@ export interface ChannelUpgradeConfig extends Pick<
 }
 
 /**
- * The channel endpoint's upgrade: origin → method → upgrade headers →
+ * The channel endpoint's upgrade: origin → method → Host and body → upgrade headers →
  * version → key → subprotocol list → capacity → 101. There is no room and
  * no token step: the token comes in the connect command, which the channel
  * session waits for within its connect timeout. Synchronous; returns the
@@ -430,11 +465,13 @@ export function handleChannelUpgrade(
   socket: Duplex,
   head: Buffer,
   config: ChannelUpgradeConfig,
+  client: string | undefined = request.socket.remoteAddress,
 ): Connection | null {
   const h = readHandshake(request);
   const refused =
     checkOrigin(h, config) ??
     checkMethod(h) ??
+    checkRequest(h) ??
     checkUpgradeHeaders(h) ??
     checkVersion(h) ??
     countInvalidKey(checkKey(h), config.metrics) ??
@@ -447,6 +484,7 @@ export function handleChannelUpgrade(
   }
   if (socket.destroyed) return null;
   const conn = new Connection(socket as Socket, config.connection, config.handlers, undefined);
+  conn.clientAddress = client;
   socket.write(acceptResponse(h.key!, undefined));
   const header =
     h.authorization === undefined ? undefined : /^bearer\s+(\S+)\s*$/i.exec(h.authorization)?.[1];

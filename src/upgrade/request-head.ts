@@ -227,7 +227,8 @@ export interface ParsedHead {
  * field name that is not a token, whitespace before the colon or at the
  * start of a line (obsolete folding), a control character or DEL in a
  * value or the target, Content-Length or Transfer-Encoding (framing is for
- * node:http to judge), or more fields than node:http keeps.
+ * node:http to judge), a second Host field (counted in node:http's
+ * rawHeaders), or more fields than node:http keeps.
  */
 export function parseRequestHead(head: string): ParsedHead | null {
   const n = head.length;
@@ -261,6 +262,8 @@ export function parseRequestHead(head: string): ParsedHead | null {
     }
     const value = head.slice(valueStart, valueEnd);
     if (isFraming(key)) return null;
+    // The pipeline refuses a repeated Host; headers keep only the first, so node:http's rawHeaders must count them.
+    if (key === 'host' && headers.host !== undefined) return null;
     if (key === 'upgrade') upgradeField ||= value !== '';
     else if (key === 'connection') connectionUpgrade ||= hasUpgradeOption(head, valueStart, i);
     const existing = headers[key];

@@ -39,7 +39,7 @@ const cases: Case[] = [
     name: 'missing secret without --allow-unauthenticated',
     args: () => ['serve', '--port', '0'],
     env: NO_SECRET,
-    expect: /no token secret.*--allow-unauthenticated/,
+    expect: /no token key.*--allow-unauthenticated/,
   },
   {
     name: '--port abc',

@@ -140,6 +140,17 @@ const CASES: Array<[name: string, head: string, status: string]> = [
   ['bare CR line endings', valid.replace(/\r\n/g, '\r'), '400'],
   ['one bare LF', valid.replace('Host: 127.0.0.1\r\n', 'Host: 127.0.0.1\n'), '400'],
   ['an obs-fold line', upgradeHead('X-A: a\r\n b\r\n'), '400'],
+  ['no Host', valid.replace('Host: 127.0.0.1\r\n', ''), '400'],
+  ['two Host fields', upgradeHead('Host: elsewhere\r\n'), '400'],
+  ['two Host fields, differing in case', upgradeHead('hOST: 127.0.0.1\r\n'), '400'],
+  [
+    'an upgrade with Content-Length: 5 and five bytes',
+    `${upgradeHead('Content-Length: 5\r\n')}\x81\x80abc`,
+    '400',
+  ],
+  ['an upgrade with Transfer-Encoding: chunked', upgradeHead('Transfer-Encoding: chunked\r\n'), '400'],
+  ['an HTTP/1.0 upgrade', valid.replace('HTTP/1.1', 'HTTP/1.0'), '400'],
+  ['an upgrade with Content-Length: 0', upgradeHead('Content-Length: 0\r\n'), '101'],
   [
     '1001 fields (node:http keeps 1000, the key is dropped)',
     upgradeHead().replace('Sec-WebSocket', `${'a:\r\n'.repeat(996)}Sec-WebSocket`),

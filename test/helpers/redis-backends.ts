@@ -94,9 +94,9 @@ function clustered(cluster: RedisCluster): RunningRedis {
     cliArgs: ['--broker', url, '--broker-cluster'],
     cluster: true,
     transport: () => new RedisClusterTransport({ rootNodes: cluster.rootUrls }),
-    async view() {
-      return {
-        async subscribers(channel, sharded) {
+    view() {
+      return Promise.resolve({
+        async subscribers(channel: string, sharded: boolean) {
           if (sharded) {
             // Asked of the master that owns the channel's slot, as it is now.
             const port = await cluster.ownerOf(redisSlot(channel));
@@ -112,7 +112,7 @@ function clustered(cluster: RedisCluster): RunningRedis {
           return total;
         },
         close: () => {},
-      };
+      });
     },
     async killOwnerOf(channel) {
       const port = await cluster.ownerOf(redisSlot(channel));

@@ -28,6 +28,7 @@ const SAMPLES: Record<string, () => InstanceType<typeof WshubError>> = {
   SecretReuseError: () => new wshub.SecretReuseError(),
   InvalidRoomPasswordError: () => new wshub.InvalidRoomPasswordError('x', 'empty'),
   RoomAuthBusyError: () => new wshub.RoomAuthBusyError(),
+  TokenKeysUnavailableError: () => new wshub.TokenKeysUnavailableError(new Error('down')),
   DialError: () => new wshub.DialError('HANDSHAKE_FAILED', 'x', 403),
   BrokerUrlError: () => new wshub.BrokerUrlError('x'),
   BrokerClientMissingError: () => new wshub.BrokerClientMissingError('redis'),
@@ -68,6 +69,7 @@ describe('error classes', () => {
     assert.equal(new wshub.SecretReuseError().code, 'SECRET_REUSED');
     assert.equal(new wshub.InvalidRoomPasswordError('x', 'empty').code, 'INVALID_ROOM_PASSWORD');
     assert.equal(new wshub.RoomAuthBusyError().code, 'ROOM_AUTH_BUSY');
+    assert.equal(new wshub.TokenKeysUnavailableError().code, 'TOKEN_KEYS_UNAVAILABLE');
     assert.equal(new ProtocolError(CloseCode.PROTOCOL_ERROR, 'x').closeCode, 1002);
   });
 });

@@ -57,7 +57,12 @@ const CORE_VALUES = [
   'WeakSecretError',
   'WshubError',
   'WshubServer',
+  'JwtAuthenticator',
+  'TokenKeysUnavailableError',
+  'createJwtAuthenticator',
+  'signWithPrivateKey',
   'ChannelNode',
+  'MemoryEngine',
   'Namespaces',
   'defaultChannelOptions',
   'Disconnects',
@@ -93,6 +98,11 @@ const CORE_VALUES = [
 
 /** The type-only names of 'wshub'. */
 const CORE_TYPES = [
+  'ChannelEngine',
+  'EngineReceiver',
+  'EngineMetrics',
+  'EnginePublication',
+  'PublicationInput',
   'ChannelHooks',
   'ChannelLimits',
   'ChannelMetrics',
@@ -124,6 +134,10 @@ const CORE_TYPES = [
   'DataOpcode',
   'DialOptions',
   'HS256Options',
+  'AsymmetricAlgorithm',
+  'JwksOptions',
+  'TokenKeyOptions',
+  'TokenClaimOptions',
   'Health',
   'HubMetrics',
   'HubOptions',
@@ -160,8 +174,16 @@ const CORE_TYPES = [
 
 const SUBPATHS = {
   redis: {
-    values: ['Cluster', 'RedisTransport'],
-    types: ['ClusterMetrics', 'ClusterOptions', 'RedisTransportOptions', 'Transport'],
+    values: ['Cluster', 'RedisClusterTransport', 'RedisEngine', 'RedisEngineError', 'RedisTransport'],
+    types: [
+      'ChannelEngine',
+      'ClusterMetrics',
+      'ClusterOptions',
+      'RedisClusterTransportOptions',
+      'RedisEngineOptions',
+      'RedisTransportOptions',
+      'Transport',
+    ],
   },
   nats: {
     values: ['Cluster', 'NatsTransport'],

@@ -1,14 +1,17 @@
 // Channels across nodes: two WshubServers in one cluster (the in-memory
-// bus, and once a real redis-server). An SDK subscriber on node B gets what
-// is published on node A, by the API and by an SDK publisher; a client that
-// moves from A to B with a recovery position is told recovered: false
-// (epochs are per node), never a wrong recovered: true.
+// bus, a real redis-server as broker only, and Redis as broker and channel
+// engine). An SDK subscriber on node B gets what is published on node A,
+// by the API and by an SDK publisher. A client that moves from A to B with
+// a recovery position: with per-node state (the in-memory engine) it is
+// told recovered: false (epochs are per node), never a wrong recovered:
+// true; with the Redis engine the stream is shared, so it recovers.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { SubscribedContext } from 'centrifuge';
 import { Cluster } from '../../../src/broker/cluster.ts';
 import { MemoryBus, MemoryTransport } from '../../../src/broker/memory.ts';
 import { RedisTransport } from '../../../src/broker/redis.ts';
+import { RedisEngine } from '../../../src/channels/engine-redis.ts';
 import type { Transport } from '../../../src/broker/transport.ts';
 import { redisRequirement, startRedis, type RedisServer } from '../../helpers/redis.ts';
 import { cleanupHubs, type RunningHub } from '../server/harness.ts';
@@ -37,9 +40,12 @@ const channels = {
   forceRecovery: true,
 };
 
-async function node(transport: Transport): Promise<RunningHub> {
+/** Per-node state (undefined: the in-memory engine) or a Redis engine per node. */
+type Engines = (() => RedisEngine) | undefined;
+
+async function node(transport: Transport, engine: Engines): Promise<RunningHub> {
   const cluster = new Cluster({ transport, presenceInterval: 100 });
-  const hub = await startChannelHub({ channels, cluster });
+  const hub = await startChannelHub({ channels, cluster, channelEngine: engine?.() });
   await hub.ws.start();
   return hub;
 }
@@ -59,11 +65,12 @@ async function linked(from: RunningHub, to: RunningHub, channel: string): Promis
   probe.disconnect();
 }
 
-function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>): void {
+function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>, engine?: Engines): void {
+  const shared = engine !== undefined;
   it('an SDK subscriber on B receives publications made on A by the API and by an SDK publisher', async () => {
     const [ta, tb] = await makeTransports();
-    const a = await node(ta);
-    const b = await node(tb);
+    const a = await node(ta, engine);
+    const b = await node(tb, engine);
     const reader = sdkClient(b, { token: await connectionToken('reader') });
     await connected(reader);
     const { sub } = await subscribed(reader, 'news');
@@ -89,19 +96,24 @@ function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>): 
       local.map((p) => p.data),
       Array.from({ length: 20 }, (_, i) => ({ n: i + 1 })),
     );
-    // node B numbers them in its own history
+    // node B numbers them in its own history (per-node state) or both share one stream
     const offsets = got.map((p) => p.offset!);
     assert.deepEqual(
       offsets,
       [...offsets].sort((x, y) => x - y),
     );
     assert.equal(new Set(offsets).size, 20);
+    if (shared)
+      assert.deepEqual(
+        local.map((p) => (p as { offset?: number }).offset),
+        offsets,
+      );
   });
 
-  it('a client moving from A to B with a recovery position gets recovered: false', async () => {
+  it(`a client moving from A to B with a recovery position gets recovered: ${shared}`, async () => {
     const [ta, tb] = await makeTransports();
-    const a = await node(ta);
-    const b = await node(tb);
+    const a = await node(ta, engine);
+    const b = await node(tb, engine);
     await linked(a, b, 'news');
     const onA = sdkClient(a, { token: await connectionToken('alice') });
     await connected(onA);
@@ -122,6 +134,15 @@ function crossNodeTests(makeTransports: () => Promise<[Transport, Transport]>): 
     moved.subscribe();
     const result = await ctx;
     await pause(50);
+    if (shared) {
+      assert.equal((await b.ws.channels!.history('news')).epoch, position.epoch);
+      assert.deepEqual([result.wasRecovering, result.recovered], [true, true]);
+      assert.deepEqual(
+        movedPubs.map((p) => (p as { data: unknown }).data),
+        [{ n: 2 }],
+      );
+      return;
+    }
     assert.notEqual((await b.ws.channels!.history('news')).epoch, position.epoch);
     assert.deepEqual([result.wasRecovering, result.recovered], [true, false]);
     assert.equal(movedPubs.length, 0);
@@ -145,5 +166,19 @@ describe('channels across nodes (redis)', redisRequirement(), () => {
   });
   crossNodeTests(() =>
     Promise.resolve([new RedisTransport({ url: redis.url }), new RedisTransport({ url: redis.url })]),
+  );
+});
+
+describe('channels across nodes (redis broker and redis channel engine)', redisRequirement(), () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+  crossNodeTests(
+    () => Promise.resolve([new RedisTransport({ url: redis.url }), new RedisTransport({ url: redis.url })]),
+    () => new RedisEngine({ url: redis.url }),
   );
 });

@@ -234,9 +234,9 @@ describe('HS256TokenAuthenticator: issuer and audience', () => {
     );
     await rejectsWith(
       auth.authenticate(handmade({ alg: 'HS256' }, { iss: 'https://evil.example' })),
-      'claims',
+      'issuer',
     );
-    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { sub: 'no-iss' })), 'claims');
+    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { sub: 'no-iss' })), 'issuer');
   });
 
   test('aud (string or array) must contain a configured audience', async () => {
@@ -246,9 +246,9 @@ describe('HS256TokenAuthenticator: issuer and audience', () => {
       (await auth.authenticate(handmade({ alg: 'HS256' }, { sub: 'b', aud: ['x', 'chat'] }))).id,
       'b',
     );
-    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { aud: 'billing' })), 'claims');
-    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { aud: ['billing'] })), 'claims');
-    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { sub: 'none' })), 'claims');
+    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { aud: 'billing' })), 'audience');
+    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { aud: ['billing'] })), 'audience');
+    await rejectsWith(auth.authenticate(handmade({ alg: 'HS256' }, { sub: 'none' })), 'audience');
   });
 
   test('without issuer/audience options, iss and aud are not checked', async () => {

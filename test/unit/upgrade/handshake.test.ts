@@ -9,6 +9,7 @@ import {
   checkHandshake,
   checkKey,
   checkMethod,
+  checkRequest,
   checkUpgradeHeaders,
   checkVersion,
   headerHasToken,
@@ -417,5 +418,58 @@ describe('acceptResponse', () => {
     assert.equal(headers.get('x-hub'), 'one');
     assert.equal(headers.get('sec-websocket-accept'), acceptKey(KEY));
     assert.equal(body, '');
+  });
+});
+
+describe('checkRequest: one Host, no body', () => {
+  test('a request without Host, or with two, is 400 WEBSOCKET_BAD_REQUEST', () => {
+    assertRejected(checkRequest(request({ host: undefined })), 400, 'WEBSOCKET_BAD_REQUEST');
+    const twice = readHandshake({
+      method: 'GET',
+      headers: { host: 'a', upgrade: 'websocket', connection: 'Upgrade' },
+      rawHeaders: ['Host', 'a', 'Upgrade', 'websocket', 'host', 'b', 'Connection', 'Upgrade'],
+    });
+    assert.equal(twice.hosts, 2);
+    assertRejected(checkRequest(twice), 400, 'WEBSOCKET_BAD_REQUEST');
+  });
+
+  test('an HTTP/1.0 upgrade is 400 WEBSOCKET_BAD_REQUEST; 1.1 (or unset: the fast path) passes', () => {
+    const h = { host: 'a' };
+    assertRejected(
+      checkRequest(readHandshake({ headers: h, httpVersion: '1.0' })),
+      400,
+      'WEBSOCKET_BAD_REQUEST',
+    );
+    assertRejected(
+      checkRequest(readHandshake({ headers: h, httpVersion: '0.9' })),
+      400,
+      'WEBSOCKET_BAD_REQUEST',
+    );
+    assert.equal(checkRequest(readHandshake({ headers: h, httpVersion: '1.1' })), null);
+    assert.equal(checkRequest(readHandshake({ headers: h })), null);
+  });
+
+  test('one Host, empty or not, passes', () => {
+    assert.equal(checkRequest(request()), null);
+    assert.equal(checkRequest(request({ host: '' })), null);
+    const raw = readHandshake({
+      method: 'GET',
+      headers: { host: 'a' },
+      rawHeaders: ['HOST', 'a', 'X-Host', 'b'],
+    });
+    assert.equal(checkRequest(raw), null);
+  });
+
+  test('Transfer-Encoding, or a Content-Length other than 0, is refused: the body would be read as frames', () => {
+    for (const overrides of [
+      { 'transfer-encoding': 'chunked' },
+      { 'transfer-encoding': 'identity' },
+      { 'content-length': '5' },
+      { 'content-length': '00' },
+    ]) {
+      const r = assertRejected(checkRequest(request(overrides)), 400, 'WEBSOCKET_BAD_REQUEST');
+      assert.match(r.message, /body/);
+    }
+    assert.equal(checkRequest(request({ 'content-length': '0' })), null);
   });
 });

@@ -175,7 +175,7 @@ test('the upgrade flag follows llhttp: a non-empty Upgrade and `upgrade` in Conn
 
 test('repeated fields merge as node:http merges them', () => {
   const parsed = parseRequestHead(
-    'GET / HTTP/1.1\r\nCookie: a\r\nCookie: b\r\nX-A: 1\r\nx-a: 2\r\nAge: 1\r\nAge: 2\r\nHost: h\r\nHost: i\r\n' +
+    'GET / HTTP/1.1\r\nCookie: a\r\nCookie: b\r\nX-A: 1\r\nx-a: 2\r\nAge: 1\r\nAge: 2\r\nHost: h\r\n' +
       'Set-Cookie: q\r\nSet-Cookie: r\r\nUser-Agent: u\r\nUser-Agent: v',
   );
   assert.deepEqual(parsed?.headers, {
@@ -296,4 +296,9 @@ test('an early hand-off only happens to heads the parser would not take whole', 
     ),
     { seed: 20_261_202, numRuns: 2_000 },
   );
+});
+
+test('a second Host field is left to node:http, whose rawHeaders show both', () => {
+  assert.equal(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nX: y\r\nhost: b'), null);
+  assert.equal(parseRequestHead('GET /ws HTTP/1.1\r\nHost: a\r\nX-Host: b')?.headers.host, 'a');
 });

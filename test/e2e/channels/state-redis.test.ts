@@ -1,0 +1,343 @@
+// Channel state in Redis shared by several wshub nodes (WshubServers in this
+// process, each with its own Redis connections), with the official SDK:
+// the same offsets and order on every node, recovery on another node with
+// exactly the missed publications, recovery racing live publications (no
+// gap, no duplicate), Redis restarted without persistence → recovered:
+// false, presence and join/leave across nodes, and a raw /ws member and a
+// channel subscriber on different nodes each getting every message once.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { Cluster } from '../../../src/broker/cluster.ts';
+import { RedisTransport } from '../../../src/broker/redis.ts';
+import { RedisEngine } from '../../../src/channels/engine-redis.ts';
+import { redisRequirement, startRedis, type RedisServer } from '../../helpers/redis.ts';
+import { authHeaders, cleanupHubs, connectClient, type Client, type RunningHub } from '../server/harness.ts';
+import {
+  closeClients,
+  connected,
+  connectionToken,
+  nextEvent,
+  pause,
+  record,
+  sdkClient,
+  startChannelHub,
+  subscribed,
+} from './sdk.ts';
+
+const channels = {
+  allowSubscribeForClient: true,
+  allowPublishForSubscriber: true,
+  allowPresenceForSubscriber: true,
+  allowHistoryForSubscriber: true,
+  historySize: 100,
+  historyTtl: 60_000,
+  forceRecovery: true,
+  presence: true,
+  joinLeave: true,
+  forcePushJoinLeave: true,
+  namespaces: [{ name: 'plain', allowSubscribeForClient: true, allowPublishForSubscriber: true }],
+};
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) await pause(10);
+}
+
+interface Pub {
+  data: unknown;
+  offset?: number;
+}
+
+describe('channel state in redis, across nodes', redisRequirement(), () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+  afterEach(async () => {
+    closeClients();
+    await cleanupHubs();
+  });
+
+  async function node(presenceTtl = 60_000): Promise<RunningHub> {
+    const cluster = new Cluster({ transport: new RedisTransport({ url: redis.url }), presenceInterval: 100 });
+    const engine = new RedisEngine({ url: redis.url, presenceTtl, commandTimeout: 1000 });
+    const hub = await startChannelHub({ channels, cluster, channelEngine: engine });
+    await hub.ws.start();
+    return hub;
+  }
+
+  async function subscriber(hub: RunningHub, user: string, channel: string) {
+    const client = sdkClient(hub, { token: await connectionToken(user) });
+    await connected(client);
+    const { sub, ctx } = await subscribed(client, channel);
+    return { client, sub, ctx, pubs: record<Pub>(sub, 'publication') };
+  }
+
+  it('three nodes: SDK and API publications reach every node once, with the same offsets in the same order', async () => {
+    const [a, b, c] = [await node(), await node(), await node()];
+    const onA = await subscriber(a, 'ann', 'news');
+    const onB = await subscriber(b, 'bob', 'news');
+    const onC = await subscriber(c, 'cat', 'news');
+    for (let n = 1; n <= 30; n++) {
+      if (n % 3 === 0) await onB.sub.publish({ n });
+      else if (n % 3 === 1) await a.ws.channels!.publish('news', { n });
+      else await c.ws.channels!.publish('news', { n });
+    }
+    await until(() => [onA, onB, onC].every((s) => s.pubs.length >= 30));
+    await pause(100);
+    const expected = Array.from({ length: 30 }, (_, i) => i + 1);
+    for (const s of [onA, onB, onC]) {
+      assert.deepEqual(
+        s.pubs.map((p) => p.offset),
+        expected,
+      );
+      assert.deepEqual(
+        s.pubs.map((p) => (p.data as { n: number }).n),
+        expected,
+      );
+    }
+    const history = await b.ws.channels!.history('news', { limit: -1 });
+    assert.equal(history.offset, 30);
+    assert.equal(history.epoch, (await c.ws.channels!.history('news')).epoch);
+    const m = a.ws.metrics();
+    assert.ok((m.redis_state_history_appends ?? 0) >= 10);
+    assert.equal(m.redis_state_gaps, 0);
+    assert.equal(m.history_streams, undefined, 'the in-memory engine serves nothing here');
+  });
+
+  it('a client moving from node A to node B recovers exactly the publications it missed', async () => {
+    const a = await node();
+    const b = await node();
+    const onA = await subscriber(a, 'alice', 'moving');
+    await a.ws.channels!.publish('moving', { n: 1 });
+    await until(() => onA.pubs.length === 1);
+    const position = { offset: onA.pubs[0]!.offset!, epoch: (await a.ws.channels!.history('moving')).epoch };
+    onA.client.disconnect();
+    for (let n = 2; n <= 4; n++) await b.ws.channels!.publish('moving', { n });
+
+    const client = sdkClient(b, { token: await connectionToken('alice') });
+    await connected(client);
+    const moved = client.newSubscription('moving', { since: position });
+    const pubs = record<Pub>(moved, 'publication');
+    const ctx = nextEvent<{ wasRecovering: boolean; recovered: boolean }>(moved, 'subscribed');
+    moved.subscribe();
+    const result = await ctx;
+    await until(() => pubs.length >= 3);
+    await pause(100);
+    assert.deepEqual([result.wasRecovering, result.recovered], [true, true]);
+    assert.deepEqual(
+      pubs.map((p) => [p.offset, p.data]),
+      [
+        [2, { n: 2 }],
+        [3, { n: 3 }],
+        [4, { n: 4 }],
+      ],
+    );
+  });
+
+  it('recovery on another node while publications keep coming: no gap, no duplicate', async () => {
+    const a = await node();
+    const b = await node();
+    await a.ws.channels!.publish('busy', { n: 0 });
+    const start = await a.ws.channels!.history('busy');
+    let n = 0;
+    let publishing = true;
+    const publisher = (async () => {
+      while (publishing) {
+        n++;
+        await a.ws.channels!.publish('busy', { n });
+        if (n % 5 === 0) await pause(1);
+      }
+    })();
+    await pause(30);
+    const client = sdkClient(b, { token: await connectionToken('racer') });
+    await connected(client);
+    const sub = client.newSubscription('busy', { since: { offset: start.offset, epoch: start.epoch } });
+    const pubs = record<Pub>(sub, 'publication');
+    const ctx = nextEvent<{ recovered: boolean }>(sub, 'subscribed');
+    sub.subscribe();
+    assert.equal((await ctx).recovered, true);
+    await pause(100);
+    publishing = false;
+    await publisher;
+    const last = start.offset + n;
+    await until(() => (pubs.at(-1)?.offset ?? 0) >= last);
+    const offsets = pubs.map((p) => p.offset!);
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: last - start.offset }, (_, i) => start.offset + 1 + i),
+      'every offset after the position exactly once, in order',
+    );
+  });
+
+  it('Redis restarted without persistence: a client coming back gets recovered: false', async () => {
+    const a = await node();
+    const b = await node();
+    const onA = await subscriber(a, 'rita', 'restart');
+    await a.ws.channels!.publish('restart', { n: 1 });
+    await until(() => onA.pubs.length === 1);
+    const position = { offset: onA.pubs[0]!.offset!, epoch: (await a.ws.channels!.history('restart')).epoch };
+    onA.client.disconnect();
+    await redis.restart();
+    // Publishing works again once the nodes reconnected; the stream starts over with a new epoch.
+    let published = false;
+    for (let i = 0; i < 100 && !published; i++) {
+      published = await a.ws
+        .channels!.publish('restart', { n: 2 })
+        .then(() => true)
+        .catch(() => false);
+      if (!published) await pause(50);
+    }
+    assert.ok(published);
+    const client = sdkClient(b, { token: await connectionToken('rita') });
+    await connected(client);
+    const sub = client.newSubscription('restart', { since: position });
+    const ctx = nextEvent<{ wasRecovering: boolean; recovered: boolean; streamPosition?: { epoch: string } }>(
+      sub,
+      'subscribed',
+    );
+    sub.subscribe();
+    const result = await ctx;
+    assert.deepEqual([result.wasRecovering, result.recovered], [true, false]);
+    assert.notEqual((await b.ws.channels!.history('restart')).epoch, position.epoch);
+  });
+
+  it('presence, presence_stats and join/leave across nodes', async () => {
+    const a = await node();
+    const b = await node();
+    const onA = await subscriber(a, 'alice', 'lobby');
+    const joins = record<{ info: { user: string } }>(onA.sub, 'join');
+    const leaves = record<{ info: { user: string } }>(onA.sub, 'leave');
+    const onB = await subscriber(b, 'bob', 'lobby');
+    const onB2 = await subscriber(b, 'bob', 'lobby');
+    // Every subscriber's join, its own included (as on a single node), from both nodes.
+    await until(() => joins.length >= 3);
+    assert.deepEqual(
+      joins.map((j) => j.info.user),
+      ['alice', 'bob', 'bob'],
+    );
+    const stats = await onA.sub.presenceStats();
+    assert.deepEqual([stats.numClients, stats.numUsers], [3, 2]);
+    const presence = await a.ws.channels!.presence('lobby');
+    assert.deepEqual(
+      Object.values(presence)
+        .map((p) => p.user)
+        .sort(),
+      ['alice', 'bob', 'bob'],
+    );
+    onB2.client.disconnect();
+    await until(() => leaves.length >= 1);
+    assert.equal(leaves[0]!.info.user, 'bob');
+    const after = await b.ws.channels!.presenceStats('lobby');
+    assert.deepEqual(after, { num_clients: 2, num_users: 2 });
+    onB.client.disconnect();
+  });
+
+  it('a node that stops refreshing its presence (killed) loses its entries within the presence ttl', async () => {
+    const a = await node(400);
+    const b = await node(400);
+    await subscriber(a, 'alice', 'ttl');
+    const onB = await subscriber(b, 'bob', 'ttl');
+    assert.equal((await a.ws.channels!.presenceStats('ttl')).num_clients, 2);
+    // Refreshes keep entries beyond the ttl.
+    await pause(600);
+    assert.equal((await a.ws.channels!.presenceStats('ttl')).num_clients, 2);
+    // B stops refreshing without removing anything (as a SIGKILLed process would).
+    (b.ws.channels as unknown as { presenceTimer: NodeJS.Timeout }).presenceTimer.close();
+    const stoppedAt = Date.now();
+    let numClients = 2;
+    while (numClients > 1 && Date.now() - stoppedAt < 2000) {
+      numClients = (await a.ws.channels!.presenceStats('ttl')).num_clients;
+      await pause(20);
+    }
+    assert.equal(numClients, 1);
+    assert.ok(Date.now() - stoppedAt <= 400 + 300, `gone within the ttl (${Date.now() - stoppedAt} ms)`);
+    onB.client.disconnect();
+  });
+
+  it('a raw /ws member on A and a channel subscriber on B get each message once, and raw text is recoverable', async () => {
+    const a = await node();
+    const b = await node();
+    const raw: Client = await connectClient(a.url('/ws?room=mixed'), { headers: await authHeaders() });
+    const rawB: Client = await connectClient(b.url('/ws?room=mixed'), { headers: await authHeaders() });
+    const onB = await subscriber(b, 'bea', 'mixed');
+    const onA = await subscriber(a, 'abe', 'mixed');
+    await raw.conn.sendText('{"from":"raw"}');
+    await raw.conn.sendText('plain text');
+    await onB.sub.publish({ from: 'sdk' });
+    await b.ws.channels!.publish('mixed', { from: 'api' });
+    const expected = ['{"from":"raw"}', 'plain text', '{"from":"sdk"}', '{"from":"api"}'];
+    for (const member of [raw, rawB]) {
+      const texts: string[] = [];
+      for (let i = 0; i < 4; i++) texts.push((await member.queue.next(3000)).text);
+      assert.deepEqual(texts, expected);
+      await assert.rejects(member.queue.next(200), 'nothing more: no duplicate');
+    }
+    await until(() => onA.pubs.length >= 4 && onB.pubs.length >= 4);
+    await pause(100);
+    for (const s of [onA, onB])
+      assert.deepEqual(
+        s.pubs.map((p) => [p.offset, p.data]),
+        [
+          [1, { from: 'raw' }],
+          [2, 'plain text'],
+          [3, { from: 'sdk' }],
+          [4, { from: 'api' }],
+        ],
+      );
+    const history = await a.ws.channels!.history('mixed', { limit: -1 });
+    assert.deepEqual(
+      history.publications.map((p) => p.data),
+      [{ from: 'raw' }, 'plain text', { from: 'sdk' }, { from: 'api' }],
+    );
+  });
+
+  it('a channel without history still crosses nodes once, through the cluster', async () => {
+    const a = await node();
+    const b = await node();
+    const onA = await subscriber(a, 'p1', 'plain:x');
+    const onB = await subscriber(b, 'p2', 'plain:x');
+    let seen = false;
+    onB.sub.on('publication', () => (seen = true));
+    for (let i = 0; i < 100 && !seen; i++) {
+      await a.ws.channels!.publish('plain:x', 'probe');
+      await pause(20);
+    }
+    assert.ok(seen);
+    await pause(100);
+    onA.pubs.length = 0;
+    onB.pubs.length = 0;
+    for (let n = 1; n <= 10; n++) await a.ws.channels!.publish('plain:x', { n });
+    await until(() => onA.pubs.length >= 10 && onB.pubs.length >= 10);
+    await pause(100);
+    for (const s of [onA, onB]) {
+      assert.deepEqual(
+        s.pubs.map((p) => p.data),
+        Array.from({ length: 10 }, (_, i) => ({ n: i + 1 })),
+      );
+      assert.ok(s.pubs.every((p) => p.offset === undefined));
+    }
+  });
+
+  it('Redis down: a client publish is answered with a temporary error, never ok; counted', async () => {
+    const a = await node();
+    const onA = await subscriber(a, 'dan', 'down');
+    await redis.kill();
+    try {
+      const outcome = await onA.sub.publish({ n: 1 }).then(
+        () => 'ok',
+        (error: { code: number }) => error.code,
+      );
+      assert.equal(outcome, 100);
+      const m = a.ws.metrics();
+      assert.ok((m.redis_state_publish_failed ?? 0) >= 1);
+      assert.ok((m.redis_state_errors ?? 0) >= 1);
+      await assert.rejects(a.ws.channels!.publish('down', { n: 2 }), /internal server error/);
+    } finally {
+      await redis.restart();
+    }
+  });
+});

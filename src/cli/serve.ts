@@ -134,8 +134,7 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     ['limit-exempt', fromFlags.limitExempt],
     ['trusted-proxy', fromFlags.trustedProxies],
   ] as const) {
-    for (const range of ranges ?? [])
-      checkCidr(v.source(flag) ?? `--${flag}`, range);
+    for (const range of ranges ?? []) checkCidr(v.source(flag) ?? `--${flag}`, range);
   }
   if (typeof fromFlags.jwksUrl === 'string') checkJwksUrl(fromFlags.jwksUrl);
   const validation = str('message-validation');

@@ -33,7 +33,15 @@ import { runChannelClusterScenario } from './scenarios/channel-cluster.ts';
 import { renderClusterSection } from './report/channel-cluster.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
-export const ALL_TARGETS = ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', 'bare-net'];
+export const ALL_TARGETS = [
+  'wshub',
+  'wshub-metrics',
+  'ws-naive',
+  'ws-preframed',
+  'uws',
+  'socketio',
+  'bare-net',
+];
 /** The targets of a quick run unless --targets says otherwise. */
 export const QUICK_TARGETS = ['wshub', 'ws-preframed', 'uws', 'bare-net'];
 /** Every scenario, in run order. */

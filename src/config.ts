@@ -200,6 +200,12 @@ export interface WshubConfig {
   apiPath: string;
   /** Largest server API request body in bytes. */
   apiMaxBodyBytes: number;
+  // -- metrics (docs/OPERATIONS.md) --
+  /** Serve the Prometheus metrics at `metricsPath` on this server's port (needs `metricsKey`). */
+  metricsEnabled: boolean;
+  metricsPath: string;
+  /** Bearer key (≥ 32 bytes, not the token secret) a scraper must send to `metricsPath`. */
+  metricsKey?: Uint8Array | string | undefined;
 }
 
 /** Options that switch the channel protocol on when `channelsEnabled` is not given. */
@@ -250,12 +256,13 @@ export function defaultChannelBounds(): ChannelBounds {
  */
 export interface ResolvedConfig extends Omit<
   WshubConfig,
-  'secret' | 'broadcastSecret' | 'apiKey' | 'channelLimits'
+  'secret' | 'broadcastSecret' | 'apiKey' | 'channelLimits' | 'metricsKey'
 > {
   channelLimits: ChannelBounds;
   secret?: Buffer | undefined;
   broadcastSecret?: Buffer | undefined;
   apiKey?: Buffer | undefined;
+  metricsKey?: Buffer | undefined;
 }
 
 /** The seed's defaults. Reads no environment variables. */
@@ -321,6 +328,8 @@ export function defaultConfig(): WshubConfig {
     channelLimits: defaultChannelBounds(),
     apiPath: '/api',
     apiMaxBodyBytes: 1024 * 1024,
+    metricsEnabled: false,
+    metricsPath: '/metrics',
   };
 }
 
@@ -488,6 +497,7 @@ export const CONFIG_KEYS: ReadonlyArray<keyof WshubConfig> = [
   'secret',
   'broadcastSecret',
   'apiKey',
+  'metricsKey',
   ...CODE_OPTIONS,
 ];
 
@@ -539,6 +549,7 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
   if (input.channelsEnabled === undefined)
     config.channelsEnabled = CHANNEL_OPTIONS.some((key) => input[key] !== undefined);
   checkPath('apiPath', config.apiPath);
+  checkPath('metricsPath', config.metricsPath);
   checkDistinctPaths(config);
   const channelLimits = resolveChannelBounds(input.channelLimits);
   if (config.channels === null || typeof config.channels !== 'object' || Array.isArray(config.channels))
@@ -558,11 +569,14 @@ export function resolveConfig(input: Partial<WshubConfig>): ResolvedConfig {
     hasBroadcastAuthorizer: config.broadcastAuthorizer !== undefined,
   });
   if (config.apiKey !== undefined && config.apiKey.length > 0) checkApiKey(config.apiKey, config.secret);
+  // Metrics on a shared port are never open to anyone: a scraper proves itself with the key.
+  if (config.metricsEnabled) checkApiKey(config.metricsKey, config.secret, 'metricsKey');
   return {
     ...config,
     secret: copySecret(config.secret),
     broadcastSecret: copySecret(config.broadcastSecret),
     apiKey: config.apiKey === undefined || config.apiKey.length === 0 ? undefined : copySecret(config.apiKey),
+    metricsKey: config.metricsEnabled ? copySecret(config.metricsKey) : undefined,
     channelLimits,
     allowedOrigins: [...config.allowedOrigins],
     limitExempt: [...config.limitExempt],
@@ -655,6 +669,7 @@ function checkDistinctPaths(config: WshubConfig): void {
     ['wsRoutePath', config.wsRoutePath, true],
     ['broadcastPath', config.broadcastPath, config.broadcastEnabled],
     ['channelPath', config.channelPath, config.channelsEnabled],
+    ['metricsPath', config.metricsPath, config.metricsEnabled],
   ];
   const seen = new Map<string, string>();
   for (const [name, path, used] of routes) {

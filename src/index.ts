@@ -17,6 +17,9 @@ export { boundedServerOptions, BEARER_PROTOCOL_PREFIX, type ProtocolSelector } f
 export { BROWSER_PROTOCOL } from './upgrade/pipeline.ts';
 export type { UpgradeRequest } from './upgrade/request-head.ts';
 
+// -- metrics (Prometheus through prom-client; docs/OPERATIONS.md) --
+export { registerWshubMetrics, createMetricsRegistry } from './metrics/prometheus.ts';
+
 // -- channels (the Centrifuge client protocol; docs/CHANNELS.md) --
 export { ChannelNode } from './channels/node.ts';
 export { MemoryEngine } from './channels/engine-memory.ts';

@@ -9,6 +9,10 @@
  * that ended with SLOW_CONSUMER_CLOSE_CODE (only the "close" send behaviour
  * closes for slowness, and validation, the other source of that code, is off).
  *
+ * Variant `wshub-metrics` (bench/peers/wshub-metrics.ts, WSHUB_BENCH_METRICS=1):
+ * the same hub with its Prometheus metrics registered (so the fan-out and
+ * send-queue delay histograms record) and scraped once a second, to show
+ * what metrics cost next to the plain hub in the same run.
  * Per-client limits: BENCH_CLIENT_LIMITS=off switches them all off; =on applies
  * them to the benchmark's loopback clients (`limitExempt: []`) with caps no run
  * reaches, so every upgrade and message goes through the tables; unset keeps
@@ -21,9 +25,8 @@ import { existsSync } from 'node:fs';
 // The compiled package (what users run) when it has been built, else the sources through tsx.
 const dist = new URL('../../dist/index.js', import.meta.url);
 const source = existsSync(dist) ? dist.href : new URL('../../src/index.ts', import.meta.url).href;
-const { Cluster, SLOW_CONSUMER_CLOSE_CODE, createWshub, transportFromUrl } = (await import(
-  source
-)) as typeof import('../../src/index.ts');
+const { Cluster, SLOW_CONSUMER_CLOSE_CODE, createWshub, createMetricsRegistry, transportFromUrl } =
+  (await import(source)) as typeof import('../../src/index.ts');
 process.stderr.write(`wshub: using ${existsSync(dist) ? 'dist/' : 'src/'}\n`);
 import { HOST, fail, parsePeerArgs, peerReady } from './common.ts';
 
@@ -73,6 +76,11 @@ const hub = (() => {
 })();
 
 await hub.start().catch((error: unknown) => fail(`wshub: broker: ${String(error)}`));
+if (process.env['WSHUB_BENCH_METRICS'] === '1') {
+  const registry = createMetricsRegistry(hub);
+  // A Prometheus scrape a second, as a typical scrape interval (15 s) would cost, only more often.
+  setInterval(() => void registry.metrics(), 1000).unref();
+}
 const server = hub.createServer();
 server.listen(options.port, HOST, () => {
   const address = server.address();

@@ -22,6 +22,7 @@ import {
 import { ConfigError } from '../errors.ts';
 import { defaultTextValidationOptions } from '../hub/validation.ts';
 import { UsageError } from './args.ts';
+import { checkFileValue } from './serve-options.ts';
 
 /** Options that hold code and so cannot come from a JSON file. */
 const FUNCTION_KEYS: ReadonlySet<string> = new Set(CODE_OPTIONS);
@@ -31,6 +32,7 @@ const SECRET_KEYS: Readonly<Record<string, string>> = {
   secret: 'WS_SECRET or --secret-file',
   broadcastSecret: 'WS_BROADCAST_SECRET or --broadcast-secret-file',
   apiKey: 'WS_API_KEY or --api-key-file',
+  metricsKey: 'WS_METRICS_KEY or --metrics-key-file',
 };
 
 /** The server options a config file may set, plus its room passwords. */
@@ -103,6 +105,9 @@ export async function loadConfigFile(path: string): Promise<ConfigFile> {
       throw new UsageError(`${where} is a secret: supply it through ${secretSource}`);
     }
     config[key] = CHANNEL_CHECKS[key]?.(value, path) ?? checkValueType(key, value, defaults[key], where);
+    // The bounds of the `wshub serve` option that sets this key, as for its flag and variable.
+    const outOfBounds = checkFileValue(key, value);
+    if (outOfBounds !== undefined) throw new UsageError(`config file ${path}: ${outOfBounds}`);
   }
   return { config, roomPasswords };
 }
@@ -292,6 +297,30 @@ export async function loadApiKey(
   } catch (error) {
     if (error instanceof ConfigError)
       throw new UsageError(`${origin}: the server API key ${error.message.replace(/^apiKey: /, '')}`);
+    throw error;
+  }
+  return key;
+}
+
+/**
+ * The metrics key of /metrics on the main port: the `--metrics-key-file`
+ * file (it wins) or WS_METRICS_KEY. Returns undefined when neither is set;
+ * UsageError when the key is shorter than 32 bytes or equals the token
+ * secret. The key is never part of a message.
+ */
+export async function loadMetricsKey(
+  file: string | undefined,
+  tokenSecret: Uint8Array | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Buffer | undefined> {
+  const key = await loadSecret({ env: 'WS_METRICS_KEY', flag: '--metrics-key-file', file }, env);
+  if (key === undefined) return undefined;
+  const origin = file !== undefined ? 'the --metrics-key-file file' : 'WS_METRICS_KEY';
+  try {
+    checkApiKey(key, tokenSecret, 'metricsKey');
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new UsageError(`${origin}: the metrics key ${error.message.replace(/^metricsKey: /, '')}`);
     throw error;
   }
   return key;

@@ -6,30 +6,37 @@
  * `--dev`, the demo chat page.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import { SecretReuseError, WeakSecretError } from '../auth/errors.ts';
 import type { RoomPasswords } from '../auth/room-password.ts';
 import { generateSecureSecret, validateRoomPassword } from '../auth/security.ts';
 import type { WshubConfig } from '../config.ts';
-import { MAX_READ_LIMIT } from '../connection/connection.ts';
 import { createDemo, type Demo } from '../demo/demo.ts';
 import { ConfigError } from '../errors.ts';
 import { HttpRejection, refusal, sendRejection } from '../http/rejections.ts';
 import { createWshub, type WshubServer } from '../server/server.ts';
-import { parseFlags, UsageError, type Flags } from './args.ts';
+import { createMetricsRegistry, serveMetrics } from '../metrics/prometheus.ts';
+import { parseFlags, UsageError } from './args.ts';
 import {
   buildRoomPasswords,
   loadApiKey,
+  loadMetricsKey,
   loadConfigFile,
   loadRoomPasswordFile,
   loadSecret,
   readBinaryFile,
   readTextFile,
 } from './config-file.ts';
+import { createLogger, type Logger, type LogLevel } from './logger.ts';
+import { flagsHelp, parseArgsOptions, readServeValues, SERVE_OPTIONS } from './serve-options.ts';
 import { AddressSet } from '../http/trusted-proxy.ts';
 import { readPublicKey } from '../auth/token-keys.ts';
-import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.ts';
 import { buildChannelEngine, loadStateClient, planState, type StatePlan } from './state.ts';
 import {
   buildCluster,
@@ -40,7 +47,7 @@ import {
 } from './scaleout.ts';
 import { isShutdownMessage, runPrimary, type ControlMessage } from './workers.ts';
 
-/** Help text of `wshub serve`. */
+/** Help text of `wshub serve`, its flags generated from SERVE_OPTIONS. */
 export const SERVE_USAGE = `usage: wshub serve [flags]
 
 Runs a WebSocket hub. Clients connect to ws://HOST:PORT/ws?room=NAME.
@@ -49,110 +56,17 @@ Secrets come only from the environment or from files:
   WS_BROADCAST_SECRET    admin broadcast secret (at least 32 bytes, with --broadcast)
   WS_API_KEY             server API key (at least 32 bytes, not the token secret);
                          without one the server API is off
+  WS_METRICS_KEY         bearer key of /metrics on the main port (at least 32 bytes, with --metrics)
 Channel clients (the Centrifuge protocol, e.g. the centrifuge SDK) connect to
 ws://HOST:PORT/connection/websocket.
 
-flags:
-  --host HOST                    address to listen on (default 127.0.0.1)
-  --port N                       port (default 8080; 0 picks a free port)
-  --path PATH                    WebSocket endpoint path (default /ws)
-  --config FILE                  JSON object of server options (camelCase names, plus
-                                 "roomPasswords": {"ROOM": "PASSWORD"}); flags override it
-  --secret-file FILE             read the token secret from FILE instead of WS_SECRET
-  --broadcast-secret-file FILE   read the broadcast secret from FILE instead of WS_BROADCAST_SECRET
-  --room-passwords FILE          JSON object {"ROOM": "PASSWORD"} of password-protected rooms
-  --allow-unauthenticated        accept clients without a token (a token, if sent, is still checked)
-  --token-public-key-file FILE   verify RS256/ES256/EdDSA tokens with this public key
-                                 (PEM SPKI or JWK); the algorithm follows the key
-  --jwks-url URL                 verify RS/PS/ES/EdDSA tokens with the issuer's JSON Web
-                                 Key Set (cached; refetched once on an unknown kid)
-  --token-issuer ISS             accepted "iss" of tokens (repeatable)
-  --token-audience AUD           accepted "aud" of tokens (repeatable)
-  --token-leeway SECONDS         clock skew tolerated for "exp" and "nbf" (default 0)
-  --allow-query-token            accept the token in ?token= as well as in headers
-  --allow-origin ORIGIN          allow browser pages from ORIGIN (repeatable; replaces
-                                 the config file's allowedOrigins)
-  --allow-all-origins            allow every origin
-  --broadcast                    enable the admin broadcast endpoint (needs the broadcast secret)
-  --broadcast-path PATH          admin broadcast path (default /_admin/broadcast)
-  --max-room-connections N       connections per room (0 = unlimited)
-  --max-room-registrations N     room memberships in the whole hub (0 = unlimited)
-  --max-connection-rate N        new joins per second, hub-wide (0 = unlimited)
-  --max-pending-handshakes N     handshakes in progress at once; past it the oldest
-                                 is dropped for the newcomer (default 1024, 0 = unlimited)
-  --max-pending-handshakes-per-ip N
-                                 handshakes in progress per client address (IPv6: per /64);
-                                 past it 429 (default 64, 0 = unlimited)
-  --max-conns-per-ip N           connections per client address (IPv6: per /64); past it
-                                 429 (default 1000, 0 = unlimited)
-  --max-handshakes-per-ip N      new connections per client address per second; past it
-                                 429 (default 100, 0 = unlimited)
-  --max-conns-per-user N         connections per user (token "sub"), /ws and channels
-                                 together; past it 429 or channel disconnect 3504
-                                 (default 0 = unlimited)
-  --max-messages-per-sec N       messages one connection may send per second; past it
-                                 close 1008 (channels 3013) (default 1000, 0 = unlimited)
-  --max-bytes-per-sec BYTES      bytes one connection may send per second; past it close
-                                 1008 (channels 3013) (default twice --read-limit, 0 = unlimited)
-  --password-lockout N           wrong room passwords from one address for one room
-                                 before a lockout (429) (default 10, 0 = no lockout)
-  --password-lockout-ms MS       length of a room-password lockout (default 60000)
-  --limit-exempt CIDR            client addresses the per-client limits skip (repeatable;
-                                 replaces the default 127.0.0.0/8 and ::1; "none" for none)
-  --trusted-proxy CIDR           read the client address from the forwarding header of
-                                 requests from these proxies (repeatable; IPv4 or IPv6)
-  --trusted-proxy-header NAME    the header they set: x-forwarded-for (default) or forwarded
-  --send-behavior MODE           full send queue: block, drop or close (default block)
-  --send-queue N                 messages queued per connection (default 256)
-  --send-timeout MS              how long a blocked send waits (default 200)
-  --read-limit BYTES             largest message accepted (default 16777216); for a
-                                 compressed message, the size once inflated
-  --deflate                      permessage-deflate on both WebSocket paths when the
-                                 client offers it (default: the channel path only)
-  --no-deflate                   never negotiate permessage-deflate
-  --deflate-threshold BYTES      messages shorter than this are sent uncompressed (default 128)
-  --deflate-level N              zlib level 0-9 of compressed messages (default 3)
-  --max-partial-message-bytes BYTES
-                                 bytes all incomplete incoming messages may hold together;
-                                 past it a connection is closed with 1013 (default 268435456)
-  --max-outbound-bytes BYTES     bytes waiting to go out to one connection before it is
-                                 destroyed (default twice the send queue bytes, 33554432)
-  --message-validation MODE      text message checks: strict or off (default strict)
-  --channel-path PATH            channel protocol endpoint (default /connection/websocket)
-  --no-channels                  do not serve the channel protocol
-  --allow-anonymous-connect      accept channel connects without a token (as user "")
-  --api-key-file FILE            read the server API key from FILE instead of WS_API_KEY
-  --tls-cert FILE --tls-key FILE serve https and wss with this PEM certificate and key
-  --log-level LEVEL              debug, info, warn or error (default info)
-  --broker URL                   scale out through a broker: redis://HOST:PORT, rediss://…
-                                 or nats://HOST:PORT (comma-separate several NATS servers,
-                                 or several Redis Cluster seed nodes with --broker-cluster);
-                                 unreachable at start → exit code 1, no retry
-  --broker-cluster               the redis:// URLs are Redis Cluster nodes: the cluster
-                                 client, sharded pub/sub routed to each channel's master
-  --broker-sharded               one Redis server, sharded pub/sub (SSUBSCRIBE/SPUBLISH,
-                                 Redis 7+); implied by --broker-cluster
-  --node-id ID                   this node's id in the cluster (default: random)
-  --state URL                    where channel history and presence live: memory (per
-                                 node) or redis://…, rediss://… (shared by all nodes);
-                                 default: the --broker's Redis if it is one, else memory
-  --state-cluster                the --state Redis is a Redis Cluster
-  --state-presence-ttl MS        presence entries of a node that stopped refreshing
-                                 them (e.g. killed) vanish within this (default 60000)
-  --broker-max-in-flight-bytes BYTES
-                                 message bytes waiting for the broker at once; beyond
-                                 them publishes are dropped and counted (default 67108864)
-  --broker-max-remote-rooms N    room counts kept from other nodes' announcements, all
-                                 nodes together; beyond them announcements are refused
-                                 and counted (default 1048576)
-  --workers N                    run N worker processes sharing the port; they stay
-                                 consistent through --broker, or through the primary
-                                 process when no broker is given; crashed workers restart
-  --dev                          development mode: the demo chat page at / (channels
-                                 chat:* with history, recovery and presence), a random
-                                 per-run secret when WS_SECRET is unset; not for production
-  -h, --help                     show this help
+Every flag can also come from an environment variable: WSHUB_ and the flag in
+upper snake case (--max-room-connections 10 is WSHUB_MAX_ROOM_CONNECTIONS=10).
+Booleans take 1/0, true/false, yes/no or on/off; repeatable flags take a
+comma-separated list. A flag wins over its variable, a variable over --config.
 
+flags:
+${flagsHelp()}
 --config may hold "channels" (channel options and "namespaces": [{"name": …, …}])
 and "channelLimits" (bounds of the channel protocol); see docs/CONFIG.md.
 GET /healthz answers with the health report as JSON (200 healthy, 503 otherwise;
@@ -160,73 +74,9 @@ with --workers, from whichever worker takes the request).
 SIGINT or SIGTERM shuts down gracefully (close code 1001); a second signal exits at once.
 `;
 
-const SERVE_FLAGS = {
-  host: { type: 'string', default: '127.0.0.1' },
-  port: { type: 'string', default: '8080' },
-  path: { type: 'string' },
-  config: { type: 'string' },
-  'secret-file': { type: 'string' },
-  'broadcast-secret-file': { type: 'string' },
-  'room-passwords': { type: 'string' },
-  'allow-unauthenticated': { type: 'boolean' },
-  'allow-query-token': { type: 'boolean' },
-  'allow-origin': { type: 'string', multiple: true },
-  'allow-all-origins': { type: 'boolean' },
-  broadcast: { type: 'boolean' },
-  'broadcast-path': { type: 'string' },
-  'max-room-connections': { type: 'string' },
-  'max-room-registrations': { type: 'string' },
-  'max-connection-rate': { type: 'string' },
-  'max-pending-handshakes': { type: 'string' },
-  'max-pending-handshakes-per-ip': { type: 'string' },
-  'max-conns-per-ip': { type: 'string' },
-  'max-handshakes-per-ip': { type: 'string' },
-  'max-conns-per-user': { type: 'string' },
-  'max-messages-per-sec': { type: 'string' },
-  'max-bytes-per-sec': { type: 'string' },
-  'password-lockout': { type: 'string' },
-  'password-lockout-ms': { type: 'string' },
-  'limit-exempt': { type: 'string', multiple: true },
-  'trusted-proxy': { type: 'string', multiple: true },
-  'trusted-proxy-header': { type: 'string' },
-  'token-public-key-file': { type: 'string' },
-  'jwks-url': { type: 'string' },
-  'token-issuer': { type: 'string', multiple: true },
-  'token-audience': { type: 'string', multiple: true },
-  'token-leeway': { type: 'string' },
-  'send-behavior': { type: 'string' },
-  'send-queue': { type: 'string' },
-  'send-timeout': { type: 'string' },
-  'read-limit': { type: 'string' },
-  deflate: { type: 'boolean' },
-  'no-deflate': { type: 'boolean' },
-  'deflate-threshold': { type: 'string' },
-  'deflate-level': { type: 'string' },
-  'max-partial-message-bytes': { type: 'string' },
-  'max-outbound-bytes': { type: 'string' },
-  'message-validation': { type: 'string' },
-  'channel-path': { type: 'string' },
-  'no-channels': { type: 'boolean' },
-  'allow-anonymous-connect': { type: 'boolean' },
-  'api-key-file': { type: 'string' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'log-level': { type: 'string', default: 'info' },
-  broker: { type: 'string' },
-  'broker-sharded': { type: 'boolean' },
-  'broker-cluster': { type: 'boolean' },
-  'node-id': { type: 'string' },
-  'broker-max-in-flight-bytes': { type: 'string' },
-  'broker-max-remote-rooms': { type: 'string' },
-  state: { type: 'string' },
-  'state-cluster': { type: 'boolean' },
-  'state-presence-ttl': { type: 'string' },
-  workers: { type: 'string' },
-  dev: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+const SERVE_FLAGS = parseArgsOptions();
 
-type ServeFlags = Flags<typeof SERVE_FLAGS>;
+type ServeFlags = Record<string, string | boolean | string[] | undefined>;
 
 /** Upper bound on the whole graceful shutdown; past it the process exits with code 1. */
 export const SHUTDOWN_BOUND_MS = 10_000;
@@ -245,146 +95,103 @@ export interface ServePlan {
   /** True when --dev generated the secret because WS_SECRET was unset. */
   randomSecret: boolean;
   scaleOut: ScaleOutPlan;
+  /** The --metrics-port listener, when asked for. */
+  metrics?: { port: number; host: string } | undefined;
   state: StatePlan;
 }
 
-/** Parses an optional whole-number flag within [min, max]; undefined when absent. */
-function optionalInt(name: string, value: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER) {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number, got "${value}"`);
-  const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
-  return n;
-}
-
-function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]) {
-  if (value === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
-  }
-  return value as T;
-}
-
 /**
- * Turns the flags (and `env`) into a ServePlan: config file first, flags
- * over it, then secrets and room passwords. Throws UsageError for every
- * bad input, before anything listens.
+ * Turns the flags (and `env`) into a ServePlan: config file first, the
+ * WSHUB_* environment over it, flags over both, then secrets and room
+ * passwords. Throws UsageError for every bad input, before anything listens.
  */
 export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): Promise<ServePlan> {
-  const logLevel = flags['log-level'];
-  if (!isLogLevel(logLevel)) {
-    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
-  const port = optionalInt('port', flags.port, 0, 65535)!;
-  const host = flags.host;
-  if (host === '') throw new UsageError('--host must not be empty');
+  // Flags and variables are checked before any file is read, so a typo is reported first.
+  const v = readServeValues(flags, env);
+  const str = (flag: string) => v.get(flag) as string | undefined;
+  const int = (flag: string) => v.get(flag) as number | undefined;
+  const bool = (flag: string) => v.get(flag) as boolean | undefined;
+  const logLevel = str('log-level') as LogLevel;
+  const port = int('port')!;
+  const host = str('host')!;
 
-  // Flags are checked before any file is read, so a typo is reported first.
-  const fromFlags: Partial<WshubConfig> = {
-    wsRoutePath: flags.path,
-    broadcastPath: flags['broadcast-path'],
-    maxRoomConnections: optionalInt('max-room-connections', flags['max-room-connections']),
-    maxRoomRegistrations: optionalInt('max-room-registrations', flags['max-room-registrations']),
-    maxConnectionRate: optionalInt('max-connection-rate', flags['max-connection-rate']),
-    maxPendingHandshakes: optionalInt('max-pending-handshakes', flags['max-pending-handshakes']),
-    maxPendingHandshakesPerAddress: optionalInt(
-      'max-pending-handshakes-per-ip',
-      flags['max-pending-handshakes-per-ip'],
-    ),
-    sendBehavior: oneOf('send-behavior', flags['send-behavior'], ['block', 'drop', 'close'] as const),
-    sendQueueSize: optionalInt('send-queue', flags['send-queue'], 1),
-    sendTimeout: optionalInt('send-timeout', flags['send-timeout']),
-    readLimit: optionalInt('read-limit', flags['read-limit'], 1, MAX_READ_LIMIT),
-    deflateThreshold: optionalInt('deflate-threshold', flags['deflate-threshold']),
-    deflateLevel: optionalInt('deflate-level', flags['deflate-level'], 0, 9),
-    maxPartialMessageBytes: optionalInt('max-partial-message-bytes', flags['max-partial-message-bytes']),
-    maxOutboundBytes: optionalInt('max-outbound-bytes', flags['max-outbound-bytes']),
-    channelPath: flags['channel-path'],
-    maxConnsPerIp: optionalInt('max-conns-per-ip', flags['max-conns-per-ip']),
-    maxHandshakesPerIp: optionalInt('max-handshakes-per-ip', flags['max-handshakes-per-ip']),
-    maxConnsPerUser: optionalInt('max-conns-per-user', flags['max-conns-per-user']),
-    maxMessagesPerSec: optionalInt('max-messages-per-sec', flags['max-messages-per-sec']),
-    maxBytesPerSec: optionalInt('max-bytes-per-sec', flags['max-bytes-per-sec']),
-    passwordLockout: optionalInt('password-lockout', flags['password-lockout']),
-    passwordLockoutMs: optionalInt('password-lockout-ms', flags['password-lockout-ms']),
-    trustedProxyHeader: oneOf('trusted-proxy-header', flags['trusted-proxy-header'], [
-      'x-forwarded-for',
-      'forwarded',
-    ] as const),
-    jwksUrl: flags['jwks-url'],
-    tokenIssuer: flags['token-issuer'],
-    tokenAudience: flags['token-audience'],
-    tokenLeeway: optionalInt('token-leeway', flags['token-leeway'], 0, 3600),
-  };
-  const exempt = flags['limit-exempt'];
+  const fromFlags: Partial<WshubConfig> & Record<string, unknown> = {};
+  for (const option of SERVE_OPTIONS) {
+    const value = v.get(option.flag);
+    if (option.key === undefined || value === undefined || option.kind === 'list') continue;
+    fromFlags[option.key] = value;
+  }
+  const list = (flag: string) => v.get(flag) as string[] | undefined;
+  const issuers = list('token-issuer');
+  if (issuers !== undefined) fromFlags.tokenIssuer = issuers;
+  const audiences = list('token-audience');
+  if (audiences !== undefined) fromFlags.tokenAudience = audiences;
+  const exempt = list('limit-exempt');
   if (exempt !== undefined) fromFlags.limitExempt = exempt.includes('none') ? [] : [...exempt];
-  if (flags['trusted-proxy'] !== undefined) fromFlags.trustedProxies = [...flags['trusted-proxy']];
-  for (const [flag, list] of [
+  const proxies = list('trusted-proxy');
+  if (proxies !== undefined) fromFlags.trustedProxies = [...proxies];
+  for (const [flag, ranges] of [
     ['limit-exempt', fromFlags.limitExempt],
     ['trusted-proxy', fromFlags.trustedProxies],
   ] as const) {
-    for (const range of list ?? []) checkCidr(flag, range);
+    for (const range of ranges ?? []) checkCidr(v.source(flag) ?? `--${flag}`, range);
   }
-  if (fromFlags.jwksUrl !== undefined) checkJwksUrl(fromFlags.jwksUrl);
-  const validation = oneOf('message-validation', flags['message-validation'], ['strict', 'off'] as const);
+  if (typeof fromFlags.jwksUrl === 'string') checkJwksUrl(fromFlags.jwksUrl);
+  const validation = str('message-validation');
   if (validation !== undefined) fromFlags.messageValidation = validation === 'off' ? false : {};
-  if (flags.deflate && flags['no-deflate'])
+  if (bool('deflate') === true && bool('no-deflate') === true)
     throw new UsageError('--deflate and --no-deflate exclude each other');
-  if (flags.deflate) fromFlags.perMessageDeflate = true;
-  if (flags['no-deflate']) fromFlags.perMessageDeflate = false;
-  if (flags['allow-unauthenticated']) fromFlags.allowUnauthenticated = true;
-  if (flags['allow-query-token']) fromFlags.allowQueryToken = true;
-  if (flags['allow-all-origins']) fromFlags.allowAllOrigins = true;
-  if (flags.broadcast) fromFlags.broadcastEnabled = true;
-  if (flags['no-channels']) {
+  if (bool('deflate') === true) fromFlags.perMessageDeflate = true;
+  if (bool('no-deflate') === true) fromFlags.perMessageDeflate = false;
+  if (bool('no-channels') === true) {
     for (const flag of ['channel-path', 'allow-anonymous-connect', 'dev'] as const) {
-      if (flags[flag] !== undefined) throw new UsageError(`--${flag} needs channels: drop --no-channels`);
+      if (v.get(flag) !== undefined) throw new UsageError(`--${flag} needs channels: drop --no-channels`);
     }
     fromFlags.channelsEnabled = false;
   }
-  for (const path of [flags.path, flags['broadcast-path'], flags['channel-path']]) {
-    if (path !== undefined && !path.startsWith('/')) {
-      throw new UsageError(`paths must start with "/", got "${path}"`);
-    }
-  }
-  if ((flags['tls-cert'] === undefined) !== (flags['tls-key'] === undefined)) {
+  if ((str('tls-cert') === undefined) !== (str('tls-key') === undefined)) {
     throw new UsageError('--tls-cert and --tls-key must be given together');
   }
-  const scaleOut = planScaleOut(flags, flags.dev === true);
+  if (v.source('metrics-host') !== undefined && int('metrics-port') === undefined)
+    throw new UsageError(`${v.source('metrics-host')} needs --metrics-port`);
+  const raw = v.raw();
+  const dev = bool('dev') === true;
+  const scaleOut = planScaleOut(raw, dev);
   await loadBrokerClient(scaleOut);
-  const state = planState(flags);
-  if (state.redis !== undefined && flags['no-channels'] === true)
+  const state = planState(raw);
+  if (state.redis !== undefined && bool('no-channels') === true)
     throw new UsageError('--state redis://… needs channels: drop --no-channels');
   await loadStateClient(state);
 
-  const file = flags.config !== undefined ? await loadConfigFile(flags.config) : undefined;
+  const configFile = str('config');
+  const file = configFile !== undefined ? await loadConfigFile(configFile) : undefined;
   const config: Partial<WshubConfig> = { ...file?.config };
   for (const [key, value] of Object.entries(fromFlags)) {
     if (value !== undefined) (config as Record<string, unknown>)[key] = value;
   }
-  const origins = flags['allow-origin'];
+  const origins = v.get('allow-origin') as string[] | undefined;
   if (origins !== undefined) {
-    for (const origin of origins) checkOrigin(origin);
+    for (const origin of origins) checkOrigin(origin, v.source('allow-origin')!);
     config.allowedOrigins = [...origins];
   }
 
-  if (flags['allow-anonymous-connect']) {
+  if (bool('allow-anonymous-connect') === true) {
     config.channelLimits = { ...config.channelLimits, allowAnonymousConnect: true };
   }
   // `wshub serve` serves channels unless told not to (the library only when configured).
   config.channelsEnabled ??= true;
 
-  const dev = flags.dev === true;
   if (dev && config.channelsEnabled === false)
     throw new UsageError('--dev needs channels: the config file sets "channelsEnabled": false');
-  let secret = await loadSecret({ env: 'WS_SECRET', flag: '--secret-file', file: flags['secret-file'] }, env);
+  let secret = await loadSecret({ env: 'WS_SECRET', flag: '--secret-file', file: str('secret-file') }, env);
   let randomSecret = false;
   if (secret === undefined && dev) {
     secret = generateSecureSecret();
     randomSecret = true;
   }
-  if (flags['token-public-key-file'] !== undefined) {
-    config.tokenPublicKey = await readTextFile(flags['token-public-key-file'], '--token-public-key-file');
+  const publicKeyFile = str('token-public-key-file');
+  if (publicKeyFile !== undefined) {
+    config.tokenPublicKey = await readTextFile(publicKeyFile, '--token-public-key-file');
     checkPublicKey(config.tokenPublicKey);
   }
   const hasPublicKeys = (config.tokenPublicKey ?? '') !== '' || (config.jwksUrl ?? '') !== '';
@@ -394,11 +201,23 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     );
   }
   config.secret = secret;
-  const apiKey = await loadApiKey(flags['api-key-file'], secret, env);
+  const apiKey = await loadApiKey(str('api-key-file'), secret, env);
   if (apiKey !== undefined) config.apiKey = apiKey;
+  const metricsPort = int('metrics-port');
+  const metricsKey =
+    config.metricsEnabled === true || str('metrics-key-file') !== undefined
+      ? await loadMetricsKey(str('metrics-key-file'), secret, env)
+      : undefined;
+  if (config.metricsEnabled === true) {
+    if (metricsKey === undefined)
+      throw new UsageError(
+        '--metrics needs WS_METRICS_KEY or --metrics-key-file (at least 32 bytes); or serve metrics on --metrics-port',
+      );
+    config.metricsKey = metricsKey;
+  }
   if (config.broadcastEnabled === true) {
     const broadcastSecret = await loadSecret(
-      { env: 'WS_BROADCAST_SECRET', flag: '--broadcast-secret-file', file: flags['broadcast-secret-file'] },
+      { env: 'WS_BROADCAST_SECRET', flag: '--broadcast-secret-file', file: str('broadcast-secret-file') },
       env,
     );
     if (broadcastSecret === undefined) {
@@ -410,15 +229,16 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
 
   const passwords = { ...file?.roomPasswords };
-  if (flags['room-passwords'] !== undefined) {
-    Object.assign(passwords, await loadRoomPasswordFile(flags['room-passwords']));
-  }
+  const roomPasswordFile = str('room-passwords');
+  if (roomPasswordFile !== undefined) Object.assign(passwords, await loadRoomPasswordFile(roomPasswordFile));
 
   let tls: HttpsOptions | undefined;
-  if (flags['tls-cert'] !== undefined && flags['tls-key'] !== undefined) {
+  const tlsCert = str('tls-cert');
+  const tlsKey = str('tls-key');
+  if (tlsCert !== undefined && tlsKey !== undefined) {
     tls = {
-      cert: await readBinaryFile(flags['tls-cert'], '--tls-cert file'),
-      key: await readBinaryFile(flags['tls-key'], '--tls-key file'),
+      cert: await readBinaryFile(tlsCert, '--tls-cert file'),
+      key: await readBinaryFile(tlsKey, '--tls-key file'),
     };
   }
   const logger = createLogger(logLevel);
@@ -428,7 +248,9 @@ export async function planServe(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   }
   const roomPasswords = await buildRoomPasswords(passwords);
   if (!dev && roomPasswords.rooms().length > 0) config.roomAuthorizer = roomPasswords;
-  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut, state };
+  const metrics =
+    metricsPort === undefined ? undefined : { port: metricsPort, host: str('metrics-host') ?? '127.0.0.1' };
+  return { config, host, port, tls, logger, roomPasswords, dev, randomSecret, scaleOut, state, metrics };
 }
 
 /** A CIDR flag value, checked before anything listens. */
@@ -436,7 +258,7 @@ function checkCidr(flag: string, range: string): void {
   try {
     new AddressSet([range], flag);
   } catch {
-    throw new UsageError(`--${flag} must be an IP address or CIDR like 10.0.0.0/8, got "${range}"`);
+    throw new UsageError(`${flag} must be an IP address or CIDR like 10.0.0.0/8, got "${range}"`);
   }
 }
 
@@ -462,15 +284,15 @@ function checkPublicKey(text: string): void {
   }
 }
 
-function checkOrigin(origin: string): void {
-  let parsed: URL;
+function checkOrigin(origin: string, source: string): void {
+  let parsed: URL | undefined;
   try {
     parsed = new URL(origin);
   } catch {
-    throw new UsageError(`--allow-origin must be an origin like https://example.com, got "${origin}"`);
+    parsed = undefined;
   }
-  if (parsed.origin !== origin) {
-    throw new UsageError(`--allow-origin must be an origin like https://example.com, got "${origin}"`);
+  if (parsed?.origin !== origin) {
+    throw new UsageError(`${source} must be an origin like https://example.com, got "${origin}"`);
   }
 }
 
@@ -497,8 +319,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'there is no --secret flag: put the secret in WS_SECRET or in a file named by --secret-file',
     );
   }
-  const flags = parseFlags(argv, SERVE_FLAGS);
-  if (flags.help) {
+  const flags = parseFlags(argv, SERVE_FLAGS) as ServeFlags;
+  if (flags.help === true) {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
@@ -565,6 +387,21 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
     return 1;
   }
   server.on('error', (error: Error) => logger.error('server_error', { error: error.message }));
+  let metricsServer: Server | undefined;
+  if (plan.metrics !== undefined) {
+    metricsServer = metricsListener(ws, logger);
+    try {
+      await listen(metricsServer, plan.metrics.port, plan.metrics.host);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      process.stderr.write(
+        `wshub: cannot listen on ${plan.metrics.host}:${plan.metrics.port} for metrics: ${code}\n`,
+      );
+      server.close();
+      await ws.shutdown({ timeout: 0 });
+      return 1;
+    }
+  }
 
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : plan.port;
@@ -598,6 +435,14 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
   });
   if (authMode(ws.config) === 'none')
     logger.warn('auth_disabled', { reason: '--allow-unauthenticated without a secret' });
+  // Printed before the listening line, which tells a supervisor that everything is up.
+  if (metricsServer !== undefined && worker === undefined) {
+    const m = metricsServer.address();
+    const mPort = typeof m === 'object' && m !== null ? m.port : plan.metrics?.port;
+    const mHost = plan.metrics!.host.includes(':') ? `[${plan.metrics!.host}]` : plan.metrics!.host;
+    process.stdout.write(`metrics on http://${mHost}:${mPort}/metrics\n`);
+  }
+
   if (worker !== undefined) {
     // The primary prints the listening line once every worker is up.
     process.send?.({ wshub: 'listening', port } satisfies ControlMessage);
@@ -605,9 +450,27 @@ async function serveNode(plan: ServePlan, logger: Logger, worker: Worker | undef
     process.stdout.write(`listening on ${url}\n`);
   }
   if (demo !== undefined) process.stdout.write(`demo: open ${url}/\n`);
-
   const signal = await waitForSignal(worker !== undefined);
+  metricsServer?.close();
+  metricsServer?.closeAllConnections();
   return shutdown(ws, server, logger, signal);
+}
+
+/** The --metrics-port listener: GET /metrics without a key (the port is its access control), 404 elsewhere. */
+function metricsListener(ws: WshubServer, logger: Logger): Server {
+  const endpoint = { registry: createMetricsRegistry(ws) };
+  const server = createHttpServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (request, response) => {
+    if (pathOf(request) !== '/metrics') {
+      notFound(response);
+      return;
+    }
+    serveMetrics(request, response, endpoint).catch((error: unknown) => {
+      logger.error('metrics_failed', { error: String(error) });
+      sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR));
+    });
+  });
+  server.on('error', (error: Error) => logger.error('metrics_server_error', { error: error.message }));
+  return server;
 }
 
 /** A logger that adds the worker's number and pid to every entry. */

@@ -335,7 +335,7 @@ export class Connection implements ParserHandlers {
       if (!socket.write(frames)) this.stalledSince = performance.now();
       return Delivery.QUEUED;
     }
-    const q = queue ?? (this.queue = new SendQueue(this.options));
+    const q = queue ?? (this.queue = this.newQueue());
     if (q.accepts(frames.length, count)) {
       q.push(frames, count);
       return this.overflowed() ? Delivery.CLOSED : Delivery.QUEUED;
@@ -380,7 +380,12 @@ export class Connection implements ParserHandlers {
    */
   waitAndSend(frame: Buffer, timeoutMs: number, count = 1): Promise<void> {
     if (this.state !== OPEN) return Promise.reject(new ConnectionClosedError());
-    return (this.queue ??= new SendQueue(this.options)).wait(frame, timeoutMs, count);
+    return (this.queue ??= this.newQueue()).wait(frame, timeoutMs, count);
+  }
+
+  /** The send queue, recording its delays when the server's metrics ask for them. */
+  private newQueue(): SendQueue {
+    return new SendQueue(this.options, this.options.guard?.queueDelay ?? null);
   }
 
   /** Moves waiting block-mode sends into the queue while there is room. */

@@ -5,6 +5,7 @@
  * two servers in one process keep separate budgets and metrics.
  */
 import type { InboundAccounting } from '../protocol/parser.ts';
+import type { LatencyHistogram } from '../metrics/latency-histogram.ts';
 
 export interface ResourceGuardMetrics {
   /** Bytes currently held by incomplete incoming messages. */
@@ -30,6 +31,8 @@ export class ResourceGuard implements InboundAccounting {
   fragmentLimitCloses = 0;
   pingFloodCloses = 0;
   outboundOverflowCloses = 0;
+  /** Records send-queue delays of this server's connections when set (by the metrics exposition). */
+  queueDelay: LatencyHistogram | null = null;
   messageRateCloses = 0;
   byteRateCloses = 0;
 

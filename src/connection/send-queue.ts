@@ -6,6 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import { ConnectionClosedError, QueueFullError, SendTimeoutError } from '../errors.ts';
+import type { LatencyHistogram } from '../metrics/latency-histogram.ts';
 
 /** What to do with a message when the connection's send queue is full. */
 export type SendBehavior = 'block' | 'drop' | 'close';
@@ -59,8 +60,16 @@ export class SendQueue {
   /** Messages carried by each queued Buffer (a broadcast batch carries several). */
   private counts: number[] = [];
   private waiters: Waiter[] | null = null;
+  /** When each queued Buffer joined (performance.now()), kept only while delays are recorded. */
+  private readonly since: number[] | null;
 
-  constructor(private readonly limits: SendQueueLimits) {}
+  /** `delays`, when given, records how long each queued message waited before reaching the socket. */
+  constructor(
+    private readonly limits: SendQueueLimits,
+    private readonly delays: LatencyHistogram | null = null,
+  ) {
+    this.since = delays === null ? null : [];
+  }
 
   /** Whether a message may join the queue now: it fits, and no earlier send is waiting. */
   accepts(length: number, count: number): boolean {
@@ -78,6 +87,7 @@ export class SendQueue {
   push(frames: Buffer, count: number): void {
     this.buffers.push(frames);
     this.counts.push(count);
+    this.since?.push(performance.now());
     this.count += count;
     this.bytes += frames.length;
   }
@@ -161,6 +171,14 @@ export class SendQueue {
         break;
       }
     }
+    const since = this.since;
+    const delays = this.delays;
+    if (since !== null && delays !== null && i > 0) {
+      // One clock read per flush; each Buffer counts for the messages it carries.
+      const now = performance.now();
+      for (let k = 0; k < i; k++) delays.observe((now - since[k]!) / 1000, counts[k] ?? 1);
+      since.splice(0, i);
+    }
     buffers.splice(0, i);
     counts.splice(0, i);
     return stalled;
@@ -171,6 +189,7 @@ export class SendQueue {
     this.dropped += this.count;
     this.buffers = [];
     this.counts = [];
+    this.since?.splice(0);
     this.count = 0;
     this.bytes = 0;
     this.rejectWaiters();

@@ -21,11 +21,12 @@ export interface Rejection {
   /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` on a version mismatch. */
   headers?: Record<string, string>;
   /**
-   * The precise reason, for logs only (never in the response): e.g. an
-   * `InvalidTokenError`'s reason, `expired` or `signature`, behind the one
-   * stable code WEBSOCKET_INVALID_TOKEN.
+   * The precise cause, for the log only (e.g. `expired` or `signature` for
+   * one WEBSOCKET_INVALID_TOKEN): the body keeps the stable code.
    */
   reason?: string;
+  /** A sentence on the cause, for the log only (never holds the token or a secret). */
+  detail?: string;
 }
 
 /** One row of the table: what is fixed for a kind of refusal (the message is its default). */
@@ -146,6 +147,9 @@ export const HttpRejection = {
   API_UNAUTHORIZED: kind(401, 'API_UNAUTHORIZED', 'auth', 'missing or invalid API key'),
   /** The body parsed, but does not have the method's shape (a field of the wrong type, too deep, not an object). */
   API_BAD_REQUEST: kind(400, 'API_BAD_REQUEST', 'validation', 'malformed API request'),
+
+  // ---- metrics endpoint ----
+  METRICS_UNAUTHORIZED: kind(401, 'METRICS_UNAUTHORIZED', 'auth', 'missing or invalid metrics key'),
 
   // ---- demo token endpoint ----
   INVALID_REQUEST: kind(400, 'INVALID_REQUEST', 'validation', 'body must be a JSON object'),

@@ -15,6 +15,7 @@ import { TokenBucket } from './rate-limit.ts';
 import { Delivery } from '../connection/send-queue.ts';
 import type { DeflateSession } from '../protocol/deflate.ts';
 import { SharedFrames, sharedMessage, type SharedMessage } from './shared-frames.ts';
+import type { LatencyHistogram } from '../metrics/latency-histogram.ts';
 
 export { defaultHubOptions } from '../config.ts';
 import { isValidRoomName, type RoomValidator } from './validation.ts';
@@ -199,6 +200,8 @@ export class Hub<C extends Recipient = Connection> {
   private batches = new Map<string, SharedMessage[]>();
   private batchScheduled = false;
   private readonly flushBatches = (): void => this.writeBatches();
+  /** Records the time of each fan-out loop when set (by the metrics exposition). */
+  fanoutTimer: LatencyHistogram | null = null;
   private readonly counters = {
     accepted: 0,
     rejected: 0,
@@ -605,6 +608,8 @@ export class Hub<C extends Recipient = Connection> {
     result: BroadcastResult,
     whole = false,
   ): BroadcastResult {
+    const timer = this.fanoutTimer;
+    const started = timer === null ? 0 : performance.now();
     let blocked: C[] | null = null;
     let attempted = 0;
     let enqueued = 0;
@@ -639,6 +644,7 @@ export class Hub<C extends Recipient = Connection> {
     c.enqueued += enqueued * count;
     c.skipped += skipped * count;
     c.dropped += dropped * count;
+    if (timer !== null) timer.observe((performance.now() - started) / 1000);
     return result;
   }
 

@@ -45,6 +45,8 @@ import { Namespaces } from '../channels/options.ts';
 import { PROTOBUF_SUBPROTOCOL } from '../channels/protobuf-codec.ts';
 import { Disconnects } from '../channels/protocol.ts';
 import { WSHUB_VERSION } from '../version.ts';
+import { FANOUT_BUCKETS, LatencyHistogram, QUEUE_DELAY_BUCKETS } from '../metrics/latency-histogram.ts';
+import { createMetricsRegistry, serveMetrics, type MetricsEndpoint } from '../metrics/prometheus.ts';
 import type { UpgradeRequest } from '../upgrade/request-head.ts';
 import { interceptUpgrades } from '../upgrade/fast-path.ts';
 import { ResourceGuard, type ResourceGuardMetrics } from '../connection/resource-guard.ts';
@@ -133,6 +135,10 @@ export class WshubServer {
   private readonly resources: ResourceGuard;
   /** Deadlines and caps of handshakes in progress. */
   private readonly handshakes: HandshakeGuard;
+  /** The duration histograms, once something reads them (recordTimings). */
+  private timings: { fanout: LatencyHistogram; queueDelay: LatencyHistogram } | null = null;
+  /** The `metricsPath` endpoint, when `metricsEnabled`. */
+  private metricsEndpoint: MetricsEndpoint | null = null;
   /** Client addresses behind trusted proxies. */
   private readonly clients: ClientAddressResolver;
   /** Connections and handshake rate per client address. */
@@ -186,7 +192,8 @@ export class WshubServer {
           event: 'upgrade_rejected',
           status: r.status,
           code: r.code,
-          ...(r.reason !== undefined ? { reason: r.reason } : {}),
+          reason: r.reason ?? r.code,
+          detail: r.detail === undefined ? undefined : sanitizeForLogging(r.detail),
           remote: request.socket.remoteAddress,
         }),
       onAuthError: (request, stage, error) =>
@@ -222,6 +229,7 @@ export class WshubServer {
       // which see the forwarded address, take the place of this cap.
       exempt: (address) => this.clients.isTrustedProxy(address),
     });
+    if (c.metricsEnabled) this.metricsEndpoint = { registry: createMetricsRegistry(this), key: c.metricsKey };
   }
 
   // ---- wiring --------------------------------------------------------------
@@ -434,6 +442,14 @@ export class WshubServer {
       });
       return true;
     }
+    const metrics = this.metricsEndpoint;
+    if (metrics !== null && path === c.metricsPath) {
+      serveMetrics(request, response, metrics).catch((error: unknown) => {
+        this.log({ level: 'error', event: 'metrics_failed', error: sanitizeForLogging(String(error)) });
+        sendRejection(response, refusal(HttpRejection.INTERNAL_ERROR));
+      });
+      return true;
+    }
     const api = this.serverApi;
     if (api !== null && (path === c.apiPath || path.startsWith(`${c.apiPath}/`))) {
       void handleServerApi(request, response, api);
@@ -512,6 +528,24 @@ export class WshubServer {
       ...this.serverApi?.counters,
       ...(typeof passwords?.passwordMetrics === 'function' ? passwords.passwordMetrics() : {}),
     };
+  }
+
+  /**
+   * Starts recording the broadcast fan-out time and the send-queue delay of
+   * connections opened from now on, and returns the two histograms (the same
+   * ones on every call). registerWshubMetrics calls it; until then the hot
+   * path reads no clock for them.
+   */
+  recordTimings(): { fanout: LatencyHistogram; queueDelay: LatencyHistogram } {
+    if (this.timings === null) {
+      this.timings = {
+        fanout: new LatencyHistogram(FANOUT_BUCKETS),
+        queueDelay: new LatencyHistogram(QUEUE_DELAY_BUCKETS),
+      };
+      this.hub.fanoutTimer = this.timings.fanout;
+      this.resources.queueDelay = this.timings.queueDelay;
+    }
+    return this.timings;
   }
 
   /**
@@ -600,6 +634,7 @@ function paths(hub: WshubServer): string[] {
   if (c.broadcastEnabled) out.push(c.broadcastPath);
   if (c.channelsEnabled) out.push(c.channelPath);
   if (c.channelsEnabled && c.apiKey !== undefined) out.push(c.apiPath);
+  if (c.metricsEnabled) out.push(c.metricsPath);
   return out;
 }
 

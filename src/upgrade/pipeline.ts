@@ -222,16 +222,20 @@ function authenticate(
   if (found === undefined) {
     if (config.allowUnauthenticated) return { user: undefined, viaProtocol: false };
     config.metrics.security_rejections++;
-    return refusal(HttpRejection.TOKEN_REQUIRED);
+    return { ...refusal(HttpRejection.TOKEN_REQUIRED), reason: 'missing' };
   }
-  const invalid = (reason: string) => {
+  const invalid = (reason: string, detail?: string): Rejection => {
     config.metrics.security_rejections++;
-    return { ...refusal(HttpRejection.INVALID_TOKEN), reason };
+    const r: Rejection = { ...refusal(HttpRejection.INVALID_TOKEN), reason };
+    if (detail !== undefined) r.detail = detail;
+    return r;
   };
   const authenticator = config.tokenAuthenticator;
   if (authenticator === undefined) return invalid('unconfigured');
   const failed = (error: unknown): Rejection =>
-    error instanceof InvalidTokenError ? invalid(error.reason) : unavailable(request, 'token', error, config);
+    error instanceof InvalidTokenError
+      ? invalid(error.reason, error.message)
+      : unavailable(request, 'token', error, config);
   try {
     return authenticator.authenticate(found.token).then((user): Identity => {
       config.metrics.successful_auths++;

@@ -39,7 +39,7 @@ describe('wshub serve admission flags', () => {
       assert.match(third.text(), /"code":"HANDSHAKE_LIMIT"/);
       const health = await fetch(`${cli.url}/healthz`);
       assert.equal(health.status, 200);
-      assert.match(cli.stderr(), /"event":"handshake_limit".*"refused_per_address":1/);
+      assert.match(cli.stderr(), /"refused_per_address":1,.*"event":"handshake_limit"/);
     } finally {
       for (const s of sockets) s.destroy();
       assert.equal(await cli.stop(), 0);

@@ -129,7 +129,7 @@ const cases: Case[] = [
     name: 'config file value out of range',
     args: () => ['serve', '--config', files.file('range.json', '{"readLimit": 999999999999}')],
     env: WITH_SECRET,
-    expect: /invalid configuration: readLimit/,
+    expect: /config file \S+range\.json: "readLimit" must be between 1 and 67108864, got 999999999999/,
   },
   {
     name: 'config file that is an array',

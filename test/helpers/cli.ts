@@ -16,6 +16,8 @@ export interface RunningCli {
   port: number;
   /** Everything the process wrote on stderr so far. */
   stderr(): string;
+  /** Everything the process wrote on stdout so far. */
+  stdout(): string;
   /** Sends SIGTERM (unless the process already exited) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -91,6 +93,7 @@ export async function startCli(
     host: parsed.hostname,
     port: Number(parsed.port),
     stderr: () => stderr,
+    stdout: () => stdout,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const [code] = (await exited) as [number | null];

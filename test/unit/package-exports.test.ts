@@ -75,6 +75,8 @@ const CORE_VALUES = [
   'boundedServerOptions',
   'constantTimeEqual',
   'createWshub',
+  'createMetricsRegistry',
+  'registerWshubMetrics',
   'defaultConfig',
   'defaultHubOptions',
   'defaultTextValidationOptions',

@@ -28,7 +28,7 @@
 import { createCluster, type RedisClusterOptions } from 'redis';
 import type { Transport, TransportEvents, TransportListener } from './transport.ts';
 import { groupBySlot } from './redis-slot.ts';
-import { BASE_DELAY_MS, asError, redactUrl, rootMessage } from './redis.ts';
+import { BASE_DELAY_MS, asError, backoffDelay, redactUrl, rootMessage } from './redis.ts';
 
 export interface RedisClusterTransportOptions {
   /**
@@ -186,7 +186,7 @@ export class RedisClusterTransport implements Transport {
   /** Delay before reconnection attempt `retries` (0-based); an Error ends the attempts during start. */
   private retryDelay(retries: number, cause: Error): number | Error {
     if (this.starting || this.closing) return cause;
-    return Math.min(BASE_DELAY_MS * 2 ** Math.min(retries, 20), this.maxDelay);
+    return backoffDelay(retries, this.maxDelay);
   }
 
   private watch(client: ClusterClient): void {

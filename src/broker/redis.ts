@@ -41,6 +41,11 @@ type RedisClient = ReturnType<typeof createClient>;
 /** First delay of the reconnection backoff; it doubles per failed attempt up to the maximum. */
 export const BASE_DELAY_MS = 50;
 
+/** Delay before reconnection attempt `retries` (0-based): BASE_DELAY_MS doubling per attempt, at most `maxDelay`. */
+export function backoffDelay(retries: number, maxDelay: number): number {
+  return Math.min(BASE_DELAY_MS * 2 ** Math.min(retries, 20), maxDelay);
+}
+
 /** The URL without its password, for error messages. */
 export function redactUrl(url: string): string {
   try {
@@ -161,7 +166,7 @@ export class RedisTransport implements Transport {
   /** Delay before reconnection attempt `retries` (0-based); an Error ends the attempts during start. */
   private retryDelay(retries: number, cause: Error): number | Error {
     if (this.starting || this.closing) return cause;
-    return Math.min(BASE_DELAY_MS * 2 ** Math.min(retries, 20), this.maxDelay);
+    return backoffDelay(retries, this.maxDelay);
   }
 
   private watch(client: RedisClient): void {

@@ -23,6 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createClient, createCluster } from 'redis';
+import { backoffDelay } from '../broker/redis.ts';
 import type {
   ChannelEngine,
   EngineMetrics,
@@ -91,7 +92,6 @@ interface PubSub {
   unsubscribe(channel: string): Promise<void>;
 }
 
-const BASE_DELAY_MS = 50;
 const MAX_DELAY_MS = 2_000;
 /** Presence entries per refresh script call. */
 const REFRESH_CHUNK = 300;
@@ -183,9 +183,7 @@ export class RedisEngine implements ChannelEngine {
     const socket = {
       connectTimeout: this.connectTimeout,
       reconnectStrategy: (retries: number, cause: Error): number | Error =>
-        this.starting || this.closing
-          ? cause
-          : Math.min(BASE_DELAY_MS * 2 ** Math.min(retries, 20), MAX_DELAY_MS),
+        this.starting || this.closing ? cause : backoffDelay(retries, MAX_DELAY_MS),
     };
     const options = { timeout: this.commandTimeout };
     try {

@@ -135,6 +135,67 @@ export const METRIC_SPECS: readonly MetricSpec[] = [
   gauge('history_bytes', 'history_bytes', 'Bytes held in channel history.'),
   counter('history_trimmed', 'history_trimmed', 'Publications removed from history by its bounds.'),
   gauge('presence_entries', 'presence_entries', 'Presence entries held.'),
+  // -- channel engine: Redis (absent with the in-memory engine) --
+  gauge(
+    'redis_state_connected',
+    'redis_state_connected',
+    "1 while the Redis channel engine's command connection is up.",
+  ),
+  counter(
+    'redis_state_history_appends',
+    'redis_state_history_appends',
+    'Publications stored in Redis by the publish script.',
+  ),
+  counter(
+    'redis_state_history_reads',
+    'redis_state_history_reads',
+    'Redis stream reads (position, history, recovery).',
+  ),
+  counter(
+    'redis_state_presence_ops',
+    'redis_state_presence_ops',
+    'Redis presence adds, refreshes, removals and reads.',
+  ),
+  counter('redis_state_errors', 'redis_state_errors', 'Failed Redis engine commands (timeouts included).'),
+  counter(
+    'redis_state_timeouts',
+    'redis_state_timeouts',
+    'Redis engine commands not answered within the command timeout.',
+  ),
+  counter(
+    'redis_state_refused',
+    'redis_state_refused',
+    'Redis engine commands refused: too many outstanding.',
+  ),
+  gauge('redis_state_pending', 'redis_state_pending', 'Redis engine commands outstanding.'),
+  counter('redis_state_received', 'redis_state_received', 'Redis engine pub/sub messages received.'),
+  counter(
+    'redis_state_malformed',
+    'redis_state_malformed',
+    'Redis engine messages or entries that did not decode.',
+  ),
+  counter('redis_state_resubscribes', 'redis_state_resubscribes', 'Redis engine pub/sub reconnections.'),
+  gauge('redis_state_listened', 'redis_state_listened', 'Channels this node listens to in Redis.'),
+  counter(
+    'redis_state_publish_failed',
+    'redis_state_publish_failed',
+    'Publications refused to their publisher: not stored in Redis.',
+  ),
+  counter(
+    'redis_state_gaps',
+    'redis_state_gaps',
+    'Publications missed on Redis pub/sub (offset gaps, broken merges).',
+  ),
+  counter(
+    'redis_state_recovery_overflows',
+    'redis_state_recovery_overflows',
+    'Subscribes whose recovery buffer overflowed.',
+  ),
+  counter(
+    'redis_state_forced_resubscribes',
+    'redis_state_forced_resubscribes',
+    'Subscriptions ended with 2500 so that the client recovers.',
+  ),
   // -- server API (present when an API key is set) --
   counter('api_requests', 'api_requests', 'Server API requests answered.'),
   counter('api_errors', 'api_errors', 'Server API requests answered with an error (not 401).'),

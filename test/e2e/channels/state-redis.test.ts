@@ -15,6 +15,7 @@ import { RedisClusterTransport } from '../../../src/broker/redis-cluster.ts';
 import { RedisTransport } from '../../../src/broker/redis.ts';
 import type { Transport } from '../../../src/broker/transport.ts';
 import { RedisEngine } from '../../../src/channels/engine-redis.ts';
+import { createMetricsRegistry } from '../../../src/metrics/prometheus.ts';
 import {
   redisClusterRequirement,
   startRedisCluster,
@@ -181,6 +182,18 @@ function stateTests(backend: () => Backend): void {
         [4, { n: 4 }],
       ],
     );
+  });
+
+  it('/metrics says the Redis engine served the publications and reads', async () => {
+    const a = await node();
+    await a.ws.channels!.publish('scraped', { n: 1 });
+    await a.ws.channels!.history('scraped');
+    const text = await createMetricsRegistry(a.ws).metrics();
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('wshub_redis_state_connected'), 1);
+    assert.ok(value('wshub_redis_state_history_appends_total') >= 1, 'appends counted');
+    assert.ok(value('wshub_redis_state_history_reads_total') >= 1, 'reads counted');
+    assert.ok(!/^wshub_history_streams /m.test(text), 'no in-memory engine figures with the Redis engine');
   });
 
   it('recovery on another node while publications keep coming: no gap, no duplicate', async () => {

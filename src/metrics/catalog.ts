@@ -126,7 +126,7 @@ export const METRIC_SPECS: readonly MetricSpec[] = [
   counter(
     'channel_binary_skipped',
     'channel_binary_skipped',
-    'Binary room messages not delivered to JSON subscribers.',
+    'Publications without a JSON form, not delivered to JSON subscribers.',
   ),
   counter('channel_text_wrapped', 'channel_text_wrapped', 'Non-JSON room text delivered as a JSON string.'),
   counter('channel_disconnects', 'channel_disconnects', 'Channel connections disconnected by the server.'),

@@ -5,7 +5,7 @@
  * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
- *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate]
+ *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm]
  *        [--large] [--report | --no-report]
  *
  * The channels scenarios have their own targets (wshub and centrifugo): they run
@@ -32,6 +32,7 @@ import { CHANNEL_TARGETS, runChannelScenario } from './scenarios/channel-fanout.
 import { runChannelClusterScenario } from './scenarios/channel-cluster.ts';
 import { renderClusterSection } from './report/channel-cluster.ts';
 import { renderDeflateTables, runDeflateScenario } from './scenarios/deflate.ts';
+import { renderStormTables, runStormScenario } from './scenarios/storm.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = [
@@ -56,6 +57,7 @@ export const ALL_SCENARIOS = [
   'channels',
   'channels-cluster',
   'deflate',
+  'storm',
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -191,6 +193,8 @@ async function main(): Promise<void> {
     results.channelCluster = await runChannelClusterScenario({ ...ctx, targets: channelTargets });
   savePartial();
   if (scenarios.includes('deflate')) results.deflate = await runDeflateScenario(ctx);
+  savePartial();
+  if (scenarios.includes('storm')) results.storm = await runStormScenario(ctx);
 
   // --merge: this run's scenarios replace those of an earlier results file, the rest is kept.
   if (values.merge !== undefined) {
@@ -212,6 +216,7 @@ async function main(): Promise<void> {
     if (scenarios.includes('channels')) merged.channels = results.channels;
     if (scenarios.includes('channels-cluster')) merged.channelCluster = results.channelCluster;
     if (scenarios.includes('deflate')) merged.deflate = results.deflate;
+    if (scenarios.includes('storm')) merged.storm = results.storm;
     Object.assign(results, merged);
   }
 
@@ -238,6 +243,8 @@ async function main(): Promise<void> {
   const clusterSection = renderClusterSection(results);
   if (clusterSection !== '') process.stdout.write(`${clusterSection}\n`);
   if (results.deflate !== undefined) process.stdout.write(`${renderDeflateTables(results.deflate)}\n\n`);
+  if (results.storm !== undefined && results.storm.length > 0)
+    process.stdout.write(`${renderStormTables(results.storm)}\n\n`);
   if (ctx.errors.length > 0) {
     process.stdout.write(
       `Failed measurements:\n${ctx.errors.map((e) => `- ${e.scenario} / ${e.target}: ${e.message}`).join('\n')}\n\n`,
@@ -246,11 +253,11 @@ async function main(): Promise<void> {
   process.stdout.write(`results: ${file} (and latest.json); ${results.durationSec.toFixed(0)} s\n`);
   if (writeDocs) {
     writeReport(results);
-    process.stdout.write(
-      hasHubScenarios(scenarios)
-        ? 'updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n'
-        : 'updated the channel sections of docs/BENCHMARKS.md\n',
-    );
+    // The storm's tables are printed above for docs/BENCHMARKS.md's "Reconnection storm" section, not written.
+    if (hasHubScenarios(scenarios))
+      process.stdout.write('updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n');
+    else if (channelSection !== '' || clusterSection !== '')
+      process.stdout.write('updated the channel sections of docs/BENCHMARKS.md\n');
   }
 }
 

@@ -17,6 +17,10 @@
  * them to the benchmark's loopback clients (`limitExempt: []`) with caps no run
  * reaches, so every upgrade and message goes through the tables; unset keeps
  * the defaults (loopback exempt).
+ * Storm admission (bench/scenarios/storm.ts): BENCH_MAX_HANDSHAKES_PER_IP=N sets
+ * `maxHandshakesPerIp` and exempts only 127.0.0.1, so the storm's clients
+ * (127.0.0.2 and up) are limited while the steady clients are not;
+ * BENCH_MAX_CONNECTION_RATE=N sets the hub-wide `maxConnectionRate`.
  *
  * Run: node --import tsx bench/peers/wshub.ts --port 0 [--send-behavior drop|close|block] [--jwt-secret-file FILE] [--deflate]
  */
@@ -56,6 +60,19 @@ function clientLimits(): Record<string, unknown> {
   return {};
 }
 
+/** The admission options the storm scenario's BENCH_MAX_* variables ask for (see the module comment). */
+function stormAdmission(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const perIp = process.env.BENCH_MAX_HANDSHAKES_PER_IP;
+  if (perIp !== undefined && perIp !== '') {
+    out.limitExempt = ['127.0.0.1/32'];
+    out.maxHandshakesPerIp = Number(perIp);
+  }
+  const rate = process.env.BENCH_MAX_CONNECTION_RATE;
+  if (rate !== undefined && rate !== '') out.maxConnectionRate = Number(rate);
+  return out;
+}
+
 const hub = (() => {
   try {
     return createWshub({
@@ -70,6 +87,7 @@ const hub = (() => {
         if (code === SLOW_CONSUMER_CLOSE_CODE) closedSlow++;
       },
       ...clientLimits(),
+      ...stormAdmission(),
     });
   } catch (error) {
     return fail(`wshub: ${error instanceof Error ? error.message : String(error)}`);

@@ -178,6 +178,58 @@ async function stormOnce(
   }
 }
 
+/** The storm's shape as a row records it. */
+type RowShape = Pick<
+  StormSpec,
+  'stormClients' | 'addresses' | 'spreadMs' | 'steadySubscribers' | 'steadyRate'
+>;
+
+/** Summarises the measured runs of one target into its row. */
+export function stormRow(
+  target: string,
+  admission: string,
+  shape: RowShape,
+  ms: Array<{ result: StormResult; overflows: number }>,
+): StormRow {
+  const runs = ms.map((m) => m.result);
+  const of = (f: (r: StormResult) => number): Summary => summarize(runs.map(f));
+  return {
+    target,
+    admission,
+    clients: shape.stormClients,
+    addresses: shape.addresses,
+    spreadMs: shape.spreadMs,
+    steadyMembers: shape.steadySubscribers + 1,
+    steadyRate: shape.steadyRate,
+    connected: of((r) => r.connected),
+    gaveUp: of((r) => r.gaveUp),
+    allJoinedSec: of((r) => r.allJoinedMs / 1000),
+    halfJoinedSec: of((r) => r.halfJoinedMs / 1000),
+    p99JoinedSec: of((r) => r.p99JoinedMs / 1000),
+    attemptP50Ms: of((r) => r.attemptLatencyMs.p50),
+    attemptP99Ms: of((r) => r.attemptLatencyMs.p99),
+    clientP99Ms: of((r) => r.clientLatencyMs.p99),
+    refused: of((r) => sumValues(r.refusals)),
+    failedAttempts: of((r) => sumValues(r.failures)),
+    retries: of((r) => r.retries),
+    rollCallMissing: of((r) => r.rollCall.expected - r.rollCall.received),
+    serverCpuSec: of((r) => r.server?.cpuSec ?? NaN),
+    serverBusy: of((r) => r.server?.busyFraction ?? NaN),
+    peakRssBytes: of((r) => r.server?.peakRssBytes ?? NaN),
+    rssGrowthBytes: of((r) => (r.server ? r.server.peakRssBytes - r.server.rssBeforeBytes : NaN)),
+    steadyP50BeforeMs: of((r) => r.steady.before.p50Ms),
+    steadyP99BeforeMs: of((r) => r.steady.before.p99Ms),
+    steadyP50DuringMs: of((r) => r.steady.during.p50Ms),
+    steadyP99DuringMs: of((r) => r.steady.during.p99Ms),
+    steadyP99AfterMs: of((r) => r.steady.after.p99Ms),
+    steadyLost: of((r) => r.steady.before.lost + r.steady.during.lost + r.steady.after.lost),
+    generatorLagMs: of((r) => r.maxLaunchLagMs),
+    generatorCpuSec: of((r) => r.generatorCpuSec),
+    listenOverflows: summarize(ms.map((m) => m.overflows)),
+    runs,
+  };
+}
+
 function sumValues(record: Record<string, number>): number {
   return Object.values(record).reduce((a, b) => a + b, 0);
 }
@@ -212,45 +264,10 @@ export async function runStormScenario(ctx: ScenarioContext): Promise<StormRow[]
   for (const variant of variants) {
     const ms = measured.get(variant.label);
     if (ms === undefined || ms.length === 0) continue;
-    const runs = ms.map((m) => m.result);
-    const of = (f: (r: StormResult) => number): Summary => summarize(runs.map(f));
-    rows.push({
-      target: variant.label,
-      admission: Object.entries(variant.env)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' '),
-      clients: shape.stormClients,
-      addresses: shape.addresses,
-      spreadMs: shape.spreadMs,
-      steadyMembers: shape.steadySubscribers + 1,
-      steadyRate: shape.steadyRate,
-      connected: of((r) => r.connected),
-      gaveUp: of((r) => r.gaveUp),
-      allJoinedSec: of((r) => r.allJoinedMs / 1000),
-      halfJoinedSec: of((r) => r.halfJoinedMs / 1000),
-      p99JoinedSec: of((r) => r.p99JoinedMs / 1000),
-      attemptP50Ms: of((r) => r.attemptLatencyMs.p50),
-      attemptP99Ms: of((r) => r.attemptLatencyMs.p99),
-      clientP99Ms: of((r) => r.clientLatencyMs.p99),
-      refused: of((r) => sumValues(r.refusals)),
-      failedAttempts: of((r) => sumValues(r.failures)),
-      retries: of((r) => r.retries),
-      rollCallMissing: of((r) => r.rollCall.expected - r.rollCall.received),
-      serverCpuSec: of((r) => r.server?.cpuSec ?? NaN),
-      serverBusy: of((r) => r.server?.busyFraction ?? NaN),
-      peakRssBytes: of((r) => r.server?.peakRssBytes ?? NaN),
-      rssGrowthBytes: of((r) => (r.server ? r.server.peakRssBytes - r.server.rssBeforeBytes : NaN)),
-      steadyP50BeforeMs: of((r) => r.steady.before.p50Ms),
-      steadyP99BeforeMs: of((r) => r.steady.before.p99Ms),
-      steadyP50DuringMs: of((r) => r.steady.during.p50Ms),
-      steadyP99DuringMs: of((r) => r.steady.during.p99Ms),
-      steadyP99AfterMs: of((r) => r.steady.after.p99Ms),
-      steadyLost: of((r) => r.steady.before.lost + r.steady.during.lost + r.steady.after.lost),
-      generatorLagMs: of((r) => r.maxLaunchLagMs),
-      generatorCpuSec: of((r) => r.generatorCpuSec),
-      listenOverflows: summarize(ms.map((m) => m.overflows)),
-      runs,
-    });
+    const admission = Object.entries(variant.env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    rows.push(stormRow(variant.label, admission, shape, ms));
   }
   return rows;
 }

@@ -45,7 +45,7 @@ const STORM_NICENESS = 10;
 /** The default retry policy of storm clients. */
 export const DEFAULT_RETRY: RetryPolicy = {
   maxAttempts: 10,
-  attemptTimeoutMs: 10_000,
+  attemptTimeoutMs: 8_000,
   backoffMs: 250,
   maxBackoffMs: 4_000,
   jitterMs: 500,
@@ -56,6 +56,8 @@ export const DEFAULT_RETRY: RetryPolicy = {
 export interface ServerProbe {
   cpuSeconds(): number;
   rssBytes(): number;
+  /** Busy CPU-seconds of the server's core since boot (all processes); gives others' share of it. */
+  coreBusySeconds?(): number;
 }
 
 export interface StormSpec {
@@ -129,8 +131,17 @@ export interface StormResult {
     during: SteadyWindow;
     after: SteadyWindow;
   };
-  /** Server CPU-seconds over the storm window, its busy share, RSS before and at peak (storm and after). */
-  server?: { cpuSec: number; busyFraction: number; rssBeforeBytes: number; peakRssBytes: number };
+  /**
+   * Server CPU-seconds over the storm window, its busy share, RSS before and at peak (storm and
+   * after), and the share of the server's core other processes took in the window (NaN unknown).
+   */
+  server?: {
+    cpuSec: number;
+    busyFraction: number;
+    rssBeforeBytes: number;
+    peakRssBytes: number;
+    otherLoad: number;
+  };
   /** Generator CPU-seconds of all workers from the storm's start until they were done. */
   generatorCpuSec: number;
 }
@@ -234,7 +245,7 @@ function addCounts(into: Record<string, number>, from: Record<string, number>): 
 
 /** Samples the server's CPU and RSS every PROBE_EVERY_MS while a run lasts. */
 class ProbeSampler {
-  readonly samples: Array<{ at: number; cpu: number; rss: number }> = [];
+  readonly samples: Array<{ at: number; cpu: number; rss: number; core: number }> = [];
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly probe: ServerProbe) {
@@ -243,7 +254,12 @@ class ProbeSampler {
   }
 
   sample(): void {
-    this.samples.push({ at: nowMs(), cpu: this.probe.cpuSeconds(), rss: this.probe.rssBytes() });
+    this.samples.push({
+      at: nowMs(),
+      cpu: this.probe.cpuSeconds(),
+      rss: this.probe.rssBytes(),
+      core: this.probe.coreBusySeconds?.() ?? NaN,
+    });
   }
 
   stop(): void {
@@ -251,11 +267,17 @@ class ProbeSampler {
     this.sample();
   }
 
-  /** CPU over [from, to): the last sample at or before `from` to the first at or after `to`. */
-  cpuBetween(from: number, to: number): number {
+  /**
+   * Server CPU over [from, to) (the last sample at or before `from` to the first at or after
+   * `to`), and the share of its core that other processes took over those samples' span.
+   */
+  cpuBetween(from: number, to: number): { cpuSec: number; otherLoad: number } {
     const before = [...this.samples].reverse().find((s) => s.at <= from) ?? this.samples[0]!;
     const after = this.samples.find((s) => s.at >= to) ?? this.samples[this.samples.length - 1]!;
-    return after.cpu - before.cpu;
+    const cpuSec = after.cpu - before.cpu;
+    const span = (after.at - before.at) / 1000;
+    const others = (after.core - before.core - cpuSec) / span;
+    return { cpuSec, otherLoad: span > 0 ? Math.min(1, Math.max(0, others)) : NaN };
   }
 
   rssAt(at: number): number {
@@ -445,9 +467,10 @@ export async function runStorm(spec: StormSpec): Promise<StormResult> {
       generatorCpuSec: generatorCpuUs / 1e6,
     };
     if (sampler !== undefined) {
-      const cpuSec = sampler.cpuBetween(t0, stormEnd);
+      const { cpuSec, otherLoad } = sampler.cpuBetween(t0, stormEnd);
       result.server = {
         cpuSec,
+        otherLoad,
         busyFraction: cpuSec / ((stormEnd - t0) / 1000),
         rssBeforeBytes: sampler.rssAt(t0),
         peakRssBytes: sampler.peakRss(t0, afterTo),

@@ -38,6 +38,7 @@ import { renderStormTables, runStormScenario } from './scenarios/storm.ts';
 export const ALL_TARGETS = [
   'wshub',
   'wshub-metrics',
+  'wshub-production',
   'ws-naive',
   'ws-preframed',
   'uws',

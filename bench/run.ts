@@ -37,6 +37,7 @@ import { renderDeflateTables, runDeflateScenario } from './scenarios/deflate.ts'
 export const ALL_TARGETS = [
   'wshub',
   'wshub-metrics',
+  'wshub-production',
   'ws-naive',
   'ws-preframed',
   'uws',

@@ -189,6 +189,9 @@ export interface ChannelClusterCell {
   target: string;
   /** Whether the channel keeps a history in Redis on this target (both targets alike in one run). */
   history: boolean;
+  /** With history: publications kept per channel and their time to live (absent in older results). */
+  historySize?: number;
+  historyTtlSec?: number;
   subscribers: number;
   payloadBytes: number;
   /** The fixed open-loop publication rate of the fixed-rate runs, publications/s. */

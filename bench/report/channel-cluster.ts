@@ -1,9 +1,11 @@
 /**
  * The `## Channels across two nodes through Redis: wshub vs Centrifugo`
  * section of docs/BENCHMARKS.md, rendered from a results file's
- * `channelCluster` cells: one table of figures per target and cell, and the
- * wshub / Centrifugo ratios. It sits between its own markers, so a run of
- * this scenario alone leaves the other sections as they are.
+ * `channelCluster` cells: one table of figures per target, history setting
+ * and cell, the wshub / Centrifugo ratios per history setting, and what
+ * keeping history costs each target (history on / off). It sits between its
+ * own markers, so a run of this scenario alone leaves the other sections as
+ * they are.
  */
 import type { BenchResults, ChannelClusterCell } from '../results.ts';
 import { formatBytes, formatNumber, formatRatio, formatSummary, type Summary } from '../summary.ts';
@@ -66,6 +68,8 @@ export function clusterTable(cells: ChannelClusterCell[]): string {
 
 /** One cell's wshub / Centrifugo ratios (NaN where a side is missing). */
 export interface ClusterComparison {
+  history: boolean;
+  /** Subscribers × payload. */
   label: string;
   /** Max sustainable deliveries/s, wshub / Centrifugo (higher is better for wshub). */
   maxRatio: number;
@@ -89,9 +93,12 @@ export function compareClusters(cells: ChannelClusterCell[]): ClusterComparison[
       );
     const mine = find('wshub');
     const theirs = find('centrifugo');
-    const label = `${subscribers.toLocaleString('en-US')} × ${payloadLabel(payloadBytes)}, history ${history ? 'on' : 'off'}`;
-    if (!mine || !theirs) return { label, maxRatio: NaN, cpuAtMaxRatio: NaN, cpuAtFixedRatio: NaN };
+    const label = `${subscribers.toLocaleString('en-US')} × ${payloadLabel(payloadBytes)}`;
+    const on = history === 1;
+    if (!mine || !theirs)
+      return { history: on, label, maxRatio: NaN, cpuAtMaxRatio: NaN, cpuAtFixedRatio: NaN };
     return {
+      history: on,
       label,
       maxRatio: ratioOf(mine.maxSustainable, theirs.maxSustainable),
       cpuAtMaxRatio: ratioOf(theirs.maxCpuUsPerDelivery, mine.maxCpuUsPerDelivery),
@@ -100,9 +107,10 @@ export function compareClusters(cells: ChannelClusterCell[]): ClusterComparison[
   });
 }
 
-/** The ratio table. */
+/** The ratio table: one row per history setting and cell. */
 export function clusterRatioTable(cells: ChannelClusterCell[]): string {
   const rows = compareClusters(cells).map((c) => [
+    c.history ? 'on' : 'off',
     c.label,
     formatRatio(c.maxRatio),
     formatRatio(c.cpuAtMaxRatio),
@@ -110,13 +118,91 @@ export function clusterRatioTable(cells: ChannelClusterCell[]): string {
   ]);
   return table(
     [
+      'History',
       'Subscribers × payload',
       'Max sustainable, wshub / Centrifugo',
       'CPU per delivery at max, Centrifugo / wshub',
       'CPU per delivery at fixed rate, Centrifugo / wshub',
     ],
     rows,
-    new Set([1, 2, 3]),
+    new Set([2, 3, 4]),
+  );
+}
+
+/** What keeping history costs one target in one cell: history-on figures over history-off ones. */
+export interface HistoryCost {
+  target: string;
+  /** Subscribers × payload. */
+  label: string;
+  /** Max sustainable deliveries/s, on / off (below 1: history lowers the maximum). */
+  maxRatio: number;
+  /** CPU per delivery, on / off, at the maximum and at the fixed rate (above 1: history costs CPU). */
+  cpuAtMaxRatio: number;
+  cpuAtFixedRatio: number;
+}
+
+/** Every target and cell measured both with history on and off, in the order of the history-on cells. */
+export function historyCosts(cells: ChannelClusterCell[]): HistoryCost[] {
+  return cells
+    .filter((on) => on.history)
+    .flatMap((on) => {
+      const off = cells.find(
+        (c) =>
+          !c.history &&
+          c.target === on.target &&
+          c.subscribers === on.subscribers &&
+          c.payloadBytes === on.payloadBytes,
+      );
+      if (!off) return [];
+      return [
+        {
+          target: on.target,
+          label: `${on.subscribers.toLocaleString('en-US')} × ${payloadLabel(on.payloadBytes)}`,
+          maxRatio: ratioOf(on.maxSustainable, off.maxSustainable),
+          cpuAtMaxRatio: ratioOf(on.maxCpuUsPerDelivery, off.maxCpuUsPerDelivery),
+          cpuAtFixedRatio: ratioOf(on.cpuUsPerDelivery, off.cpuUsPerDelivery),
+        },
+      ];
+    });
+}
+
+/** The history-cost table; '' when no cell was measured both ways. */
+export function historyCostTable(cells: ChannelClusterCell[]): string {
+  const costs = historyCosts(cells);
+  if (costs.length === 0) return '';
+  return table(
+    [
+      'Target',
+      'Subscribers × payload',
+      'Max sustainable, on / off',
+      'CPU per delivery at max, on / off',
+      'CPU per delivery at fixed rate, on / off',
+    ],
+    costs.map((c) => [
+      c.target,
+      c.label,
+      formatRatio(c.maxRatio),
+      formatRatio(c.cpuAtMaxRatio),
+      formatRatio(c.cpuAtFixedRatio),
+    ]),
+    new Set([2, 3, 4]),
+  );
+}
+
+/** The paragraph saying how history was set in the rows of `cells`. */
+export function historyDescription(cells: ChannelClusterCell[]): string {
+  const on = cells.find((c) => c.history);
+  const off =
+    'wshub nodes with `--broker redis://` only, carrying publications; Centrifugo channels with `history_size: 0`';
+  if (!on) return `History is **off on both** (${off}), so the figures compare pure cross-node fan-out.`;
+  const size = on.historySize !== undefined ? String(on.historySize) : 'N';
+  const ttl = on.historyTtlSec !== undefined ? String(on.historyTtlSec) : 'T';
+  return (
+    `Rows with History **on** keep the last ${size} publications of each channel in the same Redis for ${ttl} s, recovery allowed, on both: ` +
+    `wshub nodes get the Redis channel engine (\`wshub-channels --broker redis://… --history ${size} --history-ttl ${ttl}\`), so every publication runs its publish script (stream append and pub/sub in one step); ` +
+    `Centrifugo's channels have \`history_size: ${size}\`, \`history_ttl: ${ttl}s\`, \`allow_recovery: true\`, which its Redis engine keeps the same way. ` +
+    `After every history-on run the channel's stream was read back from Redis (XLEN), and a run whose stream did not hold min(${size}, publications accepted) entries failed its cell. ` +
+    `Rows with History off: ${off}. Rows are compared with each other only at the same setting, each setting on fresh clusters.`
   );
 }
 
@@ -130,11 +216,12 @@ export function renderClusterSection(results: BenchResults): string {
     errors.length === 0
       ? ''
       : `\n\nMeasurements that failed in this run:\n\n${errors.map((e) => `- ${e.target}: ${e.message.split('\n')[0]}`).join('\n')}`;
-  const history = [...new Set(cells.map((c) => c.history))];
-  const historyText =
-    history.length === 1 && history[0] === false
-      ? 'History is **off on both** (wshub `--broker redis://` carries publications only; Centrifugo channels have `history_size: 0`), so the figures compare pure cross-node fan-out.'
-      : 'The History column says, per row, whether the channel kept its history in Redis; rows are compared only with the same setting.';
+  const historyText = historyDescription(cells);
+  const costs = historyCostTable(cells);
+  const costSection =
+    costs === ''
+      ? ''
+      : `\n\nWhat keeping history costs each target, ratios of medians (history on / history off):\n\n${costs}`;
   return `## Channels across two nodes through Redis: wshub vs Centrifugo
 
 What it measures: the channel fan-out of the section above, but across two
@@ -168,9 +255,9 @@ ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC; load average ${m.loadBe
 
 ${clusterTable(cells)}
 
-wshub against Centrifugo, ratios of medians (above 1: wshub ahead):
+wshub against Centrifugo, ratios of medians per history setting (above 1: wshub ahead):
 
-${clusterRatioTable(cells)}${failed}
+${clusterRatioTable(cells)}${costSection}${failed}
 `;
 }
 

@@ -16,12 +16,23 @@
  * measurement window; loss counts every publication attempted × N against
  * every push received over the whole run.
  *
- * History: off on both targets (wshub's `--broker redis://` carries
- * publications only; Centrifugo's channels get `history_size: 0`). The
- * results say so per cell, so a later run with history kept in Redis on
- * both sides is told apart.
+ * History: every cell is measured with history off on both targets
+ * (wshub nodes with `--broker redis://` only, carrying publications;
+ * Centrifugo's channels with `history_size: 0`), and the first size again
+ * with history kept in Redis on both (CLUSTER_HISTORY: the last
+ * CLUSTER_HISTORY.size publications per channel for CLUSTER_HISTORY.ttlSec,
+ * recovery allowed; wshub nodes with `--history`, i.e. the Redis channel
+ * engine, so every publication runs its publish script, stream append and
+ * pub/sub in one step, as Centrifugo's Redis engine does). Each history
+ * setting gets its own fresh clusters; cells carry the setting in
+ * `history`. After every history-on run the channel's stream is read back
+ * from Redis (XLEN): a run whose stream does not hold min(history size,
+ * publications accepted) entries fails the cell, so history-on figures can
+ * never silently be history-off ones. Only the first size has a history-on
+ * variant so that a full run (`--runs 3`) stays within about 8 minutes.
  */
 import { randomBytes } from 'node:crypto';
+import { createClient } from 'redis';
 import { runFanout, type ChannelAccess, type Target } from '../loadgen/index.ts';
 import { coreBusySeconds, procCpuSeconds, startPeer } from '../peer-process.ts';
 import { startCentrifugo, type ChannelPeer } from '../peers/centrifugo.ts';
@@ -37,10 +48,14 @@ import { probeWindow } from './window-probe.ts';
 export const CLUSTER_SCENARIO = 'channels-cluster';
 /** Total deliveries/s of the fixed-rate runs: well below what either target sustains across two nodes. */
 export const CLUSTER_FIXED_DELIVERIES = 20_000;
+/** The history of the history-on cells, the same on both targets. */
+export const CLUSTER_HISTORY = { size: 100, ttlSec: 300 } as const;
 
 /** Two nodes of one target and the Redis that joins them. */
 export interface ChannelCluster {
   target: string;
+  /** Publications each channel keeps in Redis; 0: no history. */
+  historySize: number;
   redis: Broker;
   /** Takes the publisher (its server API). */
   a: ChannelPeer;
@@ -54,15 +69,30 @@ export interface ClusterMeasured extends Measured {
   cpuSecA: number;
   cpuSecB: number;
   cpuSecRedis: number;
+  /** With history: entries of the run's channel stream in Redis after the run (see checkHistoryKept). */
+  historyLength?: number;
 }
 
 let channelCounter = 0;
 
-/** Starts one wshub channel node on `redisUrl`; every node of a cluster gets the same API key. */
-async function startWshubNode(cpuList: string, redisUrl: string, apiKey: string): Promise<ChannelPeer> {
+/**
+ * Starts one wshub channel node on `redisUrl`; every node of a cluster gets
+ * the same API key. With `historySize` > 0 the node keeps channel history
+ * in that Redis (the Redis channel engine, CLUSTER_HISTORY.ttlSec).
+ */
+async function startWshubNode(
+  cpuList: string,
+  redisUrl: string,
+  apiKey: string,
+  historySize: number,
+): Promise<ChannelPeer> {
+  const history =
+    historySize > 0
+      ? ['--history', String(historySize), '--history-ttl', String(CLUSTER_HISTORY.ttlSec)]
+      : [];
   const peer = await startPeer({
     name: 'wshub-channels',
-    args: ['--broker', redisUrl],
+    args: ['--broker', redisUrl, ...history],
     cpuList,
     env: { ...process.env, WSHUB_BENCH_API_KEY: apiKey },
   });
@@ -71,13 +101,16 @@ async function startWshubNode(cpuList: string, redisUrl: string, apiKey: string)
 
 /**
  * Starts redis-server and two nodes of `target` ('wshub' or 'centrifugo')
- * joined through it, all pinned to `cpuList`, and checks node A's API. The
- * caller must `stop()` the cluster; a failure stops what was started.
+ * joined through it, all pinned to `cpuList`, and checks node A's API.
+ * `historySize` > 0: every channel keeps that many publications in the
+ * Redis (CLUSTER_HISTORY.ttlSec, recovery allowed). The caller must
+ * `stop()` the cluster; a failure stops what was started.
  */
 export async function startChannelCluster(
   target: string,
   cpuList: string,
   log: (line: string) => void,
+  historySize = 0,
 ): Promise<ChannelCluster> {
   const redis = await startBroker('redis', cpuList);
   const nodes: ChannelPeer[] = [];
@@ -90,16 +123,65 @@ export async function startChannelCluster(
     for (let i = 0; i < 2; i++) {
       nodes.push(
         target === 'centrifugo'
-          ? await startCentrifugo(cpuList, log, { redisUrl: redis.url }, apiKey)
-          : await startWshubNode(cpuList, redis.url, apiKey),
+          ? await startCentrifugo(
+              cpuList,
+              log,
+              historySize > 0
+                ? { redisUrl: redis.url, historySize, historyTtlSec: CLUSTER_HISTORY.ttlSec }
+                : { redisUrl: redis.url },
+              apiKey,
+            )
+          : await startWshubNode(cpuList, redis.url, apiKey, historySize),
       );
     }
     const [a, b] = nodes as [ChannelPeer, ChannelPeer];
     await checkPublishApi(a.peer.port, a.access);
-    return { target, redis, a, b, stop };
+    return { target, historySize, redis, a, b, stop };
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/**
+ * Entries of `channel`'s history stream in the Redis at `redisUrl`: the
+ * stream key whose name ends in `:channel` (wshub, `wshub:{tag}:stream:NAME`)
+ * or `.channel` (Centrifugo, `centrifugo.stream.NAME`); 0 when there is none.
+ */
+export async function historyStreamLength(redisUrl: string, channel: string): Promise<number> {
+  const client = createClient({ url: redisUrl, socket: { connectTimeout: 5_000, reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    let length = 0;
+    for await (const keys of client.scanIterator({ MATCH: `*${channel}`, TYPE: 'stream', COUNT: 1000 })) {
+      for (const key of keys) {
+        if (key.endsWith(`:${channel}`) || key.endsWith(`.${channel}`)) length += await client.xLen(key);
+      }
+    }
+    return length;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Throws unless the history stream of a history-on run holds what the run
+ * published: min(history size, publications accepted) entries, so a node
+ * that silently kept no history fails the cell instead of measuring
+ * history-off figures under a history-on label.
+ */
+export function checkHistoryKept(
+  target: string,
+  historySize: number,
+  accepted: number,
+  streamLength: number,
+): void {
+  const expected = Math.min(historySize, accepted);
+  if (streamLength < expected) {
+    throw new Error(
+      `${target}: history on, but the channel's stream in Redis holds ${streamLength} publications after ${accepted} accepted (expected ${expected})`,
+    );
   }
 }
 
@@ -165,6 +247,12 @@ export async function measureCluster(
   // What processes other than the three took from their core over the whole run.
   const others = coreBusySeconds(core) - busy0 - (own() - own0);
   const otherLoad = Math.min(1, Math.max(0, others / ((performance.now() - wall0) / 1000)));
+  // Read after the CPU figures, so the check costs nothing in them.
+  let historyLength: number | undefined;
+  if (cluster.historySize > 0) {
+    historyLength = await historyStreamLength(redis.url, channel);
+    checkHistoryKept(cluster.target, cluster.historySize, result.publish?.accepted ?? 0, historyLength);
+  }
   return {
     result,
     cpuSec: cpuSecA + cpuSecB + cpuSecRedis,
@@ -172,6 +260,7 @@ export async function measureCluster(
     cpuSecB,
     cpuSecRedis,
     ...(Number.isFinite(otherLoad) ? { otherLoad } : {}),
+    ...(historyLength !== undefined ? { historyLength } : {}),
   };
 }
 
@@ -209,6 +298,7 @@ async function measureCell(
 ): Promise<ChannelClusterCell> {
   const fixedRate = Math.max(1, Math.round(CLUSTER_FIXED_DELIVERIES / subscribers));
   ctx.log(`  N=${subscribers} payload=${payloadBytes} B, fixed rate ${fixedRate}/s`);
+  const history = cluster.historySize > 0;
   const base = {
     serverCpuList: ctx.serverCpuList,
     generatorCpuList: ctx.generatorCpuList,
@@ -221,6 +311,9 @@ async function measureCell(
   const runs = await repeat(ctx.runs, async () => {
     const fixedRun = await measureCluster(cluster, { ...base, rate: fixedRate, timing: fixed });
     logRun(ctx, 'fixed', fixedRun);
+    if (fixedRun.historyLength !== undefined) {
+      ctx.log(`    history kept: ${fixedRun.historyLength} publications in the channel's Redis stream`);
+    }
     const start = Math.max(1, Math.round(fixedRate / 2), Math.round(previousMax / 2));
     const search = await searchMax(ctx, start, plan, async (rate) => {
       const first = await measureCluster(cluster, { ...base, rate, timing: plan.step });
@@ -240,7 +333,8 @@ async function measureCell(
   const fixedRuns = runs.map((r) => r.fixedRun);
   return {
     target: cluster.target,
-    history: false,
+    history,
+    ...(history ? { historySize: cluster.historySize, historyTtlSec: CLUSTER_HISTORY.ttlSec } : {}),
     subscribers,
     payloadBytes,
     ratePerPublisher: fixedRate,
@@ -270,9 +364,17 @@ async function measureCell(
   };
 }
 
-/** Runs the cross-node channel scenario for the selected channel targets (`ctx.targets`). */
+/**
+ * Runs the cross-node channel scenario for the selected channel targets
+ * (`ctx.targets`): every size with history off, then the first size with
+ * history on (CLUSTER_HISTORY), each history setting on fresh clusters.
+ */
 export async function runChannelClusterScenario(ctx: ScenarioContext): Promise<ChannelClusterCell[]> {
   const sizes = ctx.quick ? [500] : [1_000, 5_000];
+  const phases = [
+    { historySize: 0, sizes },
+    { historySize: CLUSTER_HISTORY.size, sizes: sizes.slice(0, 1) },
+  ];
   const payloadBytes = 64;
   const fixed: Timing = ctx.quick
     ? { warmupMs: 300, durationMs: 1000 }
@@ -281,28 +383,37 @@ export async function runChannelClusterScenario(ctx: ScenarioContext): Promise<C
     ? { factor: 4, maxUpSteps: 4, bisectSteps: 0, step: { warmupMs: 300, durationMs: 700 } }
     : { factor: 2, maxUpSteps: 10, bisectSteps: 3, step: { warmupMs: 500, durationMs: 1500 } };
   const cells: ChannelClusterCell[] = [];
-  const clusters = new Map<string, ChannelCluster>();
-  try {
-    for (const target of ctx.targets) {
-      if (!CHANNEL_TARGETS.includes(target)) continue;
-      try {
-        clusters.set(target, await startChannelCluster(target, ctx.serverCpuList, (line) => ctx.log(line)));
-      } catch (error) {
-        recordError(ctx, target, error);
-      }
-    }
-    for (const subscribers of sizes) {
-      for (const [target, cluster] of clusters) {
-        ctx.log(`${CLUSTER_SCENARIO} / ${target} (two nodes, Redis, history off)`);
+  for (const phase of phases) {
+    const label =
+      phase.historySize > 0
+        ? `history on: ${phase.historySize} publications, ${CLUSTER_HISTORY.ttlSec} s, in Redis`
+        : 'history off';
+    const clusters = new Map<string, ChannelCluster>();
+    try {
+      for (const target of ctx.targets) {
+        if (!CHANNEL_TARGETS.includes(target)) continue;
         try {
-          cells.push(await measureCell(ctx, cluster, subscribers, payloadBytes, fixed, plan));
+          clusters.set(
+            target,
+            await startChannelCluster(target, ctx.serverCpuList, (line) => ctx.log(line), phase.historySize),
+          );
         } catch (error) {
           recordError(ctx, target, error);
         }
       }
+      for (const subscribers of phase.sizes) {
+        for (const [target, cluster] of clusters) {
+          ctx.log(`${CLUSTER_SCENARIO} / ${target} (two nodes, Redis, ${label})`);
+          try {
+            cells.push(await measureCell(ctx, cluster, subscribers, payloadBytes, fixed, plan));
+          } catch (error) {
+            recordError(ctx, target, error);
+          }
+        }
+      }
+    } finally {
+      for (const cluster of clusters.values()) await cluster.stop();
     }
-  } finally {
-    for (const cluster of clusters.values()) await cluster.stop();
   }
   return cells;
 }

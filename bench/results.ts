@@ -5,6 +5,7 @@
  */
 import type { Summary } from './summary.ts';
 import type { DeflateResults } from './scenarios/deflate.ts';
+import type { WorkersResults } from './scenarios/workers.ts';
 
 /** Where and how the suite ran. */
 export interface MachineInfo {
@@ -218,7 +219,7 @@ export interface ChannelClusterCell {
 }
 
 /** Scenarios with a docs/BENCHMARKS.md section of their own (not the hub section). */
-export const CHANNEL_SCENARIOS: readonly string[] = ['channels', 'channels-cluster'];
+export const CHANNEL_SCENARIOS: readonly string[] = ['channels', 'channels-cluster', 'workers'];
 
 /** Whether a run of `scenarios` measured anything of the hub section (and its chart). */
 export function hasHubScenarios(scenarios: readonly string[]): boolean {
@@ -257,5 +258,7 @@ export interface BenchResults {
   channelCluster?: ChannelClusterCell[];
   /** Absent in results written before the scenario existed. */
   deflate?: DeflateResults;
+  /** Absent in results written before the scenario existed. */
+  workers?: WorkersResults;
   errors: RunError[];
 }

@@ -6,7 +6,7 @@
 import { table } from '../report/markdown.ts';
 import { formatBytes, formatNumber, formatSummary, type Summary } from '../summary.ts';
 import { formatShare } from './workers-cpu.ts';
-import type { WorkersResults, WorkersRow } from './workers.ts';
+import { P99_LIMIT_MS, type WorkersResults, type WorkersRow } from './workers.ts';
 
 const MODE_LABEL = { relay: 'IPC relay', redis: 'Redis' } as const;
 
@@ -95,7 +95,7 @@ export function renderWorkersTables(results: WorkersResults): string {
   );
   const parts = [
     `Fan-out: one room of ${formatNumber(first.fanout.subscribers)} subscribers + the publisher, ${first.fanout.payloadBytes} B, ` +
-      'highest rate with p99 < 100 ms and nothing lost:',
+      `highest rate with p99 < ${P99_LIMIT_MS} ms and nothing lost:`,
     fanout,
     `Handshakes: ${first.handshakes.concurrency} concurrent connectors, no auth:`,
     handshakes,

@@ -41,6 +41,7 @@ import { renderWorkersTables } from './scenarios/workers-report.ts';
 export const ALL_TARGETS = [
   'wshub',
   'wshub-metrics',
+  'wshub-production',
   'ws-naive',
   'ws-preframed',
   'uws',

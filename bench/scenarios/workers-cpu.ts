@@ -121,12 +121,15 @@ export function limiters(share: CpuShare): string[] {
   return out;
 }
 
-/** "primary 0.12 · workers 0.61+0.58 · redis 0.20 · generator 0.70 · others 0.05" (cores). */
-export function formatShare(share: CpuShare | undefined): string {
+/**
+ * "primary 0.12 · workers 0.61+0.58 · redis 0.20 · generator 0.70 · others 0.05" (cores);
+ * redis is shown when `withBroker` (or when it used any CPU).
+ */
+export function formatShare(share: CpuShare | undefined, withBroker = false): string {
   if (share === undefined) return '–';
   const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–');
   const parts = [`primary ${f(share.primary)}`, `workers ${share.workers.map(f).join('+') || '–'}`];
-  if (share.broker > 0) parts.push(`redis ${f(share.broker)}`);
+  if (withBroker || share.broker > 0) parts.push(`redis ${f(share.broker)}`);
   parts.push(`generator ${f(share.generator)}`, `others ${f(share.others)}`);
   return parts.join(' · ');
 }

@@ -557,7 +557,15 @@ export async function runWorkersScenario(
           try {
             const previous = bestRate.get(key);
             const start = previous !== undefined && previous > 0 ? previous / 2 : p.startRate;
-            const figures = await measureOnce(ctx, options, mode, workers, broker, start);
+            // Only the Redis rows read redis-server's CPU: in relay mode it idles and is no part of the server.
+            const figures = await measureOnce(
+              ctx,
+              options,
+              mode,
+              workers,
+              mode === 'redis' ? broker : undefined,
+              start,
+            );
             bestRate.set(key, figures.fanoutMax / (p.subscribers + 1));
             list.push(figures);
           } catch (error) {

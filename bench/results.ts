@@ -6,6 +6,7 @@
 import type { Summary } from './summary.ts';
 import type { DeflateResults } from './scenarios/deflate.ts';
 import type { StormRow } from './scenarios/storm.ts';
+import type { WorkersResults } from './scenarios/workers.ts';
 
 /** Where and how the suite ran. */
 export interface MachineInfo {
@@ -222,7 +223,7 @@ export interface ChannelClusterCell {
 }
 
 /** Scenarios with a docs/BENCHMARKS.md section of their own (not the hub section). */
-export const CHANNEL_SCENARIOS: readonly string[] = ['channels', 'channels-cluster', 'storm'];
+export const CHANNEL_SCENARIOS: readonly string[] = ['channels', 'channels-cluster', 'storm', 'workers'];
 
 /** Whether a run of `scenarios` measured anything of the hub section (and its chart). */
 export function hasHubScenarios(scenarios: readonly string[]): boolean {
@@ -263,5 +264,7 @@ export interface BenchResults {
   deflate?: DeflateResults;
   /** Reconnection storm; absent in results written before the scenario existed. */
   storm?: StormRow[];
+  /** Absent in results written before the scenario existed. */
+  workers?: WorkersResults;
   errors: RunError[];
 }

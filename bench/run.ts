@@ -5,11 +5,13 @@
  * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
- *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm]
+ *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm,workers]
  *        [--large] [--report | --no-report]
  *
  * The channels scenarios have their own targets (wshub and centrifugo): they run
  * those of --targets that are channel targets, or both when --targets is not given.
+ * The workers scenario (`wshub serve --workers 1` vs `2`, after `npm run build`) runs
+ * only when named in --scenarios or in a full run, never in a quick run by default.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -33,6 +35,8 @@ import { runChannelClusterScenario } from './scenarios/channel-cluster.ts';
 import { renderClusterSection } from './report/channel-cluster.ts';
 import { renderDeflateTables, runDeflateScenario } from './scenarios/deflate.ts';
 import { renderStormTables, runStormScenario } from './scenarios/storm.ts';
+import { runWorkersScenario } from './scenarios/workers.ts';
+import { renderWorkersTables } from './scenarios/workers-report.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = [
@@ -59,6 +63,7 @@ export const ALL_SCENARIOS = [
   'channels-cluster',
   'deflate',
   'storm',
+  'workers',
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -115,7 +120,8 @@ async function main(): Promise<void> {
     requested !== undefined && hubTargets === ''
       ? []
       : listOf(hubTargets ?? (quick ? QUICK_TARGETS.join(',') : undefined), ALL_TARGETS, 'target');
-  const scenarios = listOf(values.scenarios, ALL_SCENARIOS, 'scenario');
+  const defaultScenarios = quick ? ALL_SCENARIOS.filter((s) => s !== 'workers').join(',') : undefined;
+  const scenarios = listOf(values.scenarios ?? defaultScenarios, ALL_SCENARIOS, 'scenario');
   const writeDocs = values['no-report'] ? false : (values.report ?? !quick);
 
   const notes: string[] = [];
@@ -196,6 +202,7 @@ async function main(): Promise<void> {
   if (scenarios.includes('deflate')) results.deflate = await runDeflateScenario(ctx);
   savePartial();
   if (scenarios.includes('storm')) results.storm = await runStormScenario(ctx);
+  if (scenarios.includes('workers')) results.workers = await runWorkersScenario(ctx);
 
   // --merge: this run's scenarios replace those of an earlier results file, the rest is kept.
   if (values.merge !== undefined) {
@@ -218,6 +225,7 @@ async function main(): Promise<void> {
     if (scenarios.includes('channels-cluster')) merged.channelCluster = results.channelCluster;
     if (scenarios.includes('deflate')) merged.deflate = results.deflate;
     if (scenarios.includes('storm')) merged.storm = results.storm;
+    if (scenarios.includes('workers')) merged.workers = results.workers;
     Object.assign(results, merged);
   }
 
@@ -246,6 +254,7 @@ async function main(): Promise<void> {
   if (results.deflate !== undefined) process.stdout.write(`${renderDeflateTables(results.deflate)}\n\n`);
   if (results.storm !== undefined && results.storm.length > 0)
     process.stdout.write(`${renderStormTables(results.storm)}\n\n`);
+  if (results.workers !== undefined) process.stdout.write(`${renderWorkersTables(results.workers)}\n\n`);
   if (ctx.errors.length > 0) {
     process.stdout.write(
       `Failed measurements:\n${ctx.errors.map((e) => `- ${e.scenario} / ${e.target}: ${e.message}`).join('\n')}\n\n`,

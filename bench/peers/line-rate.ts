@@ -31,12 +31,12 @@ import { createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { HOST, WS_PATH, collectStats, connectionsOnly, fail, pathOf } from './common.ts';
+import { lineRateFrames } from './line-rate-frames.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_REQUEST_BYTES = 16 * 1024;
 const HEADER_END = Buffer.from('\r\n\r\n');
 const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
-const OPCODE_BINARY = 2;
 const OPCODE_CLOSE = 8;
 const OPCODE_PONG = 10;
 const PING_FRAME = Buffer.from([0x89, 0x00]);
@@ -89,31 +89,8 @@ function parseOptions(): LineRateOptions {
   }
 }
 
-/**
- * One write's worth of unmasked binary frames of `payloadBytes` each (as many
- * whole frames as fit in `writeBytes`, at least one), and their count.
- */
-export function lineRateBuffer(payloadBytes: number, writeBytes: number): { buffer: Buffer; frames: number } {
-  const header = payloadBytes < 126 ? 2 : 4;
-  const frameBytes = header + payloadBytes;
-  const frames = Math.max(1, Math.floor(writeBytes / frameBytes));
-  const buffer = Buffer.alloc(frames * frameBytes, 0x78);
-  for (let i = 0; i < frames; i++) {
-    const at = i * frameBytes;
-    buffer[at] = 0x80 | OPCODE_BINARY;
-    if (header === 2) buffer[at + 1] = payloadBytes;
-    else {
-      buffer[at + 1] = 126;
-      buffer.writeUInt16BE(payloadBytes, at + 2);
-    }
-    buffer.writeDoubleLE(0, at + header);
-    buffer.writeUInt32LE(i, at + header + 8);
-  }
-  return { buffer, frames };
-}
-
 const options = parseOptions();
-const { buffer, frames: framesPerWrite } = lineRateBuffer(options.payloadBytes, options.writeBytes);
+const { buffer, frames: framesPerWrite } = lineRateFrames(options.payloadBytes, options.writeBytes);
 const writesPerPing = Math.max(1, Math.ceil(BYTES_PER_PING / buffer.length));
 
 /** A connection's write and pong state. */

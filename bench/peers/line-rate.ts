@@ -14,10 +14,12 @@
  * counted must equal `framesSent` exactly.
  *
  * Flow control, so that the kernel's socket buffers do not pile up gigabytes
- * the clients then need many seconds to drain: after every ~64 KiB of frames
- * the server sends a ping (empty payload) and it stops writing to a socket
- * while MAX_UNANSWERED_PINGS of its pings wait for their pong. At most
- * about 256 KiB per connection are therefore on their way at any time.
+ * the clients then need many seconds to drain: after every 4 KiB of frames
+ * (or every write, when a write is larger) the server sends a ping (empty
+ * payload), and it stops writing to a socket while MAX_UNANSWERED_PINGS of
+ * its pings wait for their pong. At most two pings' worth of frames (8 KiB,
+ * or two writes) per connection are therefore on their way at any time, so
+ * the clients always have frames to read and never a long backlog.
  *
  * stdout: the `listening on` line, then `stats {…}` answers (see common.ts)
  * with two more fields: `framesSent` (completed) and `writing` (true while
@@ -40,9 +42,9 @@ const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
 const OPCODE_CLOSE = 8;
 const OPCODE_PONG = 10;
 const PING_FRAME = Buffer.from([0x89, 0x00]);
-/** Bytes of frames between two pings. */
-const BYTES_PER_PING = 64 * 1024;
-const MAX_UNANSWERED_PINGS = 4;
+/** Bytes of frames between two pings (at least one write). */
+const BYTES_PER_PING = 4 * 1024;
+const MAX_UNANSWERED_PINGS = 2;
 /** A client frame larger than this is not what a load generator sends: the connection is closed. */
 const MAX_CLIENT_FRAME = 125;
 

@@ -96,7 +96,7 @@ export const SERVER_BOUND_MAX_CORE_BUSY = 0.9;
 export function limitOf(
   steps: RateStep[],
   best: number,
-): { bound: 'server-bound' | 'generator-bound'; busy: number } {
+): { bound: 'server-bound' | 'generator-bound'; busy: number; coreBusy?: number } {
   const failed = steps
     .filter((s) => !s.pass && s.ratePerPublisher > best)
     .sort((a, b) => a.ratePerPublisher - b.ratePerPublisher)[0];
@@ -104,7 +104,11 @@ export function limitOf(
   const busy = failed.generatorBusy ?? (failed.generatorLimited ? 1 : NaN);
   const serverBound =
     busy <= SERVER_BOUND_MAX_BUSY && (failed.generatorCoreBusy ?? 0) < SERVER_BOUND_MAX_CORE_BUSY;
-  return { bound: serverBound ? 'server-bound' : 'generator-bound', busy };
+  return {
+    bound: serverBound ? 'server-bound' : 'generator-bound',
+    busy,
+    ...(failed.generatorCoreBusy !== undefined ? { coreBusy: failed.generatorCoreBusy } : {}),
+  };
 }
 
 /** Whether a run meets the sustainability criteria. */
@@ -234,7 +238,8 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
             ctx.log(
               `    max ${best * members} deliveries/s: ${limit.bound}` +
                 (Number.isFinite(limit.busy)
-                  ? ` (generator ${Math.round(limit.busy * 100)}% busy at the failing step)`
+                  ? ` (generator ${Math.round(limit.busy * 100)}% busy at the failing step` +
+                    `${limit.coreBusy !== undefined ? `, its core ${Math.round(limit.coreBusy * 100)}%` : ''})`
                   : ' (no failing step)'),
             );
             let half: Measured | undefined;

@@ -236,7 +236,9 @@ server.listen(options.port, HOST, () => {
   const counters = connectionsOnly(() => connections);
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   lines.on('line', (line) => {
-    if (line.trim() !== 'stats') return;
+    const command = line.trim();
+    if (command !== 'stats' && command !== 'stats gc') return;
+    if (command === 'stats gc') globalThis.gc?.();
     const stats = { ...collectStats(counters), framesSent, writing: writing || pendingWrites > 0 };
     process.stdout.write(`stats ${JSON.stringify(stats)}\n`);
   });

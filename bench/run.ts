@@ -38,6 +38,7 @@ import { runGeneratorScenario } from './scenarios/generator.ts';
 export const ALL_TARGETS = [
   'wshub',
   'wshub-metrics',
+  'wshub-production',
   'ws-naive',
   'ws-preframed',
   'uws',

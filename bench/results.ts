@@ -35,6 +35,9 @@ export interface RateStep {
   p50Ms?: number;
   /** Share of the server's core other processes used during the step (0–1), when measured. */
   otherLoad?: number;
+  /** The generator's own CPU share of its cores, and its cores' total busy share (0–1), in the window. */
+  generatorBusy?: number;
+  generatorCoreBusy?: number;
 }
 
 /** Fan-out of one room with one publisher, for one target × members × payload. */
@@ -57,6 +60,14 @@ export interface FanoutCell {
   maxSustainable: Summary;
   /** True when the search stopped on a generator-limited step: the true maximum may be higher. */
   maxGeneratorBound: boolean;
+  /**
+   * 'server-bound' when in every run the step that failed just above the maximum left the
+   * generator at least 3× headroom (see bench/scenarios/fanout.ts, limitOf); a ratio is only
+   * claimed between server-bound maxima. Absent in older results.
+   */
+  maxBound?: 'server-bound' | 'generator-bound';
+  /** The generator's CPU share at that limiting step, per run (absent in older results). */
+  generatorBusyAtLimit?: Summary;
   /** The steps of the last search, for inspection. */
   searchSteps: RateStep[];
   /** Latency at half the maximum sustainable rate (undefined when no rate passed). */
@@ -222,6 +233,31 @@ export interface ChannelClusterCell {
   searchSteps: RateStep[];
 }
 
+/**
+ * The load generator's self-test against the line-rate peer, for one write
+ * pattern × payload (bench/scenarios/generator.ts).
+ */
+export interface GeneratorRow {
+  /** How the peer wrote: 'one frame per write' or '64 KiB writes'. */
+  pattern: string;
+  subscribers: number;
+  payloadBytes: number;
+  /** Frames counted per second inside the window. */
+  framesPerSec: Summary;
+  /** Frames counted per generator CPU-second inside the window: one busy core's capacity. */
+  framesPerCpuSec: Summary;
+  framesPerRead: Summary;
+  /** The generator's own CPU share, and its cores' total busy share (0–1), in the window. */
+  generatorBusy: Summary;
+  generatorCoreBusy: Summary;
+  /** The line-rate peer's CPU-seconds over the whole run. */
+  serverCpuSec: Summary;
+  /** Runs in which the generator counted exactly the frames the peer wrote. */
+  exactRuns: number;
+  runs: number;
+  connectFailures: number;
+}
+
 /** Scenarios with a docs/BENCHMARKS.md section of their own (not the hub section). */
 export const CHANNEL_SCENARIOS: readonly string[] = ['channels', 'channels-cluster', 'storm', 'workers'];
 
@@ -266,5 +302,7 @@ export interface BenchResults {
   storm?: StormRow[];
   /** Absent in results written before the scenario existed. */
   workers?: WorkersResults;
+  /** The load generator's self-test; absent in results written before the scenario existed. */
+  generator?: GeneratorRow[];
   errors: RunError[];
 }

@@ -5,7 +5,7 @@
  * runs, or --report) renders docs/BENCHMARKS.md and docs/bench-fanout.svg.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
- *        [--scenarios fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm,workers]
+ *        [--scenarios generator,fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm,workers]
  *        [--large] [--report | --no-report]
  *
  * The channels scenarios have their own targets (wshub and centrifugo): they run
@@ -37,6 +37,7 @@ import { renderDeflateTables, runDeflateScenario } from './scenarios/deflate.ts'
 import { renderStormTables, runStormScenario } from './scenarios/storm.ts';
 import { runWorkersScenario } from './scenarios/workers.ts';
 import { renderWorkersTables } from './scenarios/workers-report.ts';
+import { runGeneratorScenario } from './scenarios/generator.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = [
@@ -53,6 +54,7 @@ export const ALL_TARGETS = [
 export const QUICK_TARGETS = ['wshub', 'ws-preframed', 'uws', 'bare-net'];
 /** Every scenario, in run order. */
 export const ALL_SCENARIOS = [
+  'generator',
   'fanout',
   'many-rooms',
   'idle',
@@ -181,6 +183,8 @@ async function main(): Promise<void> {
     results.durationSec = (performance.now() - t0) / 1000;
     writeFileSync(join(RESULTS_DIR, 'partial.json'), `${JSON.stringify(results, null, 2)}\n`);
   };
+  if (scenarios.includes('generator')) results.generator = await runGeneratorScenario(ctx);
+  savePartial();
   if (scenarios.includes('fanout')) results.fanout = await runFanoutScenario(ctx);
   savePartial();
   if (scenarios.includes('many-rooms')) results.manyRooms = await runManyRoomsScenario(ctx);
@@ -215,6 +219,7 @@ async function main(): Promise<void> {
       notes: [...earlier.notes, ...notes.filter((n) => !earlier.notes.includes(n))],
       errors: [...earlier.errors, ...ctx.errors],
     };
+    if (scenarios.includes('generator')) merged.generator = results.generator;
     if (scenarios.includes('fanout')) merged.fanout = results.fanout;
     if (scenarios.includes('many-rooms')) merged.manyRooms = results.manyRooms;
     if (scenarios.includes('idle')) merged.idle = results.idle;

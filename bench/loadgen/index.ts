@@ -13,6 +13,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Histogram } from './histogram.ts';
+import { coreBusySeconds } from '../peer-process.ts';
 import type { FromWorker, ToWorker, WorkerResult, WorkerRoom } from './messages.ts';
 
 export interface Target {
@@ -66,6 +67,11 @@ export interface GeneratorCpu {
   busyFraction: number;
   /** busyFraction > 0.9: the result may measure the generator, not the server. */
   limited: boolean;
+  /**
+   * Busy share (0–1) of the generator's pinned cores over the window, whoever used them
+   * (the generator, kernel work done there, other processes); absent when not pinned.
+   */
+  coreBusyFraction?: number;
 }
 
 export interface FanoutResult {
@@ -121,6 +127,8 @@ const SOCKETS_PER_WORKER = 15_000;
 const START_DELAY_MS = 100;
 const GRACE_MAX_MS = 5000;
 const GRACE_QUIET_MS = 600;
+/** Longest wait for the line-rate peer's frames still in flight after a capacity run's window. */
+const CAPACITY_DRAIN_MAX_MS = 20_000;
 const workerFile = fileURLToPath(new URL('./worker.ts', import.meta.url));
 
 /** Number of CPUs in a taskset list such as '1', '0-3' or '1,3'. */
@@ -204,13 +212,50 @@ function splitEvenly(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 }
 
-function cpuResult(cpuUs: number, wallMs: number, cores: number): GeneratorCpu {
+function cpuResult(cpuUs: number, wallMs: number, cores: number, coreBusyFraction?: number): GeneratorCpu {
   const seconds = cpuUs / 1e6;
   const busyFraction = wallMs > 0 ? seconds / ((wallMs / 1000) * cores) : 0;
-  return { seconds, busyFraction, limited: busyFraction > 0.9 };
+  return {
+    seconds,
+    busyFraction,
+    limited: busyFraction > 0.9,
+    ...(coreBusyFraction !== undefined ? { coreBusyFraction } : {}),
+  };
 }
 
 const ms = (us: number): number => us / 1000;
+
+/** The CPU numbers of a taskset list such as '1', '0-3' or '1,3'. */
+function cpusOf(cpuList: string): number[] {
+  const out: number[] = [];
+  for (const part of cpuList.split(',')) {
+    const [a, b] = part.split('-').map((x) => Number.parseInt(x, 10));
+    for (let c = a!; c <= (b ?? a!); c++) out.push(c);
+  }
+  return out;
+}
+
+/**
+ * Reads the busy CPU-seconds of the generator's cores at `winStart` and
+ * `winEnd` (absolute ms); `fraction()` is their busy share over the window,
+ * undefined without a CPU list or when /proc/stat could not be read.
+ */
+function watchCores(cpuList: string | undefined, winStart: number, winEnd: number): () => number | undefined {
+  if (cpuList === undefined) return () => undefined;
+  const cpus = cpusOf(cpuList);
+  const read = (): number => cpus.reduce((n, c) => n + coreBusySeconds(c), 0);
+  let first = NaN;
+  let last = NaN;
+  const now = (): number => performance.timeOrigin + performance.now();
+  const t1 = setTimeout(() => (first = read()), Math.max(0, winStart - now()));
+  const t2 = setTimeout(() => (last = read()), Math.max(0, winEnd - now()));
+  return () => {
+    clearTimeout(t1);
+    clearTimeout(t2);
+    const f = (last - first) / (((winEnd - winStart) / 1000) * cpus.length);
+    return Number.isFinite(f) ? f : undefined;
+  };
+}
 
 /**
  * Runs a fan-out measurement: connects every room's subscribers and
@@ -273,25 +318,12 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
     const winStart = startAt + spec.warmupMs;
     const winEnd = winStart + spec.durationMs;
     for (const w of workers) w.send({ type: 'start', startAt, winStart, winEnd });
+    const cores = watchCores(spec.cpuList, winStart, winEnd);
     await sleep(winEnd - (performance.timeOrigin + performance.now()) + 20);
+    const coreBusyFraction = cores();
 
     // Grace: wait while deliveries still arrive, up to GRACE_MAX_MS.
-    const graceStart = Date.now();
-    let last = -1;
-    let quietSince = Date.now();
-    for (;;) {
-      for (const w of workers) w.send({ type: 'poll' });
-      const progress = await Promise.all(workers.map((w) => w.next('progress')));
-      const total = progress.reduce((n, p) => n + p.delivered, 0);
-      const pending = progress.reduce((n, p) => n + p.pending, 0);
-      if (total !== last) {
-        last = total;
-        quietSince = Date.now();
-      }
-      const quiet = Date.now() - quietSince >= GRACE_QUIET_MS && pending === 0;
-      if (quiet || Date.now() - graceStart >= GRACE_MAX_MS) break;
-      await sleep(100);
-    }
+    await settle(workers, GRACE_MAX_MS);
     if (slowTotal > 0) {
       for (const w of workers) w.send({ type: 'drain' });
       await Promise.all(workers.map((w) => w.next('drained')));
@@ -349,13 +381,121 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
         max: ms(histogram.maxUs),
         samples: histogram.total,
       },
-      generatorCpu: cpuResult(cpuUs, spec.durationMs, generatorCores(workerCount, spec.cpuList)),
+      generatorCpu: cpuResult(
+        cpuUs,
+        spec.durationMs,
+        generatorCores(workerCount, spec.cpuList),
+        coreBusyFraction,
+      ),
     };
     if (slowTotal > 0) result.slow = slow;
     if (channels) result.publish = publish;
     return result;
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+/** A self-test of the generator's receive path against the line-rate peer. */
+export interface CapacitySpec {
+  /** The line-rate peer (protocol 'ws'). */
+  target: Target;
+  subscribers: number;
+  warmupMs: number;
+  durationMs: number;
+  workers?: number;
+  cpuList?: string;
+}
+
+export interface CapacityResult {
+  connected: number;
+  connectFailures: number;
+  /** Frames counted over the whole run, after the peer stopped and the sockets went quiet. */
+  framesTotal: number;
+  /** Frames that arrived inside the measurement window. */
+  framesInWindow: number;
+  framesPerSec: number;
+  /** Frames per generator CPU-second in the window: what one fully busy generator core counts. */
+  framesPerCpuSec: number;
+  /** Frames per socket read inside the window: what the per-read costs were spread over. */
+  framesPerRead: number;
+  generatorCpu: GeneratorCpu;
+}
+
+/**
+ * Connects `subscribers` to the line-rate peer, which writes frames to them
+ * as fast as they read once they are all connected, and counts the frames
+ * the same way a fan-out run counts deliveries. Returns the frames counted
+ * inside the window (by arrival time), per second and per generator
+ * CPU-second, and the total once no more frames arrive.
+ */
+export async function runCapacity(spec: CapacitySpec): Promise<CapacityResult> {
+  const workerCount = spec.workers ?? defaultWorkers(spec.subscribers, spec.cpuList);
+  const shares = splitEvenly(spec.subscribers, workerCount);
+  const workers = shares.map(() => new Worker(spec.cpuList));
+  try {
+    workers.forEach((w, i) =>
+      w.send({
+        type: 'fanout',
+        target: spec.target,
+        worker: i,
+        rooms: [{ name: 'line-rate', subscribers: shares[i]!, slow: 0, publishers: 0, firstPublisher: 0 }],
+        totalPublishers: 1,
+        ratePerPublisher: 1,
+        payloadBytes: 16,
+        countAll: true,
+      }),
+    );
+    const connectedReplies = await Promise.all(workers.map((w) => w.next('connected')));
+    const startAt = performance.timeOrigin + performance.now() + START_DELAY_MS;
+    const winStart = startAt + spec.warmupMs;
+    const winEnd = winStart + spec.durationMs;
+    for (const w of workers) w.send({ type: 'start', startAt, winStart, winEnd });
+    const cores = watchCores(spec.cpuList, winStart, winEnd);
+    await sleep(winEnd - (performance.timeOrigin + performance.now()) + 20);
+    const coreBusyFraction = cores();
+    await settle(workers, CAPACITY_DRAIN_MAX_MS);
+    for (const w of workers) w.send({ type: 'collect' });
+    const results = await Promise.all(workers.map((w) => w.next('result')));
+    const framesInWindow = results.reduce((n, r) => n + r.windowDelivered, 0);
+    const cpuUs = results.reduce((n, r) => n + r.cpuUs, 0);
+    const reads = results.reduce((n, r) => n + r.windowReads, 0);
+    return {
+      connected: connectedReplies.reduce((n, c) => n + c.connected, 0),
+      connectFailures: connectedReplies.reduce((n, c) => n + c.failures, 0),
+      framesTotal: results.reduce((n, r) => n + r.delivered, 0),
+      framesInWindow,
+      framesPerSec: framesInWindow / (spec.durationMs / 1000),
+      framesPerCpuSec: cpuUs > 0 ? framesInWindow / (cpuUs / 1e6) : 0,
+      framesPerRead: reads > 0 ? framesInWindow / reads : 0,
+      generatorCpu: cpuResult(
+        cpuUs,
+        spec.durationMs,
+        generatorCores(workerCount, spec.cpuList),
+        coreBusyFraction,
+      ),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+/** Polls the workers until no delivery arrived for GRACE_QUIET_MS (and nothing is pending), or `maxMs` passed. */
+async function settle(workers: Worker[], maxMs: number): Promise<void> {
+  const started = Date.now();
+  let last = -1;
+  let quietSince = Date.now();
+  for (;;) {
+    for (const w of workers) w.send({ type: 'poll' });
+    const progress = await Promise.all(workers.map((w) => w.next('progress')));
+    const total = progress.reduce((n, p) => n + p.delivered, 0);
+    const pending = progress.reduce((n, p) => n + p.pending, 0);
+    if (total !== last) {
+      last = total;
+      quietSince = Date.now();
+    }
+    if ((Date.now() - quietSince >= GRACE_QUIET_MS && pending === 0) || Date.now() - started >= maxMs) return;
+    await sleep(100);
   }
 }
 

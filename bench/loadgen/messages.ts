@@ -20,6 +20,11 @@ export type ToWorker =
       totalPublishers: number;
       ratePerPublisher: number;
       payloadBytes: number;
+      /**
+       * Self-test against the line-rate peer: every binary frame counts whatever its stamp, and
+       * `windowDelivered` counts those that arrive inside the window.
+       */
+      countAll?: boolean;
     }
   | { type: 'idle'; target: Target; worker: number; connections: number }
   | { type: 'handshake'; target: Target; worker: number; concurrency: number; durationMs: number }
@@ -34,6 +39,10 @@ export interface WorkerResult {
   sentByRoom: Record<string, number>;
   sentTotal: number;
   delivered: number;
+  /** Self-test (`countAll`): deliveries that arrived between the window's start and end. */
+  windowDelivered: number;
+  /** Socket reads inside the window that carried frames (every mode). */
+  windowReads: number;
   histogram: number[];
   maxUs: number;
   cpuUs: number;

@@ -70,6 +70,8 @@ let delivered = 0;
 /** Channel mode: every publication push received, warm-up and grace included (loss is counted from it). */
 let pushesTotal = 0;
 let slowFrames = 0;
+/** Reads that carried WebSocket frames (after the upgrade), for frames-per-read figures. */
+let reads = 0;
 let workerIndex = 0;
 let addressCursor = 0;
 
@@ -138,6 +140,7 @@ class Conn extends FrameParser {
   private onRead(n: number, buf: Buffer): boolean {
     nowMs = timeOrigin + performance.now();
     if (this.upgraded) {
+      reads++;
       this.feed(buf, 0, n);
       return true;
     }
@@ -315,9 +318,16 @@ let sentTotal = 0;
 let cpuStart: NodeJS.CpuUsage | null = null;
 let cpuUs = 0;
 const timers: NodeJS.Timeout[] = [];
+/** Self-test: count every frame, and those that arrive inside the window by arrival time. */
+let countAll = false;
+let windowDelivered = 0;
+let windowReads = 0;
 
 async function setupFanout(message: Extract<ToWorker, { type: 'fanout' }>): Promise<void> {
   intervalMs = 1000 / message.ratePerPublisher;
+  countAll = message.countAll === true;
+  // The line-rate peer starts writing as soon as everyone is connected, before `start` arrives.
+  if (countAll) [winStart, winEnd] = [-Infinity, Infinity];
   const make: Array<(settle: (ok: boolean) => void) => Conn> = [];
   const roles: Array<{ room: WorkerRoom; kind: 'sub' | 'slow' | 'pub'; index: number }> = [];
   for (const room of message.rooms) {
@@ -377,8 +387,7 @@ async function setupFanout(message: Extract<ToWorker, { type: 'fanout' }>): Prom
 let slowConns: Conn[] = [];
 
 function start(startAt: number, ws: number, we: number): void {
-  winStart = ws;
-  winEnd = we;
+  if (!countAll) [winStart, winEnd] = [ws, we];
   for (const p of publishers) p.firstAt += startAt;
   for (const p of apiPublishers) p.firstAt += startAt;
   const at = (abs: number, fn: () => void): void => {
@@ -391,8 +400,12 @@ function start(startAt: number, ws: number, we: number): void {
   at(ws, () => {
     for (const c of slowConns) c.socket?.pause();
     cpuStart = process.cpuUsage();
+    windowDelivered = -delivered;
+    windowReads = -reads;
   });
   at(we, () => {
+    windowDelivered += delivered;
+    windowReads += reads;
     tick();
     if (tickTimer !== null) clearInterval(tickTimer);
     tickTimer = null;
@@ -459,6 +472,8 @@ function collect(): void {
     sentByRoom,
     sentTotal,
     delivered,
+    windowDelivered,
+    windowReads,
     histogram: Array.from(histogram.counts),
     maxUs: histogram.maxUs,
     cpuUs,

@@ -13,6 +13,7 @@ import {
   manyRoomsTable,
   slowTable,
 } from './markdown.ts';
+import { generatorTable } from './generator.ts';
 import { verdictWord, verdicts } from './verdict.ts';
 
 export const START_MARKER = '<!-- hub-benchmarks:start -->';
@@ -21,6 +22,7 @@ export const END_MARKER = '<!-- hub-benchmarks:end -->';
 /** All scenario tables, each under a `###` heading (the part run.ts prints too). */
 export function renderTables(results: BenchResults): string {
   const sections: Array<[string, string]> = [
+    ['Load generator capacity (self-test against the line-rate peer)', generatorTable(results)],
     ['Fan-out (one room, one publisher)', fanoutTables(results)],
     ['Many rooms', manyRoomsTable(results)],
     ['Idle memory', idleTable(results)],
@@ -68,7 +70,10 @@ measurement window only. Cells show the median of ${results.runs} run${results.r
 with the min–max range in parentheses; ⚠ marks a run in which the load
 generator used more than 90% of its core (the figure may be the generator's
 limit, not the server's). "Max sustainable" is the highest publish rate × members
-with p99 < 100 ms, no loss and every connection made, found by a rate search.
+with p99 < 100 ms, no loss and every connection made, found by a rate search;
+it is "server-bound" when the generator used at most a third of its core in
+the step that failed just above it (3× headroom), "generator-bound" (a lower
+bound) otherwise, and ratios are only given between server-bound maxima.
 Socket.IO is driven through a minimal Engine.IO v4 client with text payloads.
 
 Command:

@@ -30,10 +30,40 @@ export function subscribersLabel(members: number): string {
   return (members - 1).toLocaleString('en-US');
 }
 
-/** "≥ X (generator-bound)" when a search was stopped by the generator. */
+/**
+ * "≥ X (generator-bound)" when a search was stopped by the generator,
+ * "X (server-bound)" when the generator had 3× headroom where it failed.
+ */
 export function maxSustainableLabel(cell: FanoutCell): string {
   const text = formatSummary(cell.maxSustainable);
-  return cell.maxGeneratorBound ? `≥ ${text} (generator-bound)` : text;
+  if (cell.maxGeneratorBound) return `≥ ${text} (generator-bound)`;
+  return cell.maxBound === 'server-bound' ? `${text} (server-bound)` : text;
+}
+
+/**
+ * Whether a fan-out maximum may take part in a ratio: results with the
+ * bound classification need 'server-bound'; older ones need only not to be
+ * generator-bound.
+ */
+export function ratioClaimable(cell: FanoutCell): boolean {
+  return cell.maxBound === undefined ? !cell.maxGeneratorBound : cell.maxBound === 'server-bound';
+}
+
+/** The "wshub / peer" list of one fan-out cell: a ratio only where both maxima are server-bound. */
+function fanoutRatioList(byTarget: Map<string, FanoutCell>): string {
+  const mine = byTarget.get(SUBJECT);
+  if (!mine) return '';
+  const parts: string[] = [];
+  for (const [target, cell] of byTarget) {
+    if (target === SUBJECT) continue;
+    const unclaimed = [mine, cell].filter((c) => !ratioClaimable(c)).map((c) => c.target);
+    parts.push(
+      unclaimed.length === 0
+        ? `${SUBJECT} / ${target} = ${formatRatio(ratioOf(mine.maxSustainable, cell.maxSustainable))}`
+        : `${SUBJECT} / ${target}: no ratio (${unclaimed.join(' and ')} generator-bound)`,
+    );
+  }
+  return parts.join(', ');
 }
 
 /** Ratio of medians a / b (NaN when either is missing). */
@@ -91,14 +121,14 @@ export function fanoutTables(results: BenchResults): string {
     rows,
     new Set([1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
   );
-  const cells = new Map<string, Map<string, Summary>>();
+  const cells = new Map<string, Map<string, FanoutCell>>();
   for (const c of results.fanout) {
     const key = `${subscribersLabel(c.members)} × ${payloadLabel(c.payloadBytes)}`;
     if (!cells.has(key)) cells.set(key, new Map());
-    cells.get(key)!.set(c.target, c.maxSustainable);
+    cells.get(key)!.set(c.target, c);
   }
-  const ratioRows = [...cells].map(([key, byTarget]) => [key, ratioList(byTarget) || '–']);
-  return `${main}\n\nMaximum sustainable deliveries/s, ratios of medians:\n\n${table(['Subscribers × payload', 'Ratios'], ratioRows)}`;
+  const ratioRows = [...cells].map(([key, byTarget]) => [key, fanoutRatioList(byTarget) || '–']);
+  return `${main}\n\nMaximum sustainable deliveries/s, ratios of medians (only between server-bound maxima):\n\n${table(['Subscribers × payload', 'Ratios'], ratioRows)}`;
 }
 
 /** Many-rooms table with ratios on deliveries per server CPU-second. */

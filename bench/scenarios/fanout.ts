@@ -78,6 +78,39 @@ async function measure(
   return { result, cpuSec: window.cpuSec };
 }
 
+/** A limiting step leaves the generator this much headroom at most to call the maximum server-bound. */
+export const SERVER_BOUND_MAX_BUSY = 1 / 3;
+/** ...and its cores (anyone's use) must have been below this busy share, so it was not starved. */
+export const SERVER_BOUND_MAX_CORE_BUSY = 0.9;
+
+/**
+ * What bounded a search's maximum `best`: the limiting step is the failed
+ * step with the lowest rate above `best`. It is 'server-bound' when that
+ * step's generator used at most a third of its core and its core was not
+ * saturated by others: the generator counted the rate that failed with a
+ * third of its core, and its cost per delivery only falls as reads get
+ * fuller, so it could have taken at least 3× that rate; the failure (loss or
+ * p99) was the server's. Without such a step (no failure, or a generator
+ * that was busier or starved) the maximum is 'generator-bound': a lower bound.
+ */
+export function limitOf(
+  steps: RateStep[],
+  best: number,
+): { bound: 'server-bound' | 'generator-bound'; busy: number; coreBusy?: number } {
+  const failed = steps
+    .filter((s) => !s.pass && s.ratePerPublisher > best)
+    .sort((a, b) => a.ratePerPublisher - b.ratePerPublisher)[0];
+  if (failed === undefined) return { bound: 'generator-bound', busy: NaN };
+  const busy = failed.generatorBusy ?? (failed.generatorLimited ? 1 : NaN);
+  const serverBound =
+    busy <= SERVER_BOUND_MAX_BUSY && (failed.generatorCoreBusy ?? 0) < SERVER_BOUND_MAX_CORE_BUSY;
+  return {
+    bound: serverBound ? 'server-bound' : 'generator-bound',
+    busy,
+    ...(failed.generatorCoreBusy !== undefined ? { coreBusy: failed.generatorCoreBusy } : {}),
+  };
+}
+
 /** Whether a run meets the sustainability criteria. */
 export function sustainable(result: FanoutResult): boolean {
   return result.lost === 0 && result.connectFailures === 0 && result.latencyMs.p99 < P99_LIMIT_MS;
@@ -109,6 +142,10 @@ export async function searchMax(
       serverCpuSec: cpuSec,
       p50Ms: result.latencyMs.p50,
       ...(otherLoad !== undefined ? { otherLoad } : {}),
+      generatorBusy: result.generatorCpu.busyFraction,
+      ...(result.generatorCpu.coreBusyFraction !== undefined
+        ? { generatorCoreBusy: result.generatorCpu.coreBusyFraction }
+        : {}),
     };
     steps.push(s);
     ctx.log(
@@ -196,7 +233,15 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
             if (ctx.quick && best === 0 && sustainable(fixedRun.result)) best = fixedRate;
             previousMax = best;
             lastSteps = search.steps;
-            generatorBound ||= search.generatorBound;
+            const limit = limitOf(search.steps, best);
+            generatorBound ||= search.generatorBound || limit.bound === 'generator-bound';
+            ctx.log(
+              `    max ${best * members} deliveries/s: ${limit.bound}` +
+                (Number.isFinite(limit.busy)
+                  ? ` (generator ${Math.round(limit.busy * 100)}% busy at the failing step` +
+                    `${limit.coreBusy !== undefined ? `, its core ${Math.round(limit.coreBusy * 100)}%` : ''})`
+                  : ' (no failing step)'),
+            );
             let half: Measured | undefined;
             if (!ctx.quick && best > 0) {
               half = await measure(
@@ -208,7 +253,7 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
                 fixed,
               );
             }
-            return { fixedRun, best, half };
+            return { fixedRun, best, half, limit };
           });
           const cell: FanoutCell = {
             target: name,
@@ -234,6 +279,8 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
             generatorLimited: runs.some((r) => r.fixedRun.result.generatorCpu.limited),
             maxSustainable: summarize(runs.map((r) => r.best * members)),
             maxGeneratorBound: generatorBound,
+            maxBound: generatorBound ? 'generator-bound' : 'server-bound',
+            generatorBusyAtLimit: summarize(runs.map((r) => r.limit.busy)),
             searchSteps: lastSteps,
           };
           const halves = runs.flatMap((r) => (r.half ? [r.half] : []));

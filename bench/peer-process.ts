@@ -181,8 +181,12 @@ export class PeerProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Asks the peer for its `stats` line and resolves with the parsed object. */
-  stats(): Promise<PeerStatsLine> {
+  /**
+   * Asks the peer for its `stats` line and resolves with the parsed object;
+   * with `gc`, the peer first runs a full garbage collection (peers start
+   * with --expose-gc), so memory figures leave out garbage not yet collected.
+   */
+  stats(options: { gc?: boolean } = {}): Promise<PeerStatsLine> {
     return new Promise((resolve, reject) => {
       if (!this.alive()) {
         reject(new Error(`${this.name}: peer exited (${this.stderr() || 'no stderr'})`));
@@ -202,7 +206,7 @@ export class PeerProcess {
         }
       };
       this.waiters.push(onLine);
-      this.child.stdin?.write('stats\n');
+      this.child.stdin?.write(options.gc === true ? 'stats gc\n' : 'stats\n');
     });
   }
 
@@ -247,7 +251,7 @@ class AsyncLineFeed {
  */
 export async function startPeer(launch: PeerLaunch): Promise<PeerProcess> {
   const script = join(PEERS_DIR, `${launch.name}.ts`);
-  const nodeArgs = ['--import', 'tsx', script, '--port', '0', ...(launch.args ?? [])];
+  const nodeArgs = ['--expose-gc', '--import', 'tsx', script, '--port', '0', ...(launch.args ?? [])];
   const pinned = tasksetAvailable();
   const child = pinned
     ? spawn('taskset', ['-c', launch.cpuList ?? '0', process.execPath, ...nodeArgs], {

@@ -38,6 +38,7 @@ import { handshakeCostSection } from './report/handshake-cost.ts';
 export const ALL_TARGETS = [
   'wshub',
   'wshub-metrics',
+  'wshub-production',
   'ws-naive',
   'ws-preframed',
   'uws',

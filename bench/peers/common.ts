@@ -7,7 +7,7 @@
  * Protocol with the orchestrator:
  * - stdout gets exactly `listening on http://127.0.0.1:PORT` once the peer
  *   accepts connections, then only answers to `stats`;
- * - a line `stats` on stdin is answered with one line
+ * - a line `stats` (or `stats gc`: after a full garbage collection) on stdin is answered with one line
  *   `stats {"rss","heapUsed","cpuUser","cpuSystem","connections","dropped","closed"}`
  *   (bytes, µs, counts; -1 where the target cannot tell);
  * - SIGTERM (and SIGINT) end the process at once with exit code 0.
@@ -122,7 +122,11 @@ export function peerReady(port: number, counters: PeerCounters): void {
   process.stdout.write(`listening on http://${HOST}:${port}\n`);
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   lines.on('line', (line) => {
-    if (line.trim() === 'stats') process.stdout.write(`stats ${JSON.stringify(collectStats(counters))}\n`);
+    const command = line.trim();
+    if (command !== 'stats' && command !== 'stats gc') return;
+    // `stats gc`: a full collection first (the peer runs with --expose-gc), for memory figures.
+    if (command === 'stats gc') globalThis.gc?.();
+    process.stdout.write(`stats ${JSON.stringify(collectStats(counters))}\n`);
   });
   // The orchestrator may close stdin; the peer keeps serving until SIGTERM.
   lines.on('error', () => {});

@@ -12,7 +12,9 @@
  * Variant `wshub-metrics` (bench/peers/wshub-metrics.ts, WSHUB_BENCH_METRICS=1):
  * the same hub with its Prometheus metrics registered (so the fan-out and
  * send-queue delay histograms record) and scraped once a second, to show
- * what metrics cost next to the plain hub in the same run.
+ * what metrics cost next to the plain hub in the same run. Variant
+ * `wshub-production` (bench/peers/wshub-production.ts): metrics as above and
+ * BENCH_CLIENT_LIMITS=on.
  * Per-client limits: BENCH_CLIENT_LIMITS=off switches them all off; =on applies
  * them to the benchmark's loopback clients (`limitExempt: []`) with caps no run
  * reaches, so every upgrade and message goes through the tables; unset keeps

@@ -10,6 +10,7 @@
  * - idle memory at 19,000 connections (1,000 in quick mode) with the offer
  *   in every handshake vs without, through the idle scenario's holdIdle.
  */
+import { connect } from 'node:net';
 import { holdIdle } from '../loadgen/index.ts';
 import { DEFLATE_OFFER, runDeflateFanout } from '../loadgen/deflate-fanout.ts';
 import { summarize, type Summary } from '../summary.ts';
@@ -31,13 +32,15 @@ export interface DeflateFanoutRow {
   inflateChecked: boolean;
 }
 
-/** One idle-memory row: RSS per connection with and without deflate agreed. */
+/** One idle-memory row: RSS and JS heap per connection with and without deflate agreed. */
 export interface DeflateIdleRow {
   target: string;
   connections: number;
   deflate: boolean;
   connected: Summary;
   rssPerConnBytes: Summary;
+  /** JS heap per connection after a full collection (peers that answer `stats`). */
+  heapPerConnBytes?: Summary;
 }
 
 /** All figures of the scenario. */
@@ -101,6 +104,11 @@ export async function runDeflateScenario(ctx: ScenarioContext): Promise<DeflateR
       const runs = await repeat(ctx.runs, async () =>
         withPeer(ctx, 'deflate-idle', { label, name, args: ['--deflate'] }, async (peer) => {
           await sleep(300);
+          // A probe first: the offer must really be agreed, or the row would measure nothing.
+          if (deflate && !(await agreesDeflate(peer.port)))
+            throw new Error(`${label} did not agree to ${DEFLATE_OFFER}`);
+          // After a full collection each time: garbage of the handshakes is not idle memory.
+          const before = await peer.stats({ gc: true });
           const rssBefore = peer.rssBytes();
           const headers = deflate ? { 'Sec-WebSocket-Extensions': DEFLATE_OFFER } : undefined;
           const hold = await holdIdle({
@@ -110,10 +118,14 @@ export async function runDeflateScenario(ctx: ScenarioContext): Promise<DeflateR
           });
           try {
             await sleep(1000);
+            const settled = await peer.stats({ gc: true });
             const n = Math.max(1, hold.connected);
             const rssPerConn = (peer.rssBytes() - rssBefore) / n;
-            ctx.log(`    connected ${hold.connected}, RSS/conn ${Math.round(rssPerConn)} B`);
-            return { connected: hold.connected, rssPerConn };
+            const heapPerConn = (settled.heapUsed - before.heapUsed) / n;
+            ctx.log(
+              `    connected ${hold.connected}, RSS/conn ${Math.round(rssPerConn)} B, heap/conn ${Math.round(heapPerConn)} B`,
+            );
+            return { connected: hold.connected, rssPerConn, heapPerConn };
           } finally {
             await hold.release();
           }
@@ -127,6 +139,7 @@ export async function runDeflateScenario(ctx: ScenarioContext): Promise<DeflateR
         deflate,
         connected: summarize(ok.map((r) => r.connected)),
         rssPerConnBytes: summarize(ok.map((r) => r.rssPerConn)),
+        heapPerConnBytes: summarize(ok.map((r) => r.heapPerConn)),
       });
     }
   }
@@ -146,12 +159,55 @@ export function renderDeflateTables(results: DeflateResults): string {
         `${mm(r.cpuUsPerDelivery, 2)} | ${mm(r.wireBytesPerDelivery)} | ${r.inflateChecked ? 'ok' : 'FAILED'} |`,
     ),
     '',
-    '| target | connections | deflate | connected | RSS/conn (B) |',
-    '| --- | --: | --- | --: | --: |',
+    '| target | connections | deflate | connected | RSS/conn (B) | JS heap/conn (B) |',
+    '| --- | --: | --- | --: | --: | --: |',
     ...results.idle.map(
       (r) =>
-        `| ${r.target} | ${r.connections} | ${r.deflate ? 'offered' : 'off'} | ${mm(r.connected)} | ${mm(r.rssPerConnBytes)} |`,
+        `| ${r.target} | ${r.connections} | ${r.deflate ? 'agreed' : 'off'} | ${mm(r.connected)} | ${mm(r.rssPerConnBytes)} | ` +
+        `${r.heapPerConnBytes ? mm(r.heapPerConnBytes) : '–'} |`,
     ),
   ];
+  const off = results.idle.find((r) => r.target === 'wshub' && !r.deflate);
+  const on = results.idle.find((r) => r.target === 'wshub' && r.deflate);
+  if (off && on) {
+    const rss = on.rssPerConnBytes.median / off.rssPerConnBytes.median;
+    const verdict = rss <= 1.1 ? 'within' : 'NOT within';
+    lines.push(
+      '',
+      `wshub idle memory with deflate agreed: ${(rss * 100).toFixed(0)}% of without (RSS medians) — ${verdict} the 10% target` +
+        (on.heapPerConnBytes && off.heapPerConnBytes
+          ? `; JS heap ${((on.heapPerConnBytes.median / off.heapPerConnBytes.median) * 100).toFixed(0)}%.`
+          : '.'),
+    );
+  }
   return lines.join('\n');
+}
+
+/** Whether a peer answers the deflate offer with permessage-deflate in its 101 (one raw upgrade). */
+function agreesDeflate(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let head = '';
+    const done = (agreed: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(agreed);
+    };
+    const timer = setTimeout(() => done(false), 5000);
+    socket.on('error', () => done(false));
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      done(
+        /^HTTP\/1\.1 101/.test(head) &&
+          /^sec-websocket-extensions:\s*permessage-deflate/im.test(head.slice(0, end)),
+      );
+    });
+    socket.write(
+      `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+        `Origin: http://127.0.0.1:${port}\r\nSec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n\r\n`,
+    );
+  });
 }

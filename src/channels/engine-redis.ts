@@ -39,6 +39,7 @@ import {
   checkKeyPrefix,
   decodeStateMessage,
   encodeJoinLeave,
+  encodeSync,
   publicationJson,
   type ChannelKeys,
 } from './redis-keys.ts';
@@ -154,6 +155,10 @@ export class RedisEngine implements ChannelEngine {
     resubscribes: 0,
   };
   private readonly onMessage = (message: Buffer, channel: Buffer): void => this.message(message, channel);
+  /** Sync markers on their way, by token. */
+  private readonly syncs = new Map<string, () => void>();
+  private readonly syncPrefix = randomBytes(6).toString('hex');
+  private syncCount = 0;
 
   /** Checks the options; nothing connects before start(). */
   constructor(options: RedisEngineOptions) {
@@ -515,6 +520,19 @@ export class RedisEngine implements ChannelEngine {
     });
   }
 
+  /** See ChannelEngine.sync: a marker through the channel's pub/sub, bounded by the command timeout. */
+  sync(channel: string): Promise<void> {
+    const token = `${this.syncPrefix}.${++this.syncCount}`;
+    let arrived!: () => void;
+    const back = new Promise<void>((resolve) => (arrived = resolve));
+    this.syncs.set(token, arrived);
+    return this.run('sync', async () => {
+      const k = this.keysOf(channel);
+      await this.command(k.pubsub, [this.sharded ? 'SPUBLISH' : 'PUBLISH', k.pubsub, encodeSync(token)]);
+      await back;
+    }).finally(() => this.syncs.delete(token));
+  }
+
   private message(message: Buffer, pubsub: Buffer): void {
     const channel = channelOfPubsub(this.prefix, pubsub.toString());
     const decoded = channel === null ? null : decodeStateMessage(message);
@@ -529,6 +547,8 @@ export class RedisEngine implements ChannelEngine {
         { offset: decoded.offset, epoch: decoded.epoch },
         { dataJson: decoded.dataJson, tail: decoded.tail, raw: decoded.raw ?? undefined },
       );
+    // Another node's marker is nobody's business here.
+    else if (decoded.kind === 'sync') this.syncs.get(decoded.token)?.();
     else this.receiver?.joinLeave(channel, decoded.kind, decoded.infoJson);
   }
 

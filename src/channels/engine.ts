@@ -120,6 +120,13 @@ export interface ChannelEngine extends HistoryEngine, PresenceEngine {
   listen?(channel: string): Promise<void>;
   /** Stops receiving `channel`. */
   unlisten?(channel: string): void;
+  /**
+   * Resolves once every publication of `channel` stored before the call has
+   * reached this node's receiver (a marker sent through the channel's
+   * pub/sub after them, coming back in order); rejects on failure or timeout.
+   * For an engine that `delivers`; `channel` must be listened to.
+   */
+  sync?(channel: string): Promise<void>;
   /** Sends a join or leave to the channel's subscribers on every node. */
   publishJoinLeave?(channel: string, kind: 'join' | 'leave', infoJson: string): Promise<void>;
   /** Refreshes the presence entries this node keeps alive, of one channel. */

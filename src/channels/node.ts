@@ -206,12 +206,31 @@ export interface ChannelMetrics {
   redis_state_forced_resubscribes?: number;
 }
 
-/** A subscribe waiting for a shared engine: what arrives meanwhile, merged by offset after its reply. */
+/**
+ * A subscribe waiting for a shared engine: what arrives meanwhile, merged by
+ * offset after its reply. Once replied, it may still be `catchingUp`: the
+ * publications up to the reply's position can still be on their way through
+ * pub/sub (the read and the pub/sub messages use different connections), so
+ * the subscriber joins the fan-out only once those have passed (the one at
+ * the position itself, or the engine's sync marker) and none reaches it twice.
+ */
 interface Joining {
   buffer: Array<{ offset: number; epoch: string; json: string }>;
   overflow: boolean;
   /** The position the subscribe reply announced; buffered publications up to it are dropped. */
   top: StreamPosition | null;
+  /** Replied, and waiting for pub/sub to pass `top` before joining the fan-out. */
+  catchingUp: boolean;
+}
+
+/** What one received publication does to the subscribes catching up with it. */
+interface CatchUp {
+  /** Join the fan-out before this publication (it is past their position). */
+  before: ChannelSession[];
+  /** Join the fan-out after it (it is their position: in the reply already). */
+  after: ChannelSession[];
+  /** The stream started over under them: unsubscribed with 2500 to recover. */
+  ended: ChannelSession[];
 }
 
 /** A channel this node receives from a shared engine. */
@@ -221,6 +240,8 @@ interface Listening {
   epoch: string | null;
   offset: number;
   joining: Map<ChannelSession, Joining>;
+  /** Subscribes waiting for the engine's sync marker (gathered for one marker per turn). */
+  syncWaiters: Array<{ session: ChannelSession; joining: Joining }> | null;
 }
 
 /** What a subscribe was granted by its token, the options or a hook. */
@@ -359,6 +380,9 @@ export class ChannelNode implements ChannelApi, RoomSink {
         const state = this.channelStates.get(channel);
         if (state !== undefined && state.subscribers.size > 0)
           this.enqueue(state, bothEncodings(channel, kind, `{"info":${infoJson}}`, true));
+        const listening = this.listening.get(channel);
+        if (listening !== undefined && listening.joining.size > 0)
+          this.joinLeaveToCatchingUp(channel, listening, kind, infoJson);
       },
       resubscribed: () => {
         // Publications made while pub/sub was down never arrived: every subscriber of a channel
@@ -391,7 +415,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
 
   /** Ends every local subscription of `channel` with 2500 (the SDK resubscribes and recovers). */
   private forceResubscribe(channel: string, listening: Listening): void {
-    for (const joining of listening.joining.values()) joining.overflow = true;
+    for (const [session, joining] of [...listening.joining]) {
+      joining.overflow = true;
+      if (joining.catchingUp) {
+        this.stateCounters.forced_resubscribes++;
+        this.endSubscription(session, channel, Unsubscribes.INSUFFICIENT_STATE);
+      }
+    }
     const state = this.channelStates.get(channel);
     if (state === undefined) return;
     for (const session of [...state.subscribers.keys()]) {
@@ -434,6 +464,8 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const json = publicationJson(pub.dataJson, position.offset, pub.tail);
     this.metrics.channel_publications++;
     this.hub.deliverToMembers(channel, Opcode.TEXT, pub.raw ?? pub.dataJson);
+    const caught = listening.joining.size > 0 ? this.passJoining(listening, position, json) : null;
+    if (caught !== null && caught.before.length > 0) this.joinFanout(channel, caught.before);
     const state = this.channelStates.get(channel);
     if (state !== undefined && state.subscribers.size > 0) {
       // Protobuf subscribers get the text exactly as published.
@@ -443,14 +475,111 @@ export class ChannelNode implements ChannelApi, RoomSink {
         new PendingPush(false, pushJson(channel, 'pub', json), () => encodePush(channel, 'pub', exact)),
       );
     }
-    for (const joining of listening.joining.values()) {
+    if (caught === null) return;
+    if (caught.after.length > 0) this.joinFanout(channel, caught.after);
+    for (const session of caught.ended) {
+      this.stateCounters.forced_resubscribes++;
+      this.endSubscription(session, channel, Unsubscribes.INSUFFICIENT_STATE);
+    }
+  }
+
+  /**
+   * A received publication against the subscribes waiting on `listening`:
+   * buffered for those still waiting for their reply; for those catching up,
+   * the signal to join the fan-out once it reaches their position.
+   */
+  private passJoining(listening: Listening, position: StreamPosition, json: string): CatchUp | null {
+    let caught: CatchUp | null = null;
+    for (const [session, joining] of listening.joining) {
       if (joining.overflow) continue;
-      if (joining.buffer.length >= this.maxRecoveryBuffer) {
+      if (joining.catchingUp) {
+        const top = joining.top!;
+        if (position.epoch === top.epoch && position.offset < top.offset) continue;
+        caught ??= { before: [], after: [], ended: [] };
+        if (position.epoch !== top.epoch) caught.ended.push(session);
+        else (position.offset === top.offset ? caught.after : caught.before).push(session);
+        listening.joining.delete(session);
+      } else if (joining.buffer.length >= this.maxRecoveryBuffer) {
         joining.overflow = true;
         joining.buffer = [];
         this.stateCounters.recovery_overflows++;
       } else joining.buffer.push({ offset: position.offset, epoch: position.epoch, json });
     }
+    return caught;
+  }
+
+  /**
+   * Subscribers that caught up join the channel's fan-out. Pushes waiting
+   * for this turn are written first: they were meant for the others.
+   */
+  private joinFanout(channel: string, sessions: ChannelSession[]): void {
+    this.flushPending();
+    let state = this.channelStates.get(channel);
+    if (state === undefined)
+      this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
+    for (const session of sessions) {
+      const sub = session.subscriptions.get(channel);
+      if (sub !== undefined) state.subscribers.set(session, sub);
+    }
+  }
+
+  /** A join or leave for the subscribers still catching up (not yet in the fan-out): written directly. */
+  private joinLeaveToCatchingUp(
+    channel: string,
+    listening: Listening,
+    kind: 'join' | 'leave',
+    infoJson: string,
+  ): void {
+    for (const [session, joining] of listening.joining) {
+      if (!joining.catchingUp || session.subscriptions.get(channel)?.joinLeave !== true) continue;
+      const encoding = session.encoding;
+      session.conn
+        .send(encoding.opcode, encoding.join([encoding.push(channel, kind, `{"info":${infoJson}}`)]))
+        .catch(ignore);
+    }
+  }
+
+  /**
+   * A subscriber replied at a position pub/sub has not passed yet: it joins
+   * the fan-out when the publication at that position arrives, or when the
+   * engine's sync marker (sent after the read) comes back, whichever is first;
+   * without a marker (a failure, a timeout) it is unsubscribed with 2500.
+   */
+  private catchUp(channel: string, listening: Listening, session: ChannelSession, joining: Joining): void {
+    joining.catchingUp = true;
+    joining.buffer = [];
+    const engine = this.engine;
+    if (engine.sync === undefined) {
+      listening.joining.delete(session);
+      this.joinFanout(channel, [session]);
+      return;
+    }
+    const waiter = { session, joining };
+    if (listening.syncWaiters !== null) {
+      listening.syncWaiters.push(waiter);
+      return;
+    }
+    const waiters = [waiter];
+    listening.syncWaiters = waiters;
+    // One marker for every subscribe that replied in this turn (their reads all came before it).
+    queueMicrotask(() => {
+      listening.syncWaiters = null;
+      const settle = (synced: boolean): void => {
+        for (const w of waiters) {
+          if (listening.joining.get(w.session) !== w.joining) continue;
+          listening.joining.delete(w.session);
+          if (synced && this.listening.get(channel) === listening) this.joinFanout(channel, [w.session]);
+          else {
+            this.stateCounters.forced_resubscribes++;
+            this.endSubscription(w.session, channel, Unsubscribes.INSUFFICIENT_STATE);
+          }
+        }
+      };
+      engine.sync!(channel).then(
+        () => settle(true),
+        () => settle(false),
+      );
+    });
   }
 
   /** RoomSink: a room got local interest; a shared engine starts sending its publications here. */
@@ -463,6 +592,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
       epoch: null,
       offset: 0,
       joining: new Map(),
+      syncWaiters: null,
     };
     listening.ready = (this.engine.listen?.(room) ?? Promise.resolve()).catch((error: unknown) => {
       // Tried again by the next subscribe (a fresh listen once this one is dropped).
@@ -765,7 +895,7 @@ export class ChannelNode implements ChannelApi, RoomSink {
   ): Promise<string> {
     const { options } = grant;
     const listening = this.listening.get(channel);
-    const joining: Joining = { buffer: [], overflow: false, top: null };
+    const joining: Joining = { buffer: [], overflow: false, top: null, catchingUp: false };
     listening?.joining.set(session, joining);
     const anonymous = session.user === '';
     const recoverable = recoveryEnabled(options, request.recoverable === true, anonymous);
@@ -860,14 +990,12 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const ttl = this.armSubscriptionExpiry(session, sub, grant.exp);
     if (ttl !== undefined) fields.unshift('"expires":true', `"ttl":${ttl}`);
     session.subscriptions.set(channel, sub);
+    // Pushes already waiting go to the subscribers that were there (this one recovered them).
+    if (joining === null && this.shared) this.flushPending();
     let state = this.channelStates.get(channel);
     if (state === undefined)
       this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
-    if (joining === null) {
-      // Pushes already waiting go to the subscribers that were there (this one recovered them).
-      if (this.shared) this.flushPending();
-      state.subscribers.set(session, sub);
-    }
+    if (joining === null) state.subscribers.set(session, sub);
     this.subscriptionCount++;
     return `{${fields.join(',')}}`;
   }
@@ -883,16 +1011,13 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const listening = this.listening.get(channel);
     const joining = listening?.joining.get(session);
     if (listening !== undefined && joining !== undefined) {
-      listening.joining.delete(session);
-      const sub = session.subscriptions.get(channel);
-      if (sub === undefined) return;
-      let state = this.channelStates.get(channel);
-      if (state === undefined)
-        this.channelStates.set(channel, (state = { name: channel, subscribers: new Map(), pending: null }));
-      // Pushes waiting for this turn were buffered for this subscriber too.
-      this.flushPending();
+      if (session.subscriptions.get(channel) === undefined) {
+        listening.joining.delete(session);
+        return;
+      }
       const lines = joining.overflow ? null : mergeBuffered(joining);
       if (lines === null) {
+        listening.joining.delete(session);
         if (!joining.overflow) this.stateCounters.gaps++;
         this.stateCounters.forced_resubscribes++;
         this.endSubscription(session, channel, Unsubscribes.INSUFFICIENT_STATE);
@@ -903,7 +1028,14 @@ export class ChannelNode implements ChannelApi, RoomSink {
         const pushes = lines.map((json) => encoding.push(channel, 'pub', json));
         session.conn.send(encoding.opcode, encoding.join(pushes)).catch(ignore);
       }
-      state.subscribers.set(session, sub);
+      const top = joining.top;
+      // Nothing at or before the position can still come: no position, an empty stream, or pub/sub past it.
+      const passed =
+        top === null || top.offset === 0 || (listening.epoch === top.epoch && listening.offset >= top.offset);
+      if (passed) {
+        listening.joining.delete(session);
+        this.joinFanout(channel, [session]);
+      } else this.catchUp(channel, listening, session, joining);
     }
     this.announceJoin(session, channel);
   }
@@ -1005,7 +1137,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     sub.expiry?.cancel();
     this.subscriptionCount--;
     const listening = this.listening.get(channel);
-    const wasJoining = listening?.joining.delete(session) === true;
+    const joining = listening?.joining.get(session);
+    if (joining !== undefined) listening!.joining.delete(session);
+    // A subscriber catching up was announced already; one still waiting for its reply was not.
+    const wasJoining = joining !== undefined && !joining.catchingUp;
     const state = this.channelStates.get(channel);
     if (state !== undefined) {
       state.subscribers.delete(session);

@@ -77,19 +77,26 @@ export type StateMessage =
       /** What raw `/ws` members receive: the original text when it differs from dataJson, else null. */
       raw: string | null;
     }
-  | { kind: 'join' | 'leave'; infoJson: string };
+  | { kind: 'join' | 'leave'; infoJson: string }
+  /** A node's sync marker: every publication stored before it has passed. */
+  | { kind: 'sync'; token: string };
 
 /**
  * Decodes a pub/sub message. The publish script writes
  * `p <offset> <epoch> <rawBytes> <dataBytes>\n<raw><data><tail>` (lengths in
  * UTF-8 bytes; rawBytes 0: raw members get the data); join and leave are
- * `j\n<info>` and `l\n<info>`. Returns null for anything malformed.
+ * `j\n<info>` and `l\n<info>`; a sync marker is `s <token>\n`. Returns null
+ * for anything malformed.
  */
 export function decodeStateMessage(message: Buffer): StateMessage | null {
   const newline = message.indexOf(0x0a);
   if (newline < 1 || newline > 200) return null;
   const head = message.toString('latin1', 0, newline).split(' ');
   const body = newline + 1;
+  if (head[0] === 's') {
+    if (head.length !== 2 || head[1] === '' || body !== message.length) return null;
+    return { kind: 'sync', token: head[1]! };
+  }
   if (head[0] === 'j' || head[0] === 'l') {
     if (head.length !== 1) return null;
     return { kind: head[0] === 'j' ? 'join' : 'leave', infoJson: message.toString('utf8', body) };
@@ -116,6 +123,11 @@ export function decodeStateMessage(message: Buffer): StateMessage | null {
 /** A join or leave message (`j\n<info>` / `l\n<info>`). */
 export function encodeJoinLeave(kind: 'join' | 'leave', infoJson: string): string {
   return `${kind === 'join' ? 'j' : 'l'}\n${infoJson}`;
+}
+
+/** A sync marker carrying `token` (no spaces or newlines). */
+export function encodeSync(token: string): string {
+  return `s ${token}\n`;
 }
 
 /** The publication JSON a subscriber gets: `{"data":…,"offset":N…}`, as the in-memory history builds it. */

@@ -18,7 +18,7 @@ import { HttpRejection, refusal, sendRejection } from '../http/rejections.ts';
 import type { WshubServer } from '../server/server.ts';
 import { parseClientMessage, type ChatMessage, type PresenceMessage } from './chat.ts';
 import { isStaticPath, serveStatic } from './static-files.ts';
-import { handleTokenRequest } from './token-endpoint.ts';
+import { handleTokenRequest, type TokenEndpointOptions } from './token-endpoint.ts';
 
 /** Where the page asks for its token. */
 export const DEMO_TOKEN_PATH = '/demo/token';
@@ -102,7 +102,7 @@ export function createDemo(options: DemoOptions): Demo {
   for (const [key, value] of Object.entries({ tokenTtlSeconds, channelTokenTtlSeconds })) {
     if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${key} must be a positive number`);
   }
-  const endpoint = {
+  const endpoint: TokenEndpointOptions = {
     secret: options.secret,
     roomPasswords: options.roomPasswords,
     tokenTtlSeconds,
@@ -182,6 +182,8 @@ export function createDemo(options: DemoOptions): Demo {
     },
     bind(server) {
       hub = server.hub;
+      // Guesses through the token endpoint count against the same lockout as upgrades.
+      endpoint.passwordAttempt = (request, room) => server.roomPasswordAttempt(request, room);
     },
   };
 }

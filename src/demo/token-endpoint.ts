@@ -42,6 +42,18 @@ export interface TokenEndpointOptions {
   tokenTtlSeconds: number;
   /** Lifetime of channel connection tokens, in seconds (short, so the SDK refreshes them). */
   channelTokenTtlSeconds: number;
+  /**
+   * The server's room-password lockout (WshubServer.roomPasswordAttempt), so
+   * guessing through this endpoint is limited as through upgrades; absent
+   * before the demo is bound to a server.
+   */
+  passwordAttempt?: (request: IncomingMessage, room: string) => PasswordAttempt;
+}
+
+/** One room-password attempt under the lockout: seconds still locked (0: may try), and its outcome. */
+export interface PasswordAttempt {
+  lockedFor: number;
+  record(accepted: boolean): void;
 }
 
 /** A refused token request: a row of the rejection table, with a message that may say more. */
@@ -49,10 +61,10 @@ export class TokenRequestError extends WshubError {
   readonly status: number;
   readonly rejection: Rejection;
 
-  constructor(kind: RejectionKind, message: string = kind.message) {
+  constructor(kind: RejectionKind, message: string = kind.message, headers?: Record<string, string>) {
     super(kind.code, message);
     this.status = kind.status;
-    this.rejection = refusal(kind, message);
+    this.rejection = refusal(kind, message, headers);
   }
 }
 
@@ -115,13 +127,15 @@ export function parseTokenRequest(body: unknown): TokenRequest {
  * Issues the token a request asks for. For a room: checks the room password
  * (when the room has one) and resolves with `{ token, room }`, or rejects
  * with TokenRequestError 403 `ROOM_PASSWORD_REQUIRED` (no password given)
- * or `ROOM_PASSWORD_INVALID`. Without a room: resolves with `{ token }`, a
+ * or `ROOM_PASSWORD_INVALID`, or 429 `WEBSOCKET_ROOM_LOCKED` with `Retry-After`
+ * while `attempt` (the server's lockout for this client and room) says so. Without a room: resolves with `{ token }`, a
  * channel connection token; with `refresh`, one for the same user and name,
  * or TokenRequestError 403 when the previous token is not one of ours.
  */
 export async function issueToken(
   request: TokenRequest,
   options: TokenEndpointOptions,
+  attempt?: (room: string) => PasswordAttempt,
 ): Promise<{ token: string; room?: string }> {
   if (request.room === undefined) return issueChannelToken(request, options);
   const claims: Record<string, unknown> = { sub: randomUUID(), name: request.name };
@@ -129,9 +143,15 @@ export async function issueToken(
     if (request.password === undefined || request.password === '') {
       throw new TokenRequestError(HttpRejection.ROOM_PASSWORD_REQUIRED);
     }
-    if (!(await options.roomPasswords.verify(request.room, request.password))) {
-      throw new TokenRequestError(HttpRejection.ROOM_PASSWORD_INVALID);
+    const gate = attempt?.(request.room);
+    if (gate !== undefined && gate.lockedFor > 0) {
+      throw new TokenRequestError(HttpRejection.ROOM_LOCKED, undefined, {
+        'Retry-After': String(gate.lockedFor),
+      });
     }
+    const accepted = await options.roomPasswords.verify(request.room, request.password);
+    gate?.record(accepted);
+    if (!accepted) throw new TokenRequestError(HttpRejection.ROOM_PASSWORD_INVALID);
     claims.rooms = [request.room];
   }
   const token = await signHS256(claims, options.secret, { expiresInSeconds: options.tokenTtlSeconds });
@@ -195,7 +215,10 @@ export async function handleTokenRequest(
     } catch {
       throw new TokenRequestError(HttpRejection.INVALID_JSON);
     }
-    sendJson(response, 200, await issueToken(parseTokenRequest(body), options));
+    const passwordAttempt = options.passwordAttempt;
+    const attempt =
+      passwordAttempt === undefined ? undefined : (room: string) => passwordAttempt(request, room);
+    sendJson(response, 200, await issueToken(parseTokenRequest(body), options, attempt));
   } catch (error) {
     if (error instanceof TokenRequestError) {
       const extra: Record<string, string> = { ...securityHeaders(), 'Cache-Control': 'no-store' };

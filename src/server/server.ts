@@ -54,6 +54,7 @@ import { sanitizeForLogging, validateTextMessage, type TextValidationOptions } f
 import { ExpiryTimer } from '../auth/expiry-timer.ts';
 import { AddressLimits, UserConnectionLimit, type ClientLimitMetrics } from '../upgrade/client-limits.ts';
 import { PasswordLockout, type PasswordLockoutMetrics } from '../auth/password-lockout.ts';
+import { addressKey } from '../http/address.ts';
 import { ClientAddressResolver } from '../http/trusted-proxy.ts';
 import { buildTokenAuthenticator } from '../auth/token-keys.ts';
 import {
@@ -412,6 +413,29 @@ export class WshubServer {
     } catch (error) {
       failed(error);
     }
+  }
+
+  /**
+   * The room-password lockout for a password checked outside an upgrade
+   * (an application's own endpoint, such as the demo's token endpoint): the
+   * same client address (trusted proxies honoured), the same exemptions and
+   * the same table as upgrades. `lockedFor` is the number of seconds the
+   * client must wait (0: it may try); `record` counts the outcome.
+   */
+  roomPasswordAttempt(
+    request: IncomingMessage,
+    room: string,
+  ): { lockedFor: number; record(accepted: boolean): void } {
+    const client = this.clients.resolve(request.socket.remoteAddress, request.headers);
+    const lockout = this.passwordLockout;
+    const key = lockout.enabled && !this.addressLimits.isExempt(client) ? addressKey(client) : undefined;
+    return {
+      lockedFor: key === undefined ? 0 : lockout.lockedFor(key, room),
+      record(accepted) {
+        if (!accepted) lockout.fail(key, room);
+        else if (key !== undefined) lockout.succeed(key, room);
+      },
+    };
   }
 
   /**

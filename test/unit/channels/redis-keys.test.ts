@@ -10,6 +10,7 @@ import {
   checkKeyPrefix,
   decodeStateMessage,
   encodeJoinLeave,
+  encodeSync,
   hashTag,
 } from '../../../src/channels/redis-keys.ts';
 
@@ -126,6 +127,10 @@ describe('redis engine keys', () => {
       kind: 'leave',
       infoJson: '{"user":"u"}',
     });
+    assert.deepEqual(decodeStateMessage(Buffer.from(encodeSync('a1b2.7'))), {
+      kind: 'sync',
+      token: 'a1b2.7',
+    });
     for (const bad of [
       '',
       'p 1 e 0 2',
@@ -136,6 +141,10 @@ describe('redis engine keys', () => {
       'p 1  0 2\n{}',
       'q\n{}',
       'j x\n{}',
+      's\n',
+      's \n',
+      's a b\n',
+      's a\nmore',
       `p ${'9'.repeat(300)}\n{}`,
     ])
       assert.equal(decodeStateMessage(Buffer.from(bad)), null, JSON.stringify(bad));

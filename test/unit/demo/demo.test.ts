@@ -473,3 +473,63 @@ describe('channels of the demo', () => {
     await raw.closed;
   });
 });
+
+describe('POST /demo/token under the room-password lockout', () => {
+  let lockedServer: Server;
+  let lockedWs: WshubServer;
+  let url: string;
+
+  before(async () => {
+    const roomPasswords = new RoomPasswords({ iterations: 1000 });
+    await roomPasswords.setRoomPassword('vault', 'Secret123');
+    const demo = createDemo({ secret, roomPasswords });
+    // Loopback is exempt by default; here it is not, so the lockout applies to this test's client.
+    lockedWs = createWshub({
+      secret,
+      ...demo.config,
+      limitExempt: [],
+      passwordLockout: 3,
+      passwordLockoutMs: 700,
+    });
+    demo.bind(lockedWs);
+    lockedServer = lockedWs.createServer((req, res) => {
+      if (!demo.handleRequest(req, res)) res.writeHead(404).end();
+    });
+    lockedServer.listen(0, '127.0.0.1');
+    await once(lockedServer, 'listening');
+    url = `http://127.0.0.1:${(lockedServer.address() as AddressInfo).port}/demo/token`;
+  });
+
+  after(async () => {
+    await lockedWs.shutdown({ timeout: 1000 });
+    lockedServer.closeAllConnections();
+    lockedServer.close();
+  });
+
+  const ask = async (password: string) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Eve', room: 'vault', password }),
+    });
+    const json = (await response.json()) as Record<string, unknown>;
+    return {
+      status: response.status,
+      code: errorCode(json),
+      retryAfter: response.headers.get('retry-after'),
+    };
+  };
+
+  test('wrong guesses lock the client out of the room for a while, even with the right password', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await ask(`guess${i}`)).code, 'ROOM_PASSWORD_INVALID');
+    const locked = await ask('Secret123');
+    assert.deepEqual([locked.status, locked.code], [429, 'WEBSOCKET_ROOM_LOCKED']);
+    assert.equal(locked.retryAfter, '1');
+    const m = lockedWs.metrics() as unknown as Record<string, number>;
+    assert.equal(m.room_password_failures, 3);
+    assert.equal(m.room_password_lockouts, 1);
+    assert.ok(m.room_password_locked_refusals >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    assert.equal((await ask('Secret123')).status, 200);
+  });
+});

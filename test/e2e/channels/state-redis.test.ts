@@ -202,13 +202,16 @@ function stateTests(backend: () => Backend): void {
     assert.ok(!/^wshub_history_streams /m.test(text), 'no in-memory engine figures with the Redis engine');
   });
 
-  it('recovery on another node while publications keep coming: no gap, no duplicate', async () => {
-    const a = await node();
-    const b = await node();
-    await a.ws.channels!.publish('busy', { n: 0 });
-    const start = await a.ws.channels!.history('busy');
-    // Connected first: the race is between the subscribe and the publications. Paced so that the
-    // history (100) still holds everything since the position when the subscribe reads it.
+  /**
+   * A client connected to `b` subscribes to `channel` from a position while
+   * `a` keeps publishing (paced, so the history of 100 still holds all since
+   * the position when the subscribe reads it), for `racingMs` after the
+   * reply: it must recover and then get every later offset exactly once.
+   */
+  async function recoverWhilePublishing(a: RunningHub, b: RunningHub, channel: string, racingMs: number) {
+    await a.ws.channels!.publish(channel, { n: 0 });
+    const start = await a.ws.channels!.history(channel);
+    // Connected first: the race is between the subscribe and the publications.
     const client = sdkClient(b, { token: await connectionToken('racer') });
     await connected(client);
     let n = 0;
@@ -216,27 +219,30 @@ function stateTests(backend: () => Backend): void {
     const publisher = (async () => {
       while (publishing) {
         n++;
-        await a.ws.channels!.publish('busy', { n });
+        await a.ws.channels!.publish(channel, { n });
         await pause(2);
       }
     })();
     await pause(30);
-    const sub = client.newSubscription('busy', { since: { offset: start.offset, epoch: start.epoch } });
+    const sub = client.newSubscription(channel, { since: { offset: start.offset, epoch: start.epoch } });
     const pubs = record<Pub>(sub, 'publication');
     const ctx = nextEvent<{ recovered: boolean }>(sub, 'subscribed');
     sub.subscribe();
     assert.equal((await ctx).recovered, true);
-    await pause(100);
+    await pause(racingMs);
     publishing = false;
     await publisher;
     const last = start.offset + n;
     await until(() => (pubs.at(-1)?.offset ?? 0) >= last);
-    const offsets = pubs.map((p) => p.offset!);
     assert.deepEqual(
-      offsets,
+      pubs.map((p) => p.offset!),
       Array.from({ length: last - start.offset }, (_, i) => start.offset + 1 + i),
       'every offset after the position exactly once, in order',
     );
+  }
+
+  it('recovery on another node while publications keep coming: no gap, no duplicate', async () => {
+    await recoverWhilePublishing(await node(), await node(), 'busy', 100);
   });
 
   it('pub/sub behind the read: publications up to the reply position are not delivered again', async (t) => {
@@ -253,36 +259,7 @@ function stateTests(backend: () => Backend): void {
     t.after(() => proxy.stop());
     const a = await node();
     const b = await node(60_000, `redis://127.0.0.1:${proxy.port}`);
-    await a.ws.channels!.publish('lagging', { n: 0 });
-    const start = await a.ws.channels!.history('lagging');
-    const client = sdkClient(b, { token: await connectionToken('laggard') });
-    await connected(client);
-    let n = 0;
-    let publishing = true;
-    const publisher = (async () => {
-      while (publishing) {
-        n++;
-        await a.ws.channels!.publish('lagging', { n });
-        await pause(2);
-      }
-    })();
-    await pause(50);
-    const sub = client.newSubscription('lagging', { since: { offset: start.offset, epoch: start.epoch } });
-    const pubs = record<Pub>(sub, 'publication');
-    const ctx = nextEvent<{ recovered: boolean }>(sub, 'subscribed');
-    sub.subscribe();
-    assert.equal((await ctx).recovered, true);
-    await pause(400);
-    publishing = false;
-    await publisher;
-    const last = start.offset + n;
-    await until(() => (pubs.at(-1)?.offset ?? 0) >= last);
-    const offsets = pubs.map((p) => p.offset!);
-    assert.deepEqual(
-      offsets,
-      Array.from({ length: last - start.offset }, (_, i) => start.offset + 1 + i),
-      'every offset after the position exactly once, in order',
-    );
+    await recoverWhilePublishing(a, b, 'lagging', 400);
   });
 
   it('Redis restarted without persistence: a client coming back gets recovered: false', async (t) => {

@@ -113,6 +113,10 @@ export interface HandshakeRow {
   p99Ms: Summary;
   failures: Summary;
   generatorLimited: boolean;
+  /** JWT rows: distinct tokens handed out one per connection (absent in results written before the pool). */
+  distinctTokens?: number;
+  /** JWT rows: the most connections of one run that got a token already used in that run. */
+  tokenReuses?: number;
 }
 
 /** A fan-out run where some subscribers stop reading, against the same run without them. */

@@ -38,6 +38,7 @@ import { renderStormTables, runStormScenario } from './scenarios/storm.ts';
 import { runWorkersScenario } from './scenarios/workers.ts';
 import { renderWorkersTables } from './scenarios/workers-report.ts';
 import { runGeneratorScenario } from './scenarios/generator.ts';
+import { handshakeCostSection } from './report/handshake-cost.ts';
 
 /** Every target, in report order; bare-net only takes part in idle memory. */
 export const ALL_TARGETS = [
@@ -252,6 +253,12 @@ async function main(): Promise<void> {
       `${renderTables(results)}\n\n### Verdict against the targets\n\n${renderVerdicts(results)}\n\n`,
     );
   }
+  const costSection = handshakeCostSection(results);
+  if (costSection !== '') {
+    process.stdout.write(
+      `${await prettierMarkdown(`### Handshakes: upgrade cost against the seed and uWebSockets.js\n\n${costSection}\n`)}\n`,
+    );
+  }
   const channelSection = renderChannelSection(results);
   if (channelSection !== '') process.stdout.write(`${channelSection}\n`);
   const clusterSection = renderClusterSection(results);
@@ -273,6 +280,22 @@ async function main(): Promise<void> {
       process.stdout.write('updated docs/BENCHMARKS.md and docs/bench-fanout.svg\n');
     else if (channelSection !== '' || clusterSection !== '')
       process.stdout.write('updated the channel sections of docs/BENCHMARKS.md\n');
+  }
+}
+
+/**
+ * Formats markdown as the repository's prettier check wants it (aligned
+ * tables), so a printed section can be pasted into docs/ as it is; the
+ * text unchanged when prettier cannot be loaded.
+ */
+async function prettierMarkdown(markdown: string): Promise<string> {
+  try {
+    const prettier = await import('prettier');
+    const config =
+      (await prettier.resolveConfig(join(dirname(RESULTS_DIR), '..', 'docs', 'BENCHMARKS.md'))) ?? {};
+    return await prettier.format(markdown, { ...config, parser: 'markdown' });
+  } catch {
+    return markdown;
   }
 }
 

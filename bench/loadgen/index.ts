@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Histogram } from './histogram.ts';
 import { coreBusySeconds } from '../peer-process.ts';
-import type { FromWorker, ToWorker, WorkerResult, WorkerRoom } from './messages.ts';
+import type { FromWorker, HeaderPool, ToWorker, WorkerResult, WorkerRoom } from './messages.ts';
+
+export type { HeaderPool } from './messages.ts';
 
 export interface Target {
   host: string;
@@ -98,6 +100,14 @@ export interface HandshakeSpec {
   target: Target;
   concurrency: number;
   durationMs: number;
+  /**
+   * One header whose value changes per connection (a different bearer token
+   * each, so no cache of verified tokens helps). The values are dealt out
+   * to the workers without overlap; each worker takes its own in turn and
+   * starts over only when it has used them all (counted in `headerReuses`).
+   * Sent after `target.headers`.
+   */
+  headerPool?: HeaderPool;
   workers?: number;
   cpuList?: string;
 }
@@ -108,6 +118,8 @@ export interface HandshakeResult {
   perSec: number;
   latencyMs: { p50: number; p99: number; max: number };
   generatorCpu: GeneratorCpu;
+  /** Connections that got a header pool value already used in this run (0 without a pool). */
+  headerReuses: number;
 }
 
 export interface IdleSpec {
@@ -510,6 +522,7 @@ export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResul
     spec.workers ?? defaultWorkers(spec.concurrency, spec.cpuList),
   );
   const shares = splitEvenly(spec.concurrency, workerCount);
+  const pools = dealPool(spec.headerPool, workerCount);
   const workers = shares.map(() => new Worker(spec.cpuList));
   try {
     workers.forEach((w, i) =>
@@ -519,6 +532,7 @@ export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResul
         worker: i,
         concurrency: shares[i]!,
         durationMs: spec.durationMs,
+        ...(pools ? { headerPool: pools[i]! } : {}),
       }),
     );
     const replies = await Promise.all(workers.map((w) => w.next('handshakes')));
@@ -527,12 +541,14 @@ export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResul
     let failures = 0;
     let cpuUs = 0;
     let elapsedMs = 0;
+    let headerReuses = 0;
     for (const r of replies) {
       histogram.merge(r.histogram, r.maxUs);
       upgrades += r.upgrades;
       failures += r.failures;
       cpuUs += r.cpuUs;
       elapsedMs = Math.max(elapsedMs, r.elapsedMs);
+      headerReuses += r.headerReuses;
     }
     return {
       upgrades,
@@ -544,10 +560,25 @@ export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResul
         max: ms(histogram.maxUs),
       },
       generatorCpu: cpuResult(cpuUs, elapsedMs, generatorCores(workerCount, spec.cpuList)),
+      headerReuses,
     };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
+}
+
+/**
+ * Deals a header pool out to `workers` without overlap (value j to worker
+ * j mod workers); undefined without a pool. Throws for an empty pool or one
+ * with fewer values than workers.
+ */
+export function dealPool(pool: HeaderPool | undefined, workers: number): HeaderPool[] | undefined {
+  if (pool === undefined) return undefined;
+  if (pool.values.length < workers)
+    throw new Error(`the header pool has ${pool.values.length} values for ${workers} workers`);
+  const shares: HeaderPool[] = Array.from({ length: workers }, () => ({ name: pool.name, values: [] }));
+  pool.values.forEach((value, j) => shares[j % workers]!.values.push(value));
+  return shares;
 }
 
 /** Opens `connections` idle connections (spread over source addresses and worker processes), resolves once all are open; release() closes them all. */

@@ -27,7 +27,15 @@ export type ToWorker =
       countAll?: boolean;
     }
   | { type: 'idle'; target: Target; worker: number; connections: number }
-  | { type: 'handshake'; target: Target; worker: number; concurrency: number; durationMs: number }
+  | {
+      type: 'handshake';
+      target: Target;
+      worker: number;
+      concurrency: number;
+      durationMs: number;
+      /** This worker's share of the header pool: one value per connection, in turn. */
+      headerPool?: HeaderPool;
+    }
   | { type: 'start'; startAt: number; winStart: number; winEnd: number }
   | { type: 'poll' }
   | { type: 'drain' }
@@ -72,5 +80,14 @@ export type FromWorker =
       maxUs: number;
       cpuUs: number;
       elapsedMs: number;
+      /** Connections that got a pool value an earlier connection of this worker had already used. */
+      headerReuses: number;
     }
   | { type: 'released' };
+
+/** Values of one request header, one per connection (e.g. a different bearer token each). */
+export interface HeaderPool {
+  /** The header's name, e.g. `Authorization`. */
+  name: string;
+  values: string[];
+}

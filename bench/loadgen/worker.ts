@@ -49,7 +49,7 @@ import {
   subscribeFrame,
 } from './channel-frames.ts';
 import { HttpPublisher } from './http-publisher.ts';
-import type { FromWorker, ToWorker, WorkerRoom } from './messages.ts';
+import type { FromWorker, HeaderPool, ToWorker, WorkerRoom } from './messages.ts';
 import type { Target } from './index.ts';
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -501,10 +501,25 @@ async function setupIdle(target: Target, count: number): Promise<void> {
 
 // ---- handshakes -----------------------------------------------------------------
 
-function runHandshakes(target: Target, concurrency: number, durationMs: number): void {
+function runHandshakes(
+  target: Target,
+  concurrency: number,
+  durationMs: number,
+  pool: HeaderPool | undefined,
+): void {
   const hist = new Histogram();
   let upgrades = 0;
   let failures = 0;
+  // One pool value per connection, in turn; a value used a second time is counted.
+  let poolCursor = 0;
+  let headerReuses = 0;
+  const headersOf = (): Record<string, string> | undefined => {
+    if (pool === undefined) return target.headers;
+    const n = pool.values.length;
+    if (poolCursor >= n) headerReuses++;
+    const value = pool.values[poolCursor++ % n]!;
+    return { ...target.headers, [pool.name]: value };
+  };
   let running = concurrency;
   const t0 = performance.now();
   const deadline = t0 + durationMs;
@@ -524,6 +539,7 @@ function runHandshakes(target: Target, concurrency: number, durationMs: number):
       maxUs: hist.maxUs,
       cpuUs: used.user + used.system,
       elapsedMs: performance.now() - t0,
+      headerReuses,
     });
   };
 
@@ -569,7 +585,7 @@ function runHandshakes(target: Target, concurrency: number, durationMs: number):
       if (!upgraded) failures++;
       once();
     });
-    socket.write(upgradeRequest(target.host, target.port, path, target.headers));
+    socket.write(upgradeRequest(target.host, target.port, path, headersOf()));
   };
   for (let i = 0; i < concurrency; i++) once();
 }
@@ -597,7 +613,7 @@ process.on('message', (message: ToWorker) => {
       break;
     case 'handshake':
       workerIndex = message.worker;
-      runHandshakes(message.target, message.concurrency, message.durationMs);
+      runHandshakes(message.target, message.concurrency, message.durationMs, message.headerPool);
       break;
     case 'start':
       start(message.startAt, message.winStart, message.winEnd);

@@ -6,6 +6,7 @@
 import type { BenchResults, FanoutCell } from '../results.ts';
 import { formatBytes, formatNumber, formatRatio } from '../summary.ts';
 import { countersExact, payloadLabel, ratioOf } from './markdown.ts';
+import { handshakeCostVerdict } from './handshake-cost.ts';
 
 /** One judged target: met, not met, or not measured (null). */
 export interface Verdict {
@@ -159,6 +160,7 @@ export function verdicts(results: BenchResults): Verdict[] {
     latencyVerdict(results),
     idleVerdict(results),
     handshakeVerdict(results),
+    handshakeCostVerdict(results),
     slowVerdict(results),
   ];
 }

@@ -5,6 +5,13 @@
  * upgrades/s, upgrades per server CPU-second, handshake latency p99.
  * The server's CPU is read from /proc around the whole run; connectors do
  * nothing else, so there is no setup phase to exclude.
+ *
+ * In the JWT variant every connection presents a different token: a pool
+ * of TOKEN_POOL_SIZE distinct tokens (each its own `sub`) is signed before
+ * any peer starts, so signing is not measured, and the generator hands them
+ * out one per connection. A token comes back only after every other one
+ * of its worker's share was used (counted and logged as reuses), far more
+ * connections apart than any cache of verified tokens holds.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -17,14 +24,22 @@ import { summarize } from '../summary.ts';
 import { repeat, targetOf, withPeer, type ScenarioContext } from './context.ts';
 
 const CONCURRENCY = 64;
+/** Distinct tokens of the JWT variant. */
+export const TOKEN_POOL_SIZE = 20_000;
 
-/** Signs a bearer token valid for an hour with `secret` (HS256). */
-async function signToken(secret: Buffer): Promise<string> {
-  return new SignJWT({ sub: 'bench' })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .sign(secret);
+/** Signs `count` distinct bearer tokens (`sub` user-0 … user-N), valid for an hour, with `secret` (HS256). */
+export async function signTokenPool(secret: Buffer, count: number): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i++) {
+    tokens.push(
+      await new SignJWT({ sub: `user-${i}` })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(secret),
+    );
+  }
+  return tokens;
 }
 
 /** Runs the handshake scenario for every selected target (bare-net excluded). */
@@ -35,7 +50,12 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
   const secret = Buffer.from(randomBytes(32).toString('hex'));
   const secretFile = join(dir, 'jwt-secret');
   writeFileSync(secretFile, secret, { mode: 0o600 });
-  const token = await signToken(secret);
+  const signStart = performance.now();
+  const tokens = await signTokenPool(secret, ctx.quick ? TOKEN_POOL_SIZE / 4 : TOKEN_POOL_SIZE);
+  const bearers = tokens.map((t) => `Bearer ${t}`);
+  ctx.log(
+    `handshakes: ${tokens.length} distinct tokens signed in ${((performance.now() - signStart) / 1000).toFixed(1)} s`,
+  );
   const rows: HandshakeRow[] = [];
   try {
     for (const jwt of [false, true]) {
@@ -48,14 +68,16 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
           const runs = await repeat(ctx.runs, async () => {
             const cpuBefore = peer.cpuSeconds();
             const result = await runHandshakes({
-              target: targetOf(peer, jwt ? { Authorization: `Bearer ${token}` } : undefined),
+              target: targetOf(peer),
               concurrency: CONCURRENCY,
               durationMs,
+              ...(jwt ? { headerPool: { name: 'Authorization', values: bearers } } : {}),
               ...(ctx.generatorCpuList ? { cpuList: ctx.generatorCpuList } : {}),
             });
             const cpuSec = peer.cpuSeconds() - cpuBefore;
             ctx.log(
-              `    ${Math.round(result.perSec)} upgrades/s, ${result.failures} failures, p99 ${result.latencyMs.p99.toFixed(1)} ms, server CPU ${cpuSec.toFixed(2)} s`,
+              `    ${Math.round(result.perSec)} upgrades/s, ${result.failures} failures, p99 ${result.latencyMs.p99.toFixed(1)} ms, server CPU ${cpuSec.toFixed(2)} s` +
+                (jwt ? `, ${result.headerReuses} token reuses` : ''),
             );
             return { result, cpuSec };
           });
@@ -68,6 +90,12 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
             p99Ms: summarize(runs.map((r) => r.result.latencyMs.p99)),
             failures: summarize(runs.map((r) => r.result.failures)),
             generatorLimited: runs.some((r) => r.result.generatorCpu.limited),
+            ...(jwt
+              ? {
+                  distinctTokens: tokens.length,
+                  tokenReuses: Math.max(...runs.map((r) => r.result.headerReuses)),
+                }
+              : {}),
           };
           return out;
         });

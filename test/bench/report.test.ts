@@ -8,6 +8,7 @@ import type { BenchResults, FanoutCell } from '../../bench/results.ts';
 import { END_MARKER, START_MARKER, renderSection, replaceSection } from '../../bench/report/document.ts';
 import { fanoutSvg } from '../../bench/report/svg.ts';
 import { verdicts } from '../../bench/report/verdict.ts';
+import { handshakeCostSection, handshakeCostVerdict } from '../../bench/report/handshake-cost.ts';
 import { writeReport } from '../../bench/report.ts';
 import { plateau } from '../../bench/scenarios/slow-consumers.ts';
 
@@ -168,6 +169,50 @@ describe('report', () => {
     const again = new Map(verdicts(better).map((v) => [v.target.split(':')[0], v]));
     assert.equal(again.get('Idle memory')?.met, false);
     assert.equal(again.get('Fan-out')?.met, null);
+  });
+
+  test('upgrade cost: judged against 1.3 × the seed and 0.7 × uws of the same run, with and without JWT', () => {
+    const row = (target: string, jwt: boolean, perCpu: number) => ({
+      target,
+      jwt,
+      concurrency: 64,
+      upgradesPerSec: s(5000),
+      upgradesPerCpuSec: s(perCpu),
+      p99Ms: s(20),
+      failures: s(0),
+      generatorLimited: false,
+      ...(jwt ? { distinctTokens: 20_000, tokenReuses: 0 } : {}),
+    });
+    const results = fixture();
+    // 18 k < 20.8 k: one miss decides, whatever is unmeasured.
+    assert.equal(handshakeCostVerdict(results).met, false);
+    assert.match(handshakeCostVerdict(results).detail, /vs 1\.3 × seed = 20\.8 k → not met/);
+
+    results.handshakes = [
+      row('wshub', false, 22_000),
+      row('uws', false, 30_000),
+      row('wshub', true, 21_000),
+      row('uws', true, 25_000),
+    ];
+    const met = handshakeCostVerdict(results);
+    assert.equal(met.met, true, met.detail);
+    assert.match(met.detail, /0\.73× uws/);
+    assert.match(met.detail, /20,000 distinct tokens/);
+
+    results.handshakes[1] = row('uws', false, 40_000); // 22 k / 40 k = 0.55× < 0.7×
+    assert.equal(handshakeCostVerdict(results).met, false);
+    results.handshakes = results.handshakes.filter((r) => r.target === 'wshub');
+    assert.equal(handshakeCostVerdict(results).met, null); // seed met, uws not measured
+
+    const section = handshakeCostSection(results);
+    assert.equal(
+      section.match(/\| seed \(Go; independent measurement, not run\) \| (none|JWT \(HS256\)) \| 16 k \|/g)
+        ?.length,
+      2,
+    );
+    assert.match(section, /\| wshub \| JWT \(HS256\) \| 21 k \|/);
+    assert.match(section, /every connection presents one of 20,000 distinct HS256 tokens/);
+    assert.equal(handshakeCostSection({ ...results, handshakes: [] }), '');
   });
 
   test('replaces only the text between the markers', () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../../../src/errors.ts';
-import { AddressSet, ClientAddressResolver } from '../../../src/http/trusted-proxy.ts';
+import { ADDRESS_SET_MEMO_SIZE, AddressSet, ClientAddressResolver } from '../../../src/http/trusted-proxy.ts';
 
 const xff = (value: string) => ({ 'x-forwarded-for': value });
 
@@ -20,6 +20,26 @@ describe('AddressSet', () => {
     assert.equal(set.has('2001:db9::1'), false);
     assert.equal(set.has('garbage'), false);
     assert.equal(set.has(undefined), false);
+  });
+
+  test('remembered answers stay right while more addresses than the memory holds come and go', () => {
+    const set = new AddressSet(['10.0.0.0/16', '2001:db8::/48'], 'limitExempt');
+    // Three passes over 1.5 × the memory's size: each answer is asked again after the memory was cleared.
+    const count = Math.ceil(ADDRESS_SET_MEMO_SIZE * 1.5);
+    for (let pass = 0; pass < 3; pass++) {
+      for (let i = 0; i < count; i++) {
+        const third = (i >> 8) & 0xff;
+        assert.equal(
+          set.has(`10.${i % 2}.${third}.${i & 0xff}`),
+          i % 2 === 0,
+          `10.${i % 2}.${third}.${i & 0xff}`,
+        );
+        assert.equal(set.has(`2001:db8:${i % 2}::${i.toString(16)}`), i % 2 === 0);
+      }
+    }
+    assert.equal(set.has('10.0.0.1'), true);
+    assert.equal(set.has('::ffff:10.0.0.1'), true);
+    assert.equal(set.has('10.1.0.1'), false);
   });
 
   test('bad ranges are ConfigErrors naming the option', () => {

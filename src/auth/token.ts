@@ -1,20 +1,18 @@
-import { createSecretKey, KeyObject } from 'node:crypto';
-import { CompactSign, compactVerify, errors as joseErrors, type JWTVerifyGetKey } from 'jose';
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import {
+  CompactSign,
+  compactVerify,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { InvalidTokenError, TokenKeysUnavailableError, type InvalidTokenReason } from './errors.ts';
-import { decodeTokenHeader, verifyHs256 } from './hs256.ts';
 import { strongSecret } from './secret.ts';
-import { userFromOwnClaims, type UserInfo } from './user.ts';
+import { userInfoFromClaims, type UserInfo } from './user.ts';
 
 /** Turns a bearer token into a user, or rejects with InvalidTokenError. */
 export interface TokenAuthenticator {
   authenticate(token: string): Promise<UserInfo>;
-  /**
-   * Optional: verifies `token` at once when that needs no waiting, so the
-   * upgrade goes on in the same turn. Returns the user, or null when only
-   * `authenticate` can tell (a key that must be fetched); throws what
-   * `authenticate` would reject with.
-   */
-  authenticateNow?(token: string): UserInfo | null;
 }
 
 /** Optional claim checks of the token authenticators. */
@@ -72,15 +70,13 @@ export class JwtAuthenticator implements TokenAuthenticator {
   readonly #requireExp: boolean;
   readonly #now: () => number;
   /**
-   * Payloads (the JSON text) of tokens whose signature was verified. The
-   * same token string always verifies the same way under a fixed key, so a
-   * reconnect (or a reconnect storm) skips the signature check; the
-   * time-based claims are checked again on every use, on claims parsed
-   * afresh, so no connection shares an object with another. Bounded; the
-   * oldest entries are evicted first. Off for key sets, whose keys may be
-   * withdrawn.
+   * Tokens whose signature was verified, with their claims. The same token
+   * string always verifies the same way under a fixed key, so a reconnect
+   * (or a reconnect storm) skips the signature check; the time-based claims
+   * are checked again on every use. Bounded; the oldest entries are evicted
+   * first. Off for key sets, whose keys may be withdrawn.
    */
-  readonly #verified = new Map<string, string>();
+  readonly #verified = new Map<string, Record<string, unknown>>();
   readonly #cacheSize: number;
 
   constructor(keys: TokenKeyResolver, options: TokenClaimOptions = {}) {
@@ -99,9 +95,19 @@ export class JwtAuthenticator implements TokenAuthenticator {
 
   /** Verifies `token` (format, algorithm, signature, then claims) and returns its user. */
   async authenticate(token: string): Promise<UserInfo> {
-    const started = this.#start(token);
-    if (!('pending' in started)) return started;
-    const { resolved } = started.pending;
+    const cached = this.#verified.get(token);
+    if (cached !== undefined) {
+      this.#checkClaims(cached);
+      return userInfoFromClaims(cached);
+    }
+    checkFormat(token);
+    let header: { alg?: string; kid?: string };
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new InvalidTokenError('token header is malformed', 'malformed');
+    }
+    const resolved = this.#keys.resolve(header);
     let payload: Uint8Array;
     try {
       ({ payload } = await (resolved.key instanceof Function
@@ -110,58 +116,19 @@ export class JwtAuthenticator implements TokenAuthenticator {
     } catch (err) {
       throw fromJoseError(err, resolved.algorithms);
     }
-    return this.#accept(token, payload);
-  }
-
-  /**
-   * Verifies `token` synchronously when its key is an HS256 secret (or the
-   * token was verified before): the user, or null when the token needs
-   * `authenticate` (public keys and key sets, verified through jose).
-   * Throws InvalidTokenError like `authenticate` rejects.
-   */
-  authenticateNow(token: string): UserInfo | null {
-    const started = this.#start(token);
-    return 'pending' in started ? null : started;
-  }
-
-  /**
-   * Everything that needs no waiting: the remembered verdict, the format,
-   * the header and the key; an HS256 secret's signature too. Returns the
-   * user, or the key to verify with through jose.
-   */
-  #start(token: string): UserInfo | { pending: { resolved: ResolvedTokenKey } } {
-    const cached = this.#verified.get(token);
-    if (cached !== undefined) {
-      const claims = JSON.parse(cached) as Record<string, unknown>;
-      this.#checkClaims(claims);
-      return userFromOwnClaims(claims);
-    }
-    checkFormat(token);
-    const header = decodeTokenHeader(token);
-    const resolved = this.#keys.resolve(header);
-    const key = resolved.key;
-    if (key instanceof KeyObject && key.type === 'secret' && resolved.algorithms[0] === ALGORITHM) {
-      return this.#accept(token, verifyHs256(token, header, key));
-    }
-    return { pending: { resolved } };
-  }
-
-  /** A verified payload: its claims checked, remembered, and the user. */
-  #accept(token: string, payload: Uint8Array): UserInfo {
-    const text = decodePayload(payload);
-    const claims = parseClaims(text);
+    const claims = parseClaims(payload);
     this.#checkClaims(claims);
-    this.#remember(token, text);
-    return userFromOwnClaims(claims);
+    this.#remember(token, claims);
+    return userInfoFromClaims(claims);
   }
 
-  #remember(token: string, payload: string): void {
+  #remember(token: string, claims: Record<string, unknown>): void {
     if (this.#cacheSize === 0) return;
     if (this.#verified.size >= this.#cacheSize) {
       const oldest = this.#verified.keys().next().value;
       if (oldest !== undefined) this.#verified.delete(oldest);
     }
-    this.#verified.set(token, payload);
+    this.#verified.set(token, claims);
   }
 
   #checkClaims(claims: Record<string, unknown>): void {
@@ -316,21 +283,10 @@ function fromJoseError(err: unknown, algorithms: readonly string[]): Error {
   return new InvalidTokenError(message, reason);
 }
 
-/** Payloads are UTF-8; anything else is a malformed token. */
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-function decodePayload(payload: Uint8Array): string {
-  try {
-    return strictUtf8.decode(payload);
-  } catch {
-    throw new InvalidTokenError('token payload is not JSON', 'malformed');
-  }
-}
-
-function parseClaims(text: string): Record<string, unknown> {
+function parseClaims(payload: Uint8Array): Record<string, unknown> {
   let claims: unknown;
   try {
-    claims = JSON.parse(text);
+    claims = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
   } catch {
     throw new InvalidTokenError('token payload is not JSON', 'malformed');
   }

@@ -18,21 +18,12 @@ export interface UserInfo {
  * entries of an array `roles` claim, and a copy of all claims.
  */
 export function userInfoFromClaims(claims: Record<string, unknown>): UserInfo {
-  return userFromOwnClaims(copyClaims(claims));
-}
-
-/**
- * Like userInfoFromClaims, for a claims object nobody else holds (just
- * parsed from a token's payload): it becomes the user's `claims` without
- * a copy.
- */
-export function userFromOwnClaims(claims: Record<string, unknown>): UserInfo {
   const user: UserInfo = {
     id: typeof claims.sub === 'string' ? claims.sub : '',
     roles: Array.isArray(claims.roles)
       ? (claims.roles as unknown[]).filter((r): r is string => typeof r === 'string')
       : [],
-    claims,
+    claims: copyClaims(claims),
   };
   if (typeof claims.name === 'string') user.name = claims.name;
   if (typeof claims.email === 'string') user.email = claims.email;

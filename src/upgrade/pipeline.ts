@@ -237,12 +237,6 @@ function authenticate(
       ? invalid(error.reason, error.message)
       : unavailable(request, 'token', error, config);
   try {
-    // An authenticator that can answer at once (an HS256 secret) keeps the upgrade in this turn.
-    const now = authenticator.authenticateNow?.(found.token);
-    if (now !== undefined && now !== null) {
-      config.metrics.successful_auths++;
-      return { user: now, viaProtocol: found.viaProtocol };
-    }
     return authenticator.authenticate(found.token).then((user): Identity => {
       config.metrics.successful_auths++;
       return { user, viaProtocol: found.viaProtocol };

@@ -84,6 +84,10 @@ describe('deflate scenario (quick mode)', () => {
     for (const r of results.fanout) assert.ok(r.wireBytesPerDelivery.median < 1024, r.target);
     assert.equal(results.idle.length, 6);
     for (const r of results.idle) assert.equal(r.connected.median, 1000);
-    assert.match(renderDeflateTables(results), /\| wshub \| 1000 \| offered \|/);
+    // Heap figures come from the peers' own `stats gc` answers.
+    for (const r of results.idle) assert.ok((r.heapPerConnBytes?.median ?? 0) > 0, r.target);
+    const tables = renderDeflateTables(results);
+    assert.match(tables, /\| wshub \| 1000 \| agreed \|/);
+    assert.match(tables, /wshub idle memory with deflate agreed: \d+% of without/);
   });
 });

@@ -251,22 +251,39 @@ export async function startServer(launch: ServerLaunch): Promise<AttackServer> {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  const startedAt = performance.now();
+  return whenListening(child, performance.now());
+}
+
+/**
+ * Waits for a `wshub serve` child (spawned detached, with piped stdio) to
+ * print its `listening on` line and wraps it as an AttackServer. A child
+ * that exits or fails first, or stays silent for READY_TIMEOUT_MS, is
+ * killed with its process group (workers included) and rejected with the
+ * tail of its stderr.
+ */
+export async function whenListening(child: ChildProcess, startedAt: number): Promise<AttackServer> {
+  const out = child.stdout!;
+  const err = child.stderr!;
+  child.stdin?.on('error', () => {});
   let stdout = '';
   let stderr = '';
   const onStderr = (chunk: Buffer): void => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
   };
-  child.stderr.on('data', onStderr);
-  child.stdin.on('error', () => {});
+  err.on('data', onStderr);
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const fail = (error: Error): void => {
       cleanup();
-      signalGroup(child.pid!, 'SIGKILL');
-      reject(
-        new Error(`wshub serve: no "listening on" line within ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`),
-      );
-    }, READY_TIMEOUT_MS);
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+      reject(error);
+    };
+    const timer = setTimeout(
+      () =>
+        fail(
+          new Error(`wshub serve: no "listening on" line within ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`),
+        ),
+      READY_TIMEOUT_MS,
+    );
     const onData = (chunk: Buffer): void => {
       stdout += chunk.toString('utf8');
       const match = LISTENING.exec(stdout);
@@ -275,20 +292,20 @@ export async function startServer(launch: ServerLaunch): Promise<AttackServer> {
         resolve(Number(match[1]));
       }
     };
-    const onExit = (code: number | null, signal: string | null): void => {
-      cleanup();
-      reject(
+    const onExit = (code: number | null, signal: string | null): void =>
+      fail(
         new Error(`wshub serve exited before listening (code ${code}, signal ${signal}): ${stderr.trim()}`),
       );
-    };
     const cleanup = (): void => {
       clearTimeout(timer);
-      child.stdout.off('data', onData);
+      out.off('data', onData);
       child.off('exit', onExit);
+      child.off('error', fail);
     };
-    child.stdout.on('data', onData);
+    out.on('data', onData);
     child.once('exit', onExit);
+    child.once('error', fail);
   });
-  child.stderr.off('data', onStderr);
+  err.off('data', onStderr);
   return new AttackServer(child, port, startedAt, stderr);
 }

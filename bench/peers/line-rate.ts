@@ -28,17 +28,13 @@
  * Run: node --import tsx bench/peers/line-rate.ts --port 0 --subscribers N
  *        [--payload 64] [--seconds 5] [--write-bytes 65536]
  */
-import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { HOST, WS_PATH, collectStats, connectionsOnly, fail, pathOf } from './common.ts';
+import { HOST, collectStats, connectionsOnly, fail } from './common.ts';
 import { lineRateFrames } from './line-rate-frames.ts';
+import { rawUpgrade } from './raw-upgrade.ts';
 
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const MAX_REQUEST_BYTES = 16 * 1024;
-const HEADER_END = Buffer.from('\r\n\r\n');
-const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
 const OPCODE_CLOSE = 8;
 const OPCODE_PONG = 10;
 const PING_FRAME = Buffer.from([0x89, 0x00]);
@@ -114,51 +110,15 @@ let framesSent = 0;
 let pendingWrites = 0;
 let writing = false;
 let started = false;
-const partial = new WeakMap<Socket, Buffer>();
 
-function acceptKey(key: string): string {
-  return createHash('sha1')
-    .update(key + WS_GUID)
-    .digest('base64');
-}
-
-function refuse(socket: Socket, status: string): void {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-}
-
-function onHandshakeData(this: Socket, chunk: Buffer): void {
-  const earlier = partial.get(this);
-  const data = earlier === undefined ? chunk : Buffer.concat([earlier, chunk]);
-  const end = data.indexOf(HEADER_END);
-  if (end < 0) {
-    if (data.length > MAX_REQUEST_BYTES) return refuse(this, '431 Request Header Fields Too Large');
-    partial.set(this, data);
-    return;
-  }
-  partial.delete(this);
-  this.removeListener('data', onHandshakeData);
-  const head = data.toString('latin1', 0, end);
-  const [method, target] = head.slice(0, head.indexOf('\r\n')).split(' ');
-  if (method !== 'GET' || pathOf(target) !== WS_PATH) return refuse(this, '404 Not Found');
-  const key = KEY_PATTERN.exec(head)?.[1];
-  if (key === undefined) return refuse(this, '400 Bad Request');
-  this.write(
-    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`,
-  );
+const onHandshakeData = rawUpgrade((socket, rest) => {
   connections++;
-  const stream: Stream = {
-    socket: this,
-    unanswered: 0,
-    sincePing: 0,
-    busy: false,
-    rest: data.subarray(end + 4),
-  };
-  this.on('close', onClose);
-  this.on('data', (chunk: Buffer) => onClientData(stream, chunk));
+  const stream: Stream = { socket, unanswered: 0, sincePing: 0, busy: false, rest };
+  socket.on('close', onClose);
+  socket.on('data', (chunk: Buffer) => onClientData(stream, chunk));
   upgraded.push(stream);
   if (!started && upgraded.length >= options.subscribers) start();
-}
+});
 
 /**
  * Reads the client's masked frames: pongs release the flow control, a close

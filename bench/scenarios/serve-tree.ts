@@ -15,12 +15,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AttackServer } from '../attacks/server.ts';
+import { whenListening, type AttackServer } from '../attacks/server.ts';
 import { countFds, procCpuSeconds, procRssBytes, tasksetAvailable } from '../peer-process.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const READY_TIMEOUT_MS = 20_000;
-const LISTENING = /listening on http:\/\/[^:\s]+:(\d+)/;
 
 /** How to start one `wshub serve`. */
 export interface ServeLaunch {
@@ -105,60 +103,5 @@ export async function startServeTree(launch: ServeLaunch): Promise<AttackServer>
     ? ['taskset', ['-c', launch.cpuList!, process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
   const child = spawn(file, args, { cwd: ROOT, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.on('error', () => {});
-  const startedAt = performance.now();
-  let stdout = '';
-  let stderr = '';
-  const onStderr = (chunk: Buffer): void => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stderr.on('data', onStderr);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      killGroup(child.pid);
-      reject(
-        new Error(`wshub serve: no "listening on" line within ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`),
-      );
-    }, READY_TIMEOUT_MS);
-    const onData = (chunk: Buffer): void => {
-      stdout += chunk.toString('utf8');
-      const match = LISTENING.exec(stdout);
-      if (match) {
-        cleanup();
-        resolve(Number(match[1]));
-      }
-    };
-    const onExit = (code: number | null, signal: string | null): void => {
-      cleanup();
-      killGroup(child.pid);
-      reject(
-        new Error(`wshub serve exited before listening (code ${code}, signal ${signal}): ${stderr.trim()}`),
-      );
-    };
-    const onError = (error: Error): void => {
-      cleanup();
-      reject(error);
-    };
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      child.off('exit', onExit);
-      child.off('error', onError);
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', onExit);
-    child.once('error', onError);
-  });
-  child.stderr.off('data', onStderr);
-  return new AttackServer(child, port, startedAt, stderr);
-}
-
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
+  return whenListening(child, performance.now());
 }

@@ -1,0 +1,59 @@
+/**
+ * The WebSocket handshake done by hand on a plain node:net socket, for the
+ * peers that are deliberately not servers (the idle-memory floor, the
+ * line-rate self-test): the request head is read (at most 16 KiB, a split
+ * head buffered in a WeakMap until complete), anything but `GET /ws` with a
+ * key is refused and closed, and the 101 carries the Sec-WebSocket-Accept
+ * computed with node:crypto. No state per socket beyond the socket itself.
+ */
+import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { WS_PATH, pathOf } from './common.ts';
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const MAX_REQUEST_BYTES = 16 * 1024;
+const HEADER_END = Buffer.from('\r\n\r\n');
+const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
+
+function acceptKey(key: string): string {
+  return createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
+}
+
+function refuse(socket: Socket, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/**
+ * The `data` listener a new socket gets: completes the handshake, then
+ * removes itself and calls `upgraded` with the socket and the bytes that
+ * followed the request head. One listener function serves every socket.
+ */
+export function rawUpgrade(
+  upgraded: (socket: Socket, rest: Buffer) => void,
+): (this: Socket, chunk: Buffer) => void {
+  const partial = new WeakMap<Socket, Buffer>();
+  return function onHandshakeData(this: Socket, chunk: Buffer): void {
+    const earlier = partial.get(this);
+    const data = earlier === undefined ? chunk : Buffer.concat([earlier, chunk]);
+    const end = data.indexOf(HEADER_END);
+    if (end < 0) {
+      if (data.length > MAX_REQUEST_BYTES) return refuse(this, '431 Request Header Fields Too Large');
+      partial.set(this, data);
+      return;
+    }
+    partial.delete(this);
+    this.removeListener('data', onHandshakeData);
+    const head = data.toString('latin1', 0, end);
+    const [method, target] = head.slice(0, head.indexOf('\r\n')).split(' ');
+    if (method !== 'GET' || pathOf(target) !== WS_PATH) return refuse(this, '404 Not Found');
+    const key = KEY_PATTERN.exec(head)?.[1];
+    if (key === undefined) return refuse(this, '400 Bad Request');
+    this.write(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`,
+    );
+    upgraded(this, data.subarray(end + 4));
+  };
+}

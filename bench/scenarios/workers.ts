@@ -25,6 +25,7 @@ import { summarize, type Summary } from '../summary.ts';
 import { startBroker, type Broker } from './cross-node.ts';
 import { runFanout, type FanoutResult } from '../loadgen/index.ts';
 import { sleep, type ScenarioContext } from './context.ts';
+import { sustainable } from './fanout.ts';
 import { serveCommandLine, serverPids, startServeTree, treeFds, treeRss } from './serve-tree.ts';
 import { cpusOf, limiters, shareBetween, snapshot, type CpuShare, type CpuSnapshot } from './workers-cpu.ts';
 
@@ -250,11 +251,6 @@ export interface SearchStep {
  */
 export const P99_LIMIT_MS = 250;
 
-/** Whether a fan-out step meets the criteria. */
-export function passes(result: FanoutResult): boolean {
-  return result.lost === 0 && result.connectFailures === 0 && result.latencyMs.p99 < P99_LIMIT_MS;
-}
-
 /**
  * The highest passing rate per publisher: from `startRate` up by
  * `plan.factor` until a step fails, then `plan.bisectSteps` bisections; when
@@ -276,7 +272,7 @@ export async function searchRate(
       p99Ms: result.latencyMs.p99,
       lost: result.lost,
       generatorLimited: result.generatorCpu.limited,
-      pass: passes(result),
+      pass: sustainable(result, P99_LIMIT_MS),
     };
     steps.push(s);
     ctx.log(

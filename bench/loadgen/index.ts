@@ -3,6 +3,12 @@
  * runs, each spread over worker processes (worker.ts) that hold the sockets.
  * Workers run under `taskset -c <cpuList>` when a CPU list is given.
  *
+ * Receive paths: the Node worker (worker.ts) does every mode; for fan-out
+ * and self-test runs on plain WebSocket targets, `receivePath: 'go'` hands
+ * the subscribers to the Go receiver (go/receiver, built by go-receiver.ts),
+ * which speaks the same messages, while the publishers stay in one Node
+ * worker. Both report the same counts, histogram and CPU figures.
+ *
  * Worker count: by default as many as the 20,000-fd-per-process limit needs
  * (≤ 15,000 sockets each), and at least 2 when the generator may use more
  * than one core. Pinned to a single core, extra processes would only take
@@ -14,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Histogram } from './histogram.ts';
 import { coreBusySeconds } from '../peer-process.ts';
+import { ensureGoReceiver } from './go-receiver.ts';
 import type { FromWorker, HeaderPool, ToWorker, WorkerResult, WorkerRoom } from './messages.ts';
 
 export type { HeaderPool } from './messages.ts';
@@ -60,7 +67,12 @@ export interface FanoutSpec {
   workers?: number;
   /** e.g. '1' → workers run under `taskset -c 1`. */
   cpuList?: string;
+  /** 'go' (plain WebSocket targets only, else the Node worker is used): subscribers in the Go receiver. Default 'node'. */
+  receivePath?: ReceivePath;
 }
+
+/** Which program counts the subscribers' deliveries: the Node worker or the Go receiver. */
+export type ReceivePath = 'go' | 'node';
 
 export interface GeneratorCpu {
   /** Generator CPU-seconds (user + system, all workers) over the measured span. */
@@ -94,6 +106,8 @@ export interface FanoutResult {
   slow?: { members: number; closedByServer: number; framesReceived: number };
   /** Channel protocol: what the server API made of the publications (failed = refused, failed or unanswered). */
   publish?: { accepted: number; failed: number; firstError: string };
+  /** The receive path that counted the subscribers' deliveries. */
+  receivePath: ReceivePath;
 }
 
 export interface HandshakeSpec {
@@ -170,13 +184,15 @@ class Worker {
   private waiter: (() => void) | null = null;
   private exited = false;
 
-  constructor(cpuList: string | undefined) {
-    const args = ['--import', 'tsx', workerFile];
+  /** `binary`: the Go receiver's path, for a Go worker; the Node worker otherwise. */
+  constructor(cpuList: string | undefined, binary?: string) {
+    const command = binary === undefined ? [process.execPath, '--import', 'tsx', workerFile] : [binary];
+    // Node's IPC channel in its default `json` serialization: JSON lines on NODE_CHANNEL_FD, which Go reads too.
     const stdio: ['inherit', 'inherit', 'inherit', 'ipc'] = ['inherit', 'inherit', 'inherit', 'ipc'];
     this.child =
       cpuList === undefined
-        ? spawn(process.execPath, args, { stdio })
-        : spawn('taskset', ['-c', cpuList, process.execPath, ...args], { stdio });
+        ? spawn(command[0]!, command.slice(1), { stdio })
+        : spawn('taskset', ['-c', cpuList, ...command], { stdio });
     this.child.on('message', (m: FromWorker) => {
       this.inbox.push(m);
       this.waiter?.();
@@ -311,14 +327,23 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
     }
   }
 
-  const workers = plans.map(() => new Worker(spec.cpuList));
+  const receivePath: ReceivePath = spec.receivePath === 'go' && plainWebSocket(spec) ? 'go' : 'node';
+  const assignments =
+    receivePath === 'go'
+      ? splitForGo(plans)
+      : plans.map((rooms) => ({ rooms, binary: undefined as string | undefined }));
+  if (receivePath === 'go') {
+    const binary = await ensureGoReceiver((line) => process.stderr.write(`${line}\n`));
+    for (const a of assignments) if (a.binary !== undefined) a.binary = binary;
+  }
+  const workers = assignments.map((a) => new Worker(spec.cpuList, a.binary));
   try {
     workers.forEach((w, i) =>
       w.send({
         type: 'fanout',
         target: spec.target,
         worker: i,
-        rooms: plans[i]!,
+        rooms: assignments[i]!.rooms,
         totalPublishers: Math.max(1, totalPublishers),
         ratePerPublisher: spec.ratePerPublisher,
         payloadBytes: spec.payloadBytes,
@@ -396,9 +421,10 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
       generatorCpu: cpuResult(
         cpuUs,
         spec.durationMs,
-        generatorCores(workerCount, spec.cpuList),
+        generatorCores(workers.length, spec.cpuList),
         coreBusyFraction,
       ),
+      receivePath,
     };
     if (slowTotal > 0) result.slow = slow;
     if (channels) result.publish = publish;
@@ -406,6 +432,32 @@ export async function runFanout(spec: FanoutSpec): Promise<FanoutResult> {
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
+}
+
+/** Whether every connection of a fan-out run speaks plain WebSocket (what the Go receiver speaks). */
+function plainWebSocket(spec: FanoutSpec): boolean {
+  return (
+    spec.target.protocol === 'ws' && spec.rooms.every((r) => (r.target ?? spec.target).protocol === 'ws')
+  );
+}
+
+/**
+ * The Go receive path's workers for fan-out plans: each plan's subscribers
+ * in a Go worker (binary filled in by the caller), and every publisher in one
+ * Node worker after them (none when there are no publishers).
+ */
+function splitForGo(plans: WorkerRoom[][]): Array<{ rooms: WorkerRoom[]; binary: string | undefined }> {
+  const out: Array<{ rooms: WorkerRoom[]; binary: string | undefined }> = [];
+  for (const rooms of plans) {
+    const subscribers = rooms.filter((r) => r.subscribers > 0).map((r) => ({ ...r, publishers: 0 }));
+    if (subscribers.length > 0) out.push({ rooms: subscribers, binary: '' });
+  }
+  const publishers = plans
+    .flat()
+    .filter((r) => r.publishers > 0)
+    .map((r) => ({ ...r, subscribers: 0, slow: 0 }));
+  if (publishers.length > 0) out.push({ rooms: publishers, binary: undefined });
+  return out;
 }
 
 /** A self-test of the generator's receive path against the line-rate peer. */
@@ -417,6 +469,8 @@ export interface CapacitySpec {
   durationMs: number;
   workers?: number;
   cpuList?: string;
+  /** Which receive path counts the frames (default 'node'). */
+  receivePath?: ReceivePath;
 }
 
 export interface CapacityResult {
@@ -432,6 +486,7 @@ export interface CapacityResult {
   /** Frames per socket read inside the window: what the per-read costs were spread over. */
   framesPerRead: number;
   generatorCpu: GeneratorCpu;
+  receivePath: ReceivePath;
 }
 
 /**
@@ -444,7 +499,10 @@ export interface CapacityResult {
 export async function runCapacity(spec: CapacitySpec): Promise<CapacityResult> {
   const workerCount = spec.workers ?? defaultWorkers(spec.subscribers, spec.cpuList);
   const shares = splitEvenly(spec.subscribers, workerCount);
-  const workers = shares.map(() => new Worker(spec.cpuList));
+  const receivePath: ReceivePath = spec.receivePath === 'go' && spec.target.protocol === 'ws' ? 'go' : 'node';
+  const binary =
+    receivePath === 'go' ? await ensureGoReceiver((line) => process.stderr.write(`${line}\n`)) : undefined;
+  const workers = shares.map(() => new Worker(spec.cpuList, binary));
   try {
     workers.forEach((w, i) =>
       w.send({
@@ -486,6 +544,7 @@ export async function runCapacity(spec: CapacitySpec): Promise<CapacityResult> {
         generatorCores(workerCount, spec.cpuList),
         coreBusyFraction,
       ),
+      receivePath,
     };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));

@@ -55,8 +55,13 @@ describe('line-rate frames', () => {
 });
 
 describe('generator self-test against the line-rate peer', () => {
-  for (const writeBytes of [18, 64 * 1024]) {
-    test(`counts exactly the frames written (${writeBytes < 100 ? 'one frame' : '64 KiB'} per write)`, async () => {
+  for (const [receivePath, writeBytes] of [
+    ['node', 18],
+    ['node', 64 * 1024],
+    ['go', 18],
+    ['go', 64 * 1024],
+  ] as const) {
+    test(`the ${receivePath} receive path counts exactly the frames written (${writeBytes < 100 ? 'one frame' : '64 KiB'} per write)`, async () => {
       const subscribers = 40;
       const peer = await startPeer({
         name: 'line-rate',
@@ -69,9 +74,11 @@ describe('generator self-test against the line-rate peer', () => {
         warmupMs: 200,
         durationMs: 600,
         workers: 1,
+        receivePath,
       });
       const stats = (await peer.stats()) as unknown as { framesSent: number; writing: boolean };
       await peer.stop();
+      assert.equal(result.receivePath, receivePath);
       assert.equal(result.connected, subscribers);
       assert.equal(stats.writing, false);
       assert.ok(stats.framesSent > 1000, `only ${stats.framesSent} frames were written`);

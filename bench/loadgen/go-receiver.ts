@@ -1,0 +1,93 @@
+/**
+ * Builds the Go receive path of the load generator (bench/loadgen/go/receiver,
+ * standard library only) into the benchmark's bin folder outside the
+ * repository: $WSHUB_BENCH_BIN_DIR or ~/.cache/wshub-bench/bin, as
+ * `wshub-receiver-<hash>` where the hash covers the program's source, so a
+ * changed source gets a fresh build and an unchanged one is built once.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { centrifugoBinDir } from '../peers/centrifugo.ts';
+
+/** The Go program's folder in the repository. */
+export const GO_RECEIVER_SOURCE = fileURLToPath(new URL('./go/receiver/', import.meta.url));
+
+const BUILD_TIMEOUT_MS = 5 * 60_000;
+
+/** A short hash of the receiver's go.mod and .go files (names and contents). */
+export function receiverSourceHash(dir = GO_RECEIVER_SOURCE): string {
+  const hash = createHash('sha256');
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.go') || f === 'go.mod')
+    .sort();
+  for (const file of files) {
+    hash.update(`${file}\0`);
+    hash.update(readFileSync(join(dir, file)));
+    hash.update('\0');
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+let building: Promise<string> | undefined;
+
+/**
+ * Returns the path of the receiver binary for the current source, building
+ * it with `go build` first when it is not there. Throws a clear error when
+ * Go is not installed or the build fails; `log` gets progress lines.
+ */
+export function ensureGoReceiver(log: (line: string) => void = () => {}): Promise<string> {
+  building ??= build(log).catch((error: unknown) => {
+    building = undefined;
+    throw error;
+  });
+  return building;
+}
+
+async function build(log: (line: string) => void): Promise<string> {
+  const binDir = centrifugoBinDir();
+  const binary = join(binDir, `wshub-receiver-${receiverSourceHash()}`);
+  if (existsSync(binary)) return binary;
+  mkdirSync(binDir, { recursive: true });
+  // Built under a temporary name and renamed, so concurrent builds never run a half-written file.
+  const partial = `${binary}.${process.pid}.partial`;
+  log(`  go receiver: building ${binary}`);
+  const started = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('go', ['build', '-trimpath', '-o', partial, '.'], {
+      cwd: GO_RECEIVER_SOURCE,
+      // standard library only: no module download, no toolchain switch
+      env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', GOPROXY: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      output = (output + chunk.toString('utf8')).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`go receiver: cannot run go (${error.message}); install Go ≥ 1.22 or use --generator node`),
+      );
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else
+        reject(new Error(`go receiver: go build failed (code ${code}, signal ${signal}) ${output.trim()}`));
+    });
+  });
+  try {
+    renameSync(partial, binary);
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
+  }
+  log(`  go receiver: built in ${Math.round((Date.now() - started) / 1000)} s`);
+  return binary;
+}

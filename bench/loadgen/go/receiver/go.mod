@@ -1,0 +1,3 @@
+module wshub.local/bench/receiver
+
+go 1.22

@@ -7,6 +7,7 @@ import type { Summary } from './summary.ts';
 import type { DeflateResults } from './scenarios/deflate.ts';
 import type { StormRow } from './scenarios/storm.ts';
 import type { WorkersResults } from './scenarios/workers.ts';
+import type { ReceivePath } from './loadgen/index.ts';
 
 /** Where and how the suite ran. */
 export interface MachineInfo {
@@ -70,6 +71,8 @@ export interface FanoutCell {
   generatorBusyAtLimit?: Summary;
   /** The steps of the last search, for inspection. */
   searchSteps: RateStep[];
+  /** The generator's receive path (the Go receiver or the Node worker); absent in older results, which used Node. */
+  receivePath?: ReceivePath;
   /** Latency at half the maximum sustainable rate (undefined when no rate passed). */
   halfRate?: { ratePerPublisher: number; p50Ms: Summary; p99Ms: Summary; lost: Summary };
 }
@@ -244,6 +247,8 @@ export interface ChannelClusterCell {
 export interface GeneratorRow {
   /** How the peer wrote: 'one frame per write' or '64 KiB writes'. */
   pattern: string;
+  /** The receive path that counted (absent in older results, which had only Node's). */
+  receivePath?: ReceivePath;
   subscribers: number;
   payloadBytes: number;
   /** Frames counted per second inside the window. */

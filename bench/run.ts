@@ -6,7 +6,12 @@
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--targets a,b]
  *        [--scenarios generator,fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm,workers]
- *        [--large] [--report | --no-report]
+ *        [--large] [--report | --no-report] [--generator go|node]
+ *
+ * --generator picks the fan-out scenario's receive path on plain WebSocket
+ * targets: the Go receiver (default; built with `go build` into
+ * ~/.cache/wshub-bench/bin on first use) or the Node worker. Socket.IO and
+ * every other scenario use the Node worker; the generator self-test measures both.
  *
  * The channels scenarios have their own targets (wshub and centrifugo): they run
  * those of --targets that are channel targets, or both when --targets is not given.
@@ -74,7 +79,8 @@ const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 function usage(message: string): never {
   process.stderr.write(
     `${message}\nusage: bench/run.ts [--quick] [--runs N] [--targets ${[...ALL_TARGETS, 'centrifugo'].join(',')}] ` +
-      `[--scenarios ${ALL_SCENARIOS.join(',')}] [--large] [--report|--no-report] [--merge RESULTS.json]\n`,
+      `[--scenarios ${ALL_SCENARIOS.join(',')}] [--large] [--report|--no-report] [--merge RESULTS.json] ` +
+      `[--generator go|node]\n`,
   );
   process.exit(2);
 }
@@ -105,6 +111,7 @@ async function main(): Promise<void> {
         report: { type: 'boolean' },
         'no-report': { type: 'boolean', default: false },
         merge: { type: 'string' },
+        generator: { type: 'string', default: 'go' },
       },
       strict: true,
     }));
@@ -126,6 +133,8 @@ async function main(): Promise<void> {
   const defaultScenarios = quick ? ALL_SCENARIOS.filter((s) => s !== 'workers').join(',') : undefined;
   const scenarios = listOf(values.scenarios ?? defaultScenarios, ALL_SCENARIOS, 'scenario');
   const writeDocs = values['no-report'] ? false : (values.report ?? !quick);
+  const receivePath = values.generator;
+  if (receivePath !== 'go' && receivePath !== 'node') usage(`bad --generator ${receivePath} (go or node)`);
 
   const notes: string[] = [];
   const cores = cpus().length;
@@ -147,6 +156,7 @@ async function main(): Promise<void> {
     large: values.large === true,
     generatorCpuList: pinned ? '1' : undefined,
     serverCpuList: '0',
+    receivePath,
     log: (message) => process.stderr.write(`${message}\n`),
     errors: [],
   };

@@ -17,11 +17,11 @@ export const GO_RECEIVER_SOURCE = fileURLToPath(new URL('./go/receiver/', import
 
 const BUILD_TIMEOUT_MS = 5 * 60_000;
 
-/** A short hash of the receiver's go.mod and .go files (names and contents). */
+/** A short hash of the receiver's go.mod and .go files, tests aside (names and contents). */
 export function receiverSourceHash(dir = GO_RECEIVER_SOURCE): string {
   const hash = createHash('sha256');
   const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.go') || f === 'go.mod')
+    .filter((f) => (f.endsWith('.go') && !f.endsWith('_test.go')) || f === 'go.mod')
     .sort();
   for (const file of files) {
     hash.update(`${file}\0`);
@@ -29,6 +29,11 @@ export function receiverSourceHash(dir = GO_RECEIVER_SOURCE): string {
     hash.update('\0');
   }
   return hash.digest('hex').slice(0, 16);
+}
+
+/** The environment of every go command on the receiver: standard library only, so no module download and no toolchain switch. */
+export function goEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', GOPROXY: 'off' };
 }
 
 let building: Promise<string> | undefined;
@@ -58,8 +63,7 @@ async function build(log: (line: string) => void): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn('go', ['build', '-trimpath', '-o', partial, '.'], {
       cwd: GO_RECEIVER_SOURCE,
-      // standard library only: no module download, no toolchain switch
-      env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', GOPROXY: 'off' },
+      env: goEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

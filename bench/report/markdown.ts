@@ -89,6 +89,7 @@ export function fanoutTables(results: BenchResults): string {
   if (results.fanout.length === 0) return '';
   const rows = results.fanout.map((c) => [
     c.target + (c.generatorLimited ? ' ⚠' : ''),
+    c.receivePath ?? 'node',
     subscribersLabel(c.members),
     payloadLabel(c.payloadBytes),
     formatNumber(c.ratePerPublisher),
@@ -105,6 +106,7 @@ export function fanoutTables(results: BenchResults): string {
   const main = table(
     [
       'Target',
+      'Receive path',
       'Subscribers',
       'Payload',
       'Rate (msg/s)',
@@ -119,7 +121,7 @@ export function fanoutTables(results: BenchResults): string {
       'p99 ms at ½ max',
     ],
     rows,
-    new Set([1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+    new Set([2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
   );
   const cells = new Map<string, Map<string, FanoutCell>>();
   for (const c of results.fanout) {

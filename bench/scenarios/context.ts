@@ -3,7 +3,7 @@
  * run options, logging, error collection, starting a peer for a target, and
  * the load generator's view of that peer.
  */
-import type { Target } from '../loadgen/index.ts';
+import type { ReceivePath, Target } from '../loadgen/index.ts';
 import { startPeer, type PeerProcess } from '../peer-process.ts';
 import type { RunError } from '../results.ts';
 
@@ -20,6 +20,11 @@ export interface ScenarioContext {
   generatorCpuList: string | undefined;
   /** taskset CPU list for the server. */
   serverCpuList: string;
+  /**
+   * The receive path of the fan-out scenario on plain WebSocket targets
+   * (`--generator`; default 'node' when absent). The self-test always runs both.
+   */
+  receivePath?: ReceivePath;
   log(message: string): void;
   errors: RunError[];
 }

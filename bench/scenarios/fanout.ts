@@ -73,6 +73,7 @@ async function measure(
         warmupMs: timing.warmupMs,
         durationMs: timing.durationMs,
         ...(ctx.generatorCpuList ? { cpuList: ctx.generatorCpuList } : {}),
+        ...(ctx.receivePath ? { receivePath: ctx.receivePath } : {}),
       }),
   );
   return { result, cpuSec: window.cpuSec };
@@ -219,7 +220,8 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
             const f = fixedRun.result;
             ctx.log(
               `    fixed: ${Math.round(f.deliveriesPerSec)} deliveries/s, p99 ${f.latencyMs.p99.toFixed(1)} ms, lost ${f.lost}, ` +
-                `server CPU ${fixedRun.cpuSec.toFixed(2)} s${f.generatorCpu.limited ? ' (generator-limited)' : ''}`,
+                `server CPU ${fixedRun.cpuSec.toFixed(2)} s${f.generatorCpu.limited ? ' (generator-limited)' : ''}, ` +
+                `${f.receivePath} receive path`,
             );
             // Quick mode starts the search one step above the fixed rate, which it has just measured.
             const start = ctx.quick ? fixedRate * plan.factor : Math.max(fixedRate / 2, previousMax / 2);
@@ -282,6 +284,7 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
             maxBound: generatorBound ? 'generator-bound' : 'server-bound',
             generatorBusyAtLimit: summarize(runs.map((r) => r.limit.busy)),
             searchSteps: lastSteps,
+            receivePath: runs[0]!.fixedRun.result.receivePath,
           };
           const halves = runs.flatMap((r) => (r.half ? [r.half] : []));
           if (halves.length > 0) {

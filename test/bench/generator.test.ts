@@ -13,7 +13,8 @@ import { FrameParser } from '../../bench/loadgen/frame-parser.ts';
 import { lineRateFrames } from '../../bench/peers/line-rate-frames.ts';
 import { limitOf } from '../../bench/scenarios/fanout.ts';
 import { fanoutTables } from '../../bench/report/markdown.ts';
-import type { BenchResults, FanoutCell, RateStep } from '../../bench/results.ts';
+import { capacityVerdicts, generatorTable } from '../../bench/report/generator.ts';
+import type { BenchResults, FanoutCell, GeneratorRow, RateStep } from '../../bench/results.ts';
 import { summarize } from '../../bench/summary.ts';
 
 const peers: PeerProcess[] = [];
@@ -149,5 +150,61 @@ describe('fan-out maxima: server-bound or generator-bound', () => {
     assert.match(text, /wshub \/ ws-preframed: no ratio \(ws-preframed generator-bound\)/);
     assert.match(text, /3 M \(server-bound\)/);
     assert.match(text, /≥ 500 k \(generator-bound\)/);
+  });
+});
+
+describe('self-test verdict', () => {
+  const row = (receivePath: 'go' | 'node', framesPerCpuSec: number): GeneratorRow => {
+    const s = summarize([1]);
+    return {
+      pattern: '64 KiB writes',
+      receivePath,
+      subscribers: 1000,
+      payloadBytes: 64,
+      framesPerSec: s,
+      framesPerCpuSec: summarize([framesPerCpuSec]),
+      framesPerRead: s,
+      generatorBusy: s,
+      generatorCoreBusy: s,
+      serverCpuSec: s,
+      exactRuns: 1,
+      runs: 1,
+      connectFailures: 0,
+    };
+  };
+
+  test('each receive path is held to 3× the best fan-out maximum, or to the reference without one', () => {
+    const alone = {
+      generator: [row('node', 15_000_000), row('go', 40_000_000)],
+      fanout: [],
+    } as unknown as BenchResults;
+    const [node, go] = capacityVerdicts(alone);
+    assert.match(
+      node!,
+      /64 B, node receive path: 15 M .*reference wshub ≥ 12 M.*below the 3× bar \(36 M needed\)/,
+    );
+    assert.match(go!, /64 B, go receive path: 40 M .*= 3\.3× .*meets the 3× bar/);
+    assert.match(generatorTable(alone), /\| 64 KiB writes \| go \| 1,000 \| 64 B \|/);
+
+    const s = summarize([1]);
+    const withFanout = {
+      generator: [row('go', 40_000_000)],
+      fanout: [
+        {
+          target: 'wshub',
+          members: 1001,
+          payloadBytes: 64,
+          maxSustainable: summarize([20_000_000]),
+          maxGeneratorBound: true,
+          maxBound: 'generator-bound',
+          deliveriesPerSec: s,
+        },
+      ],
+    } as unknown as BenchResults;
+    const [bar] = capacityVerdicts(withFanout);
+    assert.match(
+      bar!,
+      /= 2× .*wshub, 1,000 subscribers, ≥ 20 M, generator-bound.*below the 3× bar \(60 M needed\)/,
+    );
   });
 });

@@ -12,7 +12,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createWshub, type WshubServer } from '../../src/index.ts';
-import { ensureGoReceiver, receiverSourceHash } from '../../bench/loadgen/go-receiver.ts';
+import {
+  GO_RECEIVER_SOURCE,
+  ensureGoReceiver,
+  goEnv,
+  receiverSourceHash,
+} from '../../bench/loadgen/go-receiver.ts';
 import { runFanout, type Target } from '../../bench/loadgen/index.ts';
 
 const target = (port: number): Target => ({ host: '127.0.0.1', port, protocol: 'ws', path: '/ws' });
@@ -33,6 +38,23 @@ describe('go receiver build', () => {
     const alone = spawnSync(binary, [], { encoding: 'utf8', timeout: 5000, env: {} });
     assert.equal(alone.status, 2);
     assert.match(alone.stderr, /NODE_CHANNEL_FD/);
+  });
+});
+
+describe('go receiver unit tests', () => {
+  test('go vet and go test pass (frame reading at every split, pongs, window, histogram buckets)', () => {
+    for (const args of [
+      ['vet', '.'],
+      ['test', '-count=1', '.'],
+    ]) {
+      const run = spawnSync('go', args, {
+        cwd: GO_RECEIVER_SOURCE,
+        env: goEnv(),
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      assert.equal(run.status, 0, `go ${args.join(' ')}: ${run.stdout}${run.stderr}`);
+    }
   });
 });
 

@@ -187,12 +187,17 @@ export type BearerCheck = (authorization: string | undefined) => Promise<boolean
 
 /**
  * Builds the JWT check of the handshake variant with jose's jwtVerify
- * (HS256 only, `exp`/`nbf` enforced). jose is loaded only when a secret is given.
+ * (HS256 only, `exp`/`nbf` enforced). jose is loaded only when a secret is
+ * given. The key is a WebCrypto CryptoKey imported once, as wshub hands it to
+ * jose: given a KeyObject or bytes, jose would import the key again for every
+ * token, and the peers would pay a cost wshub does not.
  */
 export async function bearerCheck(secret: Buffer): Promise<BearerCheck> {
   const { jwtVerify } = await import('jose');
-  const { createSecretKey } = await import('node:crypto');
-  const key = createSecretKey(secret);
+  const { webcrypto } = await import('node:crypto');
+  const key = await webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'verify',
+  ]);
   const options = { algorithms: ['HS256'] };
   return async (authorization) => {
     const token = bearerToken(authorization);

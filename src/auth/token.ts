@@ -8,6 +8,7 @@ import {
 } from 'jose';
 import { InvalidTokenError, TokenKeysUnavailableError, type InvalidTokenReason } from './errors.ts';
 import { strongSecret } from './secret.ts';
+import { verificationKey } from './web-crypto-key.ts';
 import { userInfoFromClaims, type UserInfo } from './user.ts';
 
 /** Turns a bearer token into a user, or rejects with InvalidTokenError. */
@@ -112,7 +113,9 @@ export class JwtAuthenticator implements TokenAuthenticator {
     try {
       ({ payload } = await (resolved.key instanceof Function
         ? compactVerify(token, resolved.key, { algorithms: resolved.algorithms })
-        : compactVerify(token, resolved.key, { algorithms: resolved.algorithms })));
+        : compactVerify(token, await verificationKey(resolved.key, resolved.algorithms[0]), {
+            algorithms: resolved.algorithms,
+          })));
     } catch (err) {
       throw fromJoseError(err, resolved.algorithms);
     }

@@ -63,7 +63,10 @@ What it measures: whole servers over loopback TCP, each implementing the
 same semantics (\`ws://127.0.0.1:PORT/ws?room=NAME\`, every message goes to
 every member of its room, sender included), driven by the load generator in
 \`bench/loadgen/\` (raw \`node:net\` clients in worker processes, open-loop
-publishing with latency measured from each message's scheduled send time).
+publishing with latency measured from each message's scheduled send time;
+in the fan-out scenario on plain WebSocket targets the subscribers are read
+by the Go receiver, \`bench/loadgen/go/receiver\`, unless \`--generator node\`:
+the table's "Receive path" column says which).
 ${m.pinned ? 'Each server runs pinned to CPU 0 and the generator to CPU 1 (`taskset`).' : 'taskset was not available: servers and generator shared the CPUs.'}
 Server CPU and RSS are read from \`/proc\`; CPU is counted inside each
 measurement window only. Cells show the median of ${results.runs} run${results.runs === 1 ? '' : 's'}

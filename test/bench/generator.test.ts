@@ -175,15 +175,15 @@ describe('self-test verdict', () => {
 
   test('each receive path is held to 3× the best fan-out maximum, or to the reference without one', () => {
     const alone = {
-      generator: [row('node', 15_000_000), row('go', 40_000_000)],
+      generator: [row('node', 15_000_000), row('go', 130_000_000)],
       fanout: [],
     } as unknown as BenchResults;
     const [node, go] = capacityVerdicts(alone);
     assert.match(
       node!,
-      /64 B, node receive path: 15 M .*reference wshub ≥ 12 M.*below the 3× bar \(36 M needed\)/,
+      /64 B, node receive path: 15 M .*reference wshub ≥ 40 M.*below the 3× bar \(120 M needed\)/,
     );
-    assert.match(go!, /64 B, go receive path: 40 M .*= 3\.3× .*meets the 3× bar/);
+    assert.match(go!, /64 B, go receive path: 130 M .*= 3\.3× .*meets the 3× bar/);
     assert.match(generatorTable(alone), /\| 64 KiB writes \| go \| 1,000 \| 64 B \|/);
 
     const s = summarize([1]);

@@ -108,6 +108,6 @@ function bestMaximum(
   if (row.payloadBytes !== REFERENCE_FANOUT_MAX.payloadBytes) return undefined;
   return {
     deliveriesPerSec: REFERENCE_FANOUT_MAX.deliveriesPerSec,
-    label: `no fan-out in this run; reference ${REFERENCE_FANOUT_MAX.label} from docs/BENCHMARKS.md`,
+    label: `no fan-out in this run; reference ${REFERENCE_FANOUT_MAX.label}, from docs/BENCHMARKS.md`,
   };
 }

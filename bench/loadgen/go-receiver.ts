@@ -3,7 +3,8 @@
  * standard library only) into the benchmark's bin folder outside the
  * repository: $WSHUB_BENCH_BIN_DIR or ~/.cache/wshub-bench/bin, as
  * `wshub-receiver-<hash>` where the hash covers the program's source, so a
- * changed source gets a fresh build and an unchanged one is built once.
+ * changed source gets a fresh build (and the builds of older sources are
+ * removed) and an unchanged one is built once.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -92,6 +93,10 @@ async function build(log: (line: string) => void): Promise<string> {
     rmSync(partial, { force: true });
     throw error;
   }
+  // Builds of earlier sources are of no further use.
+  for (const file of readdirSync(binDir))
+    if (/^wshub-receiver-[0-9a-f]{16}$/.test(file) && join(binDir, file) !== binary)
+      rmSync(join(binDir, file), { force: true });
   log(`  go receiver: built in ${Math.round((Date.now() - started) / 1000)} s`);
   return binary;
 }

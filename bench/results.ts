@@ -120,6 +120,8 @@ export interface HandshakeRow {
   distinctTokens?: number;
   /** JWT rows: the most connections of one run that got a token already used in that run. */
   tokenReuses?: number;
+  /** The program that ran the connectors (absent in results written before the Go worker: node). */
+  receivePath?: ReceivePath;
 }
 
 /** A fan-out run where some subscribers stop reading, against the same run without them. */

@@ -8,10 +8,11 @@
  *        [--scenarios generator,fanout,many-rooms,idle,handshakes,slow,cross-node,channels,channels-cluster,deflate,storm,workers]
  *        [--large] [--report | --no-report] [--generator go|node]
  *
- * --generator picks the fan-out scenario's receive path on plain WebSocket
- * targets: the Go receiver (default; built with `go build` into
- * ~/.cache/wshub-bench/bin on first use) or the Node worker. Socket.IO and
- * every other scenario use the Node worker; the generator self-test measures both.
+ * --generator picks the load generator of the fan-out, handshakes and
+ * workers scenarios on plain WebSocket targets: the Go worker (default;
+ * built with `go build` into ~/.cache/wshub-bench/bin on first use) or the
+ * Node worker. Socket.IO and every other scenario use the Node worker; the
+ * generator self-test measures both.
  *
  * The channels scenarios have their own targets (wshub and centrifugo): they run
  * those of --targets that are channel targets, or both when --targets is not given.

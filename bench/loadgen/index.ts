@@ -7,7 +7,9 @@
  * and self-test runs on plain WebSocket targets, `receivePath: 'go'` hands
  * the subscribers to the Go receiver (go/receiver, built by go-receiver.ts),
  * which speaks the same messages, while the publishers stay in one Node
- * worker. Both report the same counts, histogram and CPU figures.
+ * worker; for handshake runs on such targets it runs the connect → upgrade
+ * → close loops itself. Both report the same counts, histogram and CPU
+ * figures.
  *
  * Worker count: by default as many as the 20,000-fd-per-process limit needs
  * (≤ 15,000 sockets each), and at least 2 when the generator may use more
@@ -124,6 +126,8 @@ export interface HandshakeSpec {
   headerPool?: HeaderPool;
   workers?: number;
   cpuList?: string;
+  /** 'go' (plain WebSocket targets only, else the Node worker is used): the loops run in the Go worker. Default 'node'. */
+  receivePath?: ReceivePath;
 }
 
 export interface HandshakeResult {
@@ -134,6 +138,8 @@ export interface HandshakeResult {
   generatorCpu: GeneratorCpu;
   /** Connections that got a header pool value already used in this run (0 without a pool). */
   headerReuses: number;
+  /** The program that ran the connect → upgrade → close loops. */
+  receivePath: ReceivePath;
 }
 
 export interface IdleSpec {
@@ -582,7 +588,10 @@ export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResul
   );
   const shares = splitEvenly(spec.concurrency, workerCount);
   const pools = dealPool(spec.headerPool, workerCount);
-  const workers = shares.map(() => new Worker(spec.cpuList));
+  const receivePath: ReceivePath = spec.receivePath === 'go' && spec.target.protocol === 'ws' ? 'go' : 'node';
+  const binary =
+    receivePath === 'go' ? await ensureGoReceiver((line) => process.stderr.write(`${line}\n`)) : undefined;
+  const workers = shares.map(() => new Worker(spec.cpuList, binary));
   try {
     workers.forEach((w, i) =>
       w.send({
@@ -620,6 +629,7 @@ export async function runHandshakes(spec: HandshakeSpec): Promise<HandshakeResul
       },
       generatorCpu: cpuResult(cpuUs, elapsedMs, generatorCores(workerCount, spec.cpuList)),
       headerReuses,
+      receivePath,
     };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));

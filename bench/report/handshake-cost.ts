@@ -78,6 +78,7 @@ function row(r: HandshakeRow, mine: Summary | undefined): string[] {
   return [
     r.target + (r.generatorLimited ? ' ⚠' : ''),
     auth(r.jwt),
+    r.receivePath ?? 'node',
     formatSummary(r.upgradesPerCpuSec),
     formatSummary(r.upgradesPerSec),
     formatSummary(r.p99Ms, (n) => (Number.isFinite(n) ? n.toFixed(1) : '–')),
@@ -100,7 +101,16 @@ export function handshakeCostSection(results: BenchResults): string {
     const mine = variant.find((r) => r.target === SUBJECT)?.upgradesPerCpuSec;
     for (const r of variant) rows.push(row(r, mine));
     const seed = summarize([SEED_UPGRADES_PER_CPU_SEC]);
-    rows.push([SEED_LABEL, auth(jwt), formatSummary(seed), '–', '–', '–', formatRatio(ratioOf(mine, seed))]);
+    rows.push([
+      SEED_LABEL,
+      auth(jwt),
+      '–',
+      formatSummary(seed),
+      '–',
+      '–',
+      '–',
+      formatRatio(ratioOf(mine, seed)),
+    ]);
   }
   const m = results.machine;
   const tokens = results.handshakes.find((r) => r.jwt && r.distinctTokens !== undefined)?.distinctTokens;
@@ -112,9 +122,18 @@ export function handshakeCostSection(results: BenchResults): string {
       ? ''
       : `JWT rows: every connection presents one of ${tokens.toLocaleString('en-US')} distinct HS256 tokens, signed before the run.`,
     table(
-      ['Target', 'Auth', 'Upgrades / CPU-s', 'Upgrades/s', 'p99 ms', 'Failures', 'wshub / target'],
+      [
+        'Target',
+        'Auth',
+        'Generator',
+        'Upgrades / CPU-s',
+        'Upgrades/s',
+        'p99 ms',
+        'Failures',
+        'wshub / target',
+      ],
       rows,
-      new Set([2, 3, 4, 5, 6]),
+      new Set([3, 4, 5, 6, 7]),
     ),
     lines.join('\n'),
   ]

@@ -12,6 +12,10 @@
  * out one per connection. A token comes back only after every other one
  * of its worker's share was used (counted and logged as reuses), far more
  * connections apart than any cache of verified tokens holds.
+ *
+ * The connectors run in the Go worker for plain WebSocket targets (the
+ * suite's `--generator go`, its default), in the Node worker for Socket.IO
+ * and with `--generator node`; each row records which.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -73,6 +77,7 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
               durationMs,
               ...(jwt ? { headerPool: { name: 'Authorization', values: bearers } } : {}),
               ...(ctx.generatorCpuList ? { cpuList: ctx.generatorCpuList } : {}),
+              ...(ctx.receivePath ? { receivePath: ctx.receivePath } : {}),
             });
             const cpuSec = peer.cpuSeconds() - cpuBefore;
             ctx.log(
@@ -90,6 +95,7 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
             p99Ms: summarize(runs.map((r) => r.result.latencyMs.p99)),
             failures: summarize(runs.map((r) => r.result.failures)),
             generatorLimited: runs.some((r) => r.result.generatorCpu.limited),
+            receivePath: runs[0]!.result.receivePath,
             ...(jwt
               ? {
                   distinctTokens: tokens.length,

@@ -119,7 +119,7 @@ export function renderWorkersTables(results: WorkersResults): string {
     );
   }
   parts.push(
-    `Everything ran on CPUs ${results.cpuList} (taskset): primary, workers, redis-server and the load generator share them. ` +
+    `Everything ran on CPUs ${results.cpuList} (taskset): primary, workers, redis-server and the load generator (${results.receivePath ?? 'node'} receive path) share them. ` +
       'CPU in cores = CPU-seconds per second of the window; "others" is what other processes took from those cores. ' +
       'Full: primary or a worker ≥ 0.85 of a core, or the cores together ≥ 85% busy ("cores"). ' +
       `Server: \`${results.command}\`.`,

@@ -17,13 +17,15 @@
  *   shares the cores, see P99_LIMIT_MS) → deliveries/s, with the CPU of every process in the window
  *   of the best and of the first failing step, and what was full there.
  * Scaling factors are workers-2 / workers-1 per run (paired: both measured
- * back to back), summarised over the runs.
+ * back to back), summarised over the runs. The fan-out subscribers and the
+ * handshake loops run in the suite's receive path (`--generator`, default
+ * the Go worker), so the generator takes less of the shared cores.
  */
 import { runHandshakes, holdIdle } from '../loadgen/index.ts';
 import type { AttackServer } from '../attacks/server.ts';
 import { summarize, type Summary } from '../summary.ts';
 import { startBroker, type Broker } from './cross-node.ts';
-import { runFanout, type FanoutResult } from '../loadgen/index.ts';
+import { runFanout, type FanoutResult, type ReceivePath } from '../loadgen/index.ts';
 import { sleep, type ScenarioContext } from './context.ts';
 import { sustainable } from './fanout.ts';
 import { serveCommandLine, serverPids, startServeTree, treeFds, treeRss } from './serve-tree.ts';
@@ -96,6 +98,8 @@ export interface WorkersResults {
   cpuList: string;
   /** The server command of each configuration (the --workers value and broker URL vary). */
   command: string;
+  /** The load generator's receive path for the fan-out subscribers and the handshake loops (absent before the Go worker: node). */
+  receivePath?: ReceivePath;
   rows: WorkersRow[];
   scaling: WorkersScaling[];
 }
@@ -212,6 +216,7 @@ async function fanoutStep(
       payloadBytes,
       ...timing,
       cpuList,
+      ...(ctx.receivePath ? { receivePath: ctx.receivePath } : {}),
     });
     const share =
       start !== undefined && end !== undefined
@@ -370,6 +375,7 @@ async function measureOnce(
         concurrency: CONCURRENCY,
         durationMs: p.handshakeMs,
         cpuList: options.cpuList,
+        ...(ctx.receivePath ? { receivePath: ctx.receivePath } : {}),
       });
     } finally {
       clearInterval(sampler);
@@ -589,6 +595,7 @@ export async function runWorkersScenario(
   }
   return {
     cpuList: options.cpuList,
+    receivePath: ctx.receivePath ?? 'node',
     command: serveCommandLine({
       args: serveArgs('relay', 2, undefined).concat(['[--broker redis://127.0.0.1:PORT]']),
       cpuList: options.cpuList,

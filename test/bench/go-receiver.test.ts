@@ -18,7 +18,8 @@ import {
   goEnv,
   receiverSourceHash,
 } from '../../bench/loadgen/go-receiver.ts';
-import { runFanout, type Target } from '../../bench/loadgen/index.ts';
+import { runFanout, runHandshakes, type Target } from '../../bench/loadgen/index.ts';
+import { signHS256 } from '../../src/auth/token.ts';
 
 const target = (port: number): Target => ({ host: '127.0.0.1', port, protocol: 'ws', path: '/ws' });
 
@@ -118,6 +119,59 @@ describe('go receive path against wshub', () => {
     assert.equal(result.slow?.members, 2);
     assert.equal(result.slow?.closedByServer, 0);
     assert.equal(result.slow?.framesReceived, result.sentTotal * 2);
+  });
+});
+
+describe('go handshake loops against wshub', () => {
+  const secret = 'go-handshake-test-secret-of-at-least-32-bytes';
+  let hub: WshubServer;
+  let server: Server;
+  let port: number;
+
+  before(async () => {
+    hub = createWshub({ secret, messageValidation: false });
+    server = hub.createServer();
+    port = await listen(server);
+  });
+
+  after(async () => {
+    await hub.shutdown({ timeout: 1000 });
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  test('connect → upgrade → close loops: every accepted token upgrades, every bad one is a failure', async () => {
+    const good = `Bearer ${await signHS256({ sub: 'go-user' }, secret, { expiresInSeconds: 600 })}`;
+    const result = await runHandshakes({
+      target: target(port),
+      concurrency: 4,
+      durationMs: 500,
+      workers: 1,
+      headerPool: { name: 'Authorization', values: [good, 'Bearer not-a-token'] },
+      receivePath: 'go',
+    });
+    assert.equal(result.receivePath, 'go');
+    assert.ok(result.upgrades >= 10, `upgrades ${result.upgrades}`);
+    // the pool alternates a good and a bad token, so the counts differ by at most the loops in flight
+    assert.ok(Math.abs(result.upgrades - result.failures) <= 4, `${result.upgrades} vs ${result.failures}`);
+    assert.equal(result.headerReuses, result.upgrades + result.failures - 2);
+    assert.ok(result.latencyMs.p99 > 0 && result.latencyMs.p99 < 1000, JSON.stringify(result.latencyMs));
+    assert.ok(result.generatorCpu.seconds > 0);
+    // every upgraded connection was closed by the close handshake the loop starts
+    for (let i = 0; i < 50 && hub.hub.getActiveConnectionCount() > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(hub.hub.getActiveConnectionCount(), 0);
+  });
+
+  test('a target that is not plain WebSocket keeps the Node worker', async () => {
+    const result = await runHandshakes({
+      target: { ...target(port), protocol: 'socketio' },
+      concurrency: 1,
+      durationMs: 100,
+      workers: 1,
+      receivePath: 'go',
+    });
+    assert.equal(result.receivePath, 'node');
   });
 });
 

@@ -206,11 +206,12 @@ describe('report', () => {
 
     const section = handshakeCostSection(results);
     assert.equal(
-      section.match(/\| seed \(Go; independent measurement, not run\) \| (none|JWT \(HS256\)) \| 16 k \|/g)
-        ?.length,
+      section.match(
+        /\| seed \(Go; independent measurement, not run\) \| (none|JWT \(HS256\)) \| – \| 16 k \|/g,
+      )?.length,
       2,
     );
-    assert.match(section, /\| wshub \| JWT \(HS256\) \| 21 k \|/);
+    assert.match(section, /\| wshub \| JWT \(HS256\) \| node \| 21 k \|/);
     assert.match(section, /every connection presents one of 20,000 distinct HS256 tokens/);
     assert.equal(handshakeCostSection({ ...results, handshakes: [] }), '');
   });

@@ -9,8 +9,9 @@ import (
 	"syscall"
 )
 
-// maxMessageBytes bounds one control message from the orchestrator.
-const maxMessageBytes = 1 << 20
+// maxMessageBytes bounds one control message from the orchestrator (a handshake
+// run's token pool is the largest: 20,000 tokens of about 200 bytes).
+const maxMessageBytes = 64 << 20
 
 // channel is Node's child_process IPC channel in its default `json`
 // serialization: one JSON document per line on the socket whose number the
@@ -122,6 +123,10 @@ type toWorker struct {
 	StartAt  float64      `json:"startAt"`
 	WinStart float64      `json:"winStart"`
 	WinEnd   float64      `json:"winEnd"`
+	// handshake mode
+	Concurrency int         `json:"concurrency"`
+	DurationMs  int         `json:"durationMs"`
+	HeaderPool  *headerPool `json:"headerPool"`
 }
 
 type connectedMsg struct {

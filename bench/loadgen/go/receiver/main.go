@@ -6,7 +6,8 @@
 // self-test (`countAll`) rules as the Node worker (bench/loadgen/worker.ts).
 // Publishers stay in Node workers. One thread, one epoll set, one 256 KiB
 // read buffer: a frame costs a header check and, for stamped frames, an
-// 8-byte read.
+// 8-byte read. It also runs the handshake mode (handshake.go): connect →
+// upgrade → close loops, as the Node worker's handshake mode.
 package main
 
 import (
@@ -171,6 +172,8 @@ func (w *worker) control() {
 		switch m.Type {
 		case "fanout":
 			w.setup(m)
+		case "handshake":
+			w.handshakes(m)
 		case "start":
 			if !w.countAll {
 				w.winStart, w.winEnd = m.WinStart, m.WinEnd
@@ -191,7 +194,7 @@ func (w *worker) control() {
 		case "release":
 			w.release()
 		default:
-			fatalf("the Go receiver has no %q mode (fan-out subscribers only)", m.Type)
+			fatalf("the Go receiver has no %q mode (fan-out subscribers and handshakes only)", m.Type)
 		}
 	}
 	if err != nil {

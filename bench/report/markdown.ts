@@ -57,11 +57,12 @@ function fanoutRatioList(byTarget: Map<string, FanoutCell>): string {
   for (const [target, cell] of byTarget) {
     if (target === SUBJECT) continue;
     const unclaimed = [mine, cell].filter((c) => !ratioClaimable(c)).map((c) => c.target);
-    parts.push(
-      unclaimed.length === 0
-        ? `${SUBJECT} / ${target} = ${formatRatio(ratioOf(mine.maxSustainable, cell.maxSustainable))}`
-        : `${SUBJECT} / ${target}: no ratio (${unclaimed.join(' and ')} generator-bound)`,
-    );
+    const ratio = formatRatio(ratioOf(mine.maxSustainable, cell.maxSustainable));
+    if (unclaimed.length === 0) parts.push(`${SUBJECT} / ${target} = ${ratio}`);
+    // wshub's maximum is a floor and the peer's is its own: the ratio is a floor too.
+    else if (unclaimed.length === 1 && unclaimed[0] === SUBJECT)
+      parts.push(`${SUBJECT} / ${target} ≥ ${ratio} (${SUBJECT} generator-bound)`);
+    else parts.push(`${SUBJECT} / ${target}: no ratio (${unclaimed.join(' and ')} generator-bound)`);
   }
   return parts.join(', ');
 }
@@ -223,6 +224,7 @@ export function handshakeTable(results: BenchResults): string {
   const rows = results.handshakes.map((r) => [
     r.target + (r.generatorLimited ? ' ⚠' : ''),
     r.jwt ? 'JWT (HS256)' : 'none',
+    r.receivePath ?? 'node',
     formatSummary(r.upgradesPerSec),
     formatSummary(r.upgradesPerCpuSec),
     formatSummary(r.p99Ms, ms),
@@ -238,9 +240,9 @@ export function handshakeTable(results: BenchResults): string {
   }
   return (
     table(
-      ['Target', 'Auth', 'Upgrades/s', 'Upgrades / CPU-s', 'p99 ms', 'Failures'],
+      ['Target', 'Auth', 'Generator', 'Upgrades/s', 'Upgrades / CPU-s', 'p99 ms', 'Failures'],
       rows,
-      new Set([2, 3, 4, 5]),
+      new Set([3, 4, 5, 6]),
     ) + (lines.length > 0 ? `\n\n${lines.join('\n')}` : '')
   );
 }

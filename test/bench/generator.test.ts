@@ -103,6 +103,30 @@ function step(rate: number, pass: boolean, generatorBusy: number, generatorCoreB
   };
 }
 
+/** A fan-out cell whose only figure that matters here is its maximum and the bound of it. */
+const fanoutCell = (target: string, max: number, bound: 'server-bound' | 'generator-bound'): FanoutCell => {
+  const s = summarize([1]);
+  return {
+    target,
+    members: 1001,
+    payloadBytes: 64,
+    ratePerPublisher: 100,
+    deliveriesPerSec: s,
+    lost: s,
+    lossFraction: s,
+    p50Ms: s,
+    p99Ms: s,
+    maxMs: s,
+    serverCpuSec: s,
+    deliveriesPerCpuSec: s,
+    generatorLimited: false,
+    maxSustainable: summarize([max]),
+    maxGeneratorBound: bound === 'generator-bound',
+    maxBound: bound,
+    searchSteps: [],
+  };
+};
+
 describe('fan-out maxima: server-bound or generator-bound', () => {
   test('the failed step just above the maximum decides', () => {
     const steps = [step(100, true, 0.1), step(400, false, 0.95), step(200, false, 0.3), step(150, true, 0.2)];
@@ -116,33 +140,11 @@ describe('fan-out maxima: server-bound or generator-bound', () => {
   });
 
   test('the report gives a ratio only between server-bound maxima', () => {
-    const cell = (target: string, max: number, bound: 'server-bound' | 'generator-bound'): FanoutCell => {
-      const s = summarize([1]);
-      return {
-        target,
-        members: 1001,
-        payloadBytes: 64,
-        ratePerPublisher: 100,
-        deliveriesPerSec: s,
-        lost: s,
-        lossFraction: s,
-        p50Ms: s,
-        p99Ms: s,
-        maxMs: s,
-        serverCpuSec: s,
-        deliveriesPerCpuSec: s,
-        generatorLimited: false,
-        maxSustainable: summarize([max]),
-        maxGeneratorBound: bound === 'generator-bound',
-        maxBound: bound,
-        searchSteps: [],
-      };
-    };
     const results = {
       fanout: [
-        cell('wshub', 3_000_000, 'server-bound'),
-        cell('uws', 1_000_000, 'server-bound'),
-        cell('ws-preframed', 500_000, 'generator-bound'),
+        fanoutCell('wshub', 3_000_000, 'server-bound'),
+        fanoutCell('uws', 1_000_000, 'server-bound'),
+        fanoutCell('ws-preframed', 500_000, 'generator-bound'),
       ],
     } as unknown as BenchResults;
     const text = fanoutTables(results);
@@ -150,6 +152,18 @@ describe('fan-out maxima: server-bound or generator-bound', () => {
     assert.match(text, /wshub \/ ws-preframed: no ratio \(ws-preframed generator-bound\)/);
     assert.match(text, /3 M \(server-bound\)/);
     assert.match(text, /≥ 500 k \(generator-bound\)/);
+  });
+
+  test('a generator-bound wshub against a server-bound peer gives a floor of the ratio, never a ratio the other way', () => {
+    const text = fanoutTables({
+      fanout: [
+        fanoutCell('wshub', 32_000_000, 'generator-bound'),
+        fanoutCell('ws-preframed', 2_800_000, 'server-bound'),
+        fanoutCell('uws', 2_000_000, 'generator-bound'),
+      ],
+    } as unknown as BenchResults);
+    assert.match(text, /wshub \/ ws-preframed ≥ 11× \(wshub generator-bound\)/);
+    assert.match(text, /wshub \/ uws: no ratio \(wshub and uws generator-bound\)/);
   });
 });
 

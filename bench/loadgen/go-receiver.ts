@@ -6,12 +6,12 @@
  * changed source gets a fresh build (and the builds of older sources are
  * removed) and an unchanged one is built once.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { centrifugoBinDir } from '../peers/centrifugo.ts';
+import { runGo } from '../go-command.ts';
 
 /** The Go program's folder in the repository. */
 export const GO_RECEIVER_SOURCE = fileURLToPath(new URL('./go/receiver/', import.meta.url));
@@ -61,31 +61,12 @@ async function build(log: (line: string) => void): Promise<string> {
   const partial = `${binary}.${process.pid}.partial`;
   log(`  go receiver: building ${binary}`);
   const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('go', ['build', '-trimpath', '-o', partial, '.'], {
-      cwd: GO_RECEIVER_SOURCE,
-      env: goEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const keep = (chunk: Buffer): void => {
-      output = (output + chunk.toString('utf8')).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(
-        new Error(`go receiver: cannot run go (${error.message}); install Go ≥ 1.22 or use --generator node`),
-      );
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else
-        reject(new Error(`go receiver: go build failed (code ${code}, signal ${signal}) ${output.trim()}`));
-    });
+  await runGo(['build', '-trimpath', '-o', partial, '.'], {
+    label: 'go receiver',
+    whenMissing: 'install Go ≥ 1.22 or use --generator node',
+    cwd: GO_RECEIVER_SOURCE,
+    env: goEnv(),
+    timeoutMs: BUILD_TIMEOUT_MS,
   });
   try {
     renameSync(partial, binary);

@@ -20,7 +20,7 @@
  * sharing one Redis form one cluster), and channels may keep a history
  * there (`history_size`, `history_ttl`, recovery allowed).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -29,6 +29,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChannelAccess } from '../loadgen/index.ts';
 import { startExternalPeer, type PeerProcess } from '../peer-process.ts';
+import { runGo } from '../go-command.ts';
 
 /** The Go module and version the issue names. */
 export const CENTRIFUGO_MODULE = 'github.com/centrifugal/centrifugo/v6';
@@ -78,32 +79,11 @@ export async function ensureCentrifugo(
   const target = `${CENTRIFUGO_MODULE}@${CENTRIFUGO_VERSION}`;
   log(`  centrifugo: building ${target} into ${binDir} (the first build takes minutes)`);
   const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('go', ['install', target], {
-      env: { ...process.env, GOBIN: binDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const keep = (chunk: Buffer): void => {
-      output = (output + chunk.toString('utf8')).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`centrifugo: cannot run go (${error.message}); install Go to build ${target}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `centrifugo: go install ${target} failed (code ${code}, signal ${signal}) ${output.trim()}`,
-          ),
-        );
-    });
+  await runGo(['install', target], {
+    label: 'centrifugo',
+    whenMissing: `install Go to build ${target}`,
+    env: { ...process.env, GOBIN: binDir },
+    timeoutMs: BUILD_TIMEOUT_MS,
   });
   if (!existsSync(binary)) throw new Error(`centrifugo: go install ${target} left no ${binary}`);
   log(`  centrifugo: built in ${Math.round((Date.now() - started) / 1000)} s`);

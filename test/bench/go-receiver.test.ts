@@ -19,6 +19,7 @@ import {
   receiverSourceHash,
 } from '../../bench/loadgen/go-receiver.ts';
 import { runFanout, runHandshakes, type Target } from '../../bench/loadgen/index.ts';
+import { runGo } from '../../bench/go-command.ts';
 import { signHS256 } from '../../src/auth/token.ts';
 
 const target = (port: number): Target => ({ host: '127.0.0.1', port, protocol: 'ws', path: '/ws' });
@@ -39,6 +40,18 @@ describe('go receiver build', () => {
     const alone = spawnSync(binary, [], { encoding: 'utf8', timeout: 5000, env: {} });
     assert.equal(alone.status, 2);
     assert.match(alone.stderr, /NODE_CHANNEL_FD/);
+  });
+});
+
+describe('go command', () => {
+  test('resolves when go succeeds; a failure names the command and carries its output', async () => {
+    const options = { label: 'probe', whenMissing: 'install Go', env: process.env, timeoutMs: 30_000 };
+    await runGo(['env', 'GOROOT'], options);
+    await assert.rejects(runGo(['no-such-go-command'], options), (error: Error) => {
+      assert.match(error.message, /^probe: go no-such-go-command failed \(code 2, signal null\) /);
+      assert.match(error.message, /unknown command/);
+      return true;
+    });
   });
 });
 

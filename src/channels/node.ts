@@ -1179,6 +1179,10 @@ export class ChannelNode implements ChannelApi, RoomSink {
     const dataJson = raw === undefined ? JSON.stringify(data) : jsonFormOf(raw);
     if (raw === undefined && Buffer.byteLength(dataJson!) > this.limits.maxPublicationBytes)
       throw new ReplyErrorException(ReplyErrors.LIMIT_EXCEEDED);
+    // A shared engine keeps JSON only: bytes without a JSON form would reach the subscribers
+    // without an offset and be missing from every recovery, so they are refused, not lost.
+    if (dataJson === null && this.shared && historyEnabled(options))
+      throw new ReplyErrorException(ReplyErrors.NOT_AVAILABLE);
     const sub = session.subscriptions.get(channel);
     const publish = (): string | Promise<string> => {
       // A stopped hub publishes nothing: the client must not be told it did.

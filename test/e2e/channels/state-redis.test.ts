@@ -25,6 +25,7 @@ import { startLaggingProxy } from '../../helpers/lagging-proxy.ts';
 import { redisRequirement, startRedis, type RedisServer } from '../../helpers/redis.ts';
 import { authHeaders, cleanupHubs, connectClient, type Client, type RunningHub } from '../server/harness.ts';
 import {
+  callError,
   closeClients,
   connected,
   connectionToken,
@@ -32,6 +33,7 @@ import {
   pause,
   record,
   sdkClient,
+  sdkProtobufClient,
   startChannelHub,
   subscribed,
 } from './sdk.ts';
@@ -188,6 +190,31 @@ function stateTests(backend: () => Backend): void {
         [4, { n: 4 }],
       ],
     );
+  });
+
+  it('a protobuf client publishing bytes without a JSON form to a channel with history gets 108, never a publication that recovery would miss', async () => {
+    const a = await node();
+    const client = sdkProtobufClient(a, { token: await connectionToken('pia') });
+    await connected(client);
+    const { sub } = await subscribed(client, 'bytes');
+    const pubs = record<{ data: Uint8Array; offset?: number }>(sub, 'publication');
+    assert.deepEqual(await callError(sub.publish(new Uint8Array([0, 1, 2, 255]))), {
+      code: 108,
+      message: 'not available',
+    });
+    // Bytes that are JSON are kept, with an offset; a channel without history takes any bytes.
+    await sub.publish(new TextEncoder().encode('{"n":1}'));
+    await until(() => pubs.length === 1);
+    assert.equal(pubs[0]!.offset, 1);
+    assert.equal(new TextDecoder().decode(pubs[0]!.data), '{"n":1}');
+    const plain = (await subscribed(client, 'plain:bytes')).sub;
+    const plainPubs = record<{ data: Uint8Array }>(plain, 'publication');
+    await plain.publish(new Uint8Array([0, 1, 2, 255]));
+    await until(() => plainPubs.length === 1);
+    assert.deepEqual([...plainPubs[0]!.data], [0, 1, 2, 255]);
+    await pause(100);
+    assert.equal(pubs.length, 1, 'the refused bytes reached nobody');
+    assert.equal((await a.ws.channels!.history('bytes', { limit: -1 })).offset, 1);
   });
 
   it('/metrics says the Redis engine served the publications and reads', async () => {

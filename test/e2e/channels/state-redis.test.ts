@@ -2,12 +2,14 @@
 // process, each with its own Redis connections), with the official SDK:
 // the same offsets and order on every node, recovery on another node with
 // exactly the missed publications, recovery racing live publications (no
-// gap, no duplicate), Redis restarted without persistence → recovered:
-// false, presence and join/leave across nodes, and a raw /ws member and a
+// gap, no duplicate), a sync marker that comes back too late (2500, then
+// recovery), bytes without a JSON form refused (108), Redis restarted
+// without persistence → recovered: false, presence and join/leave across
+// nodes, and a raw /ws member and a
 // channel subscriber on different nodes each getting every message once.
 // Everything runs on one redis-server and again on a 3-master Redis Cluster
-// (keys and shard channels of a channel in one slot; the restart and outage
-// tests need the single server).
+// (keys and shard channels of a channel in one slot; the restart, outage and
+// lagging-proxy tests need the single server).
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Cluster } from '../../../src/broker/cluster.ts';
@@ -287,6 +289,54 @@ function stateTests(backend: () => Backend): void {
     const a = await node();
     const b = await node(60_000, `redis://127.0.0.1:${proxy.port}`);
     await recoverWhilePublishing(a, b, 'lagging', 400);
+  });
+
+  it('a sync marker that does not come back in time ends the subscription with 2500, and the SDK recovers', async (t) => {
+    const redis = backend().server;
+    if (redis === null) return t.skip('needs the single server');
+    const url = new URL(redis.url);
+    // Node B's pub/sub connection: prompt while the channel is set up, then 1.5 s behind, past the
+    // 1 s command timeout within which the marker must come back.
+    const proxy = await startLaggingProxy({ host: url.hostname, port: Number(url.port) }, 0, (i) => i === 1);
+    t.after(() => proxy.stop());
+    const a = await node();
+    const b = await node(60_000, `redis://127.0.0.1:${proxy.port}`);
+    const first = await subscriber(b, 'fay', 'marker');
+    proxy.setLag(1500);
+    await a.ws.channels!.publish('marker', { n: 1 });
+
+    // B's read sees offset 1, its pub/sub has not: the subscriber waits for the marker, which is late.
+    const client = sdkClient(b, { token: await connectionToken('gus') });
+    await connected(client);
+    const late = client.newSubscription('marker');
+    const pubs = record<Pub>(late, 'publication');
+    const states = record<{ code: number }>(late, 'subscribing');
+    const subscribedAgain = record<{ wasRecovering: boolean; recovered: boolean }>(late, 'subscribed');
+    late.subscribe();
+    await until(() => states.some((s) => s.code === 2500), 4000);
+    assert.ok(
+      states.some((s) => s.code === 2500),
+      `subscribing events: ${JSON.stringify(states.map((s) => s.code))}`,
+    );
+    assert.ok((b.ws.metrics().redis_state_forced_resubscribes ?? 0) >= 1);
+    proxy.setLag(0);
+    await until(() => subscribedAgain.some((s) => s.wasRecovering && s.recovered), 6000);
+    assert.ok(
+      subscribedAgain.some((s) => s.wasRecovering && s.recovered),
+      JSON.stringify(subscribedAgain),
+    );
+    await a.ws.channels!.publish('marker', { n: 2 });
+    await until(() => pubs.some((p) => p.offset === 2) && first.pubs.length >= 2);
+    await pause(100);
+    // Offset 1 was in the first reply's position, so the recovery brought nothing twice.
+    assert.deepEqual(
+      pubs.map((p) => p.offset),
+      [2],
+    );
+    assert.deepEqual(
+      first.pubs.map((p) => p.offset),
+      [1, 2],
+    );
   });
 
   it('Redis restarted without persistence: a client coming back gets recovered: false', async (t) => {

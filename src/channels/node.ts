@@ -617,9 +617,15 @@ export class ChannelNode implements ChannelApi, RoomSink {
    * RoomSink: with a shared engine, a broadcast to a channel with history
    * is appended by the engine, which delivers it to every node (this one
    * too) in its order. Binary messages and publications that skip history
-   * take the usual way.
+   * take the usual way. A raw room message's append comes back as a promise
+   * (a channel publication carries its own in `result`).
    */
-  takeBroadcast(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): boolean {
+  takeBroadcast(
+    room: string,
+    opcode: DataOpcode,
+    data: Buffer,
+    publication: unknown,
+  ): boolean | Promise<unknown> {
     if (!this.shared) return false;
     const options = this.namespaces.resolve(room)?.options;
     if (options === undefined || !historyEnabled(options)) return false;
@@ -638,10 +644,14 @@ export class ChannelNode implements ChannelApi, RoomSink {
     if (opcode === Opcode.BINARY) return false;
     const text = data.toString('utf8');
     const dataJson = this.dataJsonOf(text);
-    this.appendShared(room, options, { dataJson, tail: '', raw: dataJson === text ? undefined : text }).catch(
-      ignore,
-    );
-    return true;
+    const stored = this.appendShared(room, options, {
+      dataJson,
+      tail: '',
+      raw: dataJson === text ? undefined : text,
+    });
+    // A raw room message has no publisher to answer; a caller that asked (tryBroadcastRoom) gets the promise.
+    stored.catch(ignore);
+    return stored;
   }
 
   /** The shared engine's append; a failure is counted and answered 100 (temporary). */

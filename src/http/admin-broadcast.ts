@@ -117,6 +117,19 @@ export async function handleAdminBroadcast(
       ? config.hub.tryBroadcastAll(Opcode.TEXT, body)
       : config.hub.tryBroadcastRoom(room, Opcode.TEXT, body);
   if (isRejected(result)) return sendError(response, HttpRejection.BROADCAST_REJECTED);
+  // A channel with history in a shared engine: answered once stored, so a 204 is never a lost message.
+  if (result.stored !== undefined) {
+    const stored = await result.stored.then(
+      () => true,
+      () => false,
+    );
+    if (!stored)
+      return sendError(
+        response,
+        HttpRejection.BROADCAST_REJECTED,
+        "the channel's history could not be stored",
+      );
+  }
   response.writeHead(204);
   response.end();
 }

@@ -72,12 +72,19 @@ export interface RoomSink {
   roomActive?(room: string): void;
   roomInactive?(room: string): void;
   /**
-   * Asked first for every broadcast to a room: true means the sink delivers
-   * it itself, to every node (a shared channel engine that orders
-   * publications), handing it back to local members through
+   * Asked first for every broadcast to a room: true (or a promise) means the
+   * sink delivers it itself, to every node (a shared channel engine that
+   * orders publications), handing it back to local members through
    * `Hub.deliverToMembers`; the hub then neither delivers nor publishes it.
+   * A promise settles once the engine stored the message, and rejects when
+   * it could not (then nobody gets it).
    */
-  takeBroadcast?(room: string, opcode: DataOpcode, data: Buffer, publication: unknown): boolean;
+  takeBroadcast?(
+    room: string,
+    opcode: DataOpcode,
+    data: Buffer,
+    publication: unknown,
+  ): boolean | Promise<unknown>;
 }
 
 export interface HubOptions {
@@ -132,6 +139,13 @@ export interface BroadcastResult {
   invalid: boolean;
   /** The hub is stopped. */
   stopped: boolean;
+  /**
+   * Set when a shared channel engine took the message (a room that is a
+   * channel with history in Redis): resolves once the engine stored it, and
+   * every node then delivers it in the engine's order; rejects when it could
+   * not be stored, and then nobody gets it. The counts above stay 0.
+   */
+  stored?: Promise<void>;
 }
 
 /** Rejected = invalid, stopped, or nobody took the message although someone was there. */
@@ -505,7 +519,8 @@ export class Hub<C extends Recipient = Connection> {
   ): void {
     if (this.stopped || !isDataOpcode(opcode) || !this.isValidRoom(room)) return;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    if (this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), publication) === true) return;
+    const taken = this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), publication);
+    if (taken !== undefined && taken !== false) return;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), publication);
     this.batchForRoom(room, this.shared(opcode, bytes));
@@ -562,8 +577,13 @@ export class Hub<C extends Recipient = Connection> {
     if (this.stopped) return ((result.stopped = true), result);
     if (!isDataOpcode(opcode) || !this.isValidRoom(room)) return ((result.invalid = true), result);
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    // Taken by the sink: delivered on every node once it comes back in order; nothing to report here.
-    if (this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), undefined) === true) return result;
+    // Taken by the sink: delivered on every node once it comes back in order.
+    const taken = this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), undefined);
+    if (taken instanceof Promise) {
+      result.stored = taken.then(() => undefined);
+      return result;
+    }
+    if (taken === true) return result;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), undefined);
     const members = this.rooms.get(room);

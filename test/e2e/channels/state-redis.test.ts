@@ -3,7 +3,8 @@
 // the same offsets and order on every node, recovery on another node with
 // exactly the missed publications, recovery racing live publications (no
 // gap, no duplicate), a sync marker that comes back too late (2500, then
-// recovery), bytes without a JSON form refused (108), Redis restarted
+// recovery), bytes without a JSON form refused (108), the admin broadcast
+// answered only once stored (204, else 503), Redis restarted
 // without persistence → recovered: false, presence and join/leave across
 // nodes, and a raw /ws member and a
 // channel subscriber on different nodes each getting every message once.
@@ -25,7 +26,15 @@ import {
 } from '../../helpers/redis-cluster.ts';
 import { startLaggingProxy } from '../../helpers/lagging-proxy.ts';
 import { redisRequirement, startRedis, type RedisServer } from '../../helpers/redis.ts';
-import { authHeaders, cleanupHubs, connectClient, type Client, type RunningHub } from '../server/harness.ts';
+import {
+  BROADCAST_SECRET,
+  authHeaders,
+  cleanupHubs,
+  connectClient,
+  type Client,
+  type RunningHub,
+} from '../server/harness.ts';
+import type { WshubConfig } from '../../../src/config.ts';
 import {
   callError,
   closeClients,
@@ -111,7 +120,11 @@ function stateTests(backend: () => Backend): void {
     await cleanupHubs();
   });
 
-  async function node(presenceTtl = 60_000, engineUrl?: string): Promise<RunningHub> {
+  async function node(
+    presenceTtl = 60_000,
+    engineUrl?: string,
+    extra: Partial<WshubConfig> = {},
+  ): Promise<RunningHub> {
     const b = backend();
     const cluster = new Cluster({ transport: b.transport(), presenceInterval: 100 });
     const engine = new RedisEngine({
@@ -120,7 +133,7 @@ function stateTests(backend: () => Backend): void {
       presenceTtl,
       commandTimeout: 1000,
     });
-    const hub = await startChannelHub({ channels, cluster, channelEngine: engine });
+    const hub = await startChannelHub({ channels, cluster, channelEngine: engine, ...extra });
     await hub.ws.start();
     return hub;
   }
@@ -337,6 +350,39 @@ function stateTests(backend: () => Backend): void {
       first.pubs.map((p) => p.offset),
       [1, 2],
     );
+  });
+
+  it('the admin broadcast to a channel with history answers 204 once Redis stored it, 503 when it could not', async (t) => {
+    const redis = backend().server;
+    if (redis === null) return t.skip('needs the single server');
+    const url = new URL(redis.url);
+    // Node A reaches Redis through a proxy that can be taken away.
+    const proxy = await startLaggingProxy({ host: url.hostname, port: Number(url.port) }, 0, () => false);
+    t.after(() => proxy.stop());
+    const admin = { broadcastEnabled: true, broadcastSecret: BROADCAST_SECRET };
+    const a = await node(60_000, `redis://127.0.0.1:${proxy.port}`, admin);
+    const b = await node();
+    const onB = await subscriber(b, 'ivy', 'announce');
+    const broadcast = (text: string) =>
+      fetch(`http://127.0.0.1:${a.port}/_admin/broadcast?room=announce`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${BROADCAST_SECRET}` },
+        body: text,
+      });
+    const ok = await broadcast('{"n":1}');
+    assert.equal(ok.status, 204);
+    await until(() => onB.pubs.length === 1);
+    assert.deepEqual([onB.pubs[0]!.offset, onB.pubs[0]!.data], [1, { n: 1 }]);
+
+    await proxy.stop();
+    const refused = await broadcast('{"n":2}');
+    assert.equal(refused.status, 503);
+    const body = (await refused.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'WEBSOCKET_BROADCAST_REJECTED');
+    assert.match(body.error.message, /could not be stored/);
+    await pause(200);
+    assert.equal(onB.pubs.length, 1, 'nobody got what was not stored');
+    assert.equal((await b.ws.channels!.history('announce', { limit: -1 })).offset, 1);
   });
 
   it('Redis restarted without persistence: a client coming back gets recovered: false', async (t) => {

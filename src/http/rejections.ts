@@ -123,6 +123,8 @@ export const HttpRejection = {
 
   // ---- handshake admission ----
   HANDSHAKE_LIMIT: kind(429, 'HANDSHAKE_LIMIT', 'capacity', 'too many pending handshakes from this address'),
+  /** The total of pending handshakes was reached, and this one was the oldest of the busiest address. */
+  HANDSHAKE_EVICTED: kind(503, 'HANDSHAKE_EVICTED', 'capacity', 'too many pending handshakes, retry later'),
   /** The request head did not arrive before the handshake deadline. */
   REQUEST_TIMEOUT: kind(408, 'REQUEST_TIMEOUT', 'validation', 'the upgrade request did not arrive in time'),
   /** The head arrived, but a step (token, room authorizer) was still waiting at the deadline. */

@@ -8,7 +8,8 @@
  *   idle timer would be reset by every trickled byte;
  * - a cap per client address, past which a newcomer gets 429;
  * - a cap in total, past which a pending handshake is dropped to make
- *   room: the oldest one of the address holding the most. A client that
+ *   room (answered 503 with Retry-After where an answer can be written):
+ *   the oldest one of the address holding the most. A client that
  *   sends its head promptly thus gets in however many slow sockets are held
  *   open (the reserve that keeps /healthz and new clients served;
  *   established connections need no new descriptor), and even a flood that
@@ -191,8 +192,12 @@ export class HandshakeGuard {
       this.unlogged.evicted++;
       this.noteLimit(victim.address);
       this.untrack(victim);
-      victim.io.destroy();
-      victim.socket.destroy();
+      // Told why and when to come back (an honest client in a reconnection storm), then freed at once.
+      answer(
+        victim.socket,
+        victim.canAnswer ? victim.io : null,
+        refusal(HttpRejection.HANDSHAKE_EVICTED, undefined, { 'Retry-After': '1' }),
+      );
     }
     const entry: Pending = {
       guard: this,

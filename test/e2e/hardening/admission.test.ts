@@ -264,6 +264,10 @@ describe('pending handshake caps', () => {
     const health = await rawHttp(hub.port, 'GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.equal(health.status, 404, 'node:http requests are served');
     await within(slow[0]!.closed, 1_000, 'eviction of the oldest slow socket');
+    // An evicted client is told why, and when to come back.
+    assert.match(slow[0]!.text(), /^HTTP\/1\.1 503 /);
+    assert.match(slow[0]!.text(), /\r\nRetry-After: 1\r\n/i);
+    assert.match(slow[0]!.text(), /"code":"HANDSHAKE_EVICTED"/);
     const refill = await probe(hub.port, '127.0.0.2');
     refill.socket.write('GET /ws?room=a HTTP/1.1\r\n');
     slow.push(refill);

@@ -617,29 +617,29 @@ export class ChannelNode implements ChannelApi, RoomSink {
    * RoomSink: with a shared engine, a broadcast to a channel with history
    * is appended by the engine, which delivers it to every node (this one
    * too) in its order. Binary messages and publications that skip history
-   * take the usual way. A raw room message's append comes back as a promise
-   * (a channel publication carries its own in `result`).
+   * take the usual way. The append comes back as a promise (a channel
+   * publication also carries it in `result`, for its publisher).
    */
   takeBroadcast(
     room: string,
     opcode: DataOpcode,
     data: Buffer,
     publication: unknown,
-  ): boolean | Promise<unknown> {
+  ): false | Promise<unknown> {
     if (!this.shared) return false;
     const options = this.namespaces.resolve(room)?.options;
     if (options === undefined || !historyEnabled(options)) return false;
     if (publication instanceof LocalPublication) {
-      // Data without a JSON form is not kept by a shared engine: delivered, not stored.
+      // Data without a JSON form is not kept by a shared engine (a client's is refused before it gets here).
       if (publication.skipHistory || publication.dataJson === null) return false;
       const tail = publicationTail(publication.infoJson, publication.tagsJson);
       const raw = publication.raw?.toString('utf8');
-      publication.result = this.appendShared(room, options, {
+      // Its publisher waits for this result and handles its failure.
+      return (publication.result = this.appendShared(room, options, {
         dataJson: publication.dataJson,
         tail,
         raw: raw === publication.dataJson ? undefined : raw,
-      });
-      return true;
+      }));
     }
     if (opcode === Opcode.BINARY) return false;
     const text = data.toString('utf8');

@@ -72,19 +72,19 @@ export interface RoomSink {
   roomActive?(room: string): void;
   roomInactive?(room: string): void;
   /**
-   * Asked first for every broadcast to a room: true (or a promise) means the
-   * sink delivers it itself, to every node (a shared channel engine that
-   * orders publications), handing it back to local members through
+   * Asked first for every broadcast to a room: a promise means the sink
+   * delivers it itself, to every node (a shared channel engine that orders
+   * publications), handing it back to local members through
    * `Hub.deliverToMembers`; the hub then neither delivers nor publishes it.
-   * A promise settles once the engine stored the message, and rejects when
-   * it could not (then nobody gets it).
+   * The promise settles once the engine stored the message, and rejects
+   * when it could not (then nobody gets it). False: the hub's usual way.
    */
   takeBroadcast?(
     room: string,
     opcode: DataOpcode,
     data: Buffer,
     publication: unknown,
-  ): boolean | Promise<unknown>;
+  ): false | Promise<unknown>;
 }
 
 export interface HubOptions {
@@ -519,8 +519,7 @@ export class Hub<C extends Recipient = Connection> {
   ): void {
     if (this.stopped || !isDataOpcode(opcode) || !this.isValidRoom(room)) return;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    const taken = this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), publication);
-    if (taken !== undefined && taken !== false) return;
+    if (this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), publication) instanceof Promise) return;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), publication);
     this.batchForRoom(room, this.shared(opcode, bytes));
@@ -580,10 +579,12 @@ export class Hub<C extends Recipient = Connection> {
     // Taken by the sink: delivered on every node once it comes back in order.
     const taken = this.sink?.takeBroadcast?.(room, opcode, toBuffer(bytes), undefined);
     if (taken instanceof Promise) {
-      result.stored = taken.then(() => undefined);
+      const stored = taken.then(() => undefined);
+      // A caller that does not look at `stored` must not turn a failed store into an unhandled rejection.
+      stored.catch(() => {});
+      result.stored = stored;
       return result;
     }
-    if (taken === true) return result;
     this.cluster?.publish(room, opcode, bytes);
     this.sink?.roomMessage(room, opcode, toBuffer(bytes), undefined);
     const members = this.rooms.get(room);

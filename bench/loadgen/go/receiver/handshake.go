@@ -24,11 +24,6 @@ const (
 	hsClosing
 )
 
-type headerPool struct {
-	Name   string   `json:"name"`
-	Values []string `json:"values"`
-}
-
 // attempt is one connection of one loop.
 type attempt struct {
 	fd     int
@@ -253,15 +248,4 @@ func (r *handshakeRun) expire(now float64) {
 func writeAll(fd int, b []byte) bool {
 	n, err := syscall.Write(fd, b)
 	return err == nil && n == len(b)
-}
-
-type handshakesMsg struct {
-	Type         string  `json:"type"`
-	Upgrades     int     `json:"upgrades"`
-	Failures     int     `json:"failures"`
-	Histogram    []int64 `json:"histogram"`
-	MaxUs        int64   `json:"maxUs"`
-	CPUUs        int64   `json:"cpuUs"`
-	ElapsedMs    float64 `json:"elapsedMs"`
-	HeaderReuses int     `json:"headerReuses"`
 }

@@ -163,3 +163,21 @@ type resultMsg struct {
 	PublishFailed   int64            `json:"publishFailed"`
 	PublishError    string           `json:"publishError"`
 }
+
+// headerPool is a handshake run's header whose value changes per connection (HeaderPool).
+type headerPool struct {
+	Name   string   `json:"name"`
+	Values []string `json:"values"`
+}
+
+// handshakesMsg reports a handshake run.
+type handshakesMsg struct {
+	Type         string  `json:"type"`
+	Upgrades     int     `json:"upgrades"`
+	Failures     int     `json:"failures"`
+	Histogram    []int64 `json:"histogram"`
+	MaxUs        int64   `json:"maxUs"`
+	CPUUs        int64   `json:"cpuUs"`
+	ElapsedMs    float64 `json:"elapsedMs"`
+	HeaderReuses int     `json:"headerReuses"`
+}

@@ -3,7 +3,8 @@
  * the peer runs pinned to CPU 0 under `node --cpu-prof`, the generator on
  * CPU 1 loops connect → upgrade → close with 64 connectors (with `--jwt`,
  * a different HS256 token per connection), and the heaviest functions by
- * self time are printed. The `.cpuprofile` files (main thread and any
+ * self time are printed. The connectors run in the Go worker by default
+ * (`--generator node` for the Node worker; Socket.IO always uses it). The `.cpuprofile` files (main thread and any
  * other) stay in the given directory for Chrome DevTools.
  *
  * The profiler samples wall time: on a machine busy with other work a
@@ -12,7 +13,7 @@
  * come from /proc and stay meaningful.
  *
  * Run: node --import tsx bench/profile-handshakes.ts [--target wshub] [--jwt]
- *        [--seconds 5] [--runs 2] [--dir /tmp/wshub-profile] [--top 30]
+ *        [--generator go|node] [--seconds 5] [--runs 2] [--dir /tmp/wshub-profile] [--top 30]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
   options: {
     target: { type: 'string', default: 'wshub' },
     jwt: { type: 'boolean', default: false },
+    generator: { type: 'string', default: 'go' },
     seconds: { type: 'string', default: '5' },
     runs: { type: 'string', default: '2' },
     dir: { type: 'string', default: join(tmpdir(), 'wshub-profile') },
@@ -39,6 +41,9 @@ const { values } = parseArgs({
 });
 const target = values.target;
 if (!/^[a-z-]+$/.test(target)) throw new Error(`bad --target ${target}`);
+if (values.generator !== 'go' && values.generator !== 'node')
+  throw new Error(`bad --generator ${values.generator}`);
+const receivePath = values.generator;
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const top = Number(values.top);
@@ -75,12 +80,13 @@ try {
       concurrency: 64,
       durationMs: seconds * 1000,
       cpuList: '1',
+      receivePath,
       ...(values.jwt ? { headerPool: { name: 'Authorization', values: bearers } } : {}),
     });
     const cpu = procCpuSeconds(child.pid!) - before;
     process.stdout.write(
       `run ${run + 1}: ${Math.round(r.perSec)} upgrades/s, ${r.failures} failures, server CPU ${cpu.toFixed(2)} s, ` +
-        `${Math.round(r.upgrades / cpu)} upgrades per CPU-s, generator ${(100 * r.generatorCpu.busyFraction).toFixed(0)}% busy\n`,
+        `${Math.round(r.upgrades / cpu)} upgrades per CPU-s, ${r.receivePath} generator ${(100 * r.generatorCpu.busyFraction).toFixed(0)}% busy\n`,
     );
   }
 } finally {

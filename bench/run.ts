@@ -46,7 +46,7 @@ import { renderWorkersTables } from './scenarios/workers-report.ts';
 import { runGeneratorScenario } from './scenarios/generator.ts';
 import { handshakeCostSection } from './report/handshake-cost.ts';
 
-/** Every target, in report order; bare-net only takes part in idle memory. */
+/** Every target of a full run, in report order; bare-net only takes part in idle memory and handshakes. */
 export const ALL_TARGETS = [
   'wshub',
   'wshub-metrics',
@@ -57,6 +57,11 @@ export const ALL_TARGETS = [
   'socketio',
   'bare-net',
 ];
+/**
+ * Targets that run only when --targets names them: tcp-handle (an upgrade
+ * on Node's TCP handle without node:net; handshakes only).
+ */
+export const OPT_IN_TARGETS = ['tcp-handle'];
 /** The targets of a quick run unless --targets says otherwise. */
 export const QUICK_TARGETS = ['wshub', 'ws-preframed', 'uws', 'bare-net'];
 /** Every scenario, in run order. */
@@ -86,15 +91,19 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-/** Splits a comma list and checks every item against `allowed`. */
-function listOf(value: string | undefined, allowed: string[], what: string): string[] {
+/**
+ * Splits a comma list and checks every item against `allowed` and
+ * `optIn`; absent, the list is `allowed`. The result keeps their order.
+ */
+function listOf(value: string | undefined, allowed: string[], what: string, optIn: string[] = []): string[] {
   if (value === undefined) return allowed;
+  const known = [...allowed, ...optIn];
   const items = value
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const item of items) if (!allowed.includes(item)) usage(`unknown ${what} "${item}"`);
-  return allowed.filter((a) => items.includes(a));
+  for (const item of items) if (!known.includes(item)) usage(`unknown ${what} "${item}"`);
+  return known.filter((a) => items.includes(a));
 }
 
 async function main(): Promise<void> {
@@ -130,7 +139,12 @@ async function main(): Promise<void> {
   const targets =
     requested !== undefined && hubTargets === ''
       ? []
-      : listOf(hubTargets ?? (quick ? QUICK_TARGETS.join(',') : undefined), ALL_TARGETS, 'target');
+      : listOf(
+          hubTargets ?? (quick ? QUICK_TARGETS.join(',') : undefined),
+          ALL_TARGETS,
+          'target',
+          OPT_IN_TARGETS,
+        );
   const defaultScenarios = quick ? ALL_SCENARIOS.filter((s) => s !== 'workers').join(',') : undefined;
   const scenarios = listOf(values.scenarios ?? defaultScenarios, ALL_SCENARIOS, 'scenario');
   const writeDocs = values['no-report'] ? false : (values.report ?? !quick);

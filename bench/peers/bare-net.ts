@@ -1,32 +1,44 @@
 /**
- * Peer `bare-net`: the idle-memory floor. A plain node:net server completes
- * the WebSocket handshake by hand (Sec-WebSocket-Accept from node:crypto),
- * then holds the socket in flowing mode and discards whatever arrives. It
- * keeps no per-connection state beyond the net.Socket itself: listeners are
- * shared functions, and a request split over several reads (rare on
+ * Peer `bare-net`: the floor of a node:net server. A plain node:net server
+ * completes the WebSocket handshake by hand (Sec-WebSocket-Accept from
+ * node:crypto; with --jwt-secret-file, the `Authorization: Bearer` token
+ * checked with jose first, as the other peers do), then holds the socket in
+ * flowing mode and discards whatever arrives, except that a chunk starting
+ * with a close frame is answered with a close frame and the socket ended.
+ * It keeps no per-connection state beyond the net.Socket itself: listeners
+ * are shared functions, and a request split over several reads (rare on
  * loopback) is buffered in a WeakMap until complete.
  *
- * It does not relay messages and has no JWT variant; the orchestrator only
- * uses it for idle connections. dropped/closed are -1.
+ * It does not relay messages; the orchestrator uses it for idle memory (the
+ * memory floor) and for handshakes (the CPU floor of an upgrade on node:net).
+ * dropped/closed are -1.
  *
- * Run: node --import tsx bench/peers/bare-net.ts --port 0
+ * Run: node --import tsx bench/peers/bare-net.ts --port 0 [--jwt-secret-file FILE]
  */
-import { createServer } from 'node:net';
-import { HOST, connectionsOnly, fail, parsePeerArgs, peerReady } from './common.ts';
+import { createServer, type Socket } from 'node:net';
+import { HOST, bearerCheck, connectionsOnly, parsePeerArgs, peerReady } from './common.ts';
 import { rawUpgrade } from './raw-upgrade.ts';
 
+/** FIN + close opcode, unmasked, two bytes of status 1000. */
+const CLOSE_FRAME = Buffer.from([0x88, 0x02, 0x03, 0xe8]);
+const CLOSE_OPCODE = 0x8;
+
 const options = parsePeerArgs();
-if (options.jwtSecret !== undefined)
-  fail('bare-net: --jwt-secret-file is not supported (idle reference only)', 2);
+const check = options.jwtSecret === undefined ? undefined : await bearerCheck(options.jwtSecret);
 
 let connections = 0;
 
-const onHandshakeData = rawUpgrade((socket) => {
+const onHandshakeData = rawUpgrade((socket, rest) => {
   connections++;
   socket.on('close', onClose);
-  // Flowing mode without a 'data' listener: incoming frames are read and dropped.
-  socket.resume();
-});
+  socket.on('data', onFrames);
+  if (rest.length > 0) onFrames.call(socket, rest);
+}, check);
+
+/** Discards frames; a chunk that starts with a close frame is answered and the socket ended. */
+function onFrames(this: Socket, chunk: Buffer): void {
+  if ((chunk[0]! & 0x0f) === CLOSE_OPCODE) this.end(CLOSE_FRAME);
+}
 
 function onClose(): void {
   connections--;

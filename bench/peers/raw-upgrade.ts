@@ -8,12 +8,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { WS_PATH, pathOf } from './common.ts';
+import { WS_PATH, pathOf, type BearerCheck } from './common.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_REQUEST_BYTES = 16 * 1024;
 const HEADER_END = Buffer.from('\r\n\r\n');
 const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
+const AUTHORIZATION_PATTERN = /^authorization:[ \t]*(.*?)[ \t]*$/im;
 
 function acceptKey(key: string): string {
   return createHash('sha1')
@@ -25,13 +26,43 @@ function refuse(socket: Socket, status: string): void {
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
+/** The 101 for `key`. */
+function switchingProtocols(key: string): string {
+  return (
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`
+  );
+}
+
+/** Runs the bearer check with the socket paused, then answers 101 (and calls `upgraded`) or 401. */
+function checkThenUpgrade(
+  socket: Socket,
+  check: BearerCheck,
+  authorization: string | undefined,
+  key: string,
+  rest: Buffer,
+  upgraded: (socket: Socket, rest: Buffer) => void,
+): void {
+  socket.pause();
+  void check(authorization).then((ok) => {
+    if (socket.destroyed) return;
+    if (!ok) return refuse(socket, '401 Unauthorized');
+    socket.write(switchingProtocols(key));
+    upgraded(socket, rest);
+    socket.resume();
+  });
+}
+
 /**
  * The `data` listener a new socket gets: completes the handshake, then
  * removes itself and calls `upgraded` with the socket and the bytes that
  * followed the request head. One listener function serves every socket.
+ * With `check`, the request's `Authorization` header must pass it first
+ * (401 otherwise); the socket is paused while it runs.
  */
 export function rawUpgrade(
   upgraded: (socket: Socket, rest: Buffer) => void,
+  check?: BearerCheck,
 ): (this: Socket, chunk: Buffer) => void {
   const partial = new WeakMap<Socket, Buffer>();
   return function onHandshakeData(this: Socket, chunk: Buffer): void {
@@ -50,10 +81,11 @@ export function rawUpgrade(
     if (method !== 'GET' || pathOf(target) !== WS_PATH) return refuse(this, '404 Not Found');
     const key = KEY_PATTERN.exec(head)?.[1];
     if (key === undefined) return refuse(this, '400 Bad Request');
-    this.write(
-      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`,
-    );
-    upgraded(this, data.subarray(end + 4));
+    const rest = data.subarray(end + 4);
+    if (check === undefined) {
+      this.write(switchingProtocols(key));
+      return upgraded(this, rest);
+    }
+    checkThenUpgrade(this, check, AUTHORIZATION_PATTERN.exec(head)?.[1], key, rest, upgraded);
   };
 }

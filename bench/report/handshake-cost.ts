@@ -50,6 +50,7 @@ function judge(
       `vs ${UWS_FACTOR} × uws (same run, ${formatNumber(uwsRow.upgradesPerCpuSec.median)}) = ${formatNumber(UWS_FACTOR * uwsRow.upgradesPerCpuSec.median)} → ${uws ? 'met' : 'not met'} (${formatRatio(ratio)} uws)`,
     );
   }
+  if (uwsRow !== undefined) parts.push(...floorNotes(results, jwt, uwsRow));
   if (mine.generatorLimited || uwsRow?.generatorLimited)
     parts.push('a run was bounded by the load generator (⚠), so the server was not saturated');
   if (jwt && mine.distinctTokens !== undefined)
@@ -57,6 +58,29 @@ function judge(
       `${mine.distinctTokens.toLocaleString('en-US')} distinct tokens, at most ${mine.tokenReuses ?? 0} reused in a run`,
     );
   return { seed, uws, text: parts.join('; ') };
+}
+
+/**
+ * What the floor peers of the same run say about the uws bar: bare-net
+ * (node:net, nothing but the handshake) is the most any server on Node's
+ * public socket API can reach; tcp-handle shows what is left without
+ * node:net's JavaScript layer.
+ */
+function floorNotes(results: BenchResults, jwt: boolean, uwsRow: HandshakeRow): string[] {
+  const notes: string[] = [];
+  const floors: Array<[string, string]> = [
+    ['bare-net', 'node:net floor (bare-net: a node:net server that does nothing but the handshake)'],
+    ['tcp-handle', "without node:net (tcp-handle: Node's TCP handle driven directly)"],
+  ];
+  for (const [name, what] of floors) {
+    const floor = results.handshakes.find((r) => r.target === name && r.jwt === jwt);
+    if (floor === undefined) continue;
+    const ratio = ratioOf(floor.upgradesPerCpuSec, uwsRow.upgradesPerCpuSec);
+    notes.push(
+      `${what}: ${formatNumber(floor.upgradesPerCpuSec.median)} = ${formatRatio(ratio)} uws, ${ratio >= UWS_FACTOR ? 'at or above' : 'below'} the ${UWS_FACTOR}× bar`,
+    );
+  }
+  return notes;
 }
 
 /** The verdict on the upgrade-cost targets, for the verdict list of the report. */

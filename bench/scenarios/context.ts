@@ -12,7 +12,7 @@ export interface ScenarioContext {
   quick: boolean;
   /** Repetitions of each measurement. */
   runs: number;
-  /** Selected targets, in report order (bare-net is only used by idle memory). */
+  /** Selected targets, in report order (the floor peers take part only where `takesPart` says). */
   targets: string[];
   /** Include N = 10,000 in fan-out. */
   large: boolean;
@@ -27,6 +27,22 @@ export interface ScenarioContext {
   receivePath?: ReceivePath;
   log(message: string): void;
   errors: RunError[];
+}
+
+/**
+ * The floor peers: servers that only do the handshake and relay nothing.
+ * bare-net (node:net) is the floor of idle memory and of an upgrade's
+ * cost; tcp-handle (Node's TCP handle without node:net) only of the latter.
+ */
+const FLOOR_SCENARIOS: Readonly<Record<string, readonly string[]>> = {
+  'bare-net': ['idle', 'handshakes'],
+  'tcp-handle': ['handshakes'],
+};
+
+/** Whether target `name` takes part in `scenario`: every relaying target does, a floor peer only where it is a floor. */
+export function takesPart(name: string, scenario: string): boolean {
+  const floors = FLOOR_SCENARIOS[name];
+  return floors === undefined || floors.includes(scenario);
 }
 
 /** A target as a peer to start: the peer file, its flags, and the label used in tables. */

@@ -16,7 +16,7 @@
 import { runFanout, type FanoutResult } from '../loadgen/index.ts';
 import type { FanoutCell, RateStep } from '../results.ts';
 import { summarize } from '../summary.ts';
-import { plain, repeat, targetOf, withPeer, type ScenarioContext } from './context.ts';
+import { plain, repeat, takesPart, targetOf, withPeer, type ScenarioContext } from './context.ts';
 import { probeWindow } from './window-probe.ts';
 import type { PeerProcess } from '../peer-process.ts';
 
@@ -204,7 +204,7 @@ export async function runFanoutScenario(ctx: ScenarioContext): Promise<FanoutCel
   const cells: FanoutCell[] = [];
 
   for (const name of ctx.targets) {
-    if (name === 'bare-net') continue;
+    if (!takesPart(name, 'fanout')) continue;
     ctx.log(`fan-out / ${name}`);
     await withPeer(ctx, 'fanout', plain(name), async (peer) => {
       for (const subscribers of sizes) {

@@ -25,7 +25,7 @@ import { SignJWT } from 'jose';
 import { runHandshakes } from '../loadgen/index.ts';
 import type { HandshakeRow } from '../results.ts';
 import { summarize } from '../summary.ts';
-import { repeat, targetOf, withPeer, type ScenarioContext } from './context.ts';
+import { repeat, takesPart, targetOf, withPeer, type ScenarioContext } from './context.ts';
 
 const CONCURRENCY = 64;
 /** Distinct tokens of the JWT variant. */
@@ -46,7 +46,7 @@ export async function signTokenPool(secret: Buffer, count: number): Promise<stri
   return tokens;
 }
 
-/** Runs the handshake scenario for every selected target (bare-net excluded). */
+/** Runs the handshake scenario for every selected target (bare-net and tcp-handle as floors). */
 export async function runHandshakeScenario(ctx: ScenarioContext): Promise<HandshakeRow[]> {
   const durationMs = ctx.quick ? 1_000 : 5_000;
   const dir = mkdtempSync(join(tmpdir(), 'wshub-bench-'));
@@ -64,7 +64,7 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
   try {
     for (const jwt of [false, true]) {
       for (const name of ctx.targets) {
-        if (name === 'bare-net') continue;
+        if (!takesPart(name, 'handshakes')) continue;
         const label = jwt ? `${name} (JWT)` : name;
         ctx.log(`handshakes / ${label}`);
         const variant = { label, name, args: jwt ? ['--jwt-secret-file', secretFile] : [] };

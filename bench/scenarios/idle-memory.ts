@@ -9,7 +9,7 @@
 import { holdIdle } from '../loadgen/index.ts';
 import type { IdleRow } from '../results.ts';
 import { summarize } from '../summary.ts';
-import { plain, repeat, sleep, targetOf, withPeer, type ScenarioContext } from './context.ts';
+import { plain, repeat, takesPart, sleep, targetOf, withPeer, type ScenarioContext } from './context.ts';
 
 /** Lets the server settle (GC, lazily allocated state) before reading memory. */
 const SETTLE_MS = 1000;
@@ -21,6 +21,7 @@ export async function runIdleScenario(ctx: ScenarioContext): Promise<IdleRow[]> 
   const rows: IdleRow[] = [];
   for (const connections of levels) {
     for (const name of ctx.targets) {
+      if (!takesPart(name, 'idle')) continue;
       ctx.log(`idle memory / ${name}: ${connections} connections`);
       const runs = await repeat(ctx.runs, async () =>
         withPeer(ctx, 'idle', plain(name), async (peer) => {

@@ -7,7 +7,7 @@
 import { runFanout } from '../loadgen/index.ts';
 import type { ManyRoomsRow } from '../results.ts';
 import { summarize } from '../summary.ts';
-import { plain, repeat, targetOf, withPeer, type ScenarioContext } from './context.ts';
+import { plain, repeat, takesPart, targetOf, withPeer, type ScenarioContext } from './context.ts';
 import { probeWindow } from './window-probe.ts';
 
 const MEMBERS_PER_ROOM = 10;
@@ -22,7 +22,7 @@ export async function runManyRoomsScenario(ctx: ScenarioContext): Promise<ManyRo
   const timing = ctx.quick ? { warmupMs: 300, durationMs: 1000 } : { warmupMs: 1000, durationMs: 3000 };
   const rows: ManyRoomsRow[] = [];
   for (const name of ctx.targets) {
-    if (name === 'bare-net') continue;
+    if (!takesPart(name, 'many-rooms')) continue;
     ctx.log(
       `many rooms / ${name}: ${roomCount} rooms × ${MEMBERS_PER_ROOM}, ${ratePerPublisher} msg/s per room`,
     );

@@ -12,7 +12,15 @@
 import { runFanout, type FanoutResult } from '../loadgen/index.ts';
 import type { SlowRow } from '../results.ts';
 import { summarize } from '../summary.ts';
-import { plain, repeat, targetOf, withPeer, type PeerVariant, type ScenarioContext } from './context.ts';
+import {
+  plain,
+  repeat,
+  takesPart,
+  targetOf,
+  withPeer,
+  type PeerVariant,
+  type ScenarioContext,
+} from './context.ts';
 import { probeWindow } from './window-probe.ts';
 import type { PeerProcess } from '../peer-process.ts';
 
@@ -87,7 +95,7 @@ export async function runSlowScenario(ctx: ScenarioContext): Promise<SlowRow[]> 
   const rate = RATE_PER_PUBLISHER;
   const variants: PeerVariant[] = [];
   for (const name of ctx.targets) {
-    if (name === 'bare-net') continue;
+    if (!takesPart(name, 'slow')) continue;
     variants.push(plain(name));
     if (name === 'wshub') variants.push({ label: 'wshub (close)', name, args: ['--send-behavior', 'close'] });
   }

@@ -2,7 +2,8 @@
  * Benchmark peers (bench/peers/*.ts), started the way the orchestrator
  * starts them: room fan-out with the sender included and the opcode kept,
  * room isolation, the `stats` line, SIGTERM, the uWS native-addon check and
- * the JWT handshake variant.
+ * the JWT handshake variant; the floor peers (bare-net, tcp-handle) answer
+ * a close frame and close.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
@@ -181,6 +182,24 @@ after(() => {
 });
 
 const RELAY_PEERS = ['wshub', 'ws-naive', 'ws-preframed', 'uws'] as const;
+/** Peers that only complete the handshake: the floors of idle memory and upgrade cost. */
+const FLOOR_PEERS = ['bare-net', 'tcp-handle'] as const;
+
+/** Sends a close frame and resolves once the peer answered with 1000 and closed TCP. */
+async function closedByPeer(client: Client): Promise<void> {
+  const closed = new Promise<number>((resolve) => client.ws.once('close', (code: number) => resolve(code)));
+  client.ws.close(1000);
+  assert.equal(await closed, 1000);
+}
+
+/** Polls `condition` every 20 ms for up to 3 s. */
+async function waitFor(condition: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + MESSAGE_TIMEOUT_MS;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail('condition not reached within 3 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** What each peer's stats report for slow-consumer counters when nothing was slow. */
 const IDLE_COUNTERS: Record<string, { dropped: number; closed: number }> = {
@@ -190,6 +209,7 @@ const IDLE_COUNTERS: Record<string, { dropped: number; closed: number }> = {
   uws: { dropped: -1, closed: -1 },
   socketio: { dropped: -1, closed: -1 },
   'bare-net': { dropped: -1, closed: -1 },
+  'tcp-handle': { dropped: -1, closed: -1 },
 };
 
 function assertStats(stats: Record<string, unknown>, name: string, connections: number): void {
@@ -280,22 +300,28 @@ describe('benchmark peers relay to their room only', { concurrency: true }, () =
     assert.ok(exit.code === 0 || exit.signal === 'SIGTERM', `exit ${exit.code} ${exit.signal}`);
   });
 
-  test('bare-net completes the handshake and holds the socket', async () => {
-    const peer = await startPeer('bare-net');
-    const client = new Client(`ws://127.0.0.1:${peer.port}/ws?room=A`);
-    try {
-      await client.opened();
-      client.ws.send('discarded');
-      await assert.rejects(client.next(300), /no message/);
-      assertStats(await peer.stats(), 'bare-net', 1);
-      const other = new Client(`ws://127.0.0.1:${peer.port}/elsewhere`);
-      await assert.rejects(other.opened(), /refused with 404/);
-    } finally {
-      await client.close();
-    }
-    const exit = await peer.stop();
-    assert.ok(exit.code === 0 || exit.signal === 'SIGTERM', `exit ${exit.code} ${exit.signal}`);
-  });
+  for (const name of FLOOR_PEERS) {
+    test(`${name} completes the handshake, holds the socket, and answers a close frame`, async () => {
+      const peer = await startPeer(name);
+      const client = new Client(`ws://127.0.0.1:${peer.port}/ws?room=A`);
+      try {
+        await client.opened();
+        client.ws.send('discarded');
+        await assert.rejects(client.next(300), /no message/);
+        assertStats(await peer.stats(), name, 1);
+        if (name === 'bare-net') {
+          const other = new Client(`ws://127.0.0.1:${peer.port}/elsewhere`);
+          await assert.rejects(other.opened(), /refused with 404/);
+        }
+        await closedByPeer(client);
+        await waitFor(async () => (await peer.stats()).connections === 0);
+      } finally {
+        await client.close();
+      }
+      const exit = await peer.stop();
+      assert.ok(exit.code === 0 || exit.signal === 'SIGTERM', `exit ${exit.code} ${exit.signal}`);
+    });
+  }
 
   test('uws refuses to run on the JavaScript fallback (exit code 3)', async () => {
     const { code, stderr } = await exitCodeOf('uws', { ...process.env, UWS_USE_FALLBACK: '1' });
@@ -325,7 +351,7 @@ describe('JWT handshake variant', { concurrency: true }, () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  for (const name of ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio']) {
+  for (const name of ['wshub', 'ws-naive', 'ws-preframed', 'uws', 'socketio', ...FLOOR_PEERS]) {
     test(name, async () => {
       const peer = await startPeer(name, ['--jwt-secret-file', secretFile]);
       const url =
@@ -343,6 +369,8 @@ describe('JWT handshake variant', { concurrency: true }, () => {
         await client.opened();
         if (name === 'socketio') {
           assert.match((await client.next()).data.toString(), /^0\{/);
+        } else if ((FLOOR_PEERS as readonly string[]).includes(name)) {
+          await closedByPeer(client);
         } else {
           client.ws.send('with token');
           assert.equal((await client.next()).data.toString(), 'with token');

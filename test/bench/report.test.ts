@@ -201,6 +201,15 @@ describe('report', () => {
 
     results.handshakes[1] = row('uws', false, 40_000); // 22 k / 40 k = 0.55× < 0.7×
     assert.equal(handshakeCostVerdict(results).met, false);
+    // The floor peers of the same run are set against the uws bar.
+    results.handshakes.push(row('bare-net', false, 26_000), row('tcp-handle', false, 30_000));
+    const floors = handshakeCostVerdict(results).detail;
+    assert.match(floors, /node:net floor \(bare-net[^)]*\): 26 k = 0\.65× uws, below the 0\.7× bar/);
+    assert.match(
+      floors,
+      /without node:net \(tcp-handle[^)]*\): 30 k = 0\.75× uws, at or above the 0\.7× bar/,
+    );
+    results.handshakes = results.handshakes.slice(0, 4);
     results.handshakes = results.handshakes.filter((r) => r.target === 'wshub');
     assert.equal(handshakeCostVerdict(results).met, null); // seed met, uws not measured
 

@@ -13,6 +13,10 @@
  * of its worker's share was used (counted and logged as reuses), far more
  * connections apart than any cache of verified tokens holds.
  *
+ * Runs are interleaved across targets, each on a freshly started peer
+ * after a warm-up that is not measured (the warm-up presents the second
+ * half of the token pool, the measured run starts at the first).
+ *
  * The connectors run in the Go worker for plain WebSocket targets (the
  * suite's `--generator go`, its default), in the Node worker for Socket.IO
  * and with `--generator node`; each row records which.
@@ -22,12 +26,14 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { runHandshakes } from '../loadgen/index.ts';
+import { runHandshakes, type HandshakeResult } from '../loadgen/index.ts';
 import type { HandshakeRow } from '../results.ts';
 import { summarize } from '../summary.ts';
-import { repeat, takesPart, targetOf, withPeer, type ScenarioContext } from './context.ts';
+import { takesPart, targetOf, withPeer, type ScenarioContext } from './context.ts';
 
 const CONCURRENCY = 64;
+/** Unmeasured handshakes on a fresh peer before a measured run (JIT warm-up, thread pool started). */
+const WARMUP_MS = 1_000;
 /** Distinct tokens of the JWT variant. */
 export const TOKEN_POOL_SIZE = 20_000;
 
@@ -46,9 +52,22 @@ export async function signTokenPool(secret: Buffer, count: number): Promise<stri
   return tokens;
 }
 
-/** Runs the handshake scenario for every selected target (bare-net and tcp-handle as floors). */
+/** One measured run of one target. */
+interface HandshakeRun {
+  result: HandshakeResult;
+  cpuSec: number;
+}
+
+/**
+ * Runs the handshake scenario for every selected target (bare-net and
+ * tcp-handle as floors). Runs are interleaved: run 1 of every target, then
+ * run 2 of every target, and so on, each on a freshly started peer after
+ * WARMUP_MS of unmeasured handshakes, so that a shared machine's slow
+ * minute falls on several targets instead of on all runs of one.
+ */
 export async function runHandshakeScenario(ctx: ScenarioContext): Promise<HandshakeRow[]> {
   const durationMs = ctx.quick ? 1_000 : 5_000;
+  const warmupMs = ctx.quick ? 300 : WARMUP_MS;
   const dir = mkdtempSync(join(tmpdir(), 'wshub-bench-'));
   // wshub requires HS256 secrets of at least 32 bytes; hex of 32 random bytes is 64.
   const secret = Buffer.from(randomBytes(32).toString('hex'));
@@ -57,56 +76,72 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
   const signStart = performance.now();
   const tokens = await signTokenPool(secret, ctx.quick ? TOKEN_POOL_SIZE / 4 : TOKEN_POOL_SIZE);
   const bearers = tokens.map((t) => `Bearer ${t}`);
+  // The warm-up presents the second half of the pool: the measured run, which starts at the first, meets them again only half a pool later.
+  const warmupBearers = bearers.slice(bearers.length / 2);
   ctx.log(
     `handshakes: ${tokens.length} distinct tokens signed in ${((performance.now() - signStart) / 1000).toFixed(1)} s`,
   );
+  const variants = [false, true].flatMap((jwt) =>
+    ctx.targets
+      .filter((name) => takesPart(name, 'handshakes'))
+      .map((name) => ({
+        jwt,
+        variant: {
+          label: jwt ? `${name} (JWT)` : name,
+          name,
+          args: jwt ? ['--jwt-secret-file', secretFile] : [],
+        },
+      })),
+  );
+  const measured = new Map<string, HandshakeRun[]>(variants.map((v) => [v.variant.label, []]));
   const rows: HandshakeRow[] = [];
   try {
-    for (const jwt of [false, true]) {
-      for (const name of ctx.targets) {
-        if (!takesPart(name, 'handshakes')) continue;
-        const label = jwt ? `${name} (JWT)` : name;
-        ctx.log(`handshakes / ${label}`);
-        const variant = { label, name, args: jwt ? ['--jwt-secret-file', secretFile] : [] };
-        const row = await withPeer(ctx, 'handshakes', variant, async (peer) => {
-          const runs = await repeat(ctx.runs, async () => {
-            const cpuBefore = peer.cpuSeconds();
-            const result = await runHandshakes({
+    for (let run = 0; run < ctx.runs; run++) {
+      for (const { jwt, variant } of variants) {
+        ctx.log(`handshakes / ${variant.label} (run ${run + 1} of ${ctx.runs})`);
+        const once = await withPeer(ctx, 'handshakes', variant, async (peer) => {
+          const load = (ms: number, headers: string[]) =>
+            runHandshakes({
               target: targetOf(peer),
               concurrency: CONCURRENCY,
-              durationMs,
-              ...(jwt ? { headerPool: { name: 'Authorization', values: bearers } } : {}),
+              durationMs: ms,
+              ...(jwt ? { headerPool: { name: 'Authorization', values: headers } } : {}),
               ...(ctx.generatorCpuList ? { cpuList: ctx.generatorCpuList } : {}),
               ...(ctx.receivePath ? { receivePath: ctx.receivePath } : {}),
             });
-            const cpuSec = peer.cpuSeconds() - cpuBefore;
-            ctx.log(
-              `    ${Math.round(result.perSec)} upgrades/s, ${result.failures} failures, p99 ${result.latencyMs.p99.toFixed(1)} ms, server CPU ${cpuSec.toFixed(2)} s` +
-                (jwt ? `, ${result.headerReuses} token reuses` : ''),
-            );
-            return { result, cpuSec };
-          });
-          const out: HandshakeRow = {
-            target: name,
-            jwt,
-            concurrency: CONCURRENCY,
-            upgradesPerSec: summarize(runs.map((r) => r.result.perSec)),
-            upgradesPerCpuSec: summarize(runs.map((r) => r.result.upgrades / r.cpuSec)),
-            p99Ms: summarize(runs.map((r) => r.result.latencyMs.p99)),
-            failures: summarize(runs.map((r) => r.result.failures)),
-            generatorLimited: runs.some((r) => r.result.generatorCpu.limited),
-            receivePath: runs[0]!.result.receivePath,
-            ...(jwt
-              ? {
-                  distinctTokens: tokens.length,
-                  tokenReuses: Math.max(...runs.map((r) => r.result.headerReuses)),
-                }
-              : {}),
-          };
-          return out;
+          await load(warmupMs, warmupBearers);
+          const cpuBefore = peer.cpuSeconds();
+          const result = await load(durationMs, bearers);
+          const cpuSec = peer.cpuSeconds() - cpuBefore;
+          ctx.log(
+            `    ${Math.round(result.perSec)} upgrades/s, ${result.failures} failures, p99 ${result.latencyMs.p99.toFixed(1)} ms, server CPU ${cpuSec.toFixed(2)} s` +
+              (jwt ? `, ${result.headerReuses} token reuses` : ''),
+          );
+          return { result, cpuSec };
         });
-        if (row) rows.push(row);
+        if (once !== undefined) measured.get(variant.label)!.push(once);
       }
+    }
+    for (const { jwt, variant } of variants) {
+      const runs = measured.get(variant.label)!;
+      if (runs.length === 0) continue;
+      rows.push({
+        target: variant.name,
+        jwt,
+        concurrency: CONCURRENCY,
+        upgradesPerSec: summarize(runs.map((r) => r.result.perSec)),
+        upgradesPerCpuSec: summarize(runs.map((r) => r.result.upgrades / r.cpuSec)),
+        p99Ms: summarize(runs.map((r) => r.result.latencyMs.p99)),
+        failures: summarize(runs.map((r) => r.result.failures)),
+        generatorLimited: runs.some((r) => r.result.generatorCpu.limited),
+        receivePath: runs[0]!.result.receivePath,
+        ...(jwt
+          ? {
+              distinctTokens: tokens.length,
+              tokenReuses: Math.max(...runs.map((r) => r.result.headerReuses)),
+            }
+          : {}),
+      });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -17,11 +17,7 @@
  */
 import { createServer, type Socket } from 'node:net';
 import { HOST, bearerCheck, connectionsOnly, parsePeerArgs, peerReady } from './common.ts';
-import { rawUpgrade } from './raw-upgrade.ts';
-
-/** FIN + close opcode, unmasked, two bytes of status 1000. */
-const CLOSE_FRAME = Buffer.from([0x88, 0x02, 0x03, 0xe8]);
-const CLOSE_OPCODE = 0x8;
+import { CLOSE_FRAME, rawUpgrade, startsWithClose } from './raw-upgrade.ts';
 
 const options = parsePeerArgs();
 const check = options.jwtSecret === undefined ? undefined : await bearerCheck(options.jwtSecret);
@@ -37,7 +33,7 @@ const onHandshakeData = rawUpgrade((socket, rest) => {
 
 /** Discards frames; a chunk that starts with a close frame is answered and the socket ended. */
 function onFrames(this: Socket, chunk: Buffer): void {
-  if ((chunk[0]! & 0x0f) === CLOSE_OPCODE) this.end(CLOSE_FRAME);
+  if (startsWithClose(chunk)) this.end(CLOSE_FRAME);
 }
 
 function onClose(): void {

@@ -1,7 +1,7 @@
 /**
  * The WebSocket handshake done by hand on a plain node:net socket, for the
- * peers that are deliberately not servers (the idle-memory floor, the
- * line-rate self-test): the request head is read (at most 16 KiB, a split
+ * peers that are deliberately not servers (the floors of idle memory and
+ * upgrade cost, the line-rate self-test): the request head is read (at most 16 KiB, a split
  * head buffered in a WeakMap until complete), anything but `GET /ws` with a
  * key is refused and closed, and the 101 carries the Sec-WebSocket-Accept
  * computed with node:crypto. No state per socket beyond the socket itself.
@@ -12,9 +12,28 @@ import { WS_PATH, pathOf, type BearerCheck } from './common.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_REQUEST_BYTES = 16 * 1024;
-const HEADER_END = Buffer.from('\r\n\r\n');
+/** The end of a request head. */
+export const HEADER_END = Buffer.from('\r\n\r\n');
 const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
 const AUTHORIZATION_PATTERN = /^authorization:[ \t]*(.*?)[ \t]*$/im;
+/** A server's close frame: FIN + close opcode, unmasked, two bytes of status 1000. */
+export const CLOSE_FRAME = Buffer.from([0x88, 0x02, 0x03, 0xe8]);
+const CLOSE_OPCODE = 0x8;
+
+/** The `Sec-WebSocket-Key` of a request head (latin1 text without the final blank line). */
+export function requestKey(head: string): string | undefined {
+  return KEY_PATTERN.exec(head)?.[1];
+}
+
+/** The `Authorization` header value of a request head. */
+export function requestAuthorization(head: string): string | undefined {
+  return AUTHORIZATION_PATTERN.exec(head)?.[1];
+}
+
+/** Whether a chunk read after the handshake starts with a close frame (the floors look no further). */
+export function startsWithClose(chunk: Buffer): boolean {
+  return (chunk[0]! & 0x0f) === CLOSE_OPCODE;
+}
 
 function acceptKey(key: string): string {
   return createHash('sha1')
@@ -27,7 +46,7 @@ function refuse(socket: Socket, status: string): void {
 }
 
 /** The 101 for `key`. */
-function switchingProtocols(key: string): string {
+export function switchingProtocols(key: string): string {
   return (
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`
@@ -79,13 +98,13 @@ export function rawUpgrade(
     const head = data.toString('latin1', 0, end);
     const [method, target] = head.slice(0, head.indexOf('\r\n')).split(' ');
     if (method !== 'GET' || pathOf(target) !== WS_PATH) return refuse(this, '404 Not Found');
-    const key = KEY_PATTERN.exec(head)?.[1];
+    const key = requestKey(head);
     if (key === undefined) return refuse(this, '400 Bad Request');
     const rest = data.subarray(end + 4);
     if (check === undefined) {
       this.write(switchingProtocols(key));
       return upgraded(this, rest);
     }
-    checkThenUpgrade(this, check, AUTHORIZATION_PATTERN.exec(head)?.[1], key, rest, upgraded);
+    checkThenUpgrade(this, check, requestAuthorization(head), key, rest, upgraded);
   };
 }

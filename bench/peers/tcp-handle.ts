@@ -16,7 +16,6 @@
  *
  * Run: node --import tsx bench/peers/tcp-handle.ts --port 0 [--jwt-secret-file FILE]
  */
-import { createHash } from 'node:crypto';
 import {
   HOST,
   bearerCheck,
@@ -26,6 +25,14 @@ import {
   peerReady,
   type BearerCheck,
 } from './common.ts';
+import {
+  CLOSE_FRAME,
+  HEADER_END,
+  requestAuthorization,
+  requestKey,
+  startsWithClose,
+  switchingProtocols,
+} from './raw-upgrade.ts';
 
 /** The parts of a libuv TCP handle this peer uses (node's TCPWrap). */
 interface TcpHandle {
@@ -60,12 +67,6 @@ interface Bindings {
   kArrayBufferOffset: number;
 }
 
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const HEADER_END = Buffer.from('\r\n\r\n');
-const KEY_PATTERN = /^sec-websocket-key:[ \t]*(\S+)[ \t]*$/im;
-const AUTHORIZATION_PATTERN = /^authorization:[ \t]*(.*?)[ \t]*$/im;
-/** FIN + close opcode, unmasked, two bytes of status 1000. */
-const CLOSE_FRAME = Buffer.from([0x88, 0x02, 0x03, 0xe8]);
 const UNAUTHORIZED = 'HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
 function binding(name: string): unknown {
@@ -105,17 +106,10 @@ function close(handle: TcpHandle): void {
   handle.close();
 }
 
-function switchingProtocols(handle: TcpHandle, key: string): void {
+function upgrade(handle: TcpHandle, key: string): void {
   handle.upgraded = true;
   connections++;
-  const accept = createHash('sha1')
-    .update(key + WS_GUID)
-    .digest('base64');
-  write(
-    handle,
-    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
-  );
+  write(handle, switchingProtocols(key));
 }
 
 function onread(this: TcpHandle, buffer: ArrayBuffer | undefined): void {
@@ -124,7 +118,7 @@ function onread(this: TcpHandle, buffer: ArrayBuffer | undefined): void {
   if (read === 0 || buffer === undefined) return;
   const chunk = Buffer.from(buffer, streamBaseState[kArrayBufferOffset], read);
   if (this.upgraded) {
-    if ((chunk[0]! & 0x0f) === 0x8) {
+    if (startsWithClose(chunk)) {
       write(this, CLOSE_FRAME);
       shutdown(this);
     }
@@ -133,16 +127,16 @@ function onread(this: TcpHandle, buffer: ArrayBuffer | undefined): void {
   const end = chunk.indexOf(HEADER_END);
   if (end < 0) return close(this);
   const head = chunk.toString('latin1', 0, end);
-  const key = KEY_PATTERN.exec(head)?.[1];
+  const key = requestKey(head);
   if (key === undefined) return close(this);
-  if (check === undefined) return switchingProtocols(this, key);
+  if (check === undefined) return upgrade(this, key);
   checkThenUpgrade(this, check, head, key);
 }
 
 /** Runs the bearer check with reading stopped, then answers 101 or 401. */
 function checkThenUpgrade(handle: TcpHandle, check: BearerCheck, head: string, key: string): void {
   handle.readStop();
-  void check(AUTHORIZATION_PATTERN.exec(head)?.[1]).then((ok) => {
+  void check(requestAuthorization(head)).then((ok) => {
     if (handle.closed) return;
     // Reading again also lets the client's FIN close the handle after a 401.
     handle.readStart();
@@ -150,7 +144,7 @@ function checkThenUpgrade(handle: TcpHandle, check: BearerCheck, head: string, k
       write(handle, UNAUTHORIZED);
       return shutdown(handle);
     }
-    switchingProtocols(handle, key);
+    upgrade(handle, key);
   });
 }
 

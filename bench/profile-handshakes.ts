@@ -4,8 +4,9 @@
  * CPU 1 loops connect → upgrade → close with 64 connectors (with `--jwt`,
  * a different HS256 token per connection), and the heaviest functions by
  * self time are printed. The connectors run in the Go worker by default
- * (`--generator node` for the Node worker; Socket.IO always uses it). The `.cpuprofile` files (main thread and any
- * other) stay in the given directory for Chrome DevTools.
+ * (`--generator node` for the Node worker; Socket.IO always uses it). The
+ * `.cpuprofile` files (main thread and any other) stay in the given
+ * directory for Chrome DevTools.
  *
  * The profiler samples wall time: on a machine busy with other work a
  * sample may stand for time the process spent waiting for the CPU, so the

@@ -1,10 +1,11 @@
 /**
  * The WebSocket handshake done by hand on a plain node:net socket, for the
  * peers that are deliberately not servers (the floors of idle memory and
- * upgrade cost, the line-rate self-test): the request head is read (at most 16 KiB, a split
- * head buffered in a WeakMap until complete), anything but `GET /ws` with a
- * key is refused and closed, and the 101 carries the Sec-WebSocket-Accept
- * computed with node:crypto. No state per socket beyond the socket itself.
+ * upgrade cost, the line-rate self-test): the request head is read (at
+ * most 16 KiB, a split head buffered in a WeakMap until complete), anything
+ * but `GET /ws` with a key is refused and closed, and the 101 carries the
+ * Sec-WebSocket-Accept computed with node:crypto. No state per socket
+ * beyond the socket itself.
  */
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';

@@ -91,13 +91,13 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
           name,
           args: jwt ? ['--jwt-secret-file', secretFile] : [],
         },
+        runs: [] as HandshakeRun[],
       })),
   );
-  const measured = new Map<string, HandshakeRun[]>(variants.map((v) => [v.variant.label, []]));
   const rows: HandshakeRow[] = [];
   try {
     for (let run = 0; run < ctx.runs; run++) {
-      for (const { jwt, variant } of variants) {
+      for (const { jwt, variant, runs } of variants) {
         ctx.log(`handshakes / ${variant.label} (run ${run + 1} of ${ctx.runs})`);
         const once = await withPeer(ctx, 'handshakes', variant, async (peer) => {
           const load = (ms: number, headers: string[]) =>
@@ -119,11 +119,10 @@ export async function runHandshakeScenario(ctx: ScenarioContext): Promise<Handsh
           );
           return { result, cpuSec };
         });
-        if (once !== undefined) measured.get(variant.label)!.push(once);
+        if (once !== undefined) runs.push(once);
       }
     }
-    for (const { jwt, variant } of variants) {
-      const runs = measured.get(variant.label)!;
+    for (const { jwt, variant, runs } of variants) {
       if (runs.length === 0) continue;
       rows.push({
         target: variant.name,
